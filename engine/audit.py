@@ -1,0 +1,139 @@
+"""The audit hash chain: canonical encoding, chaining and verification (pure functions)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.model import AuditEvent
+
+__all__ = ["GENESIS_HASH", "AuditReport", "canonical_json", "event_hash", "sha256_of", "verify_chain"]
+
+GENESIS_HASH = "0" * 64
+
+
+def canonical_json(value: Any) -> str:
+    """A stable JSON encoding (sorted keys, no spaces, ISO datetimes) used for every hash."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _iso(at: datetime) -> str:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def sha256_of(value: Any) -> str:
+    """SHA-256 hex digest of a value's canonical JSON (strings are hashed as they are)."""
+    raw = value if isinstance(value, str) else canonical_json(value)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def event_hash(
+    *,
+    seq: int,
+    at: datetime,
+    actor: str,
+    channel: str,
+    kind: str,
+    run_id: str | None,
+    checkpoint_id: str | None,
+    payload: dict[str, Any],
+    prev_hash: str,
+) -> str:
+    """The hash of one event, covering every field and the previous event's hash."""
+    body = {
+        "seq": seq,
+        "at": _iso(at),
+        "actor": actor,
+        "channel": channel,
+        "kind": kind,
+        "run_id": run_id,
+        "checkpoint_id": checkpoint_id,
+        "payload": payload,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+class AuditReport(BaseModel):
+    """Result of ``verify_chain``: ok, or the first bad event and what is wrong with it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+def verify_chain(events: Iterable[AuditEvent], head: tuple[int, str]) -> AuditReport:
+    """Check sequence numbers, each event's own hash, the links and the recorded head.
+
+    Detects a modified event (its hash no longer matches), an inserted or deleted event (a gap
+    or a broken link), reordering (sequence or link out of order) and truncation at the end
+    (the head names a later event than the last one found).
+    """
+    prev = GENESIS_HASH
+    expected_seq = 1
+    count = 0
+    for ev in events:
+        count += 1
+        if ev.seq != expected_seq:
+            kind = "missing (deleted)" if ev.seq > expected_seq else "out of order or inserted"
+            return AuditReport(
+                ok=False,
+                checked=count,
+                first_bad_seq=expected_seq if ev.seq > expected_seq else ev.seq,
+                problem=f"expected event {expected_seq}, found {ev.seq}: event {kind}",
+            )
+        recomputed = event_hash(
+            seq=ev.seq,
+            at=ev.at,
+            actor=ev.actor,
+            channel=ev.channel,
+            kind=ev.kind,
+            run_id=ev.run_id,
+            checkpoint_id=ev.checkpoint_id,
+            payload=ev.payload,
+            prev_hash=ev.prev_hash,
+        )
+        if ev.prev_hash != prev:
+            return AuditReport(
+                ok=False,
+                checked=count,
+                first_bad_seq=ev.seq,
+                problem=f"event {ev.seq} does not link to event {ev.seq - 1}: inserted, deleted or reordered",
+            )
+        if recomputed != ev.hash:
+            return AuditReport(
+                ok=False,
+                checked=count,
+                first_bad_seq=ev.seq,
+                problem=f"event {ev.seq} was modified: its content no longer matches its hash",
+            )
+        prev = ev.hash
+        expected_seq += 1
+    head_seq, head_hash = head
+    if head_seq != expected_seq - 1 or (head_seq and head_hash != prev):
+        return AuditReport(
+            ok=False,
+            checked=count,
+            first_bad_seq=expected_seq,
+            problem=f"the chain ends at event {expected_seq - 1} but the recorded head is event {head_seq}: "
+            "events were deleted from the end or appended outside the store",
+        )
+    return AuditReport(ok=True, checked=count)

@@ -1,0 +1,112 @@
+"""One error hierarchy for everything Signoff raises on purpose.
+
+Adapters translate library errors into these (``raise ... from e``) so that
+SlackApiError, SQLAlchemyError, anthropic.APIError or docker errors never cross a layer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+__all__ = [
+    "Conflict",
+    "EngineError",
+    "InvalidInput",
+    "InvalidWorkflow",
+    "LeaseLost",
+    "NotAllowed",
+    "NotFound",
+    "SkillFailed",
+    "WorkflowIssue",
+]
+
+
+class EngineError(Exception):
+    """Base for every error we raise on purpose."""
+
+
+class InvalidInput(EngineError):
+    """Input that does not fit a schema.
+
+    Attributes:
+        errors: field name (dotted path, "" for the whole object) -> message.
+    """
+
+    def __init__(self, message: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.errors: dict[str, str] = dict(errors or {})
+
+
+class WorkflowIssue:
+    """One problem in a workflow file, located by file, line, node and field."""
+
+    __slots__ = ("field", "file", "line", "message", "node")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str = "",
+        line: int | None = None,
+        node: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.node = node
+        self.field = field
+
+    def __str__(self) -> str:
+        where = self.file or "<workflow>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        parts = [where]
+        if self.node is not None:
+            parts.append(f"node '{self.node}'")
+        if self.field is not None:
+            parts.append(f"field '{self.field}'")
+        return ": ".join([*parts, self.message])
+
+    def __repr__(self) -> str:
+        return f"WorkflowIssue({self!s})"
+
+
+class InvalidWorkflow(EngineError):
+    """A workflow file that cannot be loaded; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: list[WorkflowIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+class NotFound(EngineError):
+    """A run, checkpoint, workflow or skill that does not exist."""
+
+
+class NotAllowed(EngineError):
+    """The actor may not do this (not an assignee, self-approval, wrong confirm word...)."""
+
+
+class Conflict(EngineError):
+    """The checkpoint was already resolved; names who won and when."""
+
+    def __init__(
+        self, message: str, *, winner: str | None = None, at: datetime | None = None, action: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.winner = winner
+        self.at = at
+        self.action = action
+
+
+class LeaseLost(EngineError):
+    """This process no longer holds the run's lease; its work is refused."""
+
+
+class SkillFailed(EngineError):
+    """A node's work failed; ``retryable`` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable

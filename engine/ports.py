@@ -1,0 +1,404 @@
+"""Ports: the interfaces the engine needs from the outside world.
+
+Storage, skills and bot implement these; ``engine.testing`` ships in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.model import (
+    AuditEvent,
+    Checkpoint,
+    CheckpointOutcome,
+    Decision,
+    Delivery,
+    DeliveryStatus,
+    Priority,
+    Run,
+    RunStatus,
+    Step,
+    WorkflowVersion,
+)
+
+__all__ = [
+    "LLM",
+    "AuditDraft",
+    "CheckpointUpdate",
+    "Clock",
+    "Directory",
+    "HttpClient",
+    "HttpRequest",
+    "HttpResponse",
+    "IdFactory",
+    "LLMRequest",
+    "LLMResponse",
+    "Lease",
+    "RunChange",
+    "RunStore",
+    "Sandbox",
+    "SandboxLimits",
+    "SandboxRequest",
+    "SandboxResult",
+    "SendResult",
+    "Sender",
+]
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------- time and ids
+
+
+class Clock(Protocol):
+    """Time, injected so that hour-long timeouts can be tested in milliseconds."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        ...
+
+
+class IdFactory(Protocol):
+    """Unique ids, injected so tests are deterministic."""
+
+    def new(self, prefix: str) -> str:
+        """A new unique id starting with ``prefix`` (e.g. ``run_``)."""
+        ...
+
+
+# --------------------------------------------------------------------------- storage
+
+
+class AuditDraft(_Msg):
+    """An audit event before the store chains it (assigns seq, prev_hash and hash)."""
+
+    at: datetime
+    actor: str
+    channel: str
+    kind: str
+    run_id: str | None = None
+    checkpoint_id: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class Lease(_Msg):
+    """Proof that this process executes a run; ``epoch`` fences every commit."""
+
+    run_id: str
+    owner: str
+    epoch: int
+    expires_at: datetime
+
+
+class RunChange(_Msg):
+    """Everything one step commit changes, applied in one transaction under a lease."""
+
+    at: datetime
+    steps: list[Step] = Field(default_factory=list)
+    checkpoints: list[Checkpoint] = Field(default_factory=list)
+    pending_remove: list[str] = Field(default_factory=list)
+    pending_add: list[str] = Field(default_factory=list)
+    status: RunStatus | None = None
+    reason: str | None = None
+    rejected: bool = False
+    finished: bool = False
+    release: bool = False
+    deliveries: list[Delivery] = Field(default_factory=list)
+    audit: list[AuditDraft] = Field(default_factory=list)
+
+
+class CheckpointUpdate(_Msg):
+    """A compare-and-set on a checkpoint's version: a decision, a quorum vote, or an escalation.
+
+    With ``resolve=True`` the checkpoint closes with ``outcome`` and ``decision``; the run gets
+    ``pending_add`` and leaves ``waiting`` (becomes ``queued``) so that a driver resumes it.
+    """
+
+    checkpoint_id: str
+    expected_version: int
+    at: datetime
+    resolve: bool = False
+    outcome: CheckpointOutcome | None = None
+    decision: Decision | None = None
+    step: Step | None = None
+    pending_add: list[str] = Field(default_factory=list)
+    rejected: bool = False
+    approvals: list[str] | None = None
+    assignees: list[str] | None = None
+    due_at: datetime | None = None
+    clear_due: bool = False
+    escalation_level: int | None = None
+    priority: Priority | None = None
+    deliveries: list[Delivery] = Field(default_factory=list)
+    audit: list[AuditDraft] = Field(default_factory=list)
+
+
+class RunStore(Protocol):
+    """Durable state of workflows, runs, steps, checkpoints, decisions, outbox and audit.
+
+    Every method is one transaction. Every state change carries its audit drafts, which the
+    store chains and writes in the same transaction.
+    """
+
+    async def publish_workflow(self, version: WorkflowVersion) -> None:
+        """Store a workflow version; publishing the same hash again is a no-op."""
+        ...
+
+    async def get_workflow_version(self, content_hash: str) -> WorkflowVersion:
+        """The pinned source of a workflow version. Raises NotFound."""
+        ...
+
+    async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
+        """Insert a new run (status queued, pending = [entry])."""
+        ...
+
+    async def claim_run(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
+        """Take the run's lease when it is free or expired and the run is not final.
+
+        Returns None when another owner holds a live lease or the run is final.
+        """
+        ...
+
+    async def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
+        """Extend a held lease. Raises LeaseLost when it was taken over or fenced."""
+        ...
+
+    async def commit(self, lease: Lease, change: RunChange) -> Run:
+        """Apply a step's results atomically; refused with LeaseLost under a stale lease."""
+        ...
+
+    async def update_checkpoint(self, update: CheckpointUpdate) -> Checkpoint:
+        """Compare-and-set on the checkpoint version.
+
+        Raises:
+            Conflict: the checkpoint is resolved or its version moved; names the winner.
+            NotFound: no such checkpoint.
+        """
+        ...
+
+    async def cancel_run(self, run_id: str, at: datetime, reason: str, audit: list[AuditDraft]) -> Run:
+        """Cancel a non-final run, close its open checkpoints, fence any lease holder."""
+        ...
+
+    async def get_run(self, run_id: str) -> Run:
+        """Raises NotFound."""
+        ...
+
+    async def list_runs(
+        self, *, status: list[RunStatus] | None = None, workflow_id: str | None = None, limit: int = 100
+    ) -> list[Run]:
+        """Newest first."""
+        ...
+
+    async def list_steps(self, run_id: str) -> list[Step]:
+        """In start order."""
+        ...
+
+    async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
+        """Raises NotFound."""
+        ...
+
+    async def list_checkpoints(
+        self, *, run_id: str | None = None, open_only: bool = False, limit: int = 500
+    ) -> list[Checkpoint]:
+        """Newest first."""
+        ...
+
+    async def list_decisions(
+        self, *, run_id: str | None = None, checkpoint_id: str | None = None
+    ) -> list[Decision]:
+        """In decision order."""
+        ...
+
+    async def runnable_runs(self, now: datetime, limit: int = 100) -> list[str]:
+        """Ids of non-final runs with pending work whose lease is free or expired."""
+        ...
+
+    async def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
+        """Pending outbox rows whose next attempt is due, oldest first."""
+        ...
+
+    async def list_deliveries(
+        self, *, checkpoint_id: str | None = None, run_id: str | None = None
+    ) -> list[Delivery]:
+        """Outbox rows in creation order."""
+        ...
+
+    async def add_deliveries(self, deliveries: list[Delivery], audit: list[AuditDraft]) -> None:
+        """Queue outbox rows outside a run commit (e.g. App Home refreshes)."""
+        ...
+
+    async def mark_delivery(
+        self,
+        delivery_id: str,
+        *,
+        status: DeliveryStatus,
+        attempts: int,
+        next_attempt_at: datetime,
+        error: str | None = None,
+        channel_ref: str | None = None,
+        message_ts: str | None = None,
+        audit: list[AuditDraft] | None = None,
+    ) -> None:
+        """Record the result of a send attempt."""
+        ...
+
+    async def audit_events(
+        self, *, run_id: str | None = None, since: datetime | None = None, after_seq: int = 0
+    ) -> list[AuditEvent]:
+        """Audit events in sequence order."""
+        ...
+
+    async def audit_head(self) -> tuple[int, str]:
+        """The last sequence number and hash the store recorded (0 and the genesis hash when empty)."""
+        ...
+
+
+# --------------------------------------------------------------------------- outbound adapters
+
+
+class SendResult(_Msg):
+    """What a sender learned: where the message landed, or why it failed."""
+
+    ok: bool
+    channel_ref: str | None = None
+    message_ts: str | None = None
+    error: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+
+
+class Sender(Protocol):
+    """Sends outbox deliveries (Slack, the local console, ...)."""
+
+    async def send(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
+        """Send one delivery; ``related`` are earlier deliveries of the same checkpoint."""
+        ...
+
+
+class Directory(Protocol):
+    """Resolves Slack user groups to their members."""
+
+    async def group_members(self, group_id: str) -> list[str]:
+        """User ids in the group (``S...``)."""
+        ...
+
+
+class HttpRequest(_Msg):
+    """One outbound HTTP call of an ``http`` node."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = None
+    body: str | None = None
+    timeout_s: float = 30.0
+
+
+class HttpResponse(_Msg):
+    """The answer to an HttpRequest."""
+
+    status: int
+    headers: dict[str, str] = Field(default_factory=dict)
+    text: str = ""
+
+
+@runtime_checkable
+class HttpClient(Protocol):
+    """Outbound HTTP. Raises SkillFailed(retryable=True) on connection errors and timeouts."""
+
+    async def request(self, request: HttpRequest) -> HttpResponse:
+        """Send the request and read the whole response."""
+        ...
+
+
+class SandboxLimits(_Msg):
+    """Resource limits of one sandboxed command."""
+
+    cpu_seconds: float = 10.0
+    memory_bytes: int = 256 * 1024 * 1024
+    wall_seconds: float = 30.0
+    max_processes: int = 64
+    max_file_bytes: int = 16 * 1024 * 1024
+    max_output_bytes: int = 1024 * 1024
+
+
+class SandboxRequest(_Msg):
+    """A command to run in an isolated workspace.
+
+    ``command`` is a shell command line (run with ``/bin/sh -c``) or an argv list. ``files``
+    are written into the workspace before it starts. ``readonly_dir`` (a skill's folder) is
+    visible read-only at ``/skill`` and is the working directory when ``cwd_skill`` is set.
+    """
+
+    command: str | list[str]
+    stdin: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict)
+    readonly_dir: str | None = None
+    cwd_skill: bool = False
+    limits: SandboxLimits = Field(default_factory=SandboxLimits)
+
+
+class SandboxResult(_Msg):
+    """How a sandboxed command ended."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    killed: Literal["wall_time", "cpu_time", "memory", "output", None] = None
+    output_truncated: bool = False
+    files: list[str] = Field(default_factory=list)
+    duration_ms: float = 0.0
+
+
+class Sandbox(Protocol):
+    """Runs a command in isolation; ``workspace`` is the per-step directory on the host."""
+
+    name: str
+
+    async def run(self, request: SandboxRequest, workspace: Path) -> SandboxResult:
+        """Run to completion or until a limit stops it."""
+        ...
+
+
+class LLMRequest(_Msg):
+    """One model call. With ``output_schema`` the answer is forced through a tool call."""
+
+    model: str
+    system: str | None = None
+    prompt: str
+    output_schema: dict[str, Any] | None = None
+    max_tokens: int = 1024
+    temperature: float | None = None
+
+
+class LLMResponse(_Msg):
+    """A model answer with usage and cost."""
+
+    text: str = ""
+    data: dict[str, Any] | None = None
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    attempts: int = 1
+
+
+class LLM(Protocol):
+    """A language model. Raises SkillFailed (retryable when the API said so)."""
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        """Answer the request; with ``output_schema`` return validated ``data``."""
+        ...

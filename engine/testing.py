@@ -1,0 +1,40 @@
+"""In-memory fakes of the engine's ports, for fast tests of the engine and its callers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["FixedClock", "SeqIds"]
+
+
+class FixedClock:
+    """A clock that moves only when told to; ``sleep`` advances it instantly."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        """The current fake time."""
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self._now += timedelta(seconds=seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        """Advance time and yield to the loop once."""
+        self.advance(seconds)
+        await asyncio.sleep(0)
+
+
+class SeqIds:
+    """Deterministic ids: ``run_1``, ``run_2``, ..."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+
+    def new(self, prefix: str) -> str:
+        """The next id with ``prefix``."""
+        return f"{prefix}{next(self._counter)}"
