@@ -1,0 +1,159 @@
+"""Small Block Kit building helpers shared by the renderers (private).
+
+Every helper clips text to the limit Slack documents for that spot, because Slack rejects the
+whole message or view when a single field is one character too long.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+Block = dict[str, Any]
+
+# Limits from docs/slack-platform.md §1.7 and §1.8.
+MESSAGE_BLOCKS = 50
+VIEW_BLOCKS = 100
+MESSAGE_TEXT = 4000
+HEADER_TEXT = 150
+SECTION_TEXT = 3000
+SECTION_FIELDS = 10
+FIELD_TEXT = 2000
+LABEL_TEXT = 2000
+PLACEHOLDER_TEXT = 150
+BUTTON_TEXT = 75
+BUTTON_VALUE = 2000
+OPTION_TEXT = 75
+OPTION_VALUE = 75
+OPTIONS = 100
+SMALL_OPTIONS = 10
+ACTIONS_ELEMENTS = 25
+CONTEXT_ELEMENTS = 10
+VIEW_TITLE = 24
+PRIVATE_METADATA = 3000
+ID_TEXT = 255
+
+ELLIPSIS = "…"
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, marked with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)] + ELLIPSIS
+
+
+def plain(text: str, limit: int = SECTION_TEXT) -> dict[str, Any]:
+    """A plain_text object (emoji on), clipped to ``limit``; Slack refuses empty text."""
+    return {"type": "plain_text", "text": clip(text or " ", limit), "emoji": True}
+
+
+def mrkdwn(text: str, limit: int = SECTION_TEXT) -> dict[str, Any]:
+    """A mrkdwn text object clipped to ``limit``."""
+    return {"type": "mrkdwn", "text": clip(text or " ", limit)}
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack mrkdwn treats as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mention(ref: str) -> str:
+    """A Slack mention for a user (U…/W…), a user group (S…) or a channel (C…/G…)."""
+    if not ref:
+        return "someone"
+    if ref.startswith("<"):
+        return ref
+    if ref[0] == "S":
+        return f"<!subteam^{ref}>"
+    if ref[0] in "CG":
+        return f"<#{ref}>"
+    return f"<@{ref}>"
+
+
+def header(text: str, block_id: str) -> Block:
+    """A header block (plain text, at most 150 characters)."""
+    return {"type": "header", "block_id": block_id, "text": plain(text, HEADER_TEXT)}
+
+
+def section(text: str, block_id: str, *, accessory: Block | None = None) -> Block:
+    """A mrkdwn section block, optionally with an accessory element."""
+    block: Block = {"type": "section", "block_id": block_id, "text": mrkdwn(text)}
+    if accessory is not None:
+        block["accessory"] = accessory
+    return block
+
+
+def context(texts: list[str], block_id: str) -> Block:
+    """A context block of up to 10 mrkdwn elements."""
+    return {
+        "type": "context",
+        "block_id": block_id,
+        "elements": [mrkdwn(t, SECTION_TEXT) for t in texts[:CONTEXT_ELEMENTS]],
+    }
+
+
+def button(
+    text: str, action_id: str, *, value: str | None = None, style: str | None = None, url: str | None = None
+) -> Block:
+    """A button element; ``value`` carries ids only, never state."""
+    element: Block = {"type": "button", "action_id": action_id, "text": plain(text, BUTTON_TEXT)}
+    if value is not None:
+        element["value"] = value[:BUTTON_VALUE]
+    if style is not None:
+        element["style"] = style
+    if url is not None:
+        element["url"] = url
+    return element
+
+
+def actions(elements: list[Block], block_id: str) -> Block:
+    """An actions block of at most 25 elements."""
+    return {"type": "actions", "block_id": block_id, "elements": elements[:ACTIONS_ELEMENTS]}
+
+
+def display_value(value: Any) -> str:
+    """How a context value reads in a message: strings as they are, the rest as compact JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def humanize(name: str) -> str:
+    """``due_date`` -> ``Due date``: a label for a field without a title."""
+    words = name.replace("_", " ").replace("-", " ").strip()
+    return words[:1].upper() + words[1:] if words else name
+
+
+def utc_time(at: datetime) -> str:
+    """``10:32 UTC``; naive datetimes are taken as UTC."""
+    return f"{as_utc(at):%H:%M} UTC"
+
+
+def as_utc(at: datetime) -> datetime:
+    """``at`` in UTC; naive datetimes are taken as UTC."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def duration(seconds: float) -> str:
+    """A short human duration: ``45s``, ``12m``, ``3h 5m``, ``2d 4h``."""
+    total = int(abs(seconds))
+    days, rem = divmod(total, 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes = rem // 60
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m"
+    return f"{total}s"
+
+
+def metadata(data: dict[str, Any]) -> str:
+    """Compact JSON for ``private_metadata`` (checked against the 3000-character limit by callers)."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
