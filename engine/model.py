@@ -51,7 +51,7 @@ def parse_duration(value: str | int | float) -> timedelta:
         ValueError: with a message saying which forms are accepted.
     """
     if isinstance(value, bool):
-        raise ValueError(f"bad duration {value!r}: use a number with a unit, like 30s, 30m, 4h or 7d")
+        raise ValueError(f"bad duration {value!r}: use a number with a unit, like 30s, 30m, 4h or 7d")  # noqa: TRY004
     if isinstance(value, int | float):
         if value <= 0:
             raise ValueError(f"bad duration {value!r}: must be positive")
@@ -270,6 +270,7 @@ class Run(_Frozen):
     origin: dict[str, Any] = Field(default_factory=dict)
     pending: list[str] = Field(default_factory=list)
     reason: str | None = None
+    rejected: bool = False
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None

@@ -1,0 +1,45 @@
+"""Commands sent to the engine from any channel (Slack, CLI, web, scheduler)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Cancel", "Command", "Decide"]
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Decide(_Command):
+    """A person (or a policy) answers a checkpoint.
+
+    ``action`` is approve, reject, edit (``modify`` is accepted), answer or a custom option.
+    ``data`` holds edited or answered fields; ``confirm`` the typed confirmation word.
+    """
+
+    kind: Literal["decide"] = "decide"
+    checkpoint_id: str
+    action: str
+    actor: str
+    channel: str = "cli"
+    data: dict[str, Any] = Field(default_factory=dict)
+    comment: str | None = None
+    confirm: str | None = None
+    resolved_by: Literal["human", "timeout", "policy"] = "human"
+    rule: str | None = None
+
+
+class Cancel(_Command):
+    """Stop a run; only its requester or an admin may."""
+
+    kind: Literal["cancel"] = "cancel"
+    run_id: str
+    actor: str
+    channel: str = "cli"
+    reason: str = "cancelled"
+
+
+Command = Annotated[Decide | Cancel, Field(discriminator="kind")]

@@ -1,0 +1,258 @@
+"""``human``: pause the run at a checkpoint that a person resolves (approval, input or review)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel
+
+from engine.audit import sha256_of
+from engine.model import Checkpoint, Deliverable, Delivery, HumanConfig, NodeSpec, parse_duration
+from engine.nodes.base import Completed, LoadContext, NodeContext, NodeResult, Paused
+from engine.policy import assignee_principals, check_assignee_spec
+from engine.ports import AuditDraft
+from engine.templates import render_value
+
+__all__ = ["RESERVED_RESPONSE_FIELDS", "HumanNode", "shown_view"]
+
+RESERVED_RESPONSE_FIELDS = frozenset({"action", "resolved_by", "actor", "comment", "rule"})
+_ESCALATION_WORDS = {"auto_approve", "auto_reject", "escalate", "retry", "queue"}
+
+
+class HumanNode:
+    """Opens a checkpoint; the run resumes when it is resolved."""
+
+    type_name: ClassVar[str] = "human"
+    config_model: ClassVar[type[BaseModel]] = HumanConfig
+    template_fields: ClassVar[tuple[str, ...]] = ("title", "prompt", "context", "proposed")
+    side_effects: ClassVar[bool] = False
+
+    @classmethod
+    def check(cls, node: NodeSpec, ctx: LoadContext) -> list[tuple[str | None, str]]:
+        """Assignees, roles, response schema, durations and escalation."""
+        config = node.config
+        assert isinstance(config, HumanConfig)
+        problems: list[tuple[str | None, str]] = []
+        problems += [("assignee", p) for p in check_assignee_spec(config.assignee, ctx.roles)]
+        if config.assignee is None and config.kind != "input":
+            problems.append(
+                ("assignee", "an approval needs an assignee (user:, group:, role:, channel: or a pool)")
+            )
+        for target in config.notify:
+            problems += [
+                ("notify", p.replace("assignee", "recipient")) for p in check_assignee_spec(target, ctx.roles)
+            ]
+        problems += _check_schema(config.response_schema)
+        problems += _check_durations(config)
+        problems += _check_escalation(config, ctx)
+        if config.kind == "input" and not config.response_schema.get("properties"):
+            problems.append(
+                ("response_schema", "an input checkpoint needs response_schema properties to ask for")
+            )
+        return problems
+
+    @classmethod
+    async def execute(cls, ctx: NodeContext) -> NodeResult:
+        """Pass by policy when ``when`` does not hold; otherwise open the checkpoint."""
+        config = ctx.node.config
+        assert isinstance(config, HumanConfig)
+        condition = ctx.workflow.compiled.node_conditions.get(ctx.node.id)
+        if condition is not None and not condition.evaluate(ctx.scope):
+            return _passed_by_policy(ctx, condition.source, {r: ctx.scope.get(r) for r in condition.roots})
+        return _open(ctx, config)
+
+
+def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
+    compiled = ctx.compiled
+    now = ctx.deps.clock.now()
+    context = render_value(compiled.get("context", {}), ctx.scope)
+    proposed_raw = compiled.get("proposed")
+    properties = config.response_schema.get("properties", {})
+    if proposed_raw is not None:
+        proposed = render_value(proposed_raw, ctx.scope)
+    else:
+        proposed = {k: context[k] for k in properties if k in context}
+    if not isinstance(proposed, dict):
+        proposed = {}
+    for name, prop in properties.items():
+        if name not in proposed and isinstance(prop, dict) and "default" in prop:
+            proposed[name] = prop["default"]
+    assignees = assignee_principals(config.assignee, ctx.run.requester)
+    if not assignees:
+        assignees = [f"user:{ctx.run.requester}"]
+    title = str(render_value(compiled.get("title") or "", ctx.scope)) or ctx.node.title or ctx.node.id
+    cp = Checkpoint(
+        id=ctx.deps.ids.new("cp_"),
+        run_id=ctx.run.id,
+        node_id=ctx.node.id,
+        kind=config.kind,
+        title=title,
+        prompt=str(render_value(compiled.get("prompt", ""), ctx.scope)),
+        context=context if isinstance(context, dict) else {"context": context},
+        options=config.options if config.kind != "input" else ["answer"],
+        response_schema=config.response_schema,
+        proposed=proposed,
+        assignees=assignees,
+        notify=list(config.notify),
+        quorum=config.quorum,
+        priority=config.priority,
+        requester=ctx.run.requester,
+        allow_self_approval=config.allow_self_approval or _asks_requester(config),
+        confirm=config.confirm,
+        highlight=[str(h) for h in config.display.get("highlight", [])],
+        due_at=now + parse_duration(config.timeout) if config.timeout else None,
+        created_at=now,
+    )
+    cp = cp.model_copy(update={"shown_hash": sha256_of(shown_view(cp))})
+    deliveries = [
+        Delivery(
+            id=ctx.deps.ids.new("dlv_"),
+            run_id=ctx.run.id,
+            checkpoint_id=cp.id,
+            kind="checkpoint",
+            target=target,
+            payload={"role": "assignee" if target in assignees else "watcher"},
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for target in dict.fromkeys([*assignees, *config.notify])
+    ]
+    return Paused(checkpoint=cp, input={"context": cp.context, "proposed": proposed}, deliveries=deliveries)
+
+
+def _asks_requester(config: HumanConfig) -> bool:
+    # an input checkpoint without an assignee asks the requester for the missing facts
+    return config.kind == "input" and config.assignee is None
+
+
+def shown_view(cp: Checkpoint) -> dict[str, Any]:
+    """The canonical content a person is shown; its hash binds a decision to what was seen."""
+    return {
+        "title": cp.title,
+        "prompt": cp.prompt,
+        "context": cp.context,
+        "proposed": cp.proposed,
+        "options": cp.options,
+        "response_schema": cp.response_schema,
+    }
+
+
+def _passed_by_policy(ctx: NodeContext, expression: str, seen: dict[str, Any]) -> Completed:
+    now = ctx.deps.clock.now()
+    response = {
+        "action": "approve",
+        "resolved_by": "policy",
+        "rule": "when",
+        "actor": "policy:when",
+        "comment": None,
+    }
+    audit = AuditDraft(
+        at=now,
+        actor="policy:when",
+        channel="engine",
+        kind="checkpoint.passed",
+        run_id=ctx.run.id,
+        payload={"node": ctx.node.id, "expression": expression, "values": seen},
+    )
+    text = f"Passed by policy: condition {expression!r} did not hold"
+    return Completed(output=Deliverable(text=text, data=response), audit=[audit], response=response)
+
+
+def _check_schema(schema: dict[str, Any]) -> list[tuple[str | None, str]]:
+    if not schema:
+        return []
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return [("response_schema", f"not a valid JSON Schema: {exc.message}")]
+    clash = sorted(RESERVED_RESPONSE_FIELDS & set(schema.get("properties", {})))
+    if clash:
+        return [("response_schema", f"field '{clash[0]}' clashes with a decision field; rename it")]
+    return []
+
+
+def _check_durations(config: HumanConfig) -> list[tuple[str | None, str]]:
+    problems: list[tuple[str | None, str]] = []
+    timeout = None
+    if config.timeout is not None:
+        try:
+            timeout = parse_duration(config.timeout)
+        except ValueError as exc:
+            problems.append(("timeout", str(exc)))
+    for reminder in config.reminders:
+        try:
+            at = parse_duration(reminder)
+        except ValueError as exc:
+            problems.append(("reminders", str(exc)))
+            continue
+        if timeout is not None and at >= timeout:
+            problems.append(("reminders", f"reminder {reminder} comes after the timeout {config.timeout}"))
+    if config.reminders and config.timeout is None:
+        problems.append(("reminders", "reminders need a timeout"))
+    return problems
+
+
+def _levels(escalation: Any) -> list[dict[str, Any]]:
+    if escalation is None:
+        return []
+    if isinstance(escalation, str):
+        return [{"action": escalation}]
+    if isinstance(escalation, dict):
+        return [escalation]
+    return [e if isinstance(e, dict) else {"action": e} for e in escalation]
+
+
+def _check_escalation(config: HumanConfig, ctx: LoadContext) -> list[tuple[str | None, str]]:
+    levels = _levels(config.escalation)
+    if levels and config.timeout is None:
+        return [("escalation", "escalation needs a timeout on the node")]
+    problems: list[tuple[str | None, str]] = []
+    for index, level in enumerate(levels):
+        action = level.get("action")
+        last = index == len(levels) - 1
+        if action not in _ESCALATION_WORDS:
+            problems.append(
+                ("escalation", f"unknown escalation action {action!r} (use {sorted(_ESCALATION_WORDS)})")
+            )
+            continue
+        extra = set(level) - {"action", "to", "timeout", "max_retries", "final_action"}
+        if extra:
+            problems.append(("escalation", f"unknown escalation keys {sorted(extra)}"))
+        if action == "escalate":
+            problems += _check_escalate_level(level, config, ctx, last)
+        final = level.get("final_action")
+        if final is not None and final not in {"auto_approve", "auto_reject", "queue"}:
+            problems.append(
+                ("escalation", f"final_action {final!r} must be auto_approve, auto_reject or queue")
+            )
+    return problems
+
+
+def _check_escalate_level(
+    level: dict[str, Any], config: HumanConfig, ctx: LoadContext, last: bool
+) -> list[tuple[str | None, str]]:
+    problems: list[tuple[str | None, str]] = []
+    to = level.get("to")
+    if to is None:
+        role = str(config.assignee).removeprefix("role:") if isinstance(config.assignee, str) else None
+        if not (role and role in ctx.roles and ctx.roles[role].escalates_to):
+            problems.append(("escalation", "escalate needs 'to' (or an assignee role with escalates_to)"))
+    else:
+        problems += [("escalation", p) for p in check_assignee_spec(to, ctx.roles)]
+    if "timeout" in level:
+        try:
+            parse_duration(level["timeout"])
+        except ValueError as exc:
+            problems.append(("escalation", str(exc)))
+    elif last and level.get("final_action") is None:
+        pass  # escalated with no further deadline: the new assignee keeps it until decided
+    if last and "timeout" in level and level.get("final_action") is None:
+        problems.append(
+            (
+                "escalation",
+                "the last escalation level has a timeout but no final_action: the chain never ends",
+            )
+        )
+    return problems

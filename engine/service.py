@@ -1,0 +1,576 @@
+"""The Engine: starts runs, drives them node by node under a lease, applies decisions.
+
+Every step is committed (with its audit event) before the next node starts, so a crashed
+process resumes from the last committed step. A checkpoint is resolved by compare-and-set:
+exactly one decision wins.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from engine._decisions import decision_payload, diff_fields, normalise_action, outcome_of, schema_errors
+from engine.audit import sha256_of
+from engine.catalog import WorkflowCatalog
+from engine.commands import Cancel, Decide
+from engine.errors import Conflict, EngineError, InvalidInput, LeaseLost, NotAllowed
+from engine.expressions import ExpressionError
+from engine.model import (
+    Checkpoint,
+    CheckpointStatus,
+    Decision,
+    Deliverable,
+    Delivery,
+    ResolvedBy,
+    Run,
+    RunStatus,
+    Step,
+    StepStatus,
+    Workflow,
+    WorkflowVersion,
+)
+from engine.nodes.base import Completed, NodeContext, NodeDeps, Paused
+from engine.nodes.registry import NODE_KINDS
+from engine.policy import ensure_may_decide, is_admin
+from engine.ports import AuditDraft, CheckpointUpdate, Lease, RunChange, RunStore
+from engine.runner import NoMatchingEdge, build_scope, final_status, next_nodes, response_data
+from engine.templates import TemplateFailure
+
+__all__ = ["Engine"]
+
+log = logging.getLogger("signoff.engine")
+_NODE_ERRORS = (EngineError, TemplateFailure, ExpressionError)
+
+
+class Engine:
+    """Applies workflow semantics through the ports; one instance per process."""
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        catalog: WorkflowCatalog,
+        deps: NodeDeps,
+        owner: str,
+        lease_ttl: timedelta = timedelta(seconds=30),
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.deps = deps
+        self.clock = deps.clock
+        self.ids = deps.ids
+        self.owner = owner
+        self.lease_ttl = lease_ttl
+        self.on_change = on_change
+        self._published: set[str] = set()
+
+    # ------------------------------------------------------------------ starting
+
+    def check_inputs(self, workflow: Workflow, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Apply defaults and validate inputs. Raises InvalidInput keyed by field."""
+        values = dict(inputs)
+        for name, prop in workflow.inputs.get("properties", {}).items():
+            if name not in values and isinstance(prop, dict) and "default" in prop:
+                values[name] = prop["default"]
+        errors = schema_errors(workflow.inputs, values)
+        if errors:
+            raise InvalidInput(f"inputs of '{workflow.id}' are missing or invalid", errors)
+        return values
+
+    async def start(
+        self,
+        workflow_id: str,
+        inputs: dict[str, Any],
+        *,
+        requester: str,
+        origin: dict[str, Any] | None = None,
+    ) -> Run:
+        """Validate inputs and create a queued run pinned to the current version."""
+        workflow = self.catalog.get(workflow_id)
+        values = self.check_inputs(workflow, inputs)
+        now = self.clock.now()
+        if workflow.content_hash not in self._published:
+            await self.store.publish_workflow(
+                WorkflowVersion(
+                    workflow_id=workflow.id,
+                    content_hash=workflow.content_hash,
+                    source=workflow.source,
+                    path=workflow.path,
+                    created_at=now,
+                )
+            )
+            self._published.add(workflow.content_hash)
+        run = Run(
+            id=self.ids.new("run_"),
+            workflow_id=workflow.id,
+            workflow_hash=workflow.content_hash,
+            status=RunStatus.queued,
+            inputs=values,
+            requester=requester,
+            origin=dict(origin or {}),
+            pending=[workflow.entry],
+            created_at=now,
+            updated_at=now,
+        )
+        channel = str((origin or {}).get("channel", "cli"))
+        audit = self._audit(
+            "run.started",
+            requester,
+            channel,
+            run.id,
+            payload={
+                "workflow": workflow.id,
+                "version": workflow.content_hash,
+                "inputs_hash": sha256_of(values),
+            },
+        )
+        await self.store.create_run(run, [audit])
+        self._changed(run.id)
+        return run
+
+    # ------------------------------------------------------------------ driving
+
+    async def drive(self, run_id: str) -> Run | None:
+        """Execute the run until it pauses or ends; None when another process holds it."""
+        lease = await self.store.claim_run(run_id, self.owner, self.clock.now(), self.lease_ttl)
+        if lease is None:
+            return None
+        try:
+            return await self._drive(lease)
+        except LeaseLost:
+            log.info("lease on %s lost; another process continues it", run_id)
+            return None
+
+    async def _drive(self, lease: Lease) -> Run:
+        run = await self.store.get_run(lease.run_id)
+        workflow = await self.catalog.pinned(run.workflow_hash, self.store)
+        steps = {s.id: s for s in await self.store.list_steps(run.id)}
+        while True:
+            if run.status.final:
+                return run
+            if not run.pending:
+                return await self._finish(lease, run, list(steps.values()))
+            node_id = run.pending[0]
+            if any(s.node_id == node_id and s.status is not StepStatus.running for s in steps.values()):
+                run = await self.store.commit(lease, RunChange(at=self.clock.now(), pending_remove=[node_id]))
+                continue
+            run, new_steps = await self._step(lease, run, workflow, node_id, steps)
+            steps.update({s.id: s for s in new_steps})
+            if lease.expires_at - self.clock.now() < self.lease_ttl / 2:
+                lease = await self.store.renew_lease(lease, self.clock.now(), self.lease_ttl)
+
+    async def _finish(self, lease: Lease, run: Run, steps: list[Step]) -> Run:
+        status, reason = final_status(run, steps)
+        now = self.clock.now()
+        final = status.final
+        audit = [self._audit(f"run.{status.value}", "engine", "engine", run.id, payload={"reason": reason})]
+        deliveries = (
+            [self._notice(run, f"Run {run.id} ({run.workflow_id}) {status.value}", reason)] if final else []
+        )
+        run = await self.store.commit(
+            lease,
+            RunChange(
+                at=now,
+                status=status,
+                reason=reason,
+                finished=final,
+                release=True,
+                audit=audit if final else [],
+                deliveries=deliveries,
+            ),
+        )
+        self._changed(run.id)
+        return run
+
+    async def _step(
+        self, lease: Lease, run: Run, workflow: Workflow, node_id: str, steps: dict[str, Step]
+    ) -> tuple[Run, list[Step]]:
+        spec = workflow.nodes[node_id]
+        kind = NODE_KINDS[spec.type]
+        outputs = {
+            s.node_id: s.output
+            for s in steps.values()
+            if s.output is not None and s.status is StepStatus.succeeded
+        }
+        scope = build_scope(run, workflow, outputs)
+        started = self.clock.now()
+        previous = [s for s in steps.values() if s.node_id == node_id]
+        step = Step(
+            id=previous[0].id if previous else self.ids.new("step_"),
+            run_id=run.id,
+            node_id=node_id,
+            node_type=spec.type,
+            status=StepStatus.running,
+            attempt=len(previous) + 1 if not previous else previous[0].attempt + 1,
+            started_at=started,
+        )
+        if kind.side_effects:
+            run = await self.store.commit(lease, RunChange(at=started, steps=[step]))
+        ctx = NodeContext(
+            run=run, workflow=workflow, node=spec, scope=scope, deps=self.deps, attempt=step.attempt
+        )
+        try:
+            result = await kind.execute(ctx)
+            if isinstance(result, Paused):
+                return await self._paused(lease, run, step, result)
+            return await self._completed(lease, run, workflow, step, scope, result)
+        except LeaseLost:
+            raise
+        except _NODE_ERRORS as exc:
+            return await self._failed(lease, run, step, str(exc))
+
+    async def _completed(
+        self, lease: Lease, run: Run, workflow: Workflow, step: Step, scope: dict[str, Any], result: Completed
+    ) -> tuple[Run, list[Step]]:
+        now = self.clock.now()
+        scope["nodes"][step.node_id] = {
+            "text": result.output.text,
+            "data": result.output.data,
+            "files": result.output.files,
+        }
+        successors = next_nodes(workflow, step.node_id, scope, response=result.response)
+        done = step.model_copy(
+            update={
+                "status": StepStatus.succeeded,
+                "input": result.input,
+                "output": result.output,
+                "ended_at": now,
+                "input_tokens": result.input_tokens,
+                "output_tokens": result.output_tokens,
+                "cost_usd": result.cost_usd,
+            }
+        )
+        audit = [
+            self._audit(
+                "step.succeeded",
+                "engine",
+                "engine",
+                run.id,
+                payload={
+                    "node": step.node_id,
+                    "type": step.node_type,
+                    "output_hash": sha256_of(result.output.data),
+                },
+            ),
+            *result.audit,
+        ]
+        run = await self.store.commit(
+            lease,
+            RunChange(
+                at=now,
+                steps=[done],
+                pending_remove=[step.node_id],
+                pending_add=successors,
+                status=RunStatus.running if run.status is not RunStatus.running else None,
+                deliveries=result.deliveries,
+                audit=audit,
+            ),
+        )
+        return run, [done]
+
+    async def _paused(self, lease: Lease, run: Run, step: Step, result: Paused) -> tuple[Run, list[Step]]:
+        now = self.clock.now()
+        cp = result.checkpoint
+        waiting = step.model_copy(update={"status": StepStatus.waiting, "input": result.input})
+        audit = [
+            self._audit(
+                "checkpoint.opened",
+                "engine",
+                "engine",
+                run.id,
+                cp.id,
+                payload={
+                    "node": cp.node_id,
+                    "assignees": cp.assignees,
+                    "shown_hash": cp.shown_hash,
+                    "due_at": cp.due_at.isoformat() if cp.due_at else None,
+                    "quorum": cp.quorum,
+                },
+            )
+        ]
+        run = await self.store.commit(
+            lease,
+            RunChange(
+                at=now,
+                steps=[waiting],
+                checkpoints=[cp],
+                pending_remove=[step.node_id],
+                deliveries=result.deliveries,
+                audit=audit,
+            ),
+        )
+        self._changed(run.id)
+        return run, [waiting]
+
+    async def _failed(self, lease: Lease, run: Run, step: Step, error: str) -> tuple[Run, list[Step]]:
+        now = self.clock.now()
+        failed = step.model_copy(update={"status": StepStatus.failed, "error": error, "ended_at": now})
+        audit = [
+            self._audit(
+                "step.failed", "engine", "engine", run.id, payload={"node": step.node_id, "error": error}
+            )
+        ]
+        run = await self.store.commit(
+            lease, RunChange(at=now, steps=[failed], pending_remove=[step.node_id], audit=audit)
+        )
+        return run, [failed]
+
+    # ------------------------------------------------------------------ deciding
+
+    async def decide(self, command: Decide, *, drive: bool = True) -> Decision | None:
+        """Resolve (or vote on) a checkpoint. None means a quorum vote was recorded.
+
+        Raises:
+            Conflict: someone else already resolved it (names who and when).
+            NotAllowed: the actor may not decide, or the action is not offered.
+            InvalidInput: the data does not fit the response schema (field errors).
+        """
+        cp = await self.store.get_checkpoint(command.checkpoint_id)
+        if cp.status is CheckpointStatus.resolved:
+            raise await self._conflict(cp)
+        by_policy = command.resolved_by != "human"
+        action = normalise_action(cp, command.action, by_policy=by_policy)
+        if not by_policy:
+            await ensure_may_decide(cp, command.actor, self.catalog.roles, self.deps.directory)
+            if cp.confirm and action in {"approve", "edit"} and command.confirm != cp.confirm:
+                raise NotAllowed(f"type {cp.confirm} to confirm this irreversible action")
+        data = decision_payload(cp, action, command.data)
+        now = self.clock.now()
+        if action in {"approve", "edit"} and not by_policy and len(cp.approvals) + 1 < cp.quorum:
+            return await self._vote(cp, command, now)
+        run = await self.store.get_run(cp.run_id)
+        workflow = await self.catalog.pinned(run.workflow_hash, self.store)
+        steps = await self.store.list_steps(run.id)
+        response = response_data(
+            cp,
+            action=action,
+            data=data,
+            actor=command.actor,
+            comment=command.comment,
+            resolved_by=command.resolved_by,
+            rule=command.rule,
+        )
+        waiting = next((s for s in steps if s.node_id == cp.node_id and s.status is StepStatus.waiting), None)
+        outputs = {
+            s.node_id: s.output for s in steps if s.output is not None and s.status is StepStatus.succeeded
+        }
+        scope = build_scope(run, workflow, outputs)
+        scope["nodes"][cp.node_id] = {"text": "", "data": response, "files": []}
+        successors, rejected, error = self._route(workflow, cp, scope, response, action)
+        decision = Decision(
+            id=self.ids.new("dec_"),
+            checkpoint_id=cp.id,
+            run_id=cp.run_id,
+            action=action,
+            data=data,
+            comment=command.comment,
+            actor=command.actor,
+            channel=command.channel,
+            resolved_by=ResolvedBy(command.resolved_by),
+            rule=command.rule,
+            shown_hash=cp.shown_hash,
+            output_hash=sha256_of(response),
+            diff=diff_fields(cp.proposed, data) if action in {"edit", "answer"} else {},
+            created_at=now,
+        )
+        step_update = None
+        if waiting is not None:
+            step_update = waiting.model_copy(
+                update={
+                    "status": StepStatus.failed if error else StepStatus.succeeded,
+                    "output": Deliverable(text=_summary(decision), data=response),
+                    "error": error,
+                    "ended_at": now,
+                }
+            )
+        audit = self._audit(
+            "decision.recorded",
+            command.actor,
+            command.channel,
+            run.id,
+            cp.id,
+            payload={
+                "action": action,
+                "resolved_by": command.resolved_by,
+                "rule": command.rule,
+                "shown_hash": cp.shown_hash,
+                "output_hash": decision.output_hash,
+                "diff": decision.diff,
+                "comment": command.comment,
+                "approvals": [*cp.approvals, command.actor] if cp.quorum > 1 else [],
+            },
+        )
+        update = CheckpointUpdate(
+            checkpoint_id=cp.id,
+            expected_version=cp.version,
+            at=now,
+            resolve=True,
+            outcome=outcome_of(action, command.resolved_by),
+            decision=decision,
+            step=step_update,
+            pending_add=successors,
+            rejected=rejected,
+            approvals=[*cp.approvals, command.actor]
+            if action in {"approve", "edit"} and cp.quorum > 1
+            else None,
+            deliveries=self._decision_deliveries(cp, run, decision),
+            audit=[audit],
+        )
+        try:
+            await self.store.update_checkpoint(update)
+        except Conflict:
+            raise await self._conflict(await self.store.get_checkpoint(cp.id)) from None
+        self._changed(run.id)
+        if drive:
+            await self.drive(run.id)
+        return decision
+
+    def _route(
+        self, workflow: Workflow, cp: Checkpoint, scope: dict[str, Any], response: dict[str, Any], action: str
+    ) -> tuple[list[str], bool, str | None]:
+        """Successors after a decision, whether the branch ends rejected, and an error if routing failed."""
+        try:
+            successors = next_nodes(workflow, cp.node_id, scope, response=response)
+        except NoMatchingEdge as exc:
+            # a reject with no edge for it ends the branch: the run ends rejected, not failed
+            return ([], True, None) if action == "reject" else ([], False, str(exc))
+        except ExpressionError as exc:
+            return [], False, str(exc)
+        return successors, action == "reject" and not successors, None
+
+    async def _vote(self, cp: Checkpoint, command: Decide, now: Any) -> Decision | None:
+        approvals = [*cp.approvals, command.actor]
+        audit = self._audit(
+            "checkpoint.vote",
+            command.actor,
+            command.channel,
+            cp.run_id,
+            cp.id,
+            payload={
+                "approvals": approvals,
+                "quorum": cp.quorum,
+                "shown_hash": cp.shown_hash,
+            },
+        )
+        update = CheckpointUpdate(
+            checkpoint_id=cp.id,
+            expected_version=cp.version,
+            at=now,
+            approvals=approvals,
+            deliveries=[self._update_delivery(cp, now)],
+            audit=[audit],
+        )
+        await self.store.update_checkpoint(update)
+        self._changed(cp.run_id)
+        return None
+
+    async def _conflict(self, cp: Checkpoint) -> Conflict:
+        decisions = await self.store.list_decisions(checkpoint_id=cp.id)
+        if not decisions:
+            return Conflict(f"checkpoint {cp.id} is already {cp.outcome.value if cp.outcome else 'closed'}")
+        won = decisions[-1]
+        verb = {"approve": "approved", "reject": "rejected", "edit": "edited", "answer": "answered"}.get(
+            won.action, f"resolved ({won.action})"
+        )
+        who = (
+            won.actor
+            if won.resolved_by is ResolvedBy.human
+            else f"policy ({won.rule or won.resolved_by.value})"
+        )
+        return Conflict(
+            f"already {verb} by {who} at {won.created_at:%Y-%m-%d %H:%M} UTC",
+            winner=won.actor,
+            at=won.created_at,
+            action=won.action,
+        )
+
+    def _decision_deliveries(self, cp: Checkpoint, run: Run, decision: Decision) -> list[Delivery]:
+        now = decision.created_at
+        text = f"{cp.title}: {_summary(decision)}"
+        return [self._update_delivery(cp, now), self._notice(run, text, decision.comment)]
+
+    def _update_delivery(self, cp: Checkpoint, now: Any) -> Delivery:
+        return Delivery(
+            id=self.ids.new("dlv_"),
+            run_id=cp.run_id,
+            checkpoint_id=cp.id,
+            kind="checkpoint_update",
+            target=f"checkpoint:{cp.id}",
+            next_attempt_at=now,
+            created_at=now,
+        )
+
+    def _notice(self, run: Run, text: str, detail: str | None) -> Delivery:
+        now = self.clock.now()
+        return Delivery(
+            id=self.ids.new("dlv_"),
+            run_id=run.id,
+            kind="requester_notice",
+            target=f"user:{run.requester}",
+            payload={"text": text, "detail": detail, "origin": run.origin},
+            next_attempt_at=now,
+            created_at=now,
+        )
+
+    # ------------------------------------------------------------------ cancelling
+
+    async def cancel(self, command: Cancel) -> Run:
+        """Cancel a run (requester or admin only)."""
+        run = await self.store.get_run(command.run_id)
+        if command.actor != run.requester and not is_admin(command.actor, self.catalog.roles):
+            raise NotAllowed("only the person who started this run, or an admin, can cancel it")
+        if run.status.final:
+            raise Conflict(f"run {run.id} already ended ({run.status.value})")
+        audit = self._audit(
+            "run.cancelled", command.actor, command.channel, run.id, payload={"reason": command.reason}
+        )
+        run = await self.store.cancel_run(run.id, self.clock.now(), command.reason, [audit])
+        for cp in await self.store.list_checkpoints(run_id=run.id):
+            await self.store.add_deliveries([self._update_delivery(cp, self.clock.now())], [])
+        self._changed(run.id)
+        return run
+
+    async def recover(self, limit: int = 100) -> int:
+        """Drive every run with pending work and no live lease; returns how many were driven."""
+        driven = 0
+        for run_id in await self.store.runnable_runs(self.clock.now(), limit):
+            if await self.drive(run_id) is not None:
+                driven += 1
+        return driven
+
+    # ------------------------------------------------------------------ helpers
+
+    def _audit(
+        self,
+        kind: str,
+        actor: str,
+        channel: str,
+        run_id: str | None,
+        checkpoint_id: str | None = None,
+        *,
+        payload: dict[str, Any] | None = None,
+    ) -> AuditDraft:
+        return AuditDraft(
+            at=self.clock.now(),
+            actor=actor,
+            channel=channel,
+            kind=kind,
+            run_id=run_id,
+            checkpoint_id=checkpoint_id,
+            payload=payload or {},
+        )
+
+    def _changed(self, run_id: str) -> None:
+        if self.on_change is not None:
+            self.on_change(run_id)
+
+
+def _summary(decision: Decision) -> str:
+    if decision.resolved_by is not ResolvedBy.human:
+        return f"{decision.action} by policy ({decision.rule or decision.resolved_by.value})"
+    verb = {"approve": "approved", "reject": "rejected", "edit": "edited and approved", "answer": "answered"}
+    return f"{verb.get(decision.action, decision.action)} by {decision.actor}"

@@ -1,0 +1,133 @@
+"""``{{ ... }}`` templates rendered in Jinja2's sandbox with strict undefined variables.
+
+A value that is one single ``{{ expression }}`` keeps the expression's type (number, boolean,
+list, object); anything else renders to a string. Templates are compiled once, at load time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+__all__ = ["Template", "TemplateFailure", "compile_template", "compile_value", "has_template", "render_value"]
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+class TemplateFailure(ValueError):
+    """A template that does not parse, names an unknown variable, or fails while rendering."""
+
+
+def has_template(text: str) -> bool:
+    """True when ``text`` contains template syntax."""
+    return "{{" in text or "{%" in text
+
+
+class Template:
+    """A compiled template string."""
+
+    __slots__ = ("_expr", "_template", "node_refs", "roots", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        try:
+            ast = _ENV.parse(source)
+        except TemplateError as exc:
+            raise TemplateFailure(f"bad template {source!r}: {exc}") from exc
+        self.roots = _roots(ast)
+        self.node_refs = _node_refs(ast)
+        single = _SINGLE.match(source)
+        self._expr: Any = None
+        self._template: Any = None
+        if single and "{{" not in single.group("expr") and "{%" not in source:
+            self._expr = _ENV.compile_expression(single.group("expr"), undefined_to_none=False)
+        else:
+            self._template = _ENV.from_string(source)
+
+    def render(self, scope: Mapping[str, Any]) -> Any:
+        """Render with ``scope``; a single expression keeps its type.
+
+        Raises:
+            TemplateFailure: an undefined variable, a sandbox violation or any other error.
+        """
+        try:
+            if self._expr is not None:
+                value = self._expr(**scope)
+                if isinstance(value, StrictUndefined):
+                    str(value)  # raises UndefinedError with the variable's name
+                return value
+            return self._template.render(**scope)
+        except SecurityError as exc:
+            raise TemplateFailure(f"template {self.source!r} was refused by the sandbox: {exc}") from exc
+        except TemplateError as exc:
+            raise TemplateFailure(f"template {self.source!r} failed: {exc}") from exc
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            raise TemplateFailure(f"template {self.source!r} failed: {exc}") from exc
+
+
+def _roots(ast: nodes.Template) -> frozenset[str]:
+    from jinja2 import meta
+
+    return frozenset(meta.find_undeclared_variables(ast))
+
+
+def _node_refs(ast: nodes.Template) -> frozenset[str]:
+    refs: set[str] = set()
+    for getattr_node in ast.find_all(nodes.Getattr):
+        if isinstance(getattr_node.node, nodes.Name) and getattr_node.node.name == "nodes":
+            refs.add(getattr_node.attr)
+    for item in ast.find_all(nodes.Getitem):
+        if (
+            isinstance(item.node, nodes.Name)
+            and item.node.name == "nodes"
+            and isinstance(item.arg, nodes.Const)
+            and isinstance(item.arg.value, str)
+        ):
+            refs.add(item.arg.value)
+    return frozenset(refs)
+
+
+def compile_template(source: str) -> Template:
+    """Compile one template string."""
+    return Template(source)
+
+
+def compile_value(value: Any) -> Any:
+    """Compile every template string inside a JSON-like value (dicts and lists are walked)."""
+    if isinstance(value, str):
+        return Template(value) if has_template(value) else value
+    if isinstance(value, dict):
+        return {k: compile_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compile_value(v) for v in value]
+    return value
+
+
+def render_value(value: Any, scope: Mapping[str, Any]) -> Any:
+    """Render a value produced by ``compile_value`` (or a plain value, compiled on the fly)."""
+    if isinstance(value, Template):
+        return value.render(scope)
+    if isinstance(value, str):
+        return Template(value).render(scope) if has_template(value) else value
+    if isinstance(value, dict):
+        return {k: render_value(v, scope) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_value(v, scope) for v in value]
+    return value
+
+
+def walk_templates(value: Any) -> list[Template]:
+    """Every Template inside a compiled value."""
+    if isinstance(value, Template):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in walk_templates(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in walk_templates(v)]
+    return []
