@@ -126,11 +126,12 @@ def decision_line(decision: Decision) -> str:
     """Who decided what and when, never crediting a person for a timeout or policy decision."""
     action = decision.action.removeprefix("option:")
     at = utc_time(decision.created_at)
+    rule = decision.rule or (f"auto_{action}" if action in ("approve", "reject") else action)
     if decision.resolved_by is ResolvedBy.timeout:
-        return f":hourglass: Timed out — resolved by policy ({escape(decision.rule or action)}) at {at}"
+        return f":hourglass: Timed out — resolved by policy ({escape(rule)}) at {at}"
     if decision.resolved_by is ResolvedBy.policy:
         verb = _POLICY_ACTIONS.get(action) or _VERBS.get(action) or f"Resolved ({escape(action)})"
-        return f":robot_face: {verb} by policy ({escape(decision.rule or action)}) at {at}"
+        return f":robot_face: {verb} by policy ({escape(rule)}) at {at}"
     verb = _VERBS.get(action) or f"Chose “{escape(humanize(action))}”"
     return f"{_ICON.get(verb, ':ballot_box_with_check:')} {verb} by {mention(decision.actor)} at {at}"
 
