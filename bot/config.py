@@ -1,0 +1,95 @@
+"""Settings from the environment (and a ``.env`` file when present)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.errors import EngineError
+
+__all__ = ["ConfigError", "Settings"]
+
+
+class ConfigError(EngineError):
+    """Misconfiguration found at start-up; the message names the variable."""
+
+
+class Settings(BaseModel):
+    """Every setting Signoff reads (architecture.md §8)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    database_url: str = "sqlite:///./signoff.db"
+    workflows_dir: Path = Path("workflows")
+    skills_dir: Path = Path("skills/library")
+    roles_file: Path = Path("roles.yml")
+    host: str = "127.0.0.1"
+    port: int = 3000
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str | None = None
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    default_model: str = "claude-sonnet-4-5"
+    sandbox: str = "auto"
+    queue_channel: str | None = None
+    public_url: str | None = None
+    workspace_dir: Path = Path(".signoff/workspaces")
+    fault_points: str | None = None
+
+    @property
+    def slack_enabled(self) -> bool:
+        """True when the Slack surface should start."""
+        return bool(self.slack_bot_token and self.slack_signing_secret)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read settings; a ``.env`` file in the working directory is loaded first.
+
+        Raises:
+            ConfigError: naming the variable that is wrong or missing.
+        """
+        if env is None:
+            from dotenv import dotenv_values
+
+            file_values = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+            env = {**file_values, **os.environ}
+        get = env.get
+        bot, secret = get("SLACK_BOT_TOKEN") or None, get("SLACK_SIGNING_SECRET") or None
+        if bool(bot) != bool(secret):
+            missing = "SLACK_SIGNING_SECRET" if bot else "SLACK_BOT_TOKEN"
+            present = "SLACK_BOT_TOKEN" if bot else "SLACK_SIGNING_SECRET"
+            raise ConfigError(
+                f"{present} is set but {missing} is not: set both for Slack, or neither for local mode"
+            )
+        port_raw = get("SIGNOFF_PORT", "3000")
+        try:
+            port = int(port_raw)
+        except ValueError:
+            raise ConfigError(f"SIGNOFF_PORT must be a port number, not {port_raw!r}") from None
+        sandbox = get("SIGNOFF_SANDBOX", "auto")
+        if sandbox not in {"auto", "bwrap", "docker", "subprocess"}:
+            raise ConfigError(f"SIGNOFF_SANDBOX must be auto, bwrap, docker or subprocess, not {sandbox!r}")
+        return cls(
+            database_url=get("SIGNOFF_DATABASE_URL", "sqlite:///./signoff.db"),
+            workflows_dir=Path(get("SIGNOFF_WORKFLOWS_DIR", "workflows")),
+            skills_dir=Path(get("SIGNOFF_SKILLS_DIR", "skills/library")),
+            roles_file=Path(get("SIGNOFF_ROLES_FILE", "roles.yml")),
+            host=get("SIGNOFF_HOST", "127.0.0.1"),
+            port=port,
+            slack_bot_token=bot,
+            slack_signing_secret=secret,
+            slack_app_token=get("SLACK_APP_TOKEN") or None,
+            slack_api_url=get("SLACK_API_URL") or None,
+            anthropic_api_key=get("ANTHROPIC_API_KEY") or None,
+            anthropic_base_url=get("ANTHROPIC_BASE_URL") or None,
+            default_model=get("SIGNOFF_DEFAULT_MODEL", "claude-sonnet-4-5"),
+            sandbox=sandbox,
+            queue_channel=get("SIGNOFF_QUEUE_CHANNEL") or None,
+            public_url=get("SIGNOFF_PUBLIC_URL") or None,
+            workspace_dir=Path(get("SIGNOFF_WORKSPACE_DIR", ".signoff/workspaces")),
+            fault_points=get("SIGNOFF_TEST_FAULTS") or None,
+        )

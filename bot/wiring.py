@@ -1,0 +1,170 @@
+"""Composition root: builds the store, catalog, engine, outbox and adapters from Settings.
+
+The only module that imports the adapters (storage, skills) and the real clock and ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.config import ConfigError, Settings
+from engine.catalog import WorkflowCatalog
+from engine.errors import EngineError, InvalidWorkflow
+from engine.nodes.base import NodeDeps, SkillRunner
+from engine.outbox import Outbox
+from engine.ports import LLM, Clock, IdFactory, RunStore, Sandbox, Sender
+from engine.roles import Role, load_roles
+from engine.service import Engine
+from skills.http import AiohttpClient
+from storage import SqlStore, create_store
+
+__all__ = ["Container", "SystemClock", "UuidIds", "build", "database_url"]
+
+log = logging.getLogger("signoff.wiring")
+
+
+class SystemClock:
+    """Wall-clock time in UTC."""
+
+    def now(self) -> datetime:
+        """Now, timezone-aware."""
+        return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        """asyncio.sleep."""
+        await asyncio.sleep(seconds)
+
+
+class UuidIds:
+    """Random, time-prefixed ids (sortable by creation within a second)."""
+
+    def new(self, prefix: str) -> str:
+        """``prefix`` + 20 hex characters."""
+        return f"{prefix}{uuid.uuid4().hex[:20]}"
+
+
+def database_url(url: str) -> str:
+    """Accept plain ``postgresql://`` and ``postgres://`` URLs (we ship psycopg 3)."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url.removeprefix(plain)
+    return url
+
+
+@dataclass
+class Container:
+    """Everything one process runs with."""
+
+    settings: Settings
+    store: RunStore
+    catalog: WorkflowCatalog
+    engine: Engine
+    outbox: Outbox | None
+    clock: Clock
+    ids: IdFactory
+    roles: dict[str, Role]
+    closers: list[Any] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Release connections and sessions."""
+        for closer in reversed(self.closers):
+            result = closer()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _llm(settings: Settings) -> LLM | None:
+    if not settings.anthropic_api_key:
+        return None
+    from skills.llm import AnthropicLLM
+
+    return AnthropicLLM(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url)
+
+
+def _sandbox(settings: Settings) -> Sandbox | None:
+    from skills.sandbox import choose_sandbox
+
+    try:
+        return choose_sandbox(settings.sandbox, docker_image=os.environ.get("SIGNOFF_DOCKER_IMAGE"))
+    except EngineError as exc:
+        if settings.sandbox != "auto":
+            raise ConfigError(f"SIGNOFF_SANDBOX={settings.sandbox}: {exc}") from exc
+        log.warning("no sandbox available, code and skill nodes will fail: %s", exc)
+        return None
+
+
+def _skills(settings: Settings, sandbox: Sandbox | None, llm: LLM | None) -> SkillRunner | None:
+    if not settings.skills_dir.is_dir():
+        return None
+    from skills.registry import RegistryRunner, SkillRegistry
+
+    registry = SkillRegistry.load(settings.skills_dir)
+    if sandbox is None:
+        return None
+    return RegistryRunner(registry, sandbox=sandbox, llm=llm, model=settings.default_model)
+
+
+async def build(
+    settings: Settings,
+    *,
+    sender: Sender | None = None,
+    clock: Clock | None = None,
+    ids: IdFactory | None = None,
+    store: RunStore | None = None,
+    with_sandbox: bool = True,
+) -> Container:
+    """Build a process. Raises ConfigError or InvalidWorkflow with a clear message."""
+    clock = clock or SystemClock()
+    ids = ids or UuidIds()
+    try:
+        roles = load_roles(settings.roles_file)
+    except InvalidWorkflow as exc:
+        raise ConfigError(f"SIGNOFF_ROLES_FILE ({settings.roles_file}):\n{exc}") from exc
+    closers: list[Any] = []
+    if store is None:
+        sql: SqlStore = await asyncio.to_thread(create_store, database_url(settings.database_url))
+        closers.append(sql.close)
+        store = sql
+    llm = _llm(settings)
+    sandbox = _sandbox(settings) if with_sandbox else None
+    skill_runner = _skills(settings, sandbox, llm)
+    catalog = WorkflowCatalog.from_directory(
+        settings.workflows_dir, roles=roles, skills=skill_runner, llm_available=llm is not None
+    )
+    http = AiohttpClient()
+    closers.append(http.close)
+    deps = NodeDeps(
+        clock=clock,
+        ids=ids,
+        http=http,
+        sandbox=sandbox,
+        llm=llm,
+        skills=skill_runner,
+        workspace_root=settings.workspace_dir,
+        default_model=settings.default_model,
+        roles=roles,
+    )
+    engine = Engine(store=store, catalog=catalog, deps=deps, owner=_owner())
+    outbox = Outbox(store, sender, clock) if sender is not None else None
+    return Container(
+        settings=settings,
+        store=store,
+        catalog=catalog,
+        engine=engine,
+        outbox=outbox,
+        clock=clock,
+        ids=ids,
+        roles=roles,
+        closers=closers,
+    )

@@ -1,0 +1,111 @@
+"""The outbox dispatcher: sends queued deliveries after their transaction committed.
+
+Retries with exponential back-off, honours ``Retry-After``, and gives up (with an audit
+event) only after ``max_attempts`` or on a permanent error, so nothing is silently lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from engine.errors import EngineError
+from engine.model import Delivery, DeliveryStatus
+from engine.ports import AuditDraft, Clock, RunStore, Sender, SendResult
+
+__all__ = ["Outbox"]
+
+log = logging.getLogger("signoff.outbox")
+
+
+class Outbox:
+    """Drains due deliveries through a Sender."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        sender: Sender,
+        clock: Clock,
+        *,
+        max_attempts: int = 8,
+        base_delay: float = 1.0,
+        max_delay: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.sender = sender
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    async def dispatch_due(self, limit: int = 50) -> int:
+        """Send every due delivery once; returns how many were attempted."""
+        due = await self.store.due_deliveries(self.clock.now(), limit)
+        for delivery in due:
+            await self._send(delivery)
+        return len(due)
+
+    async def drain(self, rounds: int = 20) -> None:
+        """Dispatch until nothing is due (bounded), for tests and the CLI."""
+        for _ in range(rounds):
+            if not await self.dispatch_due():
+                return
+
+    async def _send(self, delivery: Delivery) -> None:
+        related: list[Delivery] = []
+        if delivery.checkpoint_id is not None:
+            related = [
+                d
+                for d in await self.store.list_deliveries(checkpoint_id=delivery.checkpoint_id)
+                if d.id != delivery.id
+            ]
+        try:
+            result = await self.sender.send(delivery, related)
+        except EngineError as exc:
+            result = SendResult(ok=False, error=str(exc), retryable=True)
+        attempts = delivery.attempts + 1
+        now = self.clock.now()
+        if result.ok:
+            await self.store.mark_delivery(
+                delivery.id,
+                status=DeliveryStatus.sent,
+                attempts=attempts,
+                next_attempt_at=now,
+                channel_ref=result.channel_ref or delivery.channel_ref,
+                message_ts=result.message_ts or delivery.message_ts,
+            )
+            return
+        if result.retryable and attempts < self.max_attempts:
+            delay = result.retry_after or min(self.base_delay * 2 ** (attempts - 1), self.max_delay)
+            log.warning("delivery %s failed (%s); retrying in %.1fs", delivery.id, result.error, delay)
+            await self.store.mark_delivery(
+                delivery.id,
+                status=DeliveryStatus.pending,
+                attempts=attempts,
+                next_attempt_at=now + timedelta(seconds=delay),
+                error=result.error,
+            )
+            return
+        log.error("delivery %s failed for good: %s", delivery.id, result.error)
+        audit = AuditDraft(
+            at=now,
+            actor="engine",
+            channel="outbox",
+            kind="delivery.failed",
+            run_id=delivery.run_id,
+            checkpoint_id=delivery.checkpoint_id,
+            payload={
+                "delivery": delivery.id,
+                "target": delivery.target,
+                "kind": delivery.kind,
+                "error": result.error,
+            },
+        )
+        await self.store.mark_delivery(
+            delivery.id,
+            status=DeliveryStatus.failed,
+            attempts=attempts,
+            next_attempt_at=now,
+            error=result.error,
+            audit=[audit],
+        )
