@@ -1,0 +1,9 @@
+"""Durable storage: SQLModel tables, the SQL ``RunStore`` and its Alembic migrations."""
+
+from __future__ import annotations
+
+from storage._db import StorageError
+from storage._migrate import migrate
+from storage.store import SqlStore, create_store
+
+__all__ = ["SqlStore", "StorageError", "create_store", "migrate"]

@@ -1,0 +1,198 @@
+"""SqlStore: the RunStore port on SQLite or PostgreSQL (SQLModel schema, Core statements)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import URL
+
+from engine.model import (
+    AuditEvent,
+    Checkpoint,
+    Decision,
+    Delivery,
+    DeliveryStatus,
+    Run,
+    RunStatus,
+    Step,
+    WorkflowVersion,
+)
+from engine.ports import AuditDraft, CheckpointUpdate, Lease, RunChange
+from storage import _audit, _checkpoints, _outbox, _queries, _runs
+from storage._db import Database
+from storage._migrate import upgrade
+
+__all__ = ["SqlStore", "create_store"]
+
+
+class SqlStore:
+    """The durable ``RunStore``: every method is one transaction on a database thread.
+
+    Construction runs ``alembic upgrade head`` (see ``create_store``). Call ``close`` at
+    shutdown.
+    """
+
+    def __init__(
+        self, url: str | URL, *, pool_size: int = 4, busy_timeout_ms: int = 5000, migrate: bool = True
+    ):
+        """Open the database at ``url`` and bring its schema up to date.
+
+        Args:
+            url: a SQLAlchemy URL, ``sqlite:///path.db`` or ``postgresql+psycopg://...``.
+            pool_size: PostgreSQL connections (and threads); SQLite always uses one.
+            busy_timeout_ms: how long SQLite waits for another process's write lock.
+            migrate: run ``upgrade head`` first (off only when a deploy step migrates).
+
+        Raises:
+            StorageError: unsupported URL, unreachable database or failed migration.
+        """
+        self._db = Database(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)
+        if migrate:
+            try:
+                self._db.call(upgrade, write=True)
+            except BaseException:
+                self._db.shutdown()
+                raise
+
+    @property
+    def url(self) -> URL:
+        """The database URL (password hidden when printed)."""
+        return self._db.url
+
+    async def close(self) -> None:
+        """Close connections and threads; later calls raise StorageError."""
+        await self._db.close()
+
+    async def publish_workflow(self, version: WorkflowVersion) -> None:
+        """Store a workflow version; publishing the same hash again is a no-op."""
+        await self._db.write(lambda tx: _queries.publish(tx, version))
+
+    async def get_workflow_version(self, content_hash: str) -> WorkflowVersion:
+        """The pinned source of a workflow version. Raises NotFound."""
+        return await self._db.read(lambda tx: _queries.workflow_version(tx, content_hash))
+
+    async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
+        """Insert a new run. Raises Conflict when the id exists."""
+        await self._db.write(lambda tx: _runs.create(tx, run, audit))
+
+    async def claim_run(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
+        """Take the lease of a non-final run when free or expired; None otherwise."""
+        return await self._db.write(lambda tx: _runs.claim(tx, run_id, owner, now, ttl))
+
+    async def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
+        """Extend a held lease. Raises LeaseLost."""
+        return await self._db.write(lambda tx: _runs.renew(tx, lease, now, ttl))
+
+    async def commit(self, lease: Lease, change: RunChange) -> Run:
+        """Apply a step's results atomically. Raises LeaseLost under a stale lease."""
+        return await self._db.write(lambda tx: _runs.commit(tx, lease, change))
+
+    async def update_checkpoint(self, update: CheckpointUpdate) -> Checkpoint:
+        """Compare-and-set on the checkpoint version. Raises Conflict or NotFound."""
+        return await self._db.write(lambda tx: _checkpoints.update(tx, update))
+
+    async def cancel_run(self, run_id: str, at: datetime, reason: str, audit: list[AuditDraft]) -> Run:
+        """Cancel a non-final run. Raises Conflict (already final) or NotFound."""
+        return await self._db.write(lambda tx: _runs.cancel(tx, run_id, at, reason, audit))
+
+    async def get_run(self, run_id: str) -> Run:
+        """One run. Raises NotFound."""
+        return await self._db.read(lambda tx: _queries.run(tx, run_id))
+
+    async def list_runs(
+        self, *, status: list[RunStatus] | None = None, workflow_id: str | None = None, limit: int = 100
+    ) -> list[Run]:
+        """Runs, newest first."""
+        return await self._db.read(
+            lambda tx: _queries.runs(tx, status=status, workflow_id=workflow_id, limit=limit)
+        )
+
+    async def list_steps(self, run_id: str) -> list[Step]:
+        """A run's steps in start order."""
+        return await self._db.read(lambda tx: _queries.steps(tx, run_id))
+
+    async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
+        """One checkpoint. Raises NotFound."""
+        return await self._db.read(lambda tx: _queries.checkpoint(tx, checkpoint_id))
+
+    async def list_checkpoints(
+        self, *, run_id: str | None = None, open_only: bool = False, limit: int = 500
+    ) -> list[Checkpoint]:
+        """Checkpoints, newest first."""
+        return await self._db.read(
+            lambda tx: _queries.checkpoints(tx, run_id=run_id, open_only=open_only, limit=limit)
+        )
+
+    async def list_decisions(
+        self, *, run_id: str | None = None, checkpoint_id: str | None = None
+    ) -> list[Decision]:
+        """Resolving decisions in decision order."""
+        return await self._db.read(
+            lambda tx: _queries.decisions(tx, run_id=run_id, checkpoint_id=checkpoint_id)
+        )
+
+    async def runnable_runs(self, now: datetime, limit: int = 100) -> list[str]:
+        """Ids of non-final runs with pending work and a free or expired lease."""
+        return await self._db.read(lambda tx: _queries.runnable(tx, now, limit))
+
+    async def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
+        """Pending outbox rows whose next attempt is due, oldest first."""
+        return await self._db.read(lambda tx: _outbox.due(tx, now, limit))
+
+    async def list_deliveries(
+        self, *, checkpoint_id: str | None = None, run_id: str | None = None
+    ) -> list[Delivery]:
+        """Outbox rows in creation order."""
+        return await self._db.read(lambda tx: _outbox.listing(tx, checkpoint_id=checkpoint_id, run_id=run_id))
+
+    async def add_deliveries(self, deliveries: list[Delivery], audit: list[AuditDraft]) -> None:
+        """Queue outbox rows outside a run commit."""
+        await self._db.write(lambda tx: _outbox.add(tx, deliveries, audit))
+
+    async def mark_delivery(
+        self,
+        delivery_id: str,
+        *,
+        status: DeliveryStatus,
+        attempts: int,
+        next_attempt_at: datetime,
+        error: str | None = None,
+        channel_ref: str | None = None,
+        message_ts: str | None = None,
+        audit: list[AuditDraft] | None = None,
+    ) -> None:
+        """Record the result of a send attempt. Raises NotFound."""
+        await self._db.write(
+            lambda tx: _outbox.mark(
+                tx,
+                delivery_id,
+                status=status,
+                attempts=attempts,
+                next_attempt_at=next_attempt_at,
+                error=error,
+                channel_ref=channel_ref,
+                message_ts=message_ts,
+                audit=audit or [],
+            )
+        )
+
+    async def audit_events(
+        self, *, run_id: str | None = None, since: datetime | None = None, after_seq: int = 0
+    ) -> list[AuditEvent]:
+        """Audit events in sequence order."""
+        return await self._db.read(
+            lambda tx: _audit.events(tx, run_id=run_id, since=since, after_seq=after_seq)
+        )
+
+    async def audit_head(self) -> tuple[int, str]:
+        """The last sequence number and hash (0 and the genesis hash when empty)."""
+        return await self._db.read(_audit.head)
+
+
+def create_store(url: str | URL, *, pool_size: int = 4, busy_timeout_ms: int = 5000) -> SqlStore:
+    """Open a migrated ``SqlStore`` at ``url`` (blocks while ``upgrade head`` runs).
+
+    Raises:
+        StorageError: unsupported URL, unreachable database or failed migration.
+    """
+    return SqlStore(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)

@@ -1,0 +1,257 @@
+"""SQLModel table classes: the schema of every table (never leaves storage/).
+
+The hot path uses SQLAlchemy Core statements on ``Table.__table__``; the classes exist so
+that the schema has one typed definition that Alembic compares against.
+
+Conventions:
+    * Rows that are listed in insertion order carry an integer ``pk`` (autoincrement) and a
+      unique text ``id``; ``pk`` gives a stable order when timestamps tie.
+    * Every datetime column is ``UTCDateTime``: aware UTC in, aware UTC out, also on SQLite,
+      which stores no offset.
+    * Lists and dicts are ``JSON`` (PostgreSQL ``json``, not ``jsonb``, so key order survives:
+      a response schema's property order is the order of the fields in a form).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "AUDIT_HEAD_ID",
+    "AuditEventRow",
+    "AuditHeadRow",
+    "CheckpointRow",
+    "DecisionRow",
+    "DeliveryRow",
+    "RunRow",
+    "StepRow",
+    "UTCDateTime",
+    "WorkflowVersionRow",
+    "metadata",
+]
+
+AUDIT_HEAD_ID = 1
+
+metadata = SQLModel.metadata
+# Deterministic constraint names, so migrations can name what they create and drop.
+metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as UTC; naive values read back are taken as UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC before binding (SQLite would otherwise drop the offset)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Attach UTC to what SQLite returns; normalise PostgreSQL's session zone to UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _json(*, nullable: bool = False) -> Any:
+    return Field(sa_column=sa.Column(sa.JSON(none_as_null=True), nullable=nullable))
+
+
+def _when(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _pk() -> Any:
+    return Field(default=None, sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=True))
+
+
+def _uid() -> Any:
+    return Field(sa_column=sa.Column(sa.String, nullable=False, unique=True))
+
+
+class WorkflowVersionRow(SQLModel, table=True):
+    """A published workflow version, pinned by its content hash."""
+
+    __tablename__ = "workflow_versions"
+
+    content_hash: str = Field(primary_key=True)
+    workflow_id: str = Field(index=True)
+    source: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    path: str
+    created_at: datetime = _when()
+
+
+class RunRow(SQLModel, table=True):
+    """One run, its pending nodes and its lease (owner, fencing epoch, expiry)."""
+
+    __tablename__ = "runs"
+
+    pk: int | None = _pk()
+    id: str = _uid()
+    workflow_id: str = Field(index=True)
+    workflow_hash: str
+    status: str = Field(index=True)
+    inputs: dict[str, Any] = _json()
+    requester: str
+    origin: dict[str, Any] = _json()
+    pending: list[str] = _json()
+    reason: str | None = None
+    rejected: bool = False
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+    finished_at: datetime | None = _when(nullable=True)
+    lease_owner: str | None = None
+    lease_epoch: int = 0
+    lease_expires_at: datetime | None = _when(nullable=True)
+    schema_version: int
+
+
+class StepRow(SQLModel, table=True):
+    """One node execution; upserted by id as it progresses."""
+
+    __tablename__ = "steps"
+
+    pk: int | None = _pk()
+    id: str = _uid()
+    run_id: str = Field(index=True)
+    node_id: str
+    node_type: str
+    status: str
+    attempt: int
+    input: dict[str, Any] = _json()
+    output: dict[str, Any] | None = _json(nullable=True)
+    error: str | None = None
+    started_at: datetime = _when()
+    ended_at: datetime | None = _when(nullable=True)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+
+
+class CheckpointRow(SQLModel, table=True):
+    """A human checkpoint; ``version`` is the compare-and-set counter."""
+
+    __tablename__ = "checkpoints"
+
+    pk: int | None = _pk()
+    id: str = _uid()
+    run_id: str = Field(index=True)
+    node_id: str
+    status: str = Field(index=True)
+    outcome: str | None = None
+    version: int
+    kind: str
+    title: str
+    prompt: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    context: dict[str, Any] = _json()
+    options: list[str] = _json()
+    response_schema: dict[str, Any] = _json()
+    proposed: dict[str, Any] = _json()
+    assignees: list[str] = _json()
+    notify: list[str] = _json()
+    quorum: int
+    approvals: list[str] = _json()
+    priority: str
+    requester: str
+    allow_self_approval: bool
+    confirm: str | None = None
+    highlight: list[str] = _json()
+    due_at: datetime | None = _when(nullable=True, index=True)
+    escalation_level: int
+    shown_hash: str
+    created_at: datetime = _when()
+    resolved_at: datetime | None = _when(nullable=True)
+
+
+class DecisionRow(SQLModel, table=True):
+    """The one resolving decision of a checkpoint (unique per checkpoint).
+
+    Quorum votes that do not resolve are kept in ``checkpoints.approvals`` and in the audit
+    trail, so every row here resolved its checkpoint and the unique index is the last line of
+    defence behind the compare-and-set.
+    """
+
+    __tablename__ = "decisions"
+
+    pk: int | None = _pk()
+    id: str = _uid()
+    checkpoint_id: str = Field(sa_column=sa.Column(sa.String, nullable=False, unique=True))
+    run_id: str = Field(index=True)
+    action: str
+    data: dict[str, Any] = _json()
+    comment: str | None = None
+    actor: str
+    channel: str
+    resolved_by: str
+    rule: str | None = None
+    shown_hash: str
+    output_hash: str
+    diff: dict[str, Any] = _json()
+    created_at: datetime = _when()
+
+
+class DeliveryRow(SQLModel, table=True):
+    """An outbox row: one message to send (or update) after its transaction commits."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (sa.Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    pk: int | None = _pk()
+    id: str = _uid()
+    run_id: str | None = Field(default=None, index=True)
+    checkpoint_id: str | None = Field(default=None, index=True)
+    kind: str
+    target: str
+    payload: dict[str, Any] = _json()
+    status: str
+    attempts: int
+    next_attempt_at: datetime = _when()
+    channel_ref: str | None = None
+    message_ts: str | None = None
+    error: str | None = None
+    created_at: datetime = _when()
+
+
+class AuditEventRow(SQLModel, table=True):
+    """One hash-chained audit event; ``seq`` is assigned by the store (1, 2, 3, ...)."""
+
+    __tablename__ = "audit_events"
+
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    at: datetime = _when(index=True)
+    actor: str
+    channel: str
+    kind: str
+    run_id: str | None = Field(default=None, index=True)
+    checkpoint_id: str | None = None
+    payload: dict[str, Any] = _json()
+    prev_hash: str
+    hash: str
+
+
+class AuditHeadRow(SQLModel, table=True):
+    """The single row naming the last audit event; locking it serialises appends."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    hash: str
