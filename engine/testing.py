@@ -6,7 +6,9 @@ import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["FixedClock", "SeqIds"]
+from engine._memory_store import InMemoryRunStore
+
+__all__ = ["FixedClock", "InMemoryRunStore", "SeqIds"]
 
 
 class FixedClock:

@@ -1,0 +1,434 @@
+"""InMemoryRunStore: the RunStore port in plain Python, for fast engine tests.
+
+It follows the same contract as the SQL store (tests/contract runs one suite on both): every
+method is atomic (no ``await`` inside), values are copied in and out so callers cannot change
+stored state by mutating what they passed or got, and audit events are chained exactly as the
+SQL store chains them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from engine.audit import GENESIS_HASH, event_hash
+from engine.errors import Conflict, LeaseLost, NotFound
+from engine.model import (
+    AuditEvent,
+    Checkpoint,
+    CheckpointOutcome,
+    CheckpointStatus,
+    Decision,
+    Delivery,
+    DeliveryStatus,
+    Run,
+    RunStatus,
+    Step,
+    WorkflowVersion,
+)
+from engine.ports import AuditDraft, CheckpointUpdate, Lease, RunChange
+
+__all__ = ["InMemoryRunStore"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _copy(model: M) -> M:
+    return model.model_copy(deep=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        at = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _as_stored(payload: dict[str, Any]) -> dict[str, Any]:
+    # what a JSON column gives back: the SQL store hashes and returns exactly this
+    result: dict[str, Any] = json.loads(json.dumps(payload, default=_json_default))
+    return result
+
+
+def _merge_pending(pending: list[str], remove: list[str], add: list[str]) -> list[str]:
+    gone = set(remove)
+    out = [p for p in pending if p not in gone]
+    out.extend(n for n in dict.fromkeys(add) if n not in out)
+    return out
+
+
+def conflict_message(
+    checkpoint_id: str,
+    outcome: CheckpointOutcome | None,
+    actor: str | None,
+    at: datetime | None,
+    action: str | None,
+) -> str:
+    """The text of a lost compare-and-set (the same words as the SQL store)."""
+    if outcome is None or outcome is CheckpointOutcome.option:
+        what = f"resolved ({action})" if action else "resolved"
+    else:
+        what = outcome.value.replace("_", " ")
+    text = f"checkpoint {checkpoint_id} already {what}"
+    if actor is not None:
+        text += f" by {actor}"
+    if at is not None:
+        text += f" at {at.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC"
+    return text
+
+
+class InMemoryRunStore:
+    """A ``RunStore`` kept in dictionaries (insertion order is creation order)."""
+
+    def __init__(self) -> None:
+        self._workflows: dict[str, WorkflowVersion] = {}
+        self._runs: dict[str, Run] = {}
+        self._steps: dict[str, Step] = {}
+        self._checkpoints: dict[str, Checkpoint] = {}
+        self._decisions: dict[str, Decision] = {}
+        self._deliveries: dict[str, Delivery] = {}
+        self._audit: list[AuditEvent] = []
+
+    # ------------------------------------------------------------------ helpers
+
+    def _run(self, run_id: str) -> Run:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise NotFound(f"run {run_id} not found")
+        return run
+
+    def _set_run(self, run: Run, **changes: Any) -> Run:
+        updated = run.model_copy(update=changes)
+        self._runs[run.id] = updated
+        return updated
+
+    def _append(self, drafts: list[AuditDraft]) -> None:
+        prev = self._audit[-1].hash if self._audit else GENESIS_HASH
+        for draft in drafts:
+            seq = len(self._audit) + 1
+            payload = _as_stored(draft.payload)
+            fields = draft.model_dump(exclude={"payload"})
+            digest = event_hash(seq=seq, payload=payload, prev_hash=prev, **fields)
+            self._audit.append(AuditEvent(seq=seq, payload=payload, prev_hash=prev, hash=digest, **fields))
+            prev = digest
+
+    def _add_deliveries(self, deliveries: list[Delivery]) -> None:
+        for d in deliveries:
+            if d.id in self._deliveries:
+                raise Conflict(f"delivery {d.id} already exists")
+        for d in deliveries:
+            self._deliveries[d.id] = _copy(d)
+
+    @staticmethod
+    def _check_lease(run: Run, lease: Lease) -> None:
+        if run.lease_owner != lease.owner or run.lease_epoch != lease.epoch:
+            raise LeaseLost(
+                f"run {run.id}: lease of {lease.owner} (epoch {lease.epoch}) is lost; "
+                f"now held by {run.lease_owner or 'nobody'} (epoch {run.lease_epoch})"
+            )
+
+    # ------------------------------------------------------------------ workflows and runs
+
+    async def publish_workflow(self, version: WorkflowVersion) -> None:
+        """Store a workflow version; publishing the same hash again is a no-op."""
+        self._workflows.setdefault(version.content_hash, _copy(version))
+
+    async def get_workflow_version(self, content_hash: str) -> WorkflowVersion:
+        """The pinned source of a workflow version. Raises NotFound."""
+        if content_hash not in self._workflows:
+            raise NotFound(f"workflow version {content_hash} not found")
+        return _copy(self._workflows[content_hash])
+
+    async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
+        """Insert a new run. Raises Conflict when the id exists."""
+        if run.id in self._runs:
+            raise Conflict(f"run {run.id} already exists")
+        self._runs[run.id] = _copy(run)
+        self._append(audit)
+
+    async def claim_run(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
+        """Take the lease of a non-final run when free or expired; None otherwise."""
+        run = self._run(run_id)
+        held = (
+            run.lease_owner is not None and run.lease_expires_at is not None and run.lease_expires_at >= now
+        )
+        if run.status.final or held:
+            return None
+        status = RunStatus.running if run.status is RunStatus.queued else run.status
+        epoch = run.lease_epoch + 1
+        self._set_run(
+            run,
+            lease_owner=owner,
+            lease_epoch=epoch,
+            lease_expires_at=now + ttl,
+            status=status,
+            updated_at=now,
+        )
+        return Lease(run_id=run_id, owner=owner, epoch=epoch, expires_at=now + ttl)
+
+    async def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
+        """Extend a held lease. Raises LeaseLost."""
+        run = self._run(lease.run_id)
+        self._check_lease(run, lease)
+        self._set_run(run, lease_expires_at=now + ttl)
+        return lease.model_copy(update={"expires_at": now + ttl})
+
+    async def commit(self, lease: Lease, change: RunChange) -> Run:
+        """Apply a step's results atomically. Raises LeaseLost under a stale lease."""
+        run = self._run(lease.run_id)
+        self._check_lease(run, lease)
+        for c in change.checkpoints:
+            if c.id in self._checkpoints:
+                raise Conflict(f"checkpoint {c.id} already exists")
+        if any(d.id in self._deliveries for d in change.deliveries):
+            raise Conflict("delivery already exists")
+        for step in change.steps:
+            self._steps[step.id] = _copy(step)
+        for c in change.checkpoints:
+            self._checkpoints[c.id] = _copy(c)
+        changes: dict[str, Any] = {
+            "updated_at": change.at,
+            "rejected": run.rejected or change.rejected,
+            "pending": _merge_pending(run.pending, change.pending_remove, change.pending_add),
+        }
+        if change.status is not None:
+            changes["status"] = change.status
+        if change.reason is not None:
+            changes["reason"] = change.reason
+        if change.finished:
+            changes["finished_at"] = change.at
+        if change.release:
+            changes.update(lease_owner=None, lease_expires_at=None)
+        updated = self._set_run(run, **changes)
+        self._add_deliveries(change.deliveries)
+        self._append(change.audit)
+        return _copy(updated)
+
+    async def update_checkpoint(self, update: CheckpointUpdate) -> Checkpoint:
+        """Compare-and-set on the checkpoint version. Raises Conflict or NotFound."""
+        current = self._checkpoints.get(update.checkpoint_id)
+        if current is None:
+            raise NotFound(f"checkpoint {update.checkpoint_id} not found")
+        if current.status is not CheckpointStatus.open or current.version != update.expected_version:
+            raise self._conflict(current, update)
+        if update.resolve and update.decision is not None and update.decision.id in self._decisions:
+            raise Conflict(f"decision {update.decision.id} already exists")
+        if any(d.id in self._deliveries for d in update.deliveries):
+            raise Conflict("delivery already exists")
+        changes: dict[str, Any] = {"version": current.version + 1}
+        if update.resolve:
+            changes.update(status=CheckpointStatus.resolved, outcome=update.outcome, resolved_at=update.at)
+        for name in ("approvals", "assignees", "escalation_level", "priority", "due_at"):
+            if getattr(update, name) is not None:
+                changes[name] = getattr(update, name)
+        if update.clear_due:
+            changes["due_at"] = None
+        checkpoint = current.model_copy(update=changes, deep=True)
+        self._checkpoints[checkpoint.id] = checkpoint
+        if update.resolve and update.decision is not None:
+            self._decisions[update.decision.id] = _copy(update.decision)
+        if update.step is not None:
+            self._steps[update.step.id] = _copy(update.step)
+        run = self._run(current.run_id)
+        run_changes: dict[str, Any] = {}
+        if update.pending_add:
+            run_changes["pending"] = _merge_pending(run.pending, [], update.pending_add)
+        if update.rejected and not run.rejected:
+            run_changes["rejected"] = True
+        if update.resolve and run.status is RunStatus.waiting:
+            run_changes["status"] = RunStatus.queued
+        if run_changes:
+            self._set_run(run, updated_at=update.at, **run_changes)
+        self._add_deliveries(update.deliveries)
+        self._append(update.audit)
+        return _copy(checkpoint)
+
+    def _conflict(self, current: Checkpoint, update: CheckpointUpdate) -> Conflict:
+        if current.status is CheckpointStatus.resolved:
+            won = next((d for d in self._decisions.values() if d.checkpoint_id == current.id), None)
+            if won is not None:
+                text = conflict_message(current.id, current.outcome, won.actor, won.created_at, won.action)
+                return Conflict(text, winner=won.actor, at=won.created_at, action=won.action)
+            action = current.outcome.value if current.outcome is not None else None
+            text = conflict_message(current.id, current.outcome, None, current.resolved_at, None)
+            return Conflict(text, at=current.resolved_at, action=action)
+        return Conflict(
+            f"checkpoint {current.id} changed concurrently "
+            f"(version {current.version}, expected {update.expected_version}): reload and try again"
+        )
+
+    async def cancel_run(self, run_id: str, at: datetime, reason: str, audit: list[AuditDraft]) -> Run:
+        """Cancel a non-final run. Raises Conflict (already final) or NotFound."""
+        run = self._run(run_id)
+        if run.status.final:
+            raise Conflict(f"run {run_id} already {run.status.value}")
+        for c in list(self._checkpoints.values()):
+            if c.run_id == run_id and c.status is CheckpointStatus.open:
+                self._checkpoints[c.id] = c.model_copy(
+                    update={
+                        "status": CheckpointStatus.resolved,
+                        "outcome": CheckpointOutcome.cancelled,
+                        "resolved_at": at,
+                        "version": c.version + 1,
+                    }
+                )
+        updated = self._set_run(
+            run,
+            status=RunStatus.cancelled,
+            reason=reason,
+            finished_at=at,
+            updated_at=at,
+            pending=[],
+            lease_owner=None,
+            lease_expires_at=None,
+            lease_epoch=run.lease_epoch + 1,
+        )
+        self._append(audit)
+        return _copy(updated)
+
+    # ------------------------------------------------------------------ queries
+
+    async def get_run(self, run_id: str) -> Run:
+        """One run. Raises NotFound."""
+        return _copy(self._run(run_id))
+
+    async def list_runs(
+        self, *, status: list[RunStatus] | None = None, workflow_id: str | None = None, limit: int = 100
+    ) -> list[Run]:
+        """Runs, newest first."""
+        found = [
+            r
+            for r in reversed(self._runs.values())
+            if (status is None or r.status in status)
+            and (workflow_id is None or r.workflow_id == workflow_id)
+        ]
+        found.sort(key=lambda r: r.created_at, reverse=True)
+        return [_copy(r) for r in found[:limit]]
+
+    async def list_steps(self, run_id: str) -> list[Step]:
+        """A run's steps in start order (ties in insertion order)."""
+        found = sorted((s for s in self._steps.values() if s.run_id == run_id), key=lambda s: s.started_at)
+        return [_copy(s) for s in found]
+
+    async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
+        """One checkpoint. Raises NotFound."""
+        if checkpoint_id not in self._checkpoints:
+            raise NotFound(f"checkpoint {checkpoint_id} not found")
+        return _copy(self._checkpoints[checkpoint_id])
+
+    async def list_checkpoints(
+        self, *, run_id: str | None = None, open_only: bool = False, limit: int = 500
+    ) -> list[Checkpoint]:
+        """Checkpoints, newest first."""
+        found = [
+            c
+            for c in reversed(self._checkpoints.values())
+            if (run_id is None or c.run_id == run_id) and (not open_only or c.status is CheckpointStatus.open)
+        ]
+        found.sort(key=lambda c: c.created_at, reverse=True)
+        return [_copy(c) for c in found[:limit]]
+
+    async def list_decisions(
+        self, *, run_id: str | None = None, checkpoint_id: str | None = None
+    ) -> list[Decision]:
+        """Resolving decisions in decision order."""
+        return [
+            _copy(d)
+            for d in self._decisions.values()
+            if (run_id is None or d.run_id == run_id)
+            and (checkpoint_id is None or d.checkpoint_id == checkpoint_id)
+        ]
+
+    async def runnable_runs(self, now: datetime, limit: int = 100) -> list[str]:
+        """Ids of non-final runs with pending work and a free or expired lease."""
+        out = []
+        for r in self._runs.values():
+            work = bool(r.pending) or r.status in (RunStatus.queued, RunStatus.running)
+            free = r.lease_owner is None or r.lease_expires_at is None or r.lease_expires_at < now
+            if not r.status.final and work and free:
+                out.append(r.id)
+        return out[:limit]
+
+    # ------------------------------------------------------------------ outbox
+
+    async def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
+        """Pending outbox rows whose next attempt is due, oldest first."""
+        due = [
+            d
+            for d in self._deliveries.values()
+            if d.status is DeliveryStatus.pending and d.next_attempt_at <= now
+        ]
+        return [_copy(d) for d in due[:limit]]
+
+    async def list_deliveries(
+        self, *, checkpoint_id: str | None = None, run_id: str | None = None
+    ) -> list[Delivery]:
+        """Outbox rows in creation order."""
+        return [
+            _copy(d)
+            for d in self._deliveries.values()
+            if (checkpoint_id is None or d.checkpoint_id == checkpoint_id)
+            and (run_id is None or d.run_id == run_id)
+        ]
+
+    async def add_deliveries(self, deliveries: list[Delivery], audit: list[AuditDraft]) -> None:
+        """Queue outbox rows outside a run commit."""
+        self._add_deliveries(deliveries)
+        self._append(audit)
+
+    async def mark_delivery(
+        self,
+        delivery_id: str,
+        *,
+        status: DeliveryStatus,
+        attempts: int,
+        next_attempt_at: datetime,
+        error: str | None = None,
+        channel_ref: str | None = None,
+        message_ts: str | None = None,
+        audit: list[AuditDraft] | None = None,
+    ) -> None:
+        """Record a send attempt; ``channel_ref`` and ``message_ts`` are kept unless given."""
+        current = self._deliveries.get(delivery_id)
+        if current is None:
+            raise NotFound(f"delivery {delivery_id} not found")
+        changes: dict[str, Any] = {
+            "status": status,
+            "attempts": attempts,
+            "next_attempt_at": next_attempt_at,
+            "error": error,
+        }
+        if channel_ref is not None:
+            changes["channel_ref"] = channel_ref
+        if message_ts is not None:
+            changes["message_ts"] = message_ts
+        self._deliveries[delivery_id] = current.model_copy(update=changes)
+        self._append(audit or [])
+
+    # ------------------------------------------------------------------ audit
+
+    async def audit_events(
+        self, *, run_id: str | None = None, since: datetime | None = None, after_seq: int = 0
+    ) -> list[AuditEvent]:
+        """Audit events in sequence order."""
+        return [
+            _copy(e)
+            for e in self._audit
+            if e.seq > after_seq
+            and (run_id is None or e.run_id == run_id)
+            and (since is None or e.at >= since)
+        ]
+
+    async def audit_head(self) -> tuple[int, str]:
+        """The last sequence number and hash (0 and the genesis hash when empty)."""
+        return (self._audit[-1].seq, self._audit[-1].hash) if self._audit else (0, GENESIS_HASH)
