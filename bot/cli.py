@@ -1,0 +1,296 @@
+"""The ``signoff`` command line (Typer + Rich). Exit codes: 0 ok, 1 runtime error, 2 bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from bot._cli_output import (
+    checkpoint_json,
+    console,
+    err_console,
+    print_json,
+    run_json,
+    runs_table,
+    show_run,
+    tasks_table,
+)
+from bot.config import ConfigError, Settings
+from bot.wiring import Container, build
+from engine.commands import Cancel, Decide
+from engine.errors import Conflict, EngineError, InvalidInput, InvalidWorkflow, NotAllowed, NotFound
+from engine.inputs import coerce_inputs, parse_pairs
+from engine.loader import load_workflow_file
+from engine.model import RunStatus
+from engine.roles import load_roles
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="Signoff: agent workflows with durable, audited human checkpoints.", no_args_is_help=True
+)
+T = TypeVar("T")
+
+EXIT_RUNTIME = 1
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _run(work: Callable[[Container], Awaitable[T]]) -> T:
+    """Build the container, run ``work``, map our errors to exit codes."""
+
+    async def go() -> T:
+        container = await build(Settings.from_env(), with_sandbox=False)
+        try:
+            return await work(container)
+        finally:
+            await container.close()
+
+    try:
+        return asyncio.run(go())
+    except InvalidInput as exc:
+        details = "".join(f"\n  {k or 'input'}: {v}" for k, v in exc.errors.items())
+        raise _fail(f"{exc}{details}", EXIT_BAD_INPUT) from None
+    except (Conflict, NotAllowed, NotFound, InvalidWorkflow, ConfigError) as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    except EngineError as exc:
+        raise _fail(str(exc), EXIT_RUNTIME) from None
+
+
+def _me(user: str | None) -> str:
+    return user or getpass.getuser()
+
+
+@app.command()
+def validate(paths: Annotated[list[Path] | None, typer.Argument(help="files or folders")] = None) -> None:
+    """Check workflow files; every problem is shown as file:line: node: message."""
+    settings = Settings.from_env()
+    try:
+        roles = load_roles(settings.roles_file)
+    except InvalidWorkflow as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    files: list[Path] = []
+    for path in paths or [settings.workflows_dir]:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in {".yml", ".yaml", ".json"})
+        elif path.exists():
+            files.append(path)
+        else:
+            raise _fail(f"{path}: no such file or folder", EXIT_BAD_INPUT)
+    bad = 0
+    for file in files:
+        try:
+            wf = load_workflow_file(file, roles=roles)
+        except InvalidWorkflow as exc:
+            bad += 1
+            for issue in exc.issues:
+                err_console.print(str(issue), highlight=False, markup=False)
+            continue
+        console.print(f"[green]ok[/green] {file} ({wf.id}: {len(wf.nodes)} nodes)", highlight=False)
+    if bad:
+        raise _fail(f"{bad} of {len(files)} workflow file(s) have problems", EXIT_BAD_INPUT)
+
+
+@app.command()
+def run(
+    workflow: str,
+    inputs: Annotated[list[str] | None, typer.Option("--input", "-i", help="key=value (repeat)")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="requester (default: you)")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the run until it ends")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Start a run and execute it until it pauses or ends."""
+
+    async def work(c: Container) -> dict[str, Any]:
+        wf = c.catalog.get(workflow)
+        raw, rest = parse_pairs(inputs or [])
+        if rest:
+            raise InvalidInput("inputs must be key=value", {w: "expected key=value" for w in rest})
+        values, errors = coerce_inputs(wf.inputs, raw)
+        if errors:
+            raise InvalidInput(f"inputs of '{wf.id}' are invalid", errors)
+        started = await c.engine.start(wf.id, values, requester=_me(as_user), origin={"channel": "cli"})
+        if not as_json:
+            console.print(f"started [bold]{started.id}[/bold] ({wf.id})")
+        result = await _follow(c, started.id, wait=wait, quiet=as_json)
+        return run_json(
+            result, await c.store.list_steps(started.id), await c.store.list_decisions(run_id=started.id)
+        )
+
+    out = _run(work)
+    if as_json:
+        print_json(out)
+    if out["status"] == RunStatus.failed.value:
+        raise typer.Exit(EXIT_RUNTIME)
+
+
+async def _follow(c: Container, run_id: str, *, wait: bool, quiet: bool) -> Any:
+    shown: set[str] = set()
+    while True:
+        await c.engine.drive(run_id)
+        current = await c.store.get_run(run_id)
+        for step in await c.store.list_steps(run_id):
+            key = f"{step.id}:{step.status.value}"
+            if key not in shown and not quiet:
+                shown.add(key)
+                console.print(
+                    f"  {step.node_id:<20} {step.node_type:<8} {step.status.value}"
+                    + (f"  {step.error}" if step.error else "")
+                )
+        if current.status.final or (not wait and current.status is RunStatus.waiting):
+            if not quiet:
+                console.print(
+                    f"run {run_id}: [bold]{current.status.value}[/bold]"
+                    + (f" ({current.reason})" if current.reason else "")
+                )
+                if current.status is RunStatus.waiting:
+                    for cp in await c.store.list_checkpoints(run_id=run_id, open_only=True):
+                        console.print(
+                            f"  waiting at {cp.node_id}: checkpoint {cp.id} for {', '.join(cp.assignees)}"
+                        )
+            return current
+        await asyncio.sleep(0.5)
+
+
+@app.command()
+def runs(
+    status: Annotated[str | None, typer.Option(help="queued, running, waiting, succeeded, ...")] = None,
+    workflow: Annotated[str | None, typer.Option()] = None,
+    limit: int = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List runs, newest first."""
+    statuses = None
+    if status:
+        try:
+            statuses = [RunStatus(s) for s in status.split(",")]
+        except ValueError:
+            raise _fail(
+                f"unknown status {status!r}; use {', '.join(s.value for s in RunStatus)}", EXIT_BAD_INPUT
+            ) from None
+    found = _run(lambda c: c.store.list_runs(status=statuses, workflow_id=workflow, limit=limit))
+    if as_json:
+        print_json([run_json(r) for r in found])
+    else:
+        console.print(runs_table(found))
+
+
+@app.command()
+def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A run with its steps (timings, outputs) and decisions."""
+
+    async def work(c: Container) -> Any:
+        return (
+            await c.store.get_run(run_id),
+            await c.store.list_steps(run_id),
+            await c.store.list_decisions(run_id=run_id),
+        )
+
+    found, steps, decisions = _run(work)
+    if as_json:
+        print_json(run_json(found, steps, decisions))
+    else:
+        show_run(found, steps, decisions)
+
+
+@app.command()
+def tasks(
+    overdue: Annotated[bool, typer.Option("--overdue", help="only checkpoints past their deadline")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Open checkpoints."""
+
+    async def work(c: Container) -> Any:
+        open_cps = await c.store.list_checkpoints(open_only=True)
+        now = c.clock.now()
+        if overdue:
+            open_cps = [cp for cp in open_cps if cp.due_at is not None and cp.due_at <= now]
+        return open_cps, now
+
+    open_cps, now = _run(work)
+    if as_json:
+        print_json([checkpoint_json(cp) for cp in open_cps])
+    else:
+        console.print(tasks_table(open_cps, now))
+
+
+@app.command()
+def respond(
+    checkpoint_id: str,
+    action: Annotated[str, typer.Argument(help="approve, reject, edit, answer or a custom option")],
+    as_user: Annotated[str | None, typer.Option("--as", help="who decides (default: you)")] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="JSON object of edited or answered fields")
+    ] = None,
+    comment: Annotated[str | None, typer.Option("--comment")] = None,
+    confirm: Annotated[
+        str | None, typer.Option("--confirm", help="the confirmation word, when asked")
+    ] = None,
+) -> None:
+    """Decide a checkpoint; the run then continues in this process."""
+    try:
+        payload = json.loads(data) if data else {}
+    except ValueError as exc:
+        raise _fail(f"--data is not valid JSON: {exc}", EXIT_BAD_INPUT) from None
+    if not isinstance(payload, dict):
+        raise _fail("--data must be a JSON object", EXIT_BAD_INPUT)
+    command = Decide(
+        checkpoint_id=checkpoint_id,
+        action=action,
+        actor=_me(as_user),
+        channel="cli",
+        data=payload,
+        comment=comment,
+        confirm=confirm,
+    )
+
+    async def work(c: Container) -> Any:
+        decision = await c.engine.decide(command)
+        return decision, await c.store.get_run((await c.store.get_checkpoint(checkpoint_id)).run_id)
+
+    decision, current = _run(work)
+    if decision is None:
+        console.print("approval recorded; more approvals are needed")
+    else:
+        console.print(f"{decision.action} recorded; run {current.id} is {current.status.value}")
+
+
+@app.command()
+def cancel(
+    run_id: str,
+    as_user: Annotated[str | None, typer.Option("--as")] = None,
+    reason: Annotated[str, typer.Option()] = "cancelled from the CLI",
+) -> None:
+    """Cancel a run (its requester or an admin)."""
+    done = _run(lambda c: c.engine.cancel(Cancel(run_id=run_id, actor=_me(as_user), reason=reason)))
+    console.print(f"run {done.id} cancelled")
+
+
+@app.command()
+def serve() -> None:
+    """Start the server: Slack (with credentials) or local mode with the web console."""
+    from bot.server import serve as run_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(run_server(Settings.from_env()))
+    except (ConfigError, InvalidWorkflow) as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

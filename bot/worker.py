@@ -1,0 +1,66 @@
+"""Background loops of a server process: resume runnable runs and drain the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bot.wiring import Container
+from engine.errors import EngineError
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("signoff.worker")
+
+
+class Worker:
+    """Polls for runs to resume (crash recovery, decisions from other processes) and sends deliveries."""
+
+    def __init__(self, container: Container, *, poll_s: float = 1.0, outbox_poll_s: float = 0.5) -> None:
+        self.container = container
+        self.poll_s = poll_s
+        self.outbox_poll_s = outbox_poll_s
+        self._wake_outbox = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def wake(self, run_id: str | None = None) -> None:
+        """Something changed: send its messages now rather than at the next poll."""
+        self._wake_outbox.set()
+
+    def start(self) -> None:
+        """Start the loops."""
+        self._tasks = [
+            asyncio.create_task(self._recover_loop(), name="signoff-recover"),
+            asyncio.create_task(self._outbox_loop(), name="signoff-outbox"),
+        ]
+
+    async def stop(self) -> None:
+        """Cancel the loops and wait for them."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _recover_loop(self) -> None:
+        while True:
+            try:
+                await self.container.engine.recover()
+            except EngineError:
+                log.exception("recovery pass failed")
+            await asyncio.sleep(self.poll_s)
+
+    async def _outbox_loop(self) -> None:
+        outbox = self.container.outbox
+        if outbox is None:
+            return
+        while True:
+            try:
+                while await outbox.dispatch_due():
+                    pass
+            except EngineError:
+                log.exception("outbox pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_outbox.wait(), self.outbox_poll_s)
+            self._wake_outbox.clear()
