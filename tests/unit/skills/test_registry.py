@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from engine.errors import InvalidInput, InvalidWorkflow, NotFound, SkillFailed
-from engine.ports import SandboxRequest, SandboxResult
+from engine.ports import Sandbox, SandboxRequest, SandboxResult
 from skills.llm import AnthropicLLM
 from skills.registry import LOCK_FILE, RegistryRunner, SkillRegistry, content_hash, run_skill, test_skill
+from skills.sandbox import SubprocessSandbox
 from tests.fakes.anthropic import FakeAnthropic
 
 LIBRARY = Path(__file__).parents[3] / "skills" / "library"
@@ -206,16 +207,32 @@ def test_fixture_with_invalid_input_is_reported_at_load(library: Path) -> None:
 # ------------------------------------------------------------------ running
 
 
-async def test_command_skill_fixtures_pass(registry: SkillRegistry, tmp_path: Path) -> None:
-    sandbox = ShellSandbox()
+@pytest.mark.parametrize("sandbox", [ShellSandbox(), SubprocessSandbox()], ids=["shell", "subprocess"])
+async def test_command_skill_fixtures_pass(registry: SkillRegistry, tmp_path: Path, sandbox: Sandbox) -> None:
     for ref in ("refund-policy@1.0.0", "pii-redact@1.0.0"):
         skill = registry.get(ref)
-        results = await test_skill(skill, sandbox=sandbox, llm=None, workspace=tmp_path, model=MODEL)
+        results = await test_skill(skill, sandbox=sandbox, llm=None, workspace=tmp_path / ref, model=MODEL)
 
         assert [r.fixture for r in results] == [f.name for f in skill.fixtures]
         assert all(r.passed for r in results), [r for r in results if not r.passed]
+
+
+async def test_command_skill_runs_read_only_in_its_folder(registry: SkillRegistry, tmp_path: Path) -> None:
+    sandbox = ShellSandbox()
+    skill = registry.get("refund-policy@1.0.0")
+
+    await run_skill(
+        skill,
+        {"amount": 10, "customer_tier": "gold", "reason": "late"},
+        sandbox=sandbox,
+        llm=None,
+        workspace=tmp_path,
+        model=MODEL,
+    )
+
     request = sandbox.requests[0]
-    assert (request.readonly_dir, request.cwd_skill) == (str(registry.get("refund-policy@1.0.0").path), True)
+    assert (request.readonly_dir, request.cwd_skill) == (str(skill.path), True)
+    assert json.loads(request.stdin or "") == {"amount": 10, "customer_tier": "gold", "reason": "late"}
 
 
 async def test_run_skill_validates_inputs_first(registry: SkillRegistry, tmp_path: Path) -> None:
