@@ -38,7 +38,13 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _copy(model: M) -> M:
-    return model.model_copy(deep=True)
+    # times read back in UTC, like a timestamptz column
+    utc = {
+        k: v.astimezone(UTC)
+        for k, v in model
+        if isinstance(v, datetime) and v.tzinfo is not None and v.utcoffset() != timedelta(0)
+    }
+    return model.model_copy(update=utc, deep=True)
 
 
 def _json_default(value: Any) -> Any:
