@@ -7,7 +7,10 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
+from anthropic.types import Message
+from anthropic.types.shared import ErrorResponse
 
 from engine.errors import InvalidInput, SkillFailed
 from engine.ports import LLMRequest
@@ -310,3 +313,29 @@ async def test_wrong_key_is_an_authentication_failure(fake: FakeAnthropic) -> No
 def test_empty_key_is_refused_at_construction() -> None:
     with pytest.raises(InvalidInput, match="ANTHROPIC_API_KEY"):
         AnthropicLLM(api_key="")
+
+
+async def test_fake_answers_match_the_sdk_wire_types(fake: FakeAnthropic) -> None:
+    fake.reply_text("hi")
+    fake.reply_tool({"summary": "x", "confidence": 1}, text="Here you go.")
+    fake.overloaded()
+    body = {
+        "model": MODEL,
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"name": "submit", "input_schema": SCHEMA}],
+        "tool_choice": {"type": "tool", "name": "submit"},
+    }
+    headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+    async with aiohttp.ClientSession() as http:
+        for expected_status in (200, 200, 529, 200):
+            async with http.post(f"{fake.base_url}/v1/messages", json=body, headers=headers) as answer:
+                assert answer.status == expected_status
+                assert answer.headers["request-id"].startswith("req_")
+                payload = await answer.json()
+            if expected_status == 200:
+                message = Message.model_validate(payload)
+                assert message.usage.input_tokens > 0
+                assert message.content[-1].type in ("text", "tool_use")
+            else:
+                assert ErrorResponse.model_validate(payload).error.type == "overloaded_error"
