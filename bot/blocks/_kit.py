@@ -41,7 +41,12 @@ def clip(text: str, limit: int) -> str:
     """``text`` cut to at most ``limit`` characters, marked with an ellipsis when cut."""
     if len(text) <= limit:
         return text
-    return text[: max(limit - 1, 0)] + ELLIPSIS
+    cut = text[: max(limit - 1, 0)]
+    # Never leave half an escaped entity (``&am``) behind: Slack would show it literally.
+    amp = cut.rfind("&", max(len(cut) - 4, 0))
+    if amp >= 0 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + ELLIPSIS
 
 
 def plain(text: str, limit: int = SECTION_TEXT) -> dict[str, Any]:
