@@ -51,6 +51,7 @@ class _Issues:
         self.file = file
         self.lines = lines
         self.items: list[WorkflowIssue] = []
+        self.node_index: dict[str, int] = {}
 
     def add(
         self, message: str, path: tuple[str | int, ...] = (), node: str | None = None, fld: str | None = None
@@ -246,6 +247,7 @@ def _load_node(
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
         issues.add("'retries' must be a whole number from 0 to 10", (*path, "retries"), node_id, "retries")
         retries = 0
+    issues.node_index[node_id] = index
     spec = NodeSpec(
         id=node_id,
         type=str(type_name),
@@ -427,7 +429,9 @@ def _check_refs(
 
 
 def _at(issues: _Issues, node: NodeSpec, fld: str | None, message: str) -> WorkflowIssue:
-    return WorkflowIssue(message, file=issues.file, line=node.line, node=node.id, field=fld)
+    index = issues.node_index.get(node.id)
+    line = node.line if index is None or fld is None else issues.lines.line(("nodes", index, fld))
+    return WorkflowIssue(message, file=issues.file, line=line, node=node.id, field=fld)
 
 
 def _compile_conditions(

@@ -1,0 +1,156 @@
+"""Quorum, conditional checkpoints, input checkpoints, the audit chain and the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from engine.audit import verify_chain
+from engine.commands import Decide
+from engine.errors import NotAllowed
+from engine.model import DeliveryStatus, RunStatus
+from engine.outbox import Outbox
+from tests.unit.engine.conftest import RecordingSender, World
+
+QUORUM = """\
+id: wire
+inputs: {type: object, properties: {amount: {type: number}}, required: [amount]}
+nodes:
+  - id: approve
+    type: human
+    when: "inputs.amount > 1000"
+    prompt: "Wire {{ inputs.amount }}?"
+    assignee: role:manager
+    quorum: 2
+    confirm: WIRE
+  - id: done
+    type: set
+    data: {by: "{{ nodes.approve.data.actor }}", resolved_by: "{{ nodes.approve.data.resolved_by }}"}
+edges:
+  - {from: approve, to: done, when: "response.action == 'approve'"}
+"""
+
+ASK = """\
+id: ask
+inputs: {type: object, properties: {order: {type: string}}}
+nodes:
+  - id: ask
+    type: human
+    kind: input
+    prompt: "Address for {{ inputs.order }}?"
+    response_schema:
+      type: object
+      properties: {address: {type: string, minLength: 5}, express: {type: boolean, default: false}}
+      required: [address]
+  - id: ship
+    type: set
+    data: {to: "{{ nodes.ask.data.address }}", express: "{{ nodes.ask.data.express }}"}
+edges:
+  - {from: ask, to: ship}
+"""
+
+
+async def test_quorum_needs_two_distinct_people_and_the_word(make_world: Callable[..., World]) -> None:
+    w = make_world(QUORUM)
+    run = await w.engine.start("wire", {"amount": 5000}, requester="alice")
+    await w.engine.drive(run.id)
+    cp = (await w.store.list_checkpoints(run_id=run.id, open_only=True))[0]
+    with pytest.raises(NotAllowed, match="type WIRE"):
+        await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia"))
+    assert (
+        await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia", confirm="WIRE"))
+        is None
+    )
+    with pytest.raises(NotAllowed, match="already approved"):
+        await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia", confirm="WIRE"))
+    assert (await w.store.get_run(run.id)).status is RunStatus.waiting
+    decision = await w.engine.decide(
+        Decide(checkpoint_id=cp.id, action="approve", actor="manny", confirm="WIRE")
+    )
+    assert decision is not None
+    assert (await w.store.get_run(run.id)).status is RunStatus.succeeded
+    assert (await w.store.get_checkpoint(cp.id)).approvals == ["mia", "manny"]
+
+
+async def test_condition_false_passes_by_policy(make_world: Callable[..., World]) -> None:
+    w = make_world(QUORUM)
+    run = await w.engine.start("wire", {"amount": 10}, requester="alice")
+    await w.engine.drive(run.id)
+    assert (await w.store.get_run(run.id)).status is RunStatus.succeeded
+    done = [s for s in await w.store.list_steps(run.id) if s.node_id == "done"][0]
+    assert done.output is not None
+    assert done.output.data == {"by": "policy:when", "resolved_by": "policy"}
+    passed = [e for e in await w.store.audit_events(run_id=run.id) if e.kind == "checkpoint.passed"]
+    assert passed[0].payload["expression"] == "inputs.amount > 1000"
+    assert passed[0].payload["values"] == {"inputs": {"amount": 10}}
+
+
+async def test_input_checkpoint_asks_requester(make_world: Callable[..., World]) -> None:
+    w = make_world(ASK)
+    run = await w.engine.start("ask", {"order": "o-1"}, requester="alice")
+    await w.engine.drive(run.id)
+    cp = (await w.store.list_checkpoints(run_id=run.id, open_only=True))[0]
+    assert cp.assignees == ["user:alice"]
+    assert cp.proposed == {"express": False}
+    await w.engine.decide(
+        Decide(checkpoint_id=cp.id, action="answer", actor="alice", data={"address": "1 Main St"})
+    )
+    ship = [s for s in await w.store.list_steps(run.id) if s.node_id == "ship"][0]
+    assert ship.output is not None
+    assert ship.output.data == {"to": "1 Main St", "express": False}
+
+
+async def test_audit_chain_covers_the_whole_run(make_world: Callable[..., World]) -> None:
+    w = make_world(ASK)
+    run = await w.engine.start("ask", {"order": "o-1"}, requester="alice")
+    await w.engine.drive(run.id)
+    cp = (await w.store.list_checkpoints(run_id=run.id, open_only=True))[0]
+    await w.engine.decide(
+        Decide(checkpoint_id=cp.id, action="answer", actor="alice", data={"address": "1 Main St"})
+    )
+    events = await w.store.audit_events()
+    kinds = [e.kind for e in events]
+    assert kinds == [
+        "run.started",
+        "checkpoint.opened",
+        "decision.recorded",
+        "step.succeeded",
+        "run.succeeded",
+    ]
+    decision = events[2]
+    assert decision.payload["shown_hash"] == cp.shown_hash
+    assert len(decision.payload["output_hash"]) == 64
+    assert verify_chain(events, await w.store.audit_head()).ok
+
+
+async def test_outbox_retries_then_sends(make_world: Callable[..., World]) -> None:
+    w = make_world(ASK)
+    run = await w.engine.start("ask", {"order": "o-1"}, requester="alice")
+    await w.engine.drive(run.id)
+    sender = RecordingSender(fail_first=2, retry_after=5)
+    outbox = Outbox(w.store, sender, w.clock)
+    assert await outbox.dispatch_due() == 1
+    assert sender.sent == []
+    assert await outbox.dispatch_due() == 0  # not due before Retry-After
+    w.clock.advance(5)
+    await outbox.dispatch_due()
+    w.clock.advance(5)
+    await outbox.dispatch_due()
+    [delivery] = await w.store.list_deliveries(run_id=run.id)
+    assert delivery.status is DeliveryStatus.sent
+    assert delivery.attempts == 3
+    assert [d.kind for d in sender.sent] == ["checkpoint"]
+
+
+async def test_outbox_gives_up_with_audit(make_world: Callable[..., World]) -> None:
+    w = make_world(ASK)
+    run = await w.engine.start("ask", {"order": "o-1"}, requester="alice")
+    await w.engine.drive(run.id)
+    outbox = Outbox(w.store, RecordingSender(fail_first=99), w.clock, max_attempts=3)
+    for _ in range(5):
+        await outbox.dispatch_due()
+        w.clock.advance(600)
+    [delivery] = await w.store.list_deliveries(run_id=run.id)
+    assert delivery.status is DeliveryStatus.failed
+    assert any(e.kind == "delivery.failed" for e in await w.store.audit_events())
