@@ -78,7 +78,7 @@ async def test_condition_false_passes_by_policy(make_world: Callable[..., World]
     run = await w.engine.start("wire", {"amount": 10}, requester="alice")
     await w.engine.drive(run.id)
     assert (await w.store.get_run(run.id)).status is RunStatus.succeeded
-    done = [s for s in await w.store.list_steps(run.id) if s.node_id == "done"][0]
+    done = next(s for s in await w.store.list_steps(run.id) if s.node_id == "done")
     assert done.output is not None
     assert done.output.data == {"by": "policy:when", "resolved_by": "policy"}
     passed = [e for e in await w.store.audit_events(run_id=run.id) if e.kind == "checkpoint.passed"]
@@ -96,7 +96,7 @@ async def test_input_checkpoint_asks_requester(make_world: Callable[..., World])
     await w.engine.decide(
         Decide(checkpoint_id=cp.id, action="answer", actor="alice", data={"address": "1 Main St"})
     )
-    ship = [s for s in await w.store.list_steps(run.id) if s.node_id == "ship"][0]
+    ship = next(s for s in await w.store.list_steps(run.id) if s.node_id == "ship")
     assert ship.output is not None
     assert ship.output.data == {"to": "1 Main St", "express": False}
 

@@ -86,7 +86,7 @@ async def test_pause_edit_resume(make_world: Callable[..., World]) -> None:
     assert decision.shown_hash == cp.shown_hash
     run = await w.store.get_run(run_id)
     assert run.status is RunStatus.succeeded
-    tell = [s for s in await w.store.list_steps(run_id) if s.node_id == "tell"][0]
+    tell = next(s for s in await w.store.list_steps(run_id) if s.node_id == "tell")
     assert tell.output is not None
     assert tell.output.text == "Sent: Refund ACME, sorry"
 
@@ -222,6 +222,6 @@ async def test_run_is_pinned_to_its_version(make_world: Callable[..., World]) ->
     w.catalog._current["refund"] = changed  # the file was edited while the run waited
     cp_id = await _open_cp(w, run_id)
     await w.engine.decide(Decide(checkpoint_id=cp_id, action="approve", actor="mia"))
-    tell = [s for s in await w.store.list_steps(run_id) if s.node_id == "tell"][0]
+    tell = next(s for s in await w.store.list_steps(run_id) if s.node_id == "tell")
     assert tell.output is not None
     assert tell.output.text.startswith("Sent: ")
