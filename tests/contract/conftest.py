@@ -112,7 +112,8 @@ def _empty_pg(url: str) -> None:
         conn.exec_driver_sql(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY")
         conn.exec_driver_sql("DELETE FROM audit_head")
         conn.execute(
-            sa.text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :genesis)"), {"genesis": GENESIS_HASH}
+            sa.text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :genesis)"),
+            {"genesis": GENESIS_HASH},
         )
     engine.dispose()
 

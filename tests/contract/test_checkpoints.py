@@ -11,8 +11,8 @@ from engine.errors import Conflict, NotFound
 from engine.model import CheckpointOutcome, CheckpointStatus, Priority, RunStatus, StepStatus
 from engine.ports import CheckpointUpdate, RunChange, RunStore
 from tests.contract import _data as d
-from tests.contract.conftest import Backend
 from tests.contract._data import at
+from tests.contract.conftest import Backend
 
 
 async def _waiting(store: RunStore) -> None:
@@ -59,7 +59,12 @@ async def test_resolve_closes_the_checkpoint_and_queues_the_run(store: RunStore)
     assert await store.list_decisions(checkpoint_id="cp_1") == [d.decision("dec_U1")]
     assert await store.list_decisions(run_id="run_1") == [d.decision("dec_U1")]
     run = await store.get_run("run_1")
-    assert (run.status, run.pending, run.rejected, run.updated_at) == (RunStatus.queued, ["send"], True, at(60))
+    assert (run.status, run.pending, run.rejected, run.updated_at) == (
+        RunStatus.queued,
+        ["send"],
+        True,
+        at(60),
+    )
     assert [s.id for s in await store.list_steps("run_1")] == ["step_h"]
     assert [x.id for x in await store.list_deliveries(checkpoint_id="cp_1")] == ["dl_U1"]
     assert (await store.audit_events())[-1].kind == "checkpoint.resolved"
@@ -78,7 +83,11 @@ async def test_a_quorum_vote_moves_the_version_and_keeps_it_open(store: RunStore
     await _waiting(store)
     before = await store.get_run("run_1")
     vote = CheckpointUpdate(
-        checkpoint_id="cp_1", expected_version=0, at=at(30), approvals=["U1"], audit=[d.draft("checkpoint.vote")]
+        checkpoint_id="cp_1",
+        expected_version=0,
+        at=at(30),
+        approvals=["U1"],
+        audit=[d.draft("checkpoint.vote")],
     )
     cp = await store.update_checkpoint(vote)
     assert (cp.status, cp.version, cp.approvals, cp.outcome) == (CheckpointStatus.open, 1, ["U1"], None)
@@ -109,7 +118,9 @@ async def test_escalation_fields_and_clearing_the_deadline(store: RunStore) -> N
     )
     assert cp.context == d.checkpoint().context  # untouched columns survive
     cleared = await store.update_checkpoint(
-        CheckpointUpdate(checkpoint_id="cp_1", expected_version=1, at=at(3601), due_at=at(9999), clear_due=True)
+        CheckpointUpdate(
+            checkpoint_id="cp_1", expected_version=1, at=at(3601), due_at=at(9999), clear_due=True
+        )
     )
     assert cleared.due_at is None
 

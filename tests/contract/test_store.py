@@ -21,7 +21,9 @@ from tests.contract._data import T0, TTL, at
 
 
 async def test_workflow_versions_round_trip(store: RunStore) -> None:
-    v = WorkflowVersion(workflow_id="refund", content_hash="h1", source="id: refund\n", path="w/r.yml", created_at=T0)
+    v = WorkflowVersion(
+        workflow_id="refund", content_hash="h1", source="id: refund\n", path="w/r.yml", created_at=T0
+    )
     await store.publish_workflow(v)
     await store.publish_workflow(v.model_copy(update={"source": "changed"}))  # same hash: no-op
     assert await store.get_workflow_version("h1") == v
@@ -119,19 +121,30 @@ async def test_commit_applies_a_step_atomically(store: RunStore) -> None:
     assert await store.list_steps("run_1") == change.steps
     assert await store.get_checkpoint("cp_1") == d.checkpoint()
     assert await store.list_deliveries(run_id="run_1") == [d.delivery()]
-    assert [e.kind for e in await store.audit_events()] == ["run.created", "step.succeeded", "checkpoint.opened"]
+    assert [e.kind for e in await store.audit_events()] == [
+        "run.created",
+        "step.succeeded",
+        "checkpoint.opened",
+    ]
 
 
 async def test_commit_pending_and_rejected_accumulate(store: RunStore) -> None:
     lease = await d.started(store)
     await store.commit(lease, RunChange(at=at(1), pending_add=["b", "c"], rejected=True))
-    run = await store.commit(lease, RunChange(at=at(2), pending_remove=["b", "x"], pending_add=["draft", "d"]))
+    run = await store.commit(
+        lease, RunChange(at=at(2), pending_remove=["b", "x"], pending_add=["draft", "d"])
+    )
     assert run.pending == ["draft", "c", "d"]
     assert run.rejected is True  # OR-ed, never cleared by a later commit
     done = await store.commit(
         lease, RunChange(at=at(3), pending_remove=run.pending, status=RunStatus.succeeded, finished=True)
     )
-    assert (done.status, done.finished_at, done.pending, done.lease_owner) == (RunStatus.succeeded, at(3), [], "w1")
+    assert (done.status, done.finished_at, done.pending, done.lease_owner) == (
+        RunStatus.succeeded,
+        at(3),
+        [],
+        "w1",
+    )
 
 
 async def test_commit_ignores_expiry_while_nobody_took_the_lease(store: RunStore) -> None:
@@ -239,7 +252,9 @@ async def test_checkpoint_queries(store: RunStore) -> None:
     await store.commit(lease, RunChange(at=at(3), checkpoints=cps))
     await store.cancel_run("run_1", at(4), "x", [])
     lease2 = await d.started(store, "run_2")
-    await store.commit(lease2, RunChange(at=at(5), checkpoints=[d.checkpoint("c4", run_id="run_2", created_at=at(5))]))
+    await store.commit(
+        lease2, RunChange(at=at(5), checkpoints=[d.checkpoint("c4", run_id="run_2", created_at=at(5))])
+    )
     assert [c.id for c in await store.list_checkpoints()] == ["c4", "c2", "c1", "c3"]
     assert [c.id for c in await store.list_checkpoints(limit=1)] == ["c4"]
     assert [c.id for c in await store.list_checkpoints(run_id="run_1")] == ["c2", "c1", "c3"]
