@@ -33,7 +33,7 @@ class Settings(BaseModel):
     slack_api_url: str | None = None
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
-    default_model: str = "claude-sonnet-4-5"
+    default_model: str = "claude-sonnet-4-6"
     sandbox: str = "auto"
     queue_channel: str | None = None
     public_url: str | None = None
@@ -86,7 +86,7 @@ class Settings(BaseModel):
             slack_api_url=get("SLACK_API_URL") or None,
             anthropic_api_key=get("ANTHROPIC_API_KEY") or None,
             anthropic_base_url=get("ANTHROPIC_BASE_URL") or None,
-            default_model=get("SIGNOFF_DEFAULT_MODEL", "claude-sonnet-4-5"),
+            default_model=get("SIGNOFF_DEFAULT_MODEL", "claude-sonnet-4-6"),
             sandbox=sandbox,
             queue_channel=get("SIGNOFF_QUEUE_CHANNEL") or None,
             public_url=get("SIGNOFF_PUBLIC_URL") or None,

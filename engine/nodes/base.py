@@ -50,7 +50,7 @@ class NodeDeps:
     skills: SkillRunner | None = None
     directory: Directory | None = None
     workspace_root: Path | None = None
-    default_model: str = "claude-sonnet-4-5"
+    default_model: str = "claude-sonnet-4-6"
     roles: Mapping[str, Role] = field(default_factory=dict)
 
 
