@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -74,10 +75,8 @@ def start_server(
 
 def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
     """Signal the whole process group and reap it."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=30)
     if proc.stdout:
         proc.stdout.close()

@@ -77,9 +77,8 @@ async def test_fifty_way_race(database_url: str, tmp_path: Path) -> None:
                     Decide(checkpoint_id=cp.id, action=action, actor=f"a{i % 5}", channel="race")
                 )
             except Conflict as exc:
-                assert exc.winner is not None
-                assert "already" in str(exc)
-                return "conflict"
+                # every loser is told who won
+                return "conflict" if exc.winner and "already" in str(exc) else f"bad conflict: {exc}"
             return action
 
         results = await asyncio.gather(*(decide(i) for i in range(50)))
