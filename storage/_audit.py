@@ -71,7 +71,7 @@ def append(tx: Tx, drafts: list[AuditDraft]) -> None:
             }
         )
         prev = digest
-    tx.execute(_INSERT_EVENTS, rows)
+    tx.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
     if found is None:
         tx.execute(sa.insert(_head).values(id=AUDIT_HEAD_ID, seq=seq, hash=prev))
     else:

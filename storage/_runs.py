@@ -58,11 +58,25 @@ def lock_run(tx: Tx, run_id: str) -> Run:
     return to_model(Run, row)
 
 
+# One prebuilt statement for every run change: no statement building on the hot path.
+_MUTABLE = ["status", "pending", "reason", "rejected", "updated_at", "finished_at"]
+_MUTABLE += ["lease_owner", "lease_epoch", "lease_expires_at"]
+_UPDATE_RUN = (
+    sa.update(_runs)
+    .where(_runs.c.id == sa.bindparam("run_id"))
+    .values({name: sa.bindparam(f"new_{name}", type_=_runs.c[name].type) for name in _MUTABLE})
+)
+
+
 def save_run(tx: Tx, run: Run, changes: dict[str, Any]) -> Run:
     """Write ``changes`` (model field -> value) to a locked run and return the updated model."""
-    values = {k: (v.value if isinstance(v, Enum) else v) for k, v in changes.items()}
-    tx.execute(sa.update(_runs).where(_runs.c.id == run.id).values(values))
-    return run.model_copy(update=changes)
+    updated = run.model_copy(update=changes)
+    params: dict[str, Any] = {"run_id": run.id}
+    for name in _MUTABLE:
+        value = getattr(updated, name)
+        params[f"new_{name}"] = value.value if isinstance(value, Enum) else value
+    tx.execute(_UPDATE_RUN, params)
+    return updated
 
 
 def merge_pending(pending: list[str], remove: list[str], add: list[str]) -> list[str]:
