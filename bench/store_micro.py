@@ -1,8 +1,8 @@
 """Micro-benchmark of the store's hot path: step commit, claim, checkpoint compare-and-set.
 
-Usage: ``python bench/store_micro.py [--n 2000] [--postgres URL]`` (PostgreSQL also from
-``SIGNOFF_TEST_POSTGRES_URL``; it runs in a throw-away schema). Prints the median and p90
-microseconds per call, measured around the awaited store call (thread hop included).
+Usage, from the repository root: ``python -m bench.store_micro [--n 2000] [--postgres URL]``
+(PostgreSQL also from ``SIGNOFF_TEST_POSTGRES_URL``; it runs in a throw-away schema). Prints
+the median and p90 microseconds per call around the awaited store call (thread hop included).
 """
 
 from __future__ import annotations
