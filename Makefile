@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck imports unit bench clean
+.PHONY: run test install sysdeps lint typecheck imports unit bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,8 +26,12 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
-unit: $(STAMP)
-	$(VENV)/bin/pytest -q
+# bubblewrap and Podman's Docker-compatible API for the sandbox tests (installs only what is missing)
+sysdeps:
+	@bash .ci/sandbox-setup.sh > .sandbox-env
+
+unit: $(STAMP) sysdeps
+	. ./.sandbox-env && $(VENV)/bin/pytest -q -p no:cacheprovider
 
 test: lint typecheck imports unit
 
