@@ -70,7 +70,9 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, pretty=_pretty, left=_left, took=_took, short=_short)
+    env.filters.update(
+        when=_when, pretty=_pretty, compact=_compact, brief=_brief, left=_left, took=_took, short=_short
+    )
     return env
 
 
@@ -82,6 +84,23 @@ def _pretty(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _brief(value: Any) -> str:
+    # one line for an audit payload value: lists joined, timestamps in the page's format
+    if isinstance(value, list):
+        return ", ".join(v if isinstance(v, str) else _compact(v) for v in value)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return _when(moment) if moment.tzinfo is not None else value
+    return _compact(value)
 
 
 def _span(delta: timedelta) -> str:

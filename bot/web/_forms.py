@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from jsonschema import Draft202012Validator
 from multidict import MultiMapping
 
 PREFIX = "f:"
@@ -147,6 +148,8 @@ def _help(prop: Mapping[str, Any], widget: str) -> str:
         parts.append("UTC")
     if widget == "json":
         parts.append("JSON")
+    if widget == "multiselect":
+        parts.append("Ctrl or Cmd + click to choose several")
     return " · ".join(parts)
 
 
@@ -178,6 +181,10 @@ def build_fields(
             help=_help(prop, widget),
             error=_error_for(name, errors),
         )
+        if widget == "number" and f.error:
+            # a browser blanks a number input holding text, which would hide what was typed
+            f.widget = "text"
+            f.attrs["inputmode"] = "numeric" if prop.get("type") == "integer" else "decimal"
         if widget == "checkbox":
             f.checked = value is True
         elif widget == "select":
@@ -295,3 +302,15 @@ def _formatted(widget: str, text: str) -> str:
             moment = moment.replace(tzinfo=UTC)
         return moment.isoformat().replace("+00:00", "Z")
     return value
+
+
+def other_errors(schema: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, str]:
+    """Schema errors of the fields that did convert, so one refusal lists every problem.
+
+    Used only when the form is refused anyway; the engine stays the judge of what is accepted.
+    """
+    errors: dict[str, str] = {}
+    for err in Draft202012Validator(dict(schema)).iter_errors(dict(values)):
+        if err.validator != "required":
+            errors.setdefault(".".join(str(p) for p in err.absolute_path), err.message)
+    return errors

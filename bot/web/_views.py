@@ -250,9 +250,11 @@ async def decide(request: web.Request) -> web.Response:
     parsed = _forms.parse_form(cp.response_schema, form) if with_fields else _forms.Parsed()
     shown = parsed.shown() if with_fields else None
     if parsed.errors:
-        return await _checkpoint_view(
-            request, cp, active=action, values=shown, errors=parsed.errors, status=400
-        )
+        errors = {
+            **_forms.other_errors(cp.response_schema, {**cp.proposed, **parsed.values}),
+            **parsed.errors,
+        }
+        return await _checkpoint_view(request, cp, active=action, values=shown, errors=errors, status=400)
     command = Decide(
         checkpoint_id=cp.id,
         action=action,
