@@ -30,15 +30,40 @@ def schema_errors(schema: dict[str, Any], data: dict[str, Any]) -> dict[str, str
     if not schema:
         return {}
     errors: dict[str, str] = {}
-    for err in Draft202012Validator(schema).iter_errors(data):
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    for err in validator.iter_errors(data):
         if err.validator == "required" and isinstance(err.validator_value, list):
             for name in err.validator_value:
                 if name not in (err.instance or {}):
                     errors.setdefault(str(name), "this field is required")
             continue
         path = ".".join(str(p) for p in err.absolute_path) or ""
-        errors.setdefault(path, err.message)
+        errors.setdefault(path, _human(err.validator, err.validator_value, err.message))
     return errors
+
+
+_FORMATS = {
+    "email": "an email address",
+    "uri": "a URL",
+    "date": "a date (YYYY-MM-DD)",
+    "date-time": "a date and time (ISO 8601)",
+    "time": "a time (HH:MM:SS)",
+}
+
+
+def _human(validator: object, value: object, fallback: str) -> str:
+    messages = {
+        "minLength": f"must be at least {value} characters",
+        "maxLength": f"must be at most {value} characters",
+        "minimum": f"must be at least {value}",
+        "maximum": f"must be at most {value}",
+        "exclusiveMinimum": f"must be more than {value}",
+        "exclusiveMaximum": f"must be less than {value}",
+        "format": f"must be {_FORMATS.get(str(value), f'a valid {value}')}",
+        "enum": f"must be one of: {', '.join(map(str, value))}" if isinstance(value, list) else fallback,
+        "type": f"must be {'a ' + str(value) if isinstance(value, str) else 'of type ' + str(value)}",
+    }
+    return messages.get(str(validator), fallback)
 
 
 def decision_payload(cp: Checkpoint, action: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +80,8 @@ def decision_payload(cp: Checkpoint, action: str, data: dict[str, Any]) -> dict[
             raise InvalidInput(
                 "edit names fields this checkpoint does not have", {f: "not editable" for f in unknown}
             )
-        merged = {**cp.proposed, **data}
+        # an edit may clear an optional field by sending null
+        merged = {k: v for k, v in {**cp.proposed, **data}.items() if not (v is None and k in data)}
     elif action == "answer":
         merged = {**cp.proposed, **data}
     else:

@@ -225,7 +225,9 @@ def _load_node(
         known = ", ".join(sorted(NODE_KINDS))
         issues.add(f"unknown node type {type_name!r} (known: {known})", (*path, "type"), node_id, "type")
         return None
-    config_raw = {k: v for k, v in raw.items() if k not in _COMMON_NODE_KEYS}
+    # a human node's title is a template shown to people, so it stays in its config
+    common = _COMMON_NODE_KEYS - {"title"} if type_name == "human" else _COMMON_NODE_KEYS
+    config_raw = {k: v for k, v in raw.items() if k not in common}
     try:
         config = kind.config_model.model_validate(config_raw)
     except ValidationError as exc:

@@ -221,7 +221,7 @@ async def test_invalid_start_is_refused_next_to_each_field(client: Client, conta
     assert "this field is required" in field_html(page, "f:vendor")
     assert 'value="lots"' in field_html(page, "f:amount")
     assert "enter a number" in field_html(page, "f:amount")
-    assert "less than the minimum of 1" in field_html(page, "f:count")
+    assert "must be at least 1" in field_html(page, "f:count")
     assert "not a valid email address" in field_html(page, "f:contact")
     assert 'value="not-an-email"' in field_html(page, "f:contact")
     assert "keep\nthis</textarea>" in field_html(page, "f:note")
@@ -269,7 +269,7 @@ async def test_invalid_edit_keeps_the_checkpoint_open(client: Client, container:
     resp = await decide(client, cp_id, action="edit", **{"f:memo": "Changed", "f:amount": "0"})
     assert resp.status == 400
     page = await resp.text()
-    assert "less than the minimum of 1" in field_html(page, "f:amount")
+    assert "must be at least 1" in field_html(page, "f:amount")
     assert 'value="Changed"' in field_html(page, "f:memo")
     resp = await decide(client, cp_id, action="edit", **{"f:memo": "", "f:amount": "x"})
     assert resp.status == 400
@@ -280,7 +280,7 @@ async def test_invalid_edit_keeps_the_checkpoint_open(client: Client, container:
     resp = await decide(client, cp_id, action="edit", **{"f:memo": "", "f:amount": "-5"})
     page = await resp.text()
     assert "this field is required" in field_html(page, "f:memo")
-    assert "-5 is less than the minimum of 1" in field_html(page, "f:amount")
+    assert "must be at least 1" in field_html(page, "f:amount")
     assert (await container.store.get_checkpoint(cp_id)).status is CheckpointStatus.open
 
 
