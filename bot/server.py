@@ -6,15 +6,22 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot.config import Settings
 from bot.local import LocalSender
-from bot.wiring import Container, build
+from bot.scheduler import Timers
+from bot.wiring import Container, build, database_url
 from bot.worker import Worker
+from engine.timeouts import Timeouts
 
 __all__ = ["create_app", "serve"]
+
+if TYPE_CHECKING:
+    from bot.slack import SlackSurface
 
 log = logging.getLogger("signoff.server")
 
@@ -28,23 +35,53 @@ async def create_app(container: Container) -> web.Application:
     return app
 
 
+def _slack(container: Container, settings: Settings, worker: Worker) -> SlackSurface | None:
+    """The Slack surface when both Slack credentials are set; it takes over the outbox."""
+    if not settings.slack_enabled:
+        return None
+    from bot.slack import SlackSurface
+
+    return SlackSurface(container, settings, wake=worker.wake)
+
+
+def _fan_out(*observers: Callable[[str], None]) -> Callable[[str], None]:
+    def notify(run_id: str) -> None:
+        for observer in observers:
+            observer(run_id)
+
+    return notify
+
+
 async def serve(
     settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
 ) -> None:
     """Run until SIGINT/SIGTERM (or ``stop`` is set)."""
     base_url = settings.public_url or f"http://{settings.host}:{settings.port}"
-    sender = LocalSender(base_url)
-    container = await build(settings, sender=sender)
+    container = await build(settings, sender=None if settings.slack_enabled else LocalSender(base_url))
     worker = Worker(container)
-    container.engine.on_change = worker.wake
+    timers = Timers(
+        Timeouts(container.engine, queue_channel=settings.queue_channel), database_url(settings.database_url)
+    )
+    container.engine.on_change = _fan_out(worker.wake, timers.changed)
+    slack = _slack(container, settings, worker)
+    if slack is not None:
+        try:
+            await slack.start()
+        except BaseException:
+            await container.close()
+            raise
     for broken in container.catalog.errors:
         log.error("workflow not loaded:\n%s", broken)
     app = await create_app(container)
+    if slack is not None and not slack.socket_mode:
+        slack.mount(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     worker.start()
+    added = await timers.start()
+    log.info("timers reconciled: %d job(s) added", added)
     mode = "Slack" if settings.slack_enabled else "local mode (no Slack credentials)"
     log.info(
         "Signoff is listening on %s — %s, %d workflow(s): %s",
@@ -64,6 +101,9 @@ async def serve(
         await stop.wait()
     finally:
         log.info("shutting down")
+        if slack is not None:
+            await slack.close()
+        await timers.stop()
         await worker.stop()
         await runner.cleanup()
         await container.close()

@@ -1,0 +1,1 @@
+"""Bolt listeners, one module per surface; each exposes ``register(app, deps)``."""

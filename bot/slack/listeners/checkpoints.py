@@ -1,0 +1,162 @@
+"""Buttons on checkpoint cards (messages and the Home tab).
+
+Approve and custom options decide at once (ack, then ``engine.decide``, which resumes the
+run); Reject, Edit, Answer and a confirm word open a modal with the click's trigger id.
+The actor is the user of the signed payload; button values carry ids only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+
+from bot import messages
+from bot.blocks import answer_modal, confirm_modal, edit_modal, full_text_modal, reject_modal
+from bot.blocks._kit import display_value, humanize
+from bot.blocks.checkpoint import (
+    ALL_FIELDS,
+    ANSWER,
+    APPROVE,
+    EDIT,
+    OPEN_WEB,
+    OPTION,
+    PROMPT_FIELD,
+    REJECT,
+    SHOW_FULL,
+    parse_show_full,
+)
+from bot.slack.deps import SlackDeps
+from bot.slack.inbox import may_decide
+from bot.slack.listeners._common import OPEN_FORM, Body, form_fallback, open_view, refusal, user_of, where
+from bot.slack.listeners._runs import ask_inputs
+from engine.commands import Decide
+from engine.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from engine.model import Checkpoint, CheckpointStatus, ResolvedBy
+
+__all__ = ["register"]
+
+_FORMS = {"edit": edit_modal, "reject": reject_modal, "answer": answer_modal, "confirm": confirm_modal}
+
+
+def register(app: AsyncApp, deps: SlackDeps) -> None:
+    """Register the checkpoint buttons."""
+
+    async def approve(ack: AsyncAck, body: Body, action: Body) -> None:
+        await ack()
+        cp = await _checkpoint(deps, body, str(action.get("value", "")))
+        if cp is not None and cp.confirm and cp.status is CheckpointStatus.open:
+            await _form(deps, body, cp, "confirm")
+        elif cp is not None:
+            await _decide(deps, body, cp, "approve")
+
+    async def option(ack: AsyncAck, body: Body, action: Body) -> None:
+        await ack()
+        cp_id, _, choice = str(action.get("value", "")).partition("|")
+        cp = await _checkpoint(deps, body, cp_id)
+        if cp is not None:
+            await _decide(deps, body, cp, choice)
+
+    def opens(form: str) -> Any:
+        async def listener(ack: AsyncAck, body: Body, action: Body) -> None:
+            await ack()
+            cp = await _checkpoint(deps, body, str(action.get("value", "")))
+            if cp is not None:
+                await _form(deps, body, cp, form)
+
+        listener.__name__ = f"open_{form}"
+        return listener
+
+    async def show_full(ack: AsyncAck, body: Body, action: Body) -> None:
+        await ack()
+        cp_id, field = parse_show_full(str(action.get("value", "")))
+        cp = await _checkpoint(deps, body, cp_id)
+        if cp is not None:
+            title, text = _full_text(cp, field)
+            await open_view(deps, body, full_text_modal(title, text), fallback=_fallback(cp, "show"))
+
+    async def open_form(ack: AsyncAck, body: Body, action: Body) -> None:
+        await ack()
+        form, _, ref = str(action.get("value", "")).partition(":")
+        if form == "run":
+            try:
+                workflow = deps.container.catalog.get(ref)
+            except NotFound as exc:
+                await deps.reply(user_of(body), messages.not_allowed(str(exc)), **where(body))
+                return
+            await ask_inputs(deps, body, workflow, {}, None)
+        elif (cp := await _checkpoint(deps, body, ref)) is not None and form in _FORMS:
+            await _form(deps, body, cp, form)
+
+    async def acknowledge(ack: AsyncAck) -> None:
+        await ack()  # link buttons: Slack opens the URL itself, but still sends the click
+
+    app.action(APPROVE)(approve)
+    app.action(OPTION)(option)
+    app.action(REJECT)(opens("reject"))
+    app.action(EDIT)(opens("edit"))
+    app.action(ANSWER)(opens("answer"))
+    app.action(SHOW_FULL)(show_full)
+    app.action(OPEN_FORM)(open_form)
+    app.action(OPEN_WEB)(acknowledge)
+
+
+async def _checkpoint(deps: SlackDeps, body: Body, cp_id: str) -> Checkpoint | None:
+    try:
+        return await deps.container.store.get_checkpoint(cp_id)
+    except NotFound:
+        await deps.reply(user_of(body), messages.checkpoint_not_found(), **where(body))
+        return None
+
+
+async def _decide(deps: SlackDeps, body: Body, cp: Checkpoint, action: str) -> None:
+    """The hot path: decide and resume the run; refusals go back as an ephemeral message."""
+    user = user_of(body)
+    command = Decide(checkpoint_id=cp.id, action=action, actor=user, channel="slack")
+    try:
+        await deps.container.engine.decide(command)
+    except (Conflict, NotAllowed) as exc:
+        await deps.reply(user, refusal(cp, exc), run_id=cp.run_id, **where(body))
+    except InvalidInput as exc:
+        await deps.reply(user, messages.invalid_input(exc.errors or {"": str(exc)}), **where(body))
+
+
+async def _form(deps: SlackDeps, body: Body, cp: Checkpoint, form: str) -> None:
+    """Open a decision modal, unless the person may not decide or it is already decided."""
+    user = user_of(body)
+    notice = await _blocked(deps, cp, user)
+    if notice is not None:
+        await deps.reply(user, notice, run_id=cp.run_id, **where(body))
+        return
+    await open_view(deps, body, _FORMS[form](cp), fallback=_fallback(cp, form))
+
+
+async def _blocked(deps: SlackDeps, cp: Checkpoint, user: str) -> messages.Notice | None:
+    if cp.status is CheckpointStatus.resolved:
+        decisions = await deps.container.store.list_decisions(checkpoint_id=cp.id)
+        if not decisions:
+            return messages.not_allowed(f"this request is closed ({cp.outcome})")
+        d = decisions[-1]
+        by_policy = d.resolved_by is not ResolvedBy.human
+        return messages.already_decided(
+            d.action, d.rule or d.actor if by_policy else d.actor, d.created_at, by_policy=by_policy
+        )
+    if user == cp.requester and not cp.allow_self_approval:
+        return messages.self_approval()
+    if not await may_decide(deps.container, deps.directory, cp, user):
+        return messages.not_assignee(cp.assignees)
+    return None
+
+
+def _fallback(cp: Checkpoint, form: str) -> dict[str, Any]:
+    return form_fallback(form, cp.id, cp.title or "a request", run_id=cp.run_id, checkpoint_id=cp.id)
+
+
+def _full_text(cp: Checkpoint, field: str) -> tuple[str, str]:
+    if field == PROMPT_FIELD:
+        return cp.title or "Request", cp.prompt
+    if field == ALL_FIELDS:
+        parts = [f"{humanize(k)}:\n{display_value(v)}" for k, v in cp.context.items()]
+        return "All details", "\n\n".join(parts)
+    return humanize(field), display_value(cp.context.get(field, ""))

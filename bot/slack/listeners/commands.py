@@ -1,0 +1,142 @@
+"""``/signoff``: run, list, status, inbox, cancel, help.
+
+Answers that need no database ride in the ack; the others are acked first and answered
+through the outbox (``slack.reply``), so nothing slow happens before Slack's 3 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+
+from bot import messages
+from bot.blocks import forms
+from bot.slack.deps import SlackDeps
+from bot.slack.inbox import waiting_for
+from bot.slack.listeners._common import Body, user_of, where
+from bot.slack.listeners._runs import ask_inputs, start_run
+from engine.commands import Cancel
+from engine.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from engine.inputs import coerce_inputs, parse_pairs
+from engine.model import Checkpoint
+
+__all__ = ["register"]
+
+_Sub = Callable[[SlackDeps, AsyncAck, Body, str], Awaitable[None]]
+
+
+def register(app: AsyncApp, deps: SlackDeps) -> None:
+    """Register the ``/signoff`` command."""
+
+    async def signoff(ack: AsyncAck, body: Body) -> None:
+        sub, _, rest = str(body.get("text") or "").strip().partition(" ")
+        handler = _SUBCOMMANDS.get(sub.lower() or "help")
+        if handler is None:
+            await ack(text=messages.unknown_command(sub).text)
+            return
+        await handler(deps, ack, body, rest.strip())
+
+    app.command(messages.COMMAND)(signoff)
+
+
+async def _help(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
+    await ack(text=messages.HELP)
+
+
+async def _list(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
+    await ack(text=messages.workflow_list([(w.id, w.title) for w in deps.container.catalog.all()]).text)
+
+
+async def _run(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
+    catalog = deps.container.catalog
+    try:
+        pairs, words = parse_pairs(rest)
+    except InvalidInput as exc:
+        await ack(text=messages.invalid_input({"": str(exc)}).text)
+        return
+    try:
+        workflow = catalog.get(words[0]) if words else None
+    except NotFound:
+        await ack(text=messages.unknown_workflow(words[0], catalog.ids()).text)
+        return
+    if workflow is None or len(words) > 1:
+        extra = {"": f"unexpected words: {' '.join(words[1:])}"} if workflow else {"": "name a workflow"}
+        await ack(text=messages.invalid_input(extra).text)
+        return
+    values, errors = coerce_inputs(workflow.inputs, pairs)
+    fields = forms.schema_fields(workflow.inputs)
+    unknown = {k: v for k, v in errors.items() if k not in fields}
+    if unknown:
+        await ack(text=messages.invalid_input(unknown).text)
+        return
+    try:
+        deps.container.engine.check_inputs(workflow, values)
+    except InvalidInput as exc:
+        errors = {**exc.errors, **errors}
+    if "" in errors:
+        await ack(text=messages.invalid_input(errors).text)
+        return
+    await ack()
+    if errors:
+        await ask_inputs(deps, body, workflow, values, [f for f in fields if f in errors])
+        return
+    await start_run(deps, body, workflow, values, channel=body.get("channel_id"))
+
+
+async def _status(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
+    await ack()
+    user, store = user_of(body), deps.container.store
+    try:
+        run = await store.get_run(rest)
+    except NotFound:
+        await deps.reply(user, messages.run_not_found(rest), **where(body))
+        return
+    open_cps = [cp for cp in await store.list_checkpoints(run_id=run.id) if cp.status.value == "open"]
+    text = f"Run `{run.id}` ({run.workflow_id}): *{run.status.value}*"
+    text += f" — {run.reason}" if run.reason else ""
+    text += "".join(f"\n• waiting for {_who(cp)}: {cp.title}" for cp in open_cps)
+    await deps.reply(user, text, run_id=run.id, **where(body))
+
+
+def _who(cp: Checkpoint) -> str:
+    return ", ".join(cp.assignees) or "someone"
+
+
+async def _inbox(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
+    await ack()
+    user = user_of(body)
+    waiting = await waiting_for(deps.container, deps.directory, user)
+    if not waiting:
+        await deps.reply(user, messages.empty_inbox(), **where(body))
+        return
+    lines = [f"• *{cp.title}* (run `{cp.run_id}`, {cp.priority.value})" for cp in waiting[:20]]
+    text = "Waiting for you (open the Signoff Home tab to decide):\n" + "\n".join(lines)
+    await deps.reply(user, text, **where(body))
+
+
+async def _cancel(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
+    await ack()
+    user = user_of(body)
+    try:
+        run = await deps.container.engine.cancel(Cancel(run_id=rest, actor=user, channel="slack"))
+    except NotFound:
+        notice = messages.run_not_found(rest)
+    except NotAllowed as exc:
+        notice = messages.not_allowed(str(exc))
+    except Conflict as exc:
+        notice = messages.run_finished(rest, str(exc).rsplit("(", 1)[-1].rstrip(")"))
+    else:
+        notice = messages.cancelled(run.id)
+    await deps.reply(user, notice, **where(body))
+
+
+_SUBCOMMANDS: dict[str, _Sub] = {
+    "help": _help,
+    "list": _list,
+    "run": _run,
+    "status": _status,
+    "inbox": _inbox,
+    "cancel": _cancel,
+}

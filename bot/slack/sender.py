@@ -1,0 +1,218 @@
+"""``SlackSender``: sends outbox rows to Slack and reports what happened to the outbox.
+
+Slack errors never leave this module: a 429 becomes a retryable result with its
+``Retry-After``, 5xx and network errors are retryable, and a channel or user that does not
+exist gets a fallback (a DM to the requester) plus an audit event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.slack._post import Poster
+from bot.slack.cards import current_card
+from bot.slack.deps import HOME, REPLY, SlackDeps
+from bot.slack.inbox import affected_users, home_for
+from engine.errors import NotFound
+from engine.model import Delivery
+from engine.policy import expand_principals
+from engine.ports import SendResult
+from engine.roles import parse_principal
+
+__all__ = ["SlackSender"]
+
+log = logging.getLogger("signoff.slack.sender")
+
+_RETRYABLE = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+_UNREACHABLE = {"channel_not_found", "user_not_found", "users_not_found", "is_archived", "not_in_channel"}
+_Handler = Callable[[Delivery, list[Delivery]], Awaitable[SendResult]]
+
+
+class SlackSender:
+    """Implements ``engine.ports.Sender`` over the Slack Web API.
+
+    Kinds: ``checkpoint`` (post a card to a user's DM or a channel; user groups and roles
+    fan out to one row per person), ``checkpoint_update`` (``chat.update`` every posted copy),
+    ``requester_notice`` (thread reply or DM), ``notify``, ``slack.reply`` and ``slack.home``.
+    """
+
+    def __init__(self, deps: SlackDeps) -> None:
+        self.deps = deps
+        self.post = Poster(deps.client)
+        self._handlers: dict[str, _Handler] = {
+            "checkpoint": self._checkpoint,
+            "checkpoint_update": self._update,
+            "requester_notice": self._notice,
+            "notify": self._notify,
+            REPLY: self._reply,
+            HOME: self._home,
+        }
+
+    async def send(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
+        """Send one row; ``related`` are the other rows of the same checkpoint."""
+        handler = self._handlers.get(delivery.kind)
+        if handler is None:
+            return SendResult(ok=False, error=f"no Slack sender for {delivery.kind!r}")
+        try:
+            return await handler(delivery, related)
+        except SlackApiError as exc:
+            return await self._failed(delivery, exc)
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            return SendResult(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}")
+        except NotFound as exc:
+            return SendResult(ok=False, error=str(exc))
+
+    # ------------------------------------------------------------------ kinds
+
+    async def _checkpoint(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
+        kind, name = parse_principal(delivery.target)
+        if kind in {"group", "role"}:
+            return await self._fan_out(delivery, related)
+        cp = await self.deps.container.store.get_checkpoint(str(delivery.checkpoint_id))
+        card = await current_card(self.deps.container, cp, watcher=delivery.payload.get("role") == "watcher")
+        channel, ts = await self.post.message(kind, name, card)
+        if kind == "user":
+            await self.deps.publish_home([name])
+        return SendResult(ok=True, channel_ref=channel, message_ts=ts)
+
+    async def _fan_out(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
+        """One row per person behind a group or role, so each copy keeps its own channel and ts."""
+        c = self.deps.container
+        users, _ = await expand_principals([delivery.target], c.roles, self.deps.directory)
+        have = {d.target for d in related if d.kind == delivery.kind}
+        rows = [
+            delivery.model_copy(
+                update={"id": c.ids.new("dlv_"), "target": f"user:{u}", "created_at": c.clock.now()}
+            )
+            for u in sorted(users)
+            if f"user:{u}" not in have
+        ]
+        if rows:
+            await self.deps.queue(rows)
+        return SendResult(ok=True, channel_ref=f"fanout:{len(rows)}")
+
+    async def _update(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
+        c = self.deps.container
+        cp = await c.store.get_checkpoint(str(delivery.checkpoint_id))
+        cards: dict[bool, dict[str, Any]] = {}
+        for copy in related:
+            if copy.kind != "checkpoint" or not copy.channel_ref or not copy.message_ts:
+                continue
+            if copy.channel_ref.startswith("fanout:"):
+                continue
+            watcher = copy.payload.get("role") == "watcher"
+            if watcher not in cards:
+                cards[watcher] = await current_card(c, cp, watcher=watcher)
+            await self.post.update(copy.channel_ref, copy.message_ts, cards[watcher])
+        await self.deps.publish_home(await affected_users(c, self.deps.directory, cp))
+        return SendResult(ok=True)
+
+    async def _notice(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
+        origin = delivery.payload.get("origin") or {}
+        text = str(delivery.payload.get("text", ""))
+        if detail := delivery.payload.get("detail"):
+            text += "\n> " + str(detail).replace("\n", "\n> ")
+        thread = origin.get("thread_ts")
+        channel = origin.get("slack_channel")
+        if thread and channel:
+            got_channel, ts = await self.post.thread(str(channel), str(thread), text)
+        else:
+            kind, name = parse_principal(delivery.target)
+            got_channel, ts = await self.post.message(kind, name, {"text": text})
+        if delivery.target.startswith("user:"):
+            await self.deps.publish_home([delivery.target.removeprefix("user:")])
+        return SendResult(ok=True, channel_ref=got_channel, message_ts=ts)
+
+    async def _notify(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
+        kind, name = parse_principal(delivery.target)
+        if kind in {"group", "role"}:
+            return await self._fan_out(delivery, [])
+        channel, ts = await self.post.message(kind, name, {"text": str(delivery.payload.get("text", ""))})
+        return SendResult(ok=True, channel_ref=channel, message_ts=ts)
+
+    async def _reply(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
+        user = delivery.target.removeprefix("user:")
+        p = delivery.payload
+        message = {"text": str(p.get("text", "")), **({"blocks": p["blocks"]} if p.get("blocks") else {})}
+        url = p.get("response_url")
+        if url and self._trusted(str(url)):
+            response = await AsyncWebhookClient(str(url)).send_dict({"response_type": "ephemeral", **message})
+            if response.status_code < 300:
+                return SendResult(ok=True)
+            if response.status_code >= 500:
+                return SendResult(ok=False, retryable=True, error=f"response_url {response.status_code}")
+        if p.get("channel"):
+            try:
+                await self.post.ephemeral(str(p["channel"]), user, message)
+                return SendResult(ok=True)
+            except SlackApiError as exc:
+                if exc.response.get("error") not in _UNREACHABLE | {"user_not_in_channel"}:
+                    raise
+        channel, ts = await self.post.message("user", user, message)
+        return SendResult(ok=True, channel_ref=channel, message_ts=ts)
+
+    async def _home(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
+        user = delivery.target.removeprefix("user:")
+        page = int(delivery.payload.get("page") or 0)
+        view = await home_for(self.deps.container, self.deps.directory, user, page)
+        await self.deps.client.views_publish(user_id=user, view=view)
+        return SendResult(ok=True)
+
+    # ------------------------------------------------------------------ failures
+
+    def _trusted(self, url: str) -> bool:
+        """response_urls come from signed payloads; still only post them to Slack (or its test double)."""
+        base = str(self.deps.client.base_url)
+        origin = "/".join(base.split("/")[:3])
+        return url.startswith(("https://hooks.slack.com/", origin + "/"))
+
+    async def _failed(self, delivery: Delivery, exc: SlackApiError) -> SendResult:
+        status = exc.response.status_code
+        error = str(exc.response.get("error") or f"http_{status}")
+        if status == 429:
+            return SendResult(ok=False, retryable=True, retry_after=_retry_after(exc), error=error)
+        if status >= 500 or error in _RETRYABLE:
+            return SendResult(ok=False, retryable=True, error=error)
+        if error in _UNREACHABLE:
+            await self._undeliverable(delivery, error)
+        return SendResult(ok=False, error=error)
+
+    async def _undeliverable(self, delivery: Delivery, error: str) -> None:
+        """DM the requester that a message could not be delivered, with an audit event."""
+        c = self.deps.container
+        requester = ""
+        if delivery.run_id:
+            try:
+                requester = (await c.store.get_run(delivery.run_id)).requester
+            except NotFound:
+                requester = ""
+        audit = self.deps.audit(
+            "slack.undeliverable",
+            "engine",
+            {"delivery": delivery.id, "kind": delivery.kind, "target": delivery.target, "error": error},
+            run_id=delivery.run_id,
+            checkpoint_id=delivery.checkpoint_id,
+        )
+        rows = []
+        fallback = delivery.kind in {REPLY, HOME} or delivery.target == f"user:{requester}"
+        if requester and not fallback:
+            text = f"I could not deliver a message to {delivery.target} ({error}); run `{delivery.run_id}`."
+            rows = [self.deps.row(REPLY, requester, {"text": text, "fallback": True}, delivery.run_id)]
+        await self.deps.queue(rows, [audit])
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    headers = {str(k).lower(): v for k, v in (exc.response.headers or {}).items()}
+    raw = headers.get("retry-after")
+    if isinstance(raw, list):
+        raw = raw[0] if raw else None
+    try:
+        return max(float(raw), 0.0) if raw is not None else 1.0
+    except (TypeError, ValueError):
+        return 1.0

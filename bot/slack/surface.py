@@ -1,0 +1,103 @@
+"""Everything ``signoff serve`` needs for Slack: client, directory, sender, Bolt app, transports.
+
+HTTP mode mounts ``POST /slack/events`` on the process's own aiohttp application (the same
+server as the web console). Socket Mode connects out with the app-level token instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import ConfigError, Settings
+from bot.slack.app import Authorizer, build_app
+from bot.slack.deps import SlackDeps
+from bot.slack.directory import SlackDirectory
+from bot.slack.sender import SlackSender
+from bot.wiring import Container
+from engine.outbox import Outbox
+
+__all__ = ["EVENTS_PATH", "SlackSurface"]
+
+EVENTS_PATH = "/slack/events"
+log = logging.getLogger("signoff.slack")
+
+
+def _api_url(settings: Settings) -> str:
+    url = settings.slack_api_url or AsyncWebClient.BASE_URL
+    return url if url.endswith("/") else url + "/"
+
+
+class SlackSurface:
+    """The Slack side of one process, built on an existing container.
+
+    Building it makes the container send its outbox through Slack and resolve user groups
+    through Slack at decision time.
+
+    Args:
+        container: the wired process (built without a sender).
+        settings: needs ``slack_bot_token`` and ``slack_signing_secret``.
+        wake: called when rows were queued, so the outbox loop sends them now.
+    """
+
+    def __init__(self, container: Container, settings: Settings, *, wake: Callable[[], None]) -> None:
+        if not (settings.slack_bot_token and settings.slack_signing_secret):
+            raise ConfigError("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are both needed for Slack")
+        self.settings = settings
+        self.client = AsyncWebClient(token=settings.slack_bot_token, base_url=_api_url(settings))
+        self.directory = SlackDirectory(self.client)
+        self.deps = SlackDeps(container=container, client=self.client, directory=self.directory, wake=wake)
+        self.sender = SlackSender(self.deps)
+        self.authorizer = Authorizer(self.client)
+        self.app: AsyncApp = build_app(
+            self.deps, signing_secret=settings.slack_signing_secret, authorizer=self.authorizer
+        )
+        container.engine.deps.directory = self.directory
+        container.outbox = Outbox(container.store, self.sender, container.clock)
+        self._socket: AsyncSocketModeHandler | None = None
+
+    @property
+    def socket_mode(self) -> bool:
+        """True when ``SLACK_APP_TOKEN`` is set."""
+        return bool(self.settings.slack_app_token)
+
+    def mount(self, app: web.Application) -> None:
+        """Add ``POST /slack/events`` (signature verified by Bolt) to ``app``."""
+        app.router.add_post(EVENTS_PATH, self.handle, name="slack.events")
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """One HTTP request from Slack through Bolt (401 on a bad or stale signature)."""
+        response = await self.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    async def start(self) -> None:
+        """Check the bot token (``auth.test``) and, in Socket Mode, connect.
+
+        Raises:
+            ConfigError: Slack refused the token, or could not be reached.
+        """
+        try:
+            identity = await self.authorizer.warm()
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            raise ConfigError(f"SLACK_BOT_TOKEN was not accepted by Slack: {exc}") from exc
+        log.info("Slack: bot %s in team %s", identity.bot_user_id, identity.team_id)
+        if self.settings.slack_app_token:
+            web_client = AsyncWebClient(base_url=_api_url(self.settings))
+            self._socket = AsyncSocketModeHandler(
+                self.app, app_token=self.settings.slack_app_token, web_client=web_client
+            )
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            log.info("Slack: Socket Mode connected")
+
+    async def close(self) -> None:
+        """Disconnect Socket Mode (HTTP mode has nothing to close)."""
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
