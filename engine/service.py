@@ -35,7 +35,7 @@ from engine.model import (
 from engine.nodes.base import Completed, NodeContext, NodeDeps, Paused
 from engine.nodes.registry import NODE_KINDS
 from engine.policy import ensure_may_decide, is_admin
-from engine.ports import AuditDraft, CheckpointUpdate, Lease, RunChange, RunStore
+from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, RunChange, RunStore
 from engine.runner import NoMatchingEdge, build_scope, final_status, next_nodes, response_data
 from engine.templates import TemplateFailure
 
@@ -136,19 +136,19 @@ class Engine:
 
     async def drive(self, run_id: str) -> Run | None:
         """Execute the run until it pauses or ends; None when another process holds it."""
-        lease = await self.store.claim_run(run_id, self.owner, self.clock.now(), self.lease_ttl)
-        if lease is None:
+        claimed = await self.store.claim(run_id, self.owner, self.clock.now(), self.lease_ttl)
+        if claimed is None:
             return None
         try:
-            return await self._drive(lease)
+            return await self._drive(claimed)
         except LeaseLost:
             log.info("lease on %s lost; another process continues it", run_id)
             return None
 
-    async def _drive(self, lease: Lease) -> Run:
-        run = await self.store.get_run(lease.run_id)
+    async def _drive(self, claimed: Claimed) -> Run:
+        lease, run = claimed.lease, claimed.run
         workflow = await self.catalog.pinned(run.workflow_hash, self.store)
-        steps = {s.id: s for s in await self.store.list_steps(run.id)}
+        steps = {s.id: s for s in claimed.steps}
         while True:
             if run.status.final:
                 return run
@@ -329,7 +329,7 @@ class Engine:
             NotAllowed: the actor may not decide, or the action is not offered.
             InvalidInput: the data does not fit the response schema (field errors).
         """
-        cp = await self.store.get_checkpoint(command.checkpoint_id)
+        cp, run, steps = await self.store.load_checkpoint(command.checkpoint_id)
         if cp.status is CheckpointStatus.resolved:
             raise await self._conflict(cp)
         by_policy = command.resolved_by != "human"
@@ -342,9 +342,7 @@ class Engine:
         now = self.clock.now()
         if action in {"approve", "edit"} and not by_policy and len(cp.approvals) + 1 < cp.quorum:
             return await self._vote(cp, command, now)
-        run = await self.store.get_run(cp.run_id)
         workflow = await self.catalog.pinned(run.workflow_hash, self.store)
-        steps = await self.store.list_steps(run.id)
         response = response_data(
             cp,
             action=action,
@@ -563,6 +561,10 @@ class Engine:
             checkpoint_id=checkpoint_id,
             payload=payload or {},
         )
+
+    def changed(self, run_id: str) -> None:
+        """Tell the process's observers (outbox, scheduler, App Home) that a run changed."""
+        self._changed(run_id)
 
     def _changed(self, run_id: str) -> None:
         if self.on_change is not None:

@@ -1,0 +1,158 @@
+"""Timers: APScheduler (AsyncIOScheduler, SQLAlchemy job store on the same database) turns
+checkpoint deadlines and reminders into engine calls.
+
+The checkpoint's ``due_at`` stays the source of truth. Jobs are a schedule of *when to look*:
+firing is idempotent, so a job that runs twice (two replicas), late (after a restart) or after a
+person decided changes nothing. On start-up, and every ``reconcile_s``, each process reconciles:
+overdue deadlines fire now, missing jobs are created, jobs of closed checkpoints are removed.
+
+APScheduler stores jobs by reference (``module:function``) with picklable arguments, so the job
+functions below find this process's ``Timeouts`` through a module-level registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from engine.model import Checkpoint
+from engine.timeouts import Timeouts, timer_plan
+
+__all__ = ["Timers"]
+
+log = logging.getLogger("signoff.timers")
+_ACTIVE: dict[str, Timeouts] = {}
+JOB_TABLE = "signoff_timer_jobs"
+
+
+async def fire_deadline_job(scope: str, checkpoint_id: str, level: int) -> None:
+    """APScheduler entry point: a checkpoint's deadline may have passed."""
+    timeouts = _ACTIVE.get(scope)
+    if timeouts is not None:
+        outcome = await timeouts.fire_deadline(checkpoint_id, level)
+        log.info("deadline of %s (level %d): %s", checkpoint_id, level, outcome)
+
+
+async def reminder_job(scope: str, checkpoint_id: str, index: int) -> None:
+    """APScheduler entry point: time for reminder ``index``."""
+    timeouts = _ACTIVE.get(scope)
+    if timeouts is not None:
+        await timeouts.send_reminder(checkpoint_id, index)
+
+
+def _engine_options(url: str) -> dict[str, object]:
+    # our own store holds SQLite's write lock for short transactions: wait instead of failing
+    return {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+
+
+class Timers:
+    """Schedules deadline and reminder jobs for open checkpoints."""
+
+    def __init__(
+        self, timeouts: Timeouts, job_store_url: str, *, scope: str = "default", reconcile_s: float = 30.0
+    ) -> None:
+        self.timeouts = timeouts
+        self.store = timeouts.store
+        self.clock = timeouts.engine.clock
+        self.scope = scope
+        self.reconcile_s = reconcile_s
+        self.scheduler = AsyncIOScheduler(
+            jobstores={
+                "default": SQLAlchemyJobStore(
+                    url=job_store_url, tablename=JOB_TABLE, engine_options=_engine_options(job_store_url)
+                )
+            },
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+            timezone="UTC",
+        )
+        self._known: set[str] = set()
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        """Start the scheduler after a first reconciliation; returns how many jobs were added."""
+        _ACTIVE[self.scope] = self.timeouts
+        self.scheduler.start()
+        added = await self.reconcile()
+        self._task = asyncio.create_task(self._loop(), name="signoff-timers")
+        return added
+
+    async def stop(self) -> None:
+        """Stop the loop and the scheduler (jobs stay in the job store)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.scheduler.shutdown(wait=False)
+        _ACTIVE.pop(self.scope, None)
+
+    def changed(self, run_id: str) -> None:
+        """Engine observer: the run's checkpoints may have opened or moved; plan them soon."""
+        self._dirty.add(run_id)
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        elapsed = 0.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.2)
+            self._wake.clear()
+            elapsed += 0.2
+            try:
+                if elapsed >= self.reconcile_s:
+                    elapsed = 0.0
+                    await self.reconcile()
+                dirty, self._dirty = self._dirty, set()
+                for run_id in dirty:
+                    for cp in await self.store.list_checkpoints(run_id=run_id, open_only=True):
+                        await self._plan(cp)
+            except Exception:  # the loop must survive a bad row or a database hiccup
+                log.exception("timer planning failed")
+
+    async def reconcile(self) -> int:
+        """Make the job store match the open checkpoints; returns how many jobs were added."""
+        open_cps = await self.store.list_checkpoints(open_only=True, limit=1_000_000)
+        wanted: set[str] = set()
+        added = 0
+        for cp in open_cps:
+            ids = await self._plan(cp)
+            wanted |= ids
+        existing = {job.id for job in self.scheduler.get_jobs()}
+        for job_id in existing - wanted:
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.remove_job(job_id)
+        added = len(wanted - existing)
+        self._known = wanted
+        return added
+
+    async def _plan(self, cp: Checkpoint) -> set[str]:
+        if cp.due_at is None:
+            return set()  # reminders need a timeout (checked at load time)
+        config = await self.timeouts.config_of(cp)
+        plan = timer_plan(cp, config)
+        now = self.clock.now()
+        ids: set[str] = set()
+        if plan.deadline is not None:
+            job_id = f"deadline:{cp.id}:{plan.level}"
+            ids.add(job_id)
+            self._add(job_id, fire_deadline_job, max(plan.deadline, now), [self.scope, cp.id, plan.level])
+        for index, at in plan.reminders:
+            if at <= now and plan.deadline is not None and plan.deadline <= now:
+                continue  # the deadline itself is due: a reminder now would only be noise
+            job_id = f"reminder:{cp.id}:{index}"
+            ids.add(job_id)
+            self._add(job_id, reminder_job, max(at, now), [self.scope, cp.id, index])
+        return ids
+
+    def _add(self, job_id: str, func: object, when: datetime, args: list[object]) -> None:
+        if job_id in self._known:
+            return
+        self.scheduler.add_job(func, "date", run_date=when, args=args, id=job_id, replace_existing=True)
+        self._known.add(job_id)

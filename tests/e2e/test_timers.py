@@ -1,0 +1,137 @@
+"""Deadlines through the real APScheduler and database: firing, restarts, replicas racing."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from pathlib import Path
+
+from bot.config import Settings
+from bot.scheduler import Timers
+from bot.wiring import Container, build
+from engine.model import ResolvedBy, RunStatus
+from engine.timeouts import Timeouts
+
+WORKFLOW = """\
+id: t
+inputs: {type: object, properties: {}}
+nodes:
+  - id: gate
+    type: human
+    prompt: "ok?"
+    assignee: user:mia
+    timeout: TIMEOUT
+    escalation: {action: escalate, to: user:sam, timeout: TIMEOUT, final_action: auto_reject}
+  - id: done
+    type: set
+    data: {ok: true}
+edges:
+  - {from: gate, to: done, when: "response.action == 'approve'"}
+"""
+
+
+async def _container(url: str, tmp_path: Path, timeout: str = "1s") -> Container:
+    workflows = tmp_path / "workflows"
+    workflows.mkdir(exist_ok=True)
+    (workflows / "t.yml").write_text(WORKFLOW.replace("TIMEOUT", timeout), encoding="utf-8")
+    settings = Settings(
+        database_url=url, workflows_dir=workflows, skills_dir=tmp_path / "none", roles_file=tmp_path / "r.yml"
+    )
+    return await build(settings, with_sandbox=False)
+
+
+async def _wait_for(predicate: object, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if await predicate():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_escalation_then_final_action_through_the_scheduler(database_url: str, tmp_path: Path) -> None:
+    c = await _container(database_url, tmp_path)
+    timers = Timers(Timeouts(c.engine), database_url, scope="t1", reconcile_s=5)
+    c.engine.on_change = timers.changed
+    await timers.start()
+    try:
+        run = await c.engine.start("t", {}, requester="alice")
+        await c.engine.drive(run.id)
+        [cp] = await c.store.list_checkpoints(run_id=run.id, open_only=True)
+
+        async def finished() -> bool:
+            return (await c.store.get_run(run.id)).status.final
+
+        await _wait_for(finished)
+        final = await c.store.get_run(run.id)
+        assert final.status is RunStatus.rejected
+        [decision] = await c.store.list_decisions(run_id=run.id)
+        assert decision.resolved_by is ResolvedBy.timeout
+        assert decision.rule == "auto_reject"
+        escalations = [
+            d for d in await c.store.list_deliveries(checkpoint_id=cp.id) if d.payload.get("escalation")
+        ]
+        assert [d.target for d in escalations] == ["user:sam"]
+        assert escalations[0].payload["from"] == ["user:mia"]
+    finally:
+        await timers.stop()
+        await c.close()
+
+
+async def test_deadline_that_passed_while_down_fires_on_start(database_url: str, tmp_path: Path) -> None:
+    c = await _container(database_url, tmp_path, timeout="1s")
+    try:
+        run = await c.engine.start("t", {}, requester="alice")
+        await c.engine.drive(run.id)
+        await asyncio.sleep(1.2)  # nothing is scheduled: no process was running
+        timers = Timers(Timeouts(c.engine), database_url, scope="t2", reconcile_s=5)
+        await timers.start()
+        try:
+            [cp] = await c.store.list_checkpoints(run_id=run.id)
+
+            async def escalated() -> bool:
+                return (await c.store.get_checkpoint(cp.id)).escalation_level >= 1
+
+            await _wait_for(escalated)
+        finally:
+            await timers.stop()
+    finally:
+        await c.close()
+
+
+async def test_two_replicas_fire_the_same_deadline_once(database_url: str, tmp_path: Path) -> None:
+    replicas = [await _container(database_url, tmp_path, timeout="1s") for _ in range(2)]
+    try:
+        first = replicas[0]
+        runs = []
+        for _ in range(5):
+            run = await first.engine.start("t", {}, requester="alice")
+            await first.engine.drive(run.id)
+            runs.append(run.id)
+        await asyncio.sleep(1.1)
+        cps = [cp for r in runs for cp in await first.store.list_checkpoints(run_id=r)]
+        outcomes = await asyncio.gather(
+            *(Timeouts(c.engine).fire_deadline(cp.id, 0) for cp in cps for c in replicas)
+        )
+        counts = collections.Counter(outcomes)
+        assert counts["escalate"] == len(cps), counts
+        for cp in cps:
+            current = await first.store.get_checkpoint(cp.id)
+            assert current.escalation_level == 1
+            dms = [
+                d
+                for d in await first.store.list_deliveries(checkpoint_id=cp.id)
+                if d.payload.get("escalation")
+            ]
+            assert len(dms) == 1
+        await asyncio.sleep(1.1)
+        outcomes = await asyncio.gather(
+            *(Timeouts(c.engine).fire_deadline(cp.id, 1) for cp in cps for c in replicas)
+        )
+        assert collections.Counter(outcomes)["auto_reject"] == len(cps), outcomes
+        for run_id in runs:
+            assert len(await first.store.list_decisions(run_id=run_id)) == 1
+            assert (await first.store.get_run(run_id)).status is RunStatus.rejected
+    finally:
+        for c in replicas:
+            await c.close()
