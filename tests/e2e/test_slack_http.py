@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.scenario._flow import full_scenario
-from tests.scenario._harness import SlackEnv, slack_env
+from bot.blocks.checkpoint import APPROVE, EDIT, EDIT_SUBMIT
+from bot.slack.listeners._common import OPEN_FORM
+from engine.model import Delivery
+from tests.scenario._flow import full_scenario, has_buttons, opened_view, start_waiting
+from tests.scenario._harness import GROUP_MEMBER, MANAGER, STRANGER, SlackEnv, slack_env
+from tests.unit.bot.test_slack_manifest import SCOPES_USED
 
 
 @pytest.fixture
@@ -19,3 +23,73 @@ async def env(tmp_path: Path) -> AsyncIterator[SlackEnv]:
 
 async def test_missing_field_to_completed_run_over_http(env: SlackEnv) -> None:
     await full_scenario(env)
+    called = {c.method for c in env.fake.calls if not c.method.startswith("hooks.")}
+    assert called <= set(SCOPES_USED) | {"auth.test", "views.open", "views.publish"}, "manifest scopes"
+
+
+async def _counts(env: SlackEnv) -> tuple[int, int, int]:
+    store = env.container.store
+    return (
+        len(await store.list_runs()),
+        len(await store.list_checkpoints(open_only=True)),
+        len(await store.list_decisions()),
+    )
+
+
+async def test_non_assignee_click_is_refused_and_changes_nothing(env: SlackEnv) -> None:
+    cp = await start_waiting(env)
+    before = await _counts(env)
+    status, body = await env.send("interaction", env.click(APPROVE, cp.id, STRANGER))
+    assert (status, body) == (200, "")
+    refusal = await env.until(lambda: [t for t in env.replies(STRANGER) if t.startswith("Only ")])
+    assert refusal[0].endswith("can decide this. Nothing was changed.")
+    assert await _counts(env) == before
+    assert not env.fake.calls_to("chat.update")
+
+
+async def test_second_click_is_told_who_won(env: SlackEnv) -> None:
+    cp = await start_waiting(env)
+    await env.send("interaction", env.click(APPROVE, cp.id, MANAGER))
+    await env.until(lambda: env.container.store.list_decisions())
+    await env.send("interaction", env.click(APPROVE, cp.id, GROUP_MEMBER))
+    told = await env.until(lambda: [t for t in env.replies(GROUP_MEMBER) if t.startswith("Already")])
+    assert told[0].startswith(f"Already approved by <@{MANAGER}> at ")
+    assert len(await env.container.store.list_decisions()) == 1
+
+
+async def test_rate_limited_post_is_retried_after_retry_after(env: SlackEnv) -> None:
+    env.fake.rate_limit("chat.postMessage", retry_after=1)
+    cp = await start_waiting(env)
+    store = env.container.store
+
+    async def both_posted() -> list[Delivery]:
+        rows = await store.list_deliveries(checkpoint_id=cp.id)
+        sent = [d for d in rows if d.kind == "checkpoint" and d.message_ts]
+        return sent if len(sent) == 2 else []
+
+    rows = await env.until(both_posted)
+    assert sorted(d.attempts for d in rows) == [1, 2]
+    cards = [c for c in env.fake.calls_to("chat.postMessage") if has_buttons(c)]
+    assert len(cards) == 3, "the first post was refused with 429, then sent again"
+    assert cards[-1].at - cards[0].at >= 1.0, "not before Retry-After"
+
+
+async def test_expired_trigger_falls_back_to_an_open_form_button(env: SlackEnv) -> None:
+    cp = await start_waiting(env)
+    click = env.click(EDIT, cp.id, MANAGER)
+    env.fake.api.triggers[click["trigger_id"]] -= 10  # issued 10 s ago: Slack says expired_trigger_id
+    await env.send("interaction", click)
+    dm = await env.until(
+        lambda: [
+            c for c in env.fake.calls_to("chat.postMessage") if "open_form" in str(c.params.get("blocks"))
+        ]
+    )
+    assert dm[0].params["channel"] == env.fake.api.dm_channel(MANAGER)
+    events = await env.container.store.audit_events(run_id=cp.run_id)
+    failed = [e for e in events if e.kind == "slack.trigger_failed"]
+    assert failed[0].payload["error"] == "expired_trigger_id"
+    assert failed[0].actor == MANAGER
+
+    again = env.click(OPEN_FORM, f"edit:{cp.id}", MANAGER)
+    await env.send("interaction", again)
+    assert (await opened_view(env, again["trigger_id"], EDIT_SUBMIT))["private_metadata"]

@@ -55,7 +55,7 @@ async def open_checkpoint(env: SlackEnv) -> Checkpoint:
     """Wait until the run paused and both assignees got their card; returns the checkpoint."""
     store = env.container.store
     cps: list[Checkpoint] = await env.until(lambda: store.list_checkpoints(open_only=True))
-    await env.until(lambda: len([c for c in env.fake.calls_to("chat.postMessage") if has_buttons(c)]) >= 2)
+    await env.until(lambda: [c for c in env.fake.calls_to("chat.postMessage") if has_buttons(c)])
     return cps[0]
 
 
@@ -87,6 +87,7 @@ async def full_scenario(env: SlackEnv) -> None:
     assert run.inputs == {"customer": "ACME Corp", "amount": 120}
     assert run.requester == REQUESTER
     dms = {u: fake.api.dm_channel(u) for u in (MANAGER, GROUP_MEMBER)}
+    await env.until(lambda: len([c for c in fake.calls_to("chat.postMessage") if has_buttons(c)]) == 2)
     opened = {c.params["users"] for c in fake.calls_to("conversations.open")}
     assert {MANAGER, GROUP_MEMBER} <= opened
     cards = [c for c in fake.calls_to("chat.postMessage") if has_buttons(c)]

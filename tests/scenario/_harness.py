@@ -172,6 +172,7 @@ class SlackEnv:
         p = fixture("block_actions_message_button.json")
         p["user"]["id"] = user
         p["trigger_id"] = self.fake.new_trigger_id()
+        p["response_url"] = self.fake.base_url + "hooks.actions"
         p["container"]["channel_id"] = p["channel"]["id"] = channel
         action = p["actions"][0]
         action.update(action_id=action_id, value=value, block_id=f"actions:v0:{value}")
@@ -186,6 +187,13 @@ class SlackEnv:
         sent["state"] = {"values": values}
         p["view"] = {**p["view"], **sent}
         return dict(p)
+
+    def replies(self, user: str) -> list[str]:
+        """Texts sent to ``user`` only: response_url posts and ephemeral messages."""
+        hooks = [c for c in self.fake.calls if c.method.startswith("hooks.")]
+        texts = [str(c.params.get("text")) for c in hooks if c.params.get("user", user) == user]
+        ephemeral = self.fake.calls_to("chat.postEphemeral")
+        return texts + [str(c.params["text"]) for c in ephemeral if c.params["user"] == user]
 
     # ------------------------------------------------------------------ waiting
 
