@@ -1,0 +1,203 @@
+"""``signoff audit ...`` and ``signoff stats``: evidence and analytics from the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from bot._cli_output import console, err_console, print_json
+from bot.wiring import Container
+from engine.audit import verify_chain
+from engine.model import AuditEvent, parse_duration
+from engine.stats import checkpoint_stats
+
+__all__ = ["audit_app", "register"]
+
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+
+
+def _since(value: str | None, now: datetime) -> datetime | None:
+    """``30d`` / ``4h`` (relative) or an ISO date."""
+    if value is None:
+        return None
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: use a duration like 30d or a date like 2026-11-01") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=now.tzinfo)
+
+
+def _event_json(e: AuditEvent) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "at": e.at.isoformat(),
+        "actor": e.actor,
+        "channel": e.channel,
+        "kind": e.kind,
+        "run_id": e.run_id,
+        "checkpoint_id": e.checkpoint_id,
+        "payload": e.payload,
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    }
+
+
+@audit_app.command("verify")
+def verify() -> None:
+    """Check the whole hash chain; reports the first modified, deleted, inserted or reordered event."""
+    from bot.cli import EXIT_BAD_INPUT, _run
+
+    async def work(c: Container) -> Any:
+        return verify_chain(await c.store.audit_events(), await c.store.audit_head())
+
+    report = _run(work)
+    if report.ok:
+        console.print(f"[green]ok[/green]: {report.checked} audit events, chain intact")
+        return
+    err_console.print(f"[red]audit chain broken[/red] at event {report.first_bad_seq}: {report.problem}")
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@audit_app.command("export")
+def export(
+    run: Annotated[str | None, typer.Option("--run", help="only this run")] = None,
+    since: Annotated[str | None, typer.Option(help="30d, 4h or an ISO date")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
+) -> None:
+    """Print audit events as JSON lines or CSV."""
+    from bot.cli import EXIT_BAD_INPUT, _fail, _run
+
+    if fmt not in {"jsonl", "csv"}:
+        raise _fail(f"--format must be jsonl or csv, not {fmt!r}", EXIT_BAD_INPUT)
+
+    async def work(c: Container) -> list[AuditEvent]:
+        return await c.store.audit_events(run_id=run, since=_since(since, c.clock.now()))
+
+    events = _run(work)
+    if fmt == "jsonl":
+        for e in events:
+            print(json.dumps(_event_json(e), ensure_ascii=False, default=str))  # noqa: T201
+        return
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["seq", "at", "actor", "channel", "kind", "run_id", "checkpoint_id", "payload", "prev_hash", "hash"]
+    )
+    for e in events:
+        row = _event_json(e)
+        row["payload"] = json.dumps(e.payload, sort_keys=True, default=str)
+        writer.writerow(row.values())
+    print(out.getvalue(), end="")  # noqa: T201
+
+
+@audit_app.command("show")
+def show(run_id: str) -> None:
+    """Who approved what, when, from where, having seen what."""
+    from bot.cli import _run
+
+    async def work(c: Container) -> Any:
+        return await c.store.get_run(run_id), await c.store.audit_events(run_id=run_id)
+
+    found, events = _run(work)
+    console.print(
+        f"[bold]{found.id}[/bold] {found.workflow_id} ({found.status.value}), started by {found.requester}"
+    )
+    console.print(f"workflow version {found.workflow_hash[:16]}…")
+    table = Table("seq", "time (UTC)", "who", "from", "what", "details")
+    table.columns[4].no_wrap = True
+    table.columns[4].min_width = 18
+    for e in events:
+        table.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.channel, e.kind, _details(e))
+    console.print(table)
+
+
+def _details(e: AuditEvent) -> str:
+    p = e.payload
+    if e.kind == "decision.recorded":
+        diff = ", ".join(f"{k}: {v['before']!r}→{v['after']!r}" for k, v in (p.get("diff") or {}).items())
+        parts = [
+            f"{p.get('action')} ({p.get('resolved_by')})",
+            f"saw {str(p.get('shown_hash'))[:12]}…",
+            f"next node gets {str(p.get('output_hash'))[:12]}…",
+        ]
+        if diff:
+            parts.append(f"edits: {diff}")
+        if p.get("comment"):
+            parts.append(f"comment: {p['comment']}")
+        return "; ".join(parts)
+    if e.kind == "checkpoint.opened":
+        return (
+            f"{p.get('node')} for {', '.join(p.get('assignees', []))}; shown {str(p.get('shown_hash'))[:12]}…"
+        )
+    if e.kind == "checkpoint.passed":
+        return f"{p.get('expression')} with {p.get('values')}"
+    return ", ".join(f"{k}={v}" for k, v in p.items() if v not in (None, [], {}))[:200]
+
+
+def stats(
+    workflow: Annotated[str | None, typer.Option("--workflow", help="only this workflow")] = None,
+    since: Annotated[str, typer.Option(help="30d, 4h or an ISO date")] = "30d",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Per checkpoint: counts, approve/reject/edit/timeout rates, time to decision, approvers, advice."""
+    from bot.cli import _run
+
+    async def work(c: Container) -> Any:
+        start = _since(since, c.clock.now())
+        runs = await c.store.list_runs(workflow_id=workflow, limit=1_000_000)
+        wanted = {r.id for r in runs}
+        cps = [cp for cp in await c.store.list_checkpoints(limit=1_000_000) if cp.run_id in wanted]
+        decisions = [d for d in await c.store.list_decisions() if d.run_id in wanted]
+        return checkpoint_stats(runs, cps, decisions, since=start)
+
+    report = _run(work)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    table = Table(
+        "workflow", "node", "count", "open", "approve", "reject", "edit", "timeout", "median", "p90"
+    )
+    for n in report.nodes:
+        table.add_row(
+            n.workflow,
+            n.node,
+            str(n.count),
+            str(n.open),
+            f"{n.approve_rate:.0%}",
+            f"{n.reject_rate:.0%}",
+            f"{n.edit_rate:.0%}",
+            f"{n.timeout_rate:.0%}",
+            _secs(n.median_seconds),
+            _secs(n.p90_seconds),
+        )
+    console.print(table)
+    for n in report.nodes:
+        for a in n.approvers:
+            console.print(
+                f"  {n.workflow}/{n.node} {a.actor}: {a.decisions} decided, {a.approved} approved, "
+                f"{a.rejected} rejected, {a.edited} edited, median {_secs(a.median_seconds)}"
+            )
+        for line in n.advice:
+            console.print(f"  [yellow]advice[/yellow] {n.workflow}/{n.node}: {line}")
+
+
+def _secs(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}s" if value < 120 else str(timedelta(seconds=round(value)))
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``audit`` and ``stats`` to the main CLI."""
+    app.add_typer(audit_app, name="audit")
+    app.command("stats")(stats)

@@ -1,0 +1,154 @@
+"""Checkpoint analytics: rates, time to decision, per approver, and advice (pure functions)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.model import Checkpoint, CheckpointOutcome, Decision, ResolvedBy, Run
+
+__all__ = ["ApproverStats", "NodeStats", "StatsReport", "checkpoint_stats"]
+
+RELAX_ABOVE = 0.95
+EDIT_ABOVE = 0.30
+RUBBER_STAMP_CHARS = 2000
+RUBBER_STAMP_SECONDS = 10.0
+
+
+class ApproverStats(BaseModel):
+    """One person's decisions on one checkpoint node."""
+
+    model_config = ConfigDict(frozen=True)
+
+    actor: str
+    decisions: int
+    approved: int
+    rejected: int
+    edited: int
+    median_seconds: float | None
+
+
+class NodeStats(BaseModel):
+    """Figures for one human node of one workflow."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow: str
+    node: str
+    count: int
+    open: int
+    approve_rate: float
+    reject_rate: float
+    edit_rate: float
+    timeout_rate: float
+    median_seconds: float | None
+    p90_seconds: float | None
+    approvers: list[ApproverStats] = Field(default_factory=list)
+    advice: list[str] = Field(default_factory=list)
+
+
+class StatsReport(BaseModel):
+    """Every node's figures."""
+
+    model_config = ConfigDict(frozen=True)
+
+    since: datetime | None
+    nodes: list[NodeStats]
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def checkpoint_stats(
+    runs: list[Run],
+    checkpoints: list[Checkpoint],
+    decisions: list[Decision],
+    *,
+    since: datetime | None = None,
+) -> StatsReport:
+    """Group checkpoints by (workflow, node) and compute rates, timings and advice."""
+    workflow_of = {r.id: r.workflow_id for r in runs}
+    by_cp = {d.checkpoint_id: d for d in decisions}
+    groups: dict[tuple[str, str], list[Checkpoint]] = defaultdict(list)
+    for cp in checkpoints:
+        if since is not None and cp.created_at < since:
+            continue
+        groups[(workflow_of.get(cp.run_id, "?"), cp.node_id)].append(cp)
+    nodes = [_node(wf, node, cps, by_cp) for (wf, node), cps in sorted(groups.items())]
+    return StatsReport(since=since, nodes=nodes)
+
+
+def _node(workflow: str, node: str, cps: list[Checkpoint], by_cp: dict[str, Decision]) -> NodeStats:
+    decided = [(cp, by_cp[cp.id]) for cp in cps if cp.id in by_cp]
+    n = len(decided) or 1
+    outcomes = [cp.outcome for cp, _ in decided]
+    seconds = [
+        (d.created_at - cp.created_at).total_seconds()
+        for cp, d in decided
+        if d.resolved_by is ResolvedBy.human
+    ]
+    rate = {o: outcomes.count(o) / n for o in CheckpointOutcome}
+    per: dict[str, list[tuple[Checkpoint, Decision]]] = defaultdict(list)
+    for cp, d in decided:
+        if d.resolved_by is ResolvedBy.human:
+            per[d.actor].append((cp, d))
+    approvers = [
+        ApproverStats(
+            actor=actor,
+            decisions=len(items),
+            approved=sum(d.action == "approve" for _, d in items),
+            rejected=sum(d.action == "reject" for _, d in items),
+            edited=sum(d.action == "edit" for _, d in items),
+            median_seconds=statistics.median(
+                [(d.created_at - cp.created_at).total_seconds() for cp, d in items]
+            ),
+        )
+        for actor, items in sorted(per.items())
+    ]
+    stats = NodeStats(
+        workflow=workflow,
+        node=node,
+        count=len(cps),
+        open=sum(cp.outcome is None for cp in cps),
+        approve_rate=round(rate[CheckpointOutcome.approved], 3),
+        reject_rate=round(rate[CheckpointOutcome.rejected], 3),
+        edit_rate=round(rate[CheckpointOutcome.edited], 3),
+        timeout_rate=round(rate[CheckpointOutcome.timed_out], 3),
+        median_seconds=statistics.median(seconds) if seconds else None,
+        p90_seconds=_pct(seconds, 0.9),
+        approvers=approvers,
+    )
+    return stats.model_copy(update={"advice": _advice(stats, decided)})
+
+
+def _advice(stats: NodeStats, decided: list[tuple[Checkpoint, Decision]]) -> list[str]:
+    advice: list[str] = []
+    if len(decided) >= 10 and stats.approve_rate > RELAX_ABOVE:
+        advice.append(
+            f"{stats.approve_rate:.0%} approved unchanged: "
+            "a candidate to relax (a `when` condition) or to auto-approve"
+        )
+    if len(decided) >= 5 and stats.edit_rate > EDIT_ABOVE:
+        advice.append(f"{stats.edit_rate:.0%} edited: the step before '{stats.node}' needs work")
+    fast_long = [
+        d
+        for cp, d in decided
+        if d.resolved_by is ResolvedBy.human
+        and len(json.dumps(cp.context, default=str)) > RUBBER_STAMP_CHARS
+        and (d.created_at - cp.created_at).total_seconds() < RUBBER_STAMP_SECONDS
+    ]
+    if fast_long:
+        who = ", ".join(sorted({d.actor for d in fast_long}))
+        advice.append(
+            f"{len(fast_long)} decision(s) on long payloads in under {RUBBER_STAMP_SECONDS:.0f}s "
+            f"(possible rubber-stamping: {who})"
+        )
+    return advice

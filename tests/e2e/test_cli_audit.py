@@ -1,0 +1,119 @@
+"""The audit trail from the CLI: verify detects tampering done directly in the database;
+export and show answer who approved what, having seen what; stats sums it up."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.e2e._process import cli, cli_json, env_for, free_port
+
+WORKFLOW = """\
+id: pay
+inputs: {type: object, properties: {amount: {type: number}}, required: [amount]}
+nodes:
+  - id: approve
+    type: human
+    prompt: "Pay {{ inputs.amount }}?"
+    context: {amount: "{{ inputs.amount }}"}
+    response_schema: {type: object, properties: {amount: {type: number}}}
+    assignee: user:bob
+  - id: book
+    type: set
+    data: {booked: "{{ nodes.approve.data.amount }}"}
+edges:
+  - {from: approve, to: book, when: "response.action != 'reject'"}
+"""
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with two decided runs, made once through the CLI."""
+    base = tmp_path_factory.mktemp("audit")
+    (base / "workflows").mkdir()
+    (base / "workflows" / "pay.yml").write_text(WORKFLOW, encoding="utf-8")
+    db = base / "audit.db"
+    env = env_for(f"sqlite:///{db}", base, free_port())
+    for amount in (10, 20):
+        run = cli_json(env, base, "run", "pay", "--input", f"amount={amount}", "--as", "alice")
+        [task] = [t for t in cli_json(env, base, "tasks") if t["run_id"] == run["id"]]
+        cli(
+            env,
+            base,
+            "respond",
+            task["id"],
+            "edit",
+            "--data",
+            json.dumps({"amount": amount + 1}),
+            "--as",
+            "bob",
+        )
+    return base
+
+
+@pytest.fixture
+def setup(golden: Path, tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
+    """A private copy of the golden database (tests tamper with it)."""
+    shutil.copytree(golden / "workflows", tmp_path / "workflows")
+    db = tmp_path / "audit.db"
+    shutil.copy(golden / "audit.db", db)
+    return env_for(f"sqlite:///{db}", tmp_path, free_port()), tmp_path, db
+
+
+def _sql(db: Path, statement: str) -> None:
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(statement)
+    conn.close()
+
+
+def test_intact_chain_verifies(setup: tuple[dict[str, str], Path, Path]) -> None:
+    env, cwd, _ = setup
+    assert "chain intact" in cli(env, cwd, "audit", "verify").stdout
+
+
+@pytest.mark.parametrize(
+    ("statement", "seq"),
+    [
+        ("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3", 3),
+        ("DELETE FROM audit_events WHERE seq = 4", 4),
+        ("UPDATE audit_events SET seq = 100 WHERE seq = 2", 2),
+    ],
+)
+def test_tampering_is_reported(setup: tuple[dict[str, str], Path, Path], statement: str, seq: int) -> None:
+    env, cwd, db = setup
+    _sql(db, statement)
+    result = cli(env, cwd, "audit", "verify", check=2)
+    assert f"at event {seq}" in result.stderr
+
+
+def test_export_and_show(setup: tuple[dict[str, str], Path, Path]) -> None:
+    env, cwd, _ = setup
+    lines = cli(env, cwd, "audit", "export").stdout.splitlines()
+    events = [json.loads(line) for line in lines]
+    decisions = [e for e in events if e["kind"] == "decision.recorded"]
+    assert len(decisions) == 2
+    assert decisions[0]["actor"] == "bob"
+    assert decisions[0]["payload"]["diff"] == {"amount": {"before": 10, "after": 11}}
+    assert len(decisions[0]["payload"]["shown_hash"]) == 64
+    rows = list(csv.DictReader(io.StringIO(cli(env, cwd, "audit", "export", "--format", "csv").stdout)))
+    assert [r["seq"] for r in rows] == [str(e["seq"]) for e in events]
+    run_id = decisions[0]["run_id"]
+    only = [json.loads(x) for x in cli(env, cwd, "audit", "export", "--run", run_id).stdout.splitlines()]
+    assert {e["run_id"] for e in only} == {run_id}
+    shown = cli(env, cwd, "audit", "show", run_id).stdout
+    assert "decision.recorded" in shown
+    assert "bob" in shown
+
+
+def test_stats(setup: tuple[dict[str, str], Path, Path]) -> None:
+    env, cwd, _ = setup
+    [node] = cli_json(env, cwd, "stats")["nodes"]
+    assert (node["workflow"], node["node"], node["count"], node["edit_rate"]) == ("pay", "approve", 2, 1.0)
+    assert node["approvers"][0]["actor"] == "bob"
