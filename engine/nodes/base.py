@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.model import Checkpoint, Deliverable, Delivery, NodeSpec, Run, Workflow
-from engine.ports import LLM, AuditDraft, Clock, Directory, HttpClient, IdFactory, Sandbox
+from engine.ports import LLM, AuditDraft, Clock, Directory, HttpClient, IdFactory, RunStore, Sandbox
 from engine.roles import Role
 
 __all__ = [
@@ -52,6 +52,7 @@ class NodeDeps:
     workspace_root: Path | None = None
     default_model: str = "claude-sonnet-4-6"
     roles: Mapping[str, Role] = field(default_factory=dict)
+    store: RunStore | None = None  # read-only use: assignment strategies count checkpoints
 
 
 @dataclass

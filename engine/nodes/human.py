@@ -8,6 +8,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel
 
+from engine.assignment import pick_from_pool
 from engine.audit import sha256_of
 from engine.model import Checkpoint, Deliverable, Delivery, HumanConfig, NodeSpec, parse_duration
 from engine.nodes.base import Completed, LoadContext, NodeContext, NodeResult, Paused
@@ -61,10 +62,23 @@ class HumanNode:
         condition = ctx.workflow.compiled.node_conditions.get(ctx.node.id)
         if condition is not None and not condition.evaluate(ctx.scope):
             return _passed_by_policy(ctx, condition.source, {r: ctx.scope.get(r) for r in condition.roots})
-        return _open(ctx, config)
+        return await _open(ctx, config)
 
 
-def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
+async def _assignees(ctx: NodeContext, config: HumanConfig) -> list[str]:
+    items = config.assignee if isinstance(config.assignee, list) else [config.assignee]
+    if any(isinstance(item, dict) for item in items):
+        out: list[str] = []
+        for item in items:
+            if isinstance(item, dict):
+                out += await pick_from_pool(item, store=ctx.deps.store, node_id=ctx.node.id)
+            elif item is not None:
+                out += assignee_principals(item, ctx.run.requester)
+        return list(dict.fromkeys(out))
+    return assignee_principals(config.assignee, ctx.run.requester)
+
+
+async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
     compiled = ctx.compiled
     now = ctx.deps.clock.now()
     context = render_value(compiled.get("context", {}), ctx.scope)
@@ -79,7 +93,7 @@ def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
     for name, prop in properties.items():
         if name not in proposed and isinstance(prop, dict) and "default" in prop:
             proposed[name] = prop["default"]
-    assignees = assignee_principals(config.assignee, ctx.run.requester)
+    assignees = await _assignees(ctx, config)
     if not assignees:
         assignees = [f"user:{ctx.run.requester}"]
     title = str(render_value(compiled.get("title") or "", ctx.scope)) or ctx.node.title or ctx.node.id

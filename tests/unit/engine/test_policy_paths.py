@@ -154,3 +154,41 @@ async def test_outbox_gives_up_with_audit(make_world: Callable[..., World]) -> N
     [delivery] = await w.store.list_deliveries(run_id=run.id)
     assert delivery.status is DeliveryStatus.failed
     assert any(e.kind == "delivery.failed" for e in await w.store.audit_events())
+
+
+POOL = """\
+id: pool
+inputs: {type: object, properties: {}}
+nodes:
+  - id: review
+    type: human
+    prompt: "Look?"
+    assignee: {strategy: STRATEGY, pool: [user:ann, user:ben, user:cid]}
+"""
+
+
+async def test_round_robin_rotates_through_the_pool(make_world: Callable[..., World]) -> None:
+    w = make_world(POOL.replace("STRATEGY", "round_robin"))
+    picked = []
+    for _ in range(4):
+        run = await w.engine.start("pool", {}, requester="alice")
+        await w.engine.drive(run.id)
+        [cp] = await w.store.list_checkpoints(run_id=run.id)
+        picked.append(cp.assignees)
+        w.clock.advance(1)
+    assert picked == [["user:ann"], ["user:ben"], ["user:cid"], ["user:ann"]]
+
+
+async def test_least_busy_counts_open_checkpoints(make_world: Callable[..., World]) -> None:
+    w = make_world(POOL.replace("STRATEGY", "least_busy"))
+    cps = []
+    for _ in range(3):
+        run = await w.engine.start("pool", {}, requester="alice")
+        await w.engine.drive(run.id)
+        cps += await w.store.list_checkpoints(run_id=run.id)
+    assert [cp.assignees for cp in cps] == [["user:ann"], ["user:ben"], ["user:cid"]]
+    await w.engine.decide(Decide(checkpoint_id=cps[1].id, action="approve", actor="ben"))
+    run = await w.engine.start("pool", {}, requester="alice")
+    await w.engine.drive(run.id)
+    [cp] = await w.store.list_checkpoints(run_id=run.id)
+    assert cp.assignees == ["user:ben"]  # ben has nothing open any more
