@@ -61,6 +61,8 @@ class Engine:
         self.store = store
         self.catalog = catalog
         self.deps = deps
+        if deps.store is None:
+            deps.store = store
         self.clock = deps.clock
         self.ids = deps.ids
         self.owner = owner
