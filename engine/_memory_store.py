@@ -30,7 +30,7 @@ from engine.model import (
     Step,
     WorkflowVersion,
 )
-from engine.ports import AuditDraft, CheckpointUpdate, Lease, RunChange
+from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, RunChange
 
 __all__ = ["InMemoryRunStore"]
 
@@ -164,6 +164,9 @@ class InMemoryRunStore:
 
     async def claim_run(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
         """Take the lease of a non-final run when free or expired; None otherwise."""
+        return self._claim(run_id, owner, now, ttl)
+
+    def _claim(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
         run = self._run(run_id)
         held = (
             run.lease_owner is not None and run.lease_expires_at is not None and run.lease_expires_at >= now
@@ -181,6 +184,13 @@ class InMemoryRunStore:
             updated_at=now,
         )
         return Lease(run_id=run_id, owner=owner, epoch=epoch, expires_at=now + ttl)
+
+    async def claim(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Claimed | None:
+        """``claim_run`` plus the run and its steps, atomically."""
+        lease = self._claim(run_id, owner, now, ttl)
+        if lease is None:
+            return None
+        return Claimed(lease=lease, run=_copy(self._runs[run_id]), steps=self._steps_of(run_id))
 
     async def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
         """Extend a held lease. Raises LeaseLost."""
@@ -323,6 +333,9 @@ class InMemoryRunStore:
 
     async def list_steps(self, run_id: str) -> list[Step]:
         """A run's steps in start order (ties in insertion order)."""
+        return self._steps_of(run_id)
+
+    def _steps_of(self, run_id: str) -> list[Step]:
         found = sorted((s for s in self._steps.values() if s.run_id == run_id), key=lambda s: s.started_at)
         return [_copy(s) for s in found]
 
@@ -331,6 +344,13 @@ class InMemoryRunStore:
         if checkpoint_id not in self._checkpoints:
             raise NotFound(f"checkpoint {checkpoint_id} not found")
         return _copy(self._checkpoints[checkpoint_id])
+
+    async def load_checkpoint(self, checkpoint_id: str) -> tuple[Checkpoint, Run, list[Step]]:
+        """A checkpoint, its run and the run's steps, atomically. Raises NotFound."""
+        cp = self._checkpoints.get(checkpoint_id)
+        if cp is None:
+            raise NotFound(f"checkpoint {checkpoint_id} not found")
+        return _copy(cp), _copy(self._run(cp.run_id)), self._steps_of(cp.run_id)
 
     async def list_checkpoints(
         self, *, run_id: str | None = None, open_only: bool = False, limit: int = 500

@@ -29,6 +29,7 @@ __all__ = [
     "LLM",
     "AuditDraft",
     "CheckpointUpdate",
+    "Claimed",
     "Clock",
     "Directory",
     "HttpClient",
@@ -100,6 +101,14 @@ class Lease(_Msg):
     expires_at: datetime
 
 
+class Claimed(_Msg):
+    """A taken lease, with the run and its steps as they were when the lease was taken."""
+
+    lease: Lease
+    run: Run
+    steps: list[Step]
+
+
 class RunChange(_Msg):
     """Everything one step commit changes, applied in one transaction under a lease."""
 
@@ -169,6 +178,13 @@ class RunStore(Protocol):
         """
         ...
 
+    async def claim(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Claimed | None:
+        """``claim_run``, also returning the run and its steps (in start order), in one transaction.
+
+        Returns None when another owner holds a live lease or the run is final. Raises NotFound.
+        """
+        ...
+
     async def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
         """Extend a held lease. Raises LeaseLost when it was taken over or fenced."""
         ...
@@ -206,6 +222,13 @@ class RunStore(Protocol):
 
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         """Raises NotFound."""
+        ...
+
+    async def load_checkpoint(self, checkpoint_id: str) -> tuple[Checkpoint, Run, list[Step]]:
+        """A checkpoint, its run and the run's steps (in start order), read in one transaction.
+
+        Raises NotFound.
+        """
         ...
 
     async def list_checkpoints(

@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
-
-import sqlalchemy as sa
 
 from engine.audit import GENESIS_HASH, event_hash
 from engine.model import AuditEvent
 from engine.ports import AuditDraft
 from storage._db import Tx
-from storage.mapping import AUDIT, normalise_json, table_of, to_models
-from storage.tables import AUDIT_HEAD_ID, AuditHeadRow
+from storage._sql import Sql, bind_when, dumps_json
+from storage.mapping import AUDIT, insert
+from storage.tables import AUDIT_HEAD_ID
 
-__all__ = ["append", "events", "head"]
+__all__ = ["append", "events", "head", "lock_head"]
 
-_head = table_of(AuditHeadRow)
-_events = AUDIT.table
-
-_SELECT_HEAD = sa.select(_head.c.seq, _head.c.hash).where(_head.c.id == AUDIT_HEAD_ID)
-_LOCK_HEAD = _SELECT_HEAD.with_for_update()
-_UPDATE_HEAD = (
-    sa.update(_head)
-    .where(_head.c.id == AUDIT_HEAD_ID)
-    .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
-)
-_INSERT_EVENTS = sa.insert(_events)
+_HEAD = f"SELECT seq, hash FROM audit_head WHERE id = {AUDIT_HEAD_ID}"
+_SELECT_HEAD = Sql(_HEAD)
+_LOCK_HEAD = Sql(_HEAD, lock=True)
+_UPDATE_HEAD = Sql(f"UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = {AUDIT_HEAD_ID}")
+_INSERT_HEAD = Sql(f"INSERT INTO audit_head (id, seq, hash) VALUES ({AUDIT_HEAD_ID}, :seq, :hash)")
+_INSERT_EVENT = insert(AUDIT)
 
 
-def append(tx: Tx, drafts: list[AuditDraft]) -> None:
+def lock_head(tx: Tx, drafts: list[AuditDraft]) -> Any:
+    """Send the head read (``FOR UPDATE`` on PostgreSQL) when there is something to append.
+
+    Callers send it after locking their own rows, keeping one lock order everywhere (run row,
+    checkpoint rows, audit head), and before their writes, so that on PostgreSQL it shares a
+    round trip with their reads. Pass the result to ``append``.
+    """
+    return tx.query(_LOCK_HEAD) if drafts else None
+
+
+def append(tx: Tx, drafts: list[AuditDraft], locked: Any = None) -> None:
     """Chain ``drafts`` after the current head and move the head, in ``tx``.
 
     Locking the head row (PostgreSQL) or holding the write lock (SQLite) serialises appends
@@ -38,13 +43,14 @@ def append(tx: Tx, drafts: list[AuditDraft]) -> None:
     """
     if not drafts:
         return
-    found = tx.execute(_LOCK_HEAD if tx.pg else _SELECT_HEAD).first()
-    seq, prev = (int(found.seq), str(found.hash)) if found is not None else (0, GENESIS_HASH)
+    found = (locked if locked is not None else tx.query(_LOCK_HEAD)).fetchone()
+    seq, prev = (int(found[0]), str(found[1])) if found is not None else (0, GENESIS_HASH)
     rows: list[dict[str, Any]] = []
     for draft in drafts:
         seq += 1
-        # hash exactly what reads back from the JSON column
-        payload = normalise_json(draft.payload)
+        # hash exactly what reads back from the JSON column (the text stored is this text)
+        text = dumps_json(draft.payload)
+        payload = json.loads(text)
         digest = event_hash(
             seq=seq,
             at=draft.at,
@@ -59,36 +65,40 @@ def append(tx: Tx, drafts: list[AuditDraft]) -> None:
         rows.append(
             {
                 "seq": seq,
-                "at": draft.at,
+                "at": bind_when(draft.at, tx.pg),
                 "actor": draft.actor,
                 "channel": draft.channel,
                 "kind": draft.kind,
                 "run_id": draft.run_id,
                 "checkpoint_id": draft.checkpoint_id,
-                "payload": payload,
+                "payload": text,
                 "prev_hash": prev,
                 "hash": digest,
             }
         )
         prev = digest
-    tx.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
-    if found is None:
-        tx.execute(sa.insert(_head).values(id=AUDIT_HEAD_ID, seq=seq, hash=prev))
+    if len(rows) == 1:
+        tx.run(_INSERT_EVENT, rows[0])
     else:
-        tx.execute(_UPDATE_HEAD, {"new_seq": seq, "new_hash": prev})
+        tx.many(_INSERT_EVENT, rows)
+    tx.run(_INSERT_HEAD if found is None else _UPDATE_HEAD, {"seq": seq, "hash": prev})
 
 
 def head(tx: Tx) -> tuple[int, str]:
     """The last recorded sequence number and hash (0 and the genesis hash when empty)."""
-    found = tx.execute(_SELECT_HEAD).first()
-    return (int(found.seq), str(found.hash)) if found is not None else (0, GENESIS_HASH)
+    found = tx.query(_SELECT_HEAD).fetchone()
+    return (int(found[0]), str(found[1])) if found is not None else (0, GENESIS_HASH)
 
 
 def events(tx: Tx, *, run_id: str | None, since: datetime | None, after_seq: int) -> list[AuditEvent]:
     """Events in sequence order, filtered by run, time and sequence number."""
-    stmt = AUDIT.select().where(_events.c.seq > after_seq)
+    where = "WHERE seq > :after_seq"
+    params: dict[str, Any] = {"after_seq": after_seq}
     if run_id is not None:
-        stmt = stmt.where(_events.c.run_id == run_id)
+        where += " AND run_id = :run_id"
+        params["run_id"] = run_id
     if since is not None:
-        stmt = stmt.where(_events.c.at >= since)
-    return to_models(AuditEvent, tx.execute(stmt.order_by(_events.c.seq)).all())
+        where += " AND at >= :since"
+        params["since"] = bind_when(since, tx.pg)
+    rows = tx.query(AUDIT.select(where + " ORDER BY seq"), params).fetchall()
+    return AUDIT.load_all(rows, tx.pg)

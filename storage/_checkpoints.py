@@ -3,69 +3,75 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-import sqlalchemy as sa
-
 from engine.errors import Conflict, NotFound
-from engine.model import Checkpoint, CheckpointOutcome, CheckpointStatus, Run, RunStatus
+from engine.model import Checkpoint, CheckpointOutcome, CheckpointStatus, Run, RunStatus, Step
 from engine.ports import CheckpointUpdate
 from storage import _audit, _runs
 from storage._db import Tx
-from storage.mapping import CHECKPOINTS, DECISIONS, RUNS, to_model, to_values
+from storage._sql import Sql, bind_when, dumps_json, read_when
+from storage.mapping import CHECKPOINTS, DECISIONS, RUNS, STEPS, insert
 
-__all__ = ["conflict_message", "update"]
-
-_ckpt = CHECKPOINTS.table
-_dec = DECISIONS.table
-_runs_t = RUNS.table
+__all__ = ["conflict_message", "load", "update"]
 
 # Lock order everywhere: run row, then checkpoint rows, then the audit head. Locking the run
 # first (found through the checkpoint) keeps a resolve and a cancel of the same run from
 # deadlocking on PostgreSQL.
-_RUN_OF_CHECKPOINT = RUNS.select().where(
-    _runs_t.c.id == sa.select(_ckpt.c.run_id).where(_ckpt.c.id == sa.bindparam("cid")).scalar_subquery()
+_RUN_OF = "WHERE id = (SELECT run_id FROM checkpoints WHERE id = :cid)"
+_LOCK_RUN_OF_CHECKPOINT = RUNS.select(_RUN_OF, lock=True)
+_RUN_OF_CHECKPOINT = RUNS.select(_RUN_OF)
+_STEPS_OF_CHECKPOINT = STEPS.select(
+    "WHERE run_id = (SELECT run_id FROM checkpoints WHERE id = :cid) ORDER BY started_at, pk"
 )
-_LOCK_RUN_OF_CHECKPOINT = _RUN_OF_CHECKPOINT.with_for_update(of=_runs_t)
-_INSERT_DECISION = sa.insert(_dec)
-_LOSER_VIEW = (
-    sa.select(
-        _ckpt.c.status,
-        _ckpt.c.outcome,
-        _ckpt.c.version,
-        _ckpt.c.resolved_at,
-        _dec.c.actor,
-        _dec.c.action,
-        _dec.c.created_at,
+_CHECKPOINT = CHECKPOINTS.select("WHERE id = :cid")
+_INSERT_DECISION = insert(DECISIONS)
+_LOSER_VIEW = Sql(
+    "SELECT c.status, c.outcome, c.version, c.resolved_at, d.actor, d.action, d.created_at"
+    " FROM checkpoints c LEFT OUTER JOIN decisions d ON d.checkpoint_id = c.id WHERE c.id = :cid"
+)
+
+
+@cache
+def _compare_and_set(names: tuple[str, ...]) -> Sql:
+    sets = ", ".join(["version = version + 1", *(f"{n} = :{n}" for n in names)])
+    return Sql(
+        f"UPDATE checkpoints SET {sets} WHERE id = :cid AND status = 'open' AND version = :expected"
+        f" RETURNING {CHECKPOINTS.columns}"
     )
-    .select_from(_ckpt.outerjoin(_dec, _dec.c.checkpoint_id == _ckpt.c.id))
-    .where(_ckpt.c.id == sa.bindparam("cid"))
-)
+
+
+def load(tx: Tx, checkpoint_id: str) -> tuple[Checkpoint, Run, list[Step]]:
+    """A checkpoint, its run and the run's steps from one snapshot. Raises NotFound."""
+    tx.snapshot()
+    params = {"cid": checkpoint_id}
+    found = tx.query(_CHECKPOINT, params)
+    run = tx.query(_RUN_OF_CHECKPOINT, params)
+    steps = tx.query(_STEPS_OF_CHECKPOINT, params)
+    cp_row, run_row = found.fetchone(), run.fetchone()
+    if cp_row is None or run_row is None:
+        raise NotFound(f"checkpoint {checkpoint_id} not found")
+    return CHECKPOINTS.load(cp_row, tx.pg), RUNS.load(run_row, tx.pg), STEPS.load_all(steps.fetchall(), tx.pg)
 
 
 def update(tx: Tx, upd: CheckpointUpdate) -> Checkpoint:
     """Compare-and-set on ``(id, status open, version)``; see ``RunStore.update_checkpoint``."""
-    found = tx.execute(_LOCK_RUN_OF_CHECKPOINT if tx.pg else _RUN_OF_CHECKPOINT, {"cid": upd.checkpoint_id})
-    row = found.first()
+    found = tx.query(_LOCK_RUN_OF_CHECKPOINT, {"cid": upd.checkpoint_id})
+    values = _checkpoint_values(upd, tx.pg)
+    cas = _compare_and_set(tuple(values))
+    won = tx.query(cas, {**values, "cid": upd.checkpoint_id, "expected": upd.expected_version})
+    head = _audit.lock_head(tx, upd.audit)
+    row = found.fetchone()
     if row is None:
         raise NotFound(f"checkpoint {upd.checkpoint_id} not found")
-    run = to_model(Run, row)
-    stmt = (
-        sa.update(_ckpt)
-        .where(
-            _ckpt.c.id == upd.checkpoint_id,
-            _ckpt.c.status == CheckpointStatus.open.value,
-            _ckpt.c.version == upd.expected_version,
-        )
-        .values(_checkpoint_values(upd))
-        .returning(*CHECKPOINTS.columns)
-    )
-    won = tx.execute(stmt).first()
-    if won is None:
+    run = RUNS.load(row, tx.pg)
+    won_row = won.fetchone()
+    if won_row is None:
         raise _conflict(tx, upd)
-    checkpoint = to_model(Checkpoint, won)
+    checkpoint = CHECKPOINTS.load(won_row, tx.pg)
     if upd.resolve and upd.decision is not None:
-        tx.execute(_INSERT_DECISION, to_values(upd.decision))
+        tx.run(_INSERT_DECISION, DECISIONS.params(upd.decision, tx.pg))
     if upd.step is not None:
         _runs.upsert_step(tx, upd.step)
     changes: dict[str, Any] = {}
@@ -79,24 +85,24 @@ def update(tx: Tx, upd: CheckpointUpdate) -> Checkpoint:
         changes["updated_at"] = upd.at
         _runs.save_run(tx, run, changes)
     _runs.insert_deliveries(tx, upd.deliveries)
-    _audit.append(tx, upd.audit)
+    _audit.append(tx, upd.audit, head)
     return checkpoint
 
 
-def _checkpoint_values(upd: CheckpointUpdate) -> dict[str, Any]:
-    values: dict[str, Any] = {"version": _ckpt.c.version + 1}
+def _checkpoint_values(upd: CheckpointUpdate, pg: bool) -> dict[str, Any]:
+    values: dict[str, Any] = {}
     if upd.resolve:
         values["status"] = CheckpointStatus.resolved.value
         values["outcome"] = upd.outcome.value if upd.outcome is not None else None
-        values["resolved_at"] = upd.at
+        values["resolved_at"] = bind_when(upd.at, pg)
     if upd.approvals is not None:
-        values["approvals"] = upd.approvals
+        values["approvals"] = dumps_json(upd.approvals)
     if upd.assignees is not None:
-        values["assignees"] = upd.assignees
+        values["assignees"] = dumps_json(upd.assignees)
     if upd.clear_due:
         values["due_at"] = None
     elif upd.due_at is not None:
-        values["due_at"] = upd.due_at
+        values["due_at"] = bind_when(upd.due_at, pg)
     if upd.escalation_level is not None:
         values["escalation_level"] = upd.escalation_level
     if upd.priority is not None:
@@ -105,24 +111,28 @@ def _checkpoint_values(upd: CheckpointUpdate) -> dict[str, Any]:
 
 
 def _conflict(tx: Tx, upd: CheckpointUpdate) -> Conflict:
-    seen = tx.execute(_LOSER_VIEW, {"cid": upd.checkpoint_id}).one()
-    if seen.status == CheckpointStatus.resolved.value:
-        outcome = CheckpointOutcome(seen.outcome) if seen.outcome is not None else None
-        if seen.actor is not None:
+    status, outcome_value, version, resolved_at, actor, action, created_at = tx.query(
+        _LOSER_VIEW, {"cid": upd.checkpoint_id}
+    ).fetchone()
+    if status == CheckpointStatus.resolved.value:
+        outcome = CheckpointOutcome(outcome_value) if outcome_value is not None else None
+        if actor is not None:
+            at = read_when(created_at, tx.pg)
             return Conflict(
-                conflict_message(upd.checkpoint_id, outcome, seen.actor, seen.created_at, seen.action),
-                winner=seen.actor,
-                at=seen.created_at,
-                action=seen.action,
+                conflict_message(upd.checkpoint_id, outcome, actor, at, action),
+                winner=actor,
+                at=at,
+                action=action,
             )
+        resolved = read_when(resolved_at, tx.pg)
         return Conflict(
-            conflict_message(upd.checkpoint_id, outcome, None, seen.resolved_at, None),
-            at=seen.resolved_at,
+            conflict_message(upd.checkpoint_id, outcome, None, resolved, None),
+            at=resolved,
             action=outcome.value if outcome is not None else None,
         )
     return Conflict(
         f"checkpoint {upd.checkpoint_id} changed concurrently "
-        f"(version {seen.version}, expected {upd.expected_version}): reload and try again"
+        f"(version {version}, expected {upd.expected_version}): reload and try again"
     )
 
 

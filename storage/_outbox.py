@@ -3,29 +3,38 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
-
-import sqlalchemy as sa
 
 from engine.errors import NotFound
 from engine.model import Delivery, DeliveryStatus
 from engine.ports import AuditDraft
 from storage import _audit, _runs
 from storage._db import Tx
-from storage.mapping import DELIVERIES, to_models
+from storage._sql import Sql, bind_when
+from storage.mapping import DELIVERIES
 
 __all__ = ["add", "due", "listing", "mark"]
 
-_del = DELIVERIES.table
-_DUE = (
-    DELIVERIES.select()
-    .where(
-        _del.c.status == DeliveryStatus.pending.value,
-        _del.c.next_attempt_at <= sa.bindparam("now"),
-    )
-    .order_by(_del.c.pk)
-    .limit(sa.bindparam("limit"))
+_DUE = DELIVERIES.select(
+    f"WHERE status = '{DeliveryStatus.pending.value}' AND next_attempt_at <= :now ORDER BY pk LIMIT :limit"
 )
+
+
+@cache
+def _listing_sql(by_checkpoint: bool, by_run: bool) -> Sql:
+    where = ["1 = 1"]
+    if by_checkpoint:
+        where.append("checkpoint_id = :cid")
+    if by_run:
+        where.append("run_id = :run_id")
+    return DELIVERIES.select(f"WHERE {' AND '.join(where)} ORDER BY pk")
+
+
+@cache
+def _mark_sql(names: tuple[str, ...]) -> Sql:
+    sets = ", ".join(f"{n} = :{n}" for n in names)
+    return Sql(f"UPDATE deliveries SET {sets} WHERE id = :id RETURNING pk")
 
 
 def add(tx: Tx, deliveries: list[Delivery], audit: list[AuditDraft]) -> None:
@@ -36,17 +45,15 @@ def add(tx: Tx, deliveries: list[Delivery], audit: list[AuditDraft]) -> None:
 
 def due(tx: Tx, now: datetime, limit: int) -> list[Delivery]:
     """Pending deliveries whose next attempt is due, oldest first."""
-    return to_models(Delivery, tx.execute(_DUE, {"now": now, "limit": limit}).all())
+    rows = tx.query(_DUE, {"now": bind_when(now, tx.pg), "limit": limit}).fetchall()
+    return DELIVERIES.load_all(rows, tx.pg)
 
 
 def listing(tx: Tx, *, checkpoint_id: str | None, run_id: str | None) -> list[Delivery]:
     """Deliveries in creation order, optionally of one checkpoint or run."""
-    stmt = DELIVERIES.select()
-    if checkpoint_id is not None:
-        stmt = stmt.where(_del.c.checkpoint_id == checkpoint_id)
-    if run_id is not None:
-        stmt = stmt.where(_del.c.run_id == run_id)
-    return to_models(Delivery, tx.execute(stmt.order_by(_del.c.pk)).all())
+    sql = _listing_sql(checkpoint_id is not None, run_id is not None)
+    rows = tx.query(sql, {"cid": checkpoint_id, "run_id": run_id}).fetchall()
+    return DELIVERIES.load_all(rows, tx.pg)
 
 
 def mark(
@@ -65,14 +72,15 @@ def mark(
     values: dict[str, Any] = {
         "status": status.value,
         "attempts": attempts,
-        "next_attempt_at": next_attempt_at,
+        "next_attempt_at": bind_when(next_attempt_at, tx.pg),
         "error": error,
     }
     if channel_ref is not None:
         values["channel_ref"] = channel_ref
     if message_ts is not None:
         values["message_ts"] = message_ts
-    result = tx.execute(sa.update(_del).where(_del.c.id == delivery_id).values(values))
-    if result.rowcount == 0:
+    updated = tx.query(_mark_sql(tuple(values)), {**values, "id": delivery_id})
+    head = _audit.lock_head(tx, audit)
+    if updated.fetchone() is None:
         raise NotFound(f"delivery {delivery_id} not found")
-    _audit.append(tx, audit)
+    _audit.append(tx, audit, head)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from functools import cache
 
 from engine.errors import NotFound
 from engine.model import Checkpoint, CheckpointStatus, Decision, Run, RunStatus, Step, WorkflowVersion
 from storage._db import Tx
-from storage.mapping import CHECKPOINTS, DECISIONS, RUNS, STEPS, WORKFLOWS, to_model, to_models, to_values
+from storage._runs import SELECT_STEPS
+from storage._sql import Sql, bind_when
+from storage.mapping import CHECKPOINTS, DECISIONS, RUNS, STEPS, WORKFLOWS, insert
 
 __all__ = [
     "checkpoint",
@@ -24,102 +24,103 @@ __all__ = [
     "workflow_version",
 ]
 
-_wf = WORKFLOWS.table
-_runs = RUNS.table
-_steps = STEPS.table
-_ckpt = CHECKPOINTS.table
-_dec = DECISIONS.table
-_FINAL = [s.value for s in RunStatus if s.final]
-_PUBLISH = {
-    True: postgresql.insert(_wf).on_conflict_do_nothing(index_elements=[_wf.c.content_hash]),
-    False: sqlite.insert(_wf).on_conflict_do_nothing(index_elements=[_wf.c.content_hash]),
-}
-_RUNNABLE = (
-    sa.select(_runs.c.id)
-    .where(
-        _runs.c.status.not_in(_FINAL),
-        sa.or_(
-            sa.func.json_array_length(_runs.c.pending) > 0,
-            _runs.c.status.in_([RunStatus.queued.value, RunStatus.running.value]),
-        ),
-        sa.or_(
-            _runs.c.lease_owner.is_(None),
-            _runs.c.lease_expires_at.is_(None),
-            _runs.c.lease_expires_at < sa.bindparam("now"),
-        ),
-    )
-    .order_by(_runs.c.pk)
-    .limit(sa.bindparam("limit"))
+_FINAL = ", ".join(f"'{s.value}'" for s in RunStatus if s.final)
+_PUBLISH = insert(WORKFLOWS, "ON CONFLICT (content_hash) DO NOTHING")
+_WORKFLOW = WORKFLOWS.select("WHERE content_hash = :content_hash")
+_RUN = RUNS.select("WHERE id = :run_id")
+_CHECKPOINT = CHECKPOINTS.select("WHERE id = :cid")
+_RUNNABLE = Sql(
+    f"SELECT id FROM runs WHERE status NOT IN ({_FINAL})"
+    " AND (json_array_length(pending) > 0 OR status IN ('queued', 'running'))"
+    " AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < :now)"
+    " ORDER BY pk LIMIT :limit"
 )
 
 
 def publish(tx: Tx, version: WorkflowVersion) -> None:
     """Store a workflow version unless its hash is already stored."""
-    tx.execute(_PUBLISH[tx.pg], to_values(version))
+    tx.run(_PUBLISH, WORKFLOWS.params(version, tx.pg))
 
 
 def workflow_version(tx: Tx, content_hash: str) -> WorkflowVersion:
     """A stored workflow version. Raises NotFound."""
-    row = tx.execute(WORKFLOWS.select().where(_wf.c.content_hash == content_hash)).first()
+    row = tx.query(_WORKFLOW, {"content_hash": content_hash}).fetchone()
     if row is None:
         raise NotFound(f"workflow version {content_hash} not found")
-    return to_model(WorkflowVersion, row)
+    return WORKFLOWS.load(row, tx.pg)
 
 
 def run(tx: Tx, run_id: str) -> Run:
     """One run. Raises NotFound."""
-    row = tx.execute(RUNS.select().where(_runs.c.id == run_id)).first()
+    row = tx.query(_RUN, {"run_id": run_id}).fetchone()
     if row is None:
         raise NotFound(f"run {run_id} not found")
-    return to_model(Run, row)
+    return RUNS.load(row, tx.pg)
 
 
 def runs(tx: Tx, *, status: list[RunStatus] | None, workflow_id: str | None, limit: int) -> list[Run]:
     """Runs, newest first."""
-    stmt = RUNS.select()
+    where = ["1 = 1"]
+    params: dict[str, object] = {"limit": limit}
     if status is not None:
-        stmt = stmt.where(_runs.c.status.in_([s.value for s in status]))
+        names = [f"s{i}" for i in range(len(status))]
+        params.update({n: s.value for n, s in zip(names, status, strict=True)})
+        where.append(f"status IN ({', '.join(':' + n for n in names)})" if names else "1 = 0")
     if workflow_id is not None:
-        stmt = stmt.where(_runs.c.workflow_id == workflow_id)
-    stmt = stmt.order_by(_runs.c.created_at.desc(), _runs.c.pk.desc()).limit(limit)
-    return to_models(Run, tx.execute(stmt).all())
+        where.append("workflow_id = :workflow_id")
+        params["workflow_id"] = workflow_id
+    sql = RUNS.select(f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, pk DESC LIMIT :limit")
+    return RUNS.load_all(tx.query(sql, params).fetchall(), tx.pg)
 
 
 def steps(tx: Tx, run_id: str) -> list[Step]:
     """A run's steps in start order (ties in insertion order)."""
-    stmt = STEPS.select().where(_steps.c.run_id == run_id).order_by(_steps.c.started_at, _steps.c.pk)
-    return to_models(Step, tx.execute(stmt).all())
+    return STEPS.load_all(tx.query(SELECT_STEPS, {"run_id": run_id}).fetchall(), tx.pg)
 
 
 def checkpoint(tx: Tx, checkpoint_id: str) -> Checkpoint:
     """One checkpoint. Raises NotFound."""
-    row = tx.execute(CHECKPOINTS.select().where(_ckpt.c.id == checkpoint_id)).first()
+    row = tx.query(_CHECKPOINT, {"cid": checkpoint_id}).fetchone()
     if row is None:
         raise NotFound(f"checkpoint {checkpoint_id} not found")
-    return to_model(Checkpoint, row)
+    return CHECKPOINTS.load(row, tx.pg)
+
+
+@cache
+def _checkpoints_sql(by_run: bool, open_only: bool) -> Sql:
+    where = ["1 = 1"]
+    if by_run:
+        where.append("run_id = :run_id")
+    if open_only:
+        where.append(f"status = '{CheckpointStatus.open.value}'")
+    return CHECKPOINTS.select(f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, pk DESC LIMIT :limit")
 
 
 def checkpoints(tx: Tx, *, run_id: str | None, open_only: bool, limit: int) -> list[Checkpoint]:
     """Checkpoints, newest first."""
-    stmt = CHECKPOINTS.select()
-    if run_id is not None:
-        stmt = stmt.where(_ckpt.c.run_id == run_id)
-    if open_only:
-        stmt = stmt.where(_ckpt.c.status == CheckpointStatus.open.value)
-    stmt = stmt.order_by(_ckpt.c.created_at.desc(), _ckpt.c.pk.desc()).limit(limit)
-    return to_models(Checkpoint, tx.execute(stmt).all())
+    sql = _checkpoints_sql(run_id is not None, open_only)
+    rows = tx.query(sql, {"run_id": run_id, "limit": limit}).fetchall()
+    return CHECKPOINTS.load_all(rows, tx.pg)
+
+
+@cache
+def _decisions_sql(by_run: bool, by_checkpoint: bool) -> Sql:
+    where = ["1 = 1"]
+    if by_run:
+        where.append("run_id = :run_id")
+    if by_checkpoint:
+        where.append("checkpoint_id = :cid")
+    return DECISIONS.select(f"WHERE {' AND '.join(where)} ORDER BY pk")
 
 
 def decisions(tx: Tx, *, run_id: str | None, checkpoint_id: str | None) -> list[Decision]:
     """Resolving decisions in the order they were made."""
-    stmt = DECISIONS.select()
-    if run_id is not None:
-        stmt = stmt.where(_dec.c.run_id == run_id)
-    if checkpoint_id is not None:
-        stmt = stmt.where(_dec.c.checkpoint_id == checkpoint_id)
-    return to_models(Decision, tx.execute(stmt.order_by(_dec.c.pk)).all())
+    sql = _decisions_sql(run_id is not None, checkpoint_id is not None)
+    rows = tx.query(sql, {"run_id": run_id, "cid": checkpoint_id}).fetchall()
+    return DECISIONS.load_all(rows, tx.pg)
 
 
 def runnable(tx: Tx, now: datetime, limit: int) -> list[str]:
     """Ids of non-final runs with work to do and a free or expired lease, oldest first."""
-    return list(tx.execute(_RUNNABLE, {"now": now, "limit": limit}).scalars())
+    rows = tx.query(_RUNNABLE, {"now": bind_when(now, tx.pg), "limit": limit}).fetchall()
+    return [str(r[0]) for r in rows]

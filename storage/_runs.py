@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import Enum
 from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.errors import Conflict, LeaseLost, NotFound
 from engine.model import CheckpointOutcome, CheckpointStatus, Delivery, Run, RunStatus, Step
-from engine.ports import AuditDraft, Lease, RunChange
+from engine.ports import AuditDraft, Claimed, Lease, RunChange
 from storage import _audit
 from storage._db import Tx
-from storage.mapping import CHECKPOINTS, DELIVERIES, RUNS, STEPS, to_model, to_values
+from storage._sql import Sql, bind_when
+from storage.mapping import CHECKPOINTS, DELIVERIES, RUNS, STEPS, insert, upsert
 
 __all__ = [
+    "SELECT_STEPS",
     "cancel",
     "claim",
+    "claim_lease",
     "commit",
     "create",
     "insert_deliveries",
@@ -29,53 +28,47 @@ __all__ = [
     "upsert_step",
 ]
 
-_runs = RUNS.table
-_steps = STEPS.table
-_SELECT_RUN = RUNS.select().where(_runs.c.id == sa.bindparam("run_id"))
-_LOCK_RUN = _SELECT_RUN.with_for_update()
-_INSERT_RUN = sa.insert(_runs)
-_INSERT_CHECKPOINTS = sa.insert(CHECKPOINTS.table)
-_INSERT_DELIVERIES = sa.insert(DELIVERIES.table)
-
-
-def _upsert(dialect: Any) -> Any:
-    stmt = dialect.insert(_steps)
-    keep = {"id", "pk", "run_id"}
-    return stmt.on_conflict_do_update(
-        index_elements=[_steps.c.id],
-        set_={c.name: stmt.excluded[c.name] for c in STEPS.columns if c.name not in keep},
-    )
-
-
-_UPSERT_STEP = {True: _upsert(postgresql), False: _upsert(sqlite)}
+_FINAL = ", ".join(f"'{s.value}'" for s in RunStatus if s.final)
+_LOCK_RUN = RUNS.select("WHERE id = :run_id", lock=True)
+_INSERT_RUN = insert(RUNS, "ON CONFLICT (id) DO NOTHING RETURNING pk")
+_UPSERT_STEP = upsert(STEPS, "id", {"id", "run_id"})
+_INSERT_CHECKPOINT = insert(CHECKPOINTS)
+_INSERT_DELIVERY = insert(DELIVERIES)
+SELECT_STEPS = STEPS.select("WHERE run_id = :run_id ORDER BY started_at, pk")
+# the lease rules of RunStore.claim_run in one statement: no read-modify-write round trip
+_CLAIM = Sql(
+    "UPDATE runs SET lease_owner = :owner, lease_epoch = lease_epoch + 1,"
+    " lease_expires_at = :expires, updated_at = :now,"
+    " status = CASE WHEN status = 'queued' THEN 'running' ELSE status END"
+    f" WHERE id = :run_id AND status NOT IN ({_FINAL})"
+    " AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < :now)"
+    f" RETURNING {RUNS.columns}"
+)
+_RUN_EXISTS = Sql("SELECT 1 FROM runs WHERE id = :run_id")
+_MUTABLE = (
+    *("status", "pending", "reason", "rejected", "updated_at", "finished_at"),
+    *("lease_owner", "lease_epoch", "lease_expires_at"),
+)
+_UPDATE_RUN = Sql(f"UPDATE runs SET {', '.join(f'{n} = :{n}' for n in _MUTABLE)} WHERE id = :id")
+_CANCEL_CHECKPOINTS = Sql(
+    "UPDATE checkpoints SET status = :resolved, outcome = :cancelled, resolved_at = :at,"
+    " version = version + 1 WHERE run_id = :run_id AND status = :open"
+)
 
 
 def lock_run(tx: Tx, run_id: str) -> Run:
     """Read a run for a read-modify-write (``FOR UPDATE`` on PostgreSQL). Raises NotFound."""
-    row = tx.execute(_LOCK_RUN if tx.pg else _SELECT_RUN, {"run_id": run_id}).first()
+    row = tx.query(_LOCK_RUN, {"run_id": run_id}).fetchone()
     if row is None:
         raise NotFound(f"run {run_id} not found")
-    return to_model(Run, row)
-
-
-# One prebuilt statement for every run change: no statement building on the hot path.
-_MUTABLE = ["status", "pending", "reason", "rejected", "updated_at", "finished_at"]
-_MUTABLE += ["lease_owner", "lease_epoch", "lease_expires_at"]
-_UPDATE_RUN = (
-    sa.update(_runs)
-    .where(_runs.c.id == sa.bindparam("run_id"))
-    .values({name: sa.bindparam(f"new_{name}", type_=_runs.c[name].type) for name in _MUTABLE})
-)
+    return RUNS.load(row, tx.pg)
 
 
 def save_run(tx: Tx, run: Run, changes: dict[str, Any]) -> Run:
     """Write ``changes`` (model field -> value) to a locked run and return the updated model."""
     updated = run.model_copy(update=changes)
-    params: dict[str, Any] = {"run_id": run.id}
-    for name in _MUTABLE:
-        value = getattr(updated, name)
-        params[f"new_{name}"] = value.value if isinstance(value, Enum) else value
-    tx.execute(_UPDATE_RUN, params)
+    params = RUNS.params(updated, tx.pg)
+    tx.run(_UPDATE_RUN, {name: params[name] for name in (*_MUTABLE, "id")})
     return updated
 
 
@@ -91,43 +84,62 @@ def merge_pending(pending: list[str], remove: list[str], add: list[str]) -> list
 
 def upsert_step(tx: Tx, step: Step) -> None:
     """Insert a step or replace everything but its identity and run."""
-    tx.execute(_UPSERT_STEP[tx.pg], to_values(step))
+    tx.run(_UPSERT_STEP, STEPS.params(step, tx.pg))
 
 
 def insert_deliveries(tx: Tx, deliveries: list[Delivery]) -> None:
     """Queue outbox rows."""
     if deliveries:
-        tx.execute(_INSERT_DELIVERIES, [to_values(d) for d in deliveries])
+        tx.many(_INSERT_DELIVERY, [DELIVERIES.params(d, tx.pg) for d in deliveries])
 
 
 def create(tx: Tx, run: Run, audit: list[AuditDraft]) -> None:
     """Insert a new run. Raises Conflict when the id exists."""
-    if tx.execute(sa.select(_runs.c.pk).where(_runs.c.id == run.id)).first() is not None:
+    inserted = tx.query(_INSERT_RUN, RUNS.params(run, tx.pg))
+    head = _audit.lock_head(tx, audit)
+    if inserted.fetchone() is None:
         raise Conflict(f"run {run.id} already exists")
-    tx.execute(_INSERT_RUN, to_values(run))
-    _audit.append(tx, audit)
+    _audit.append(tx, audit, head)
 
 
-def _lease_free(run: Run, now: datetime) -> bool:
-    return run.lease_owner is None or run.lease_expires_at is None or run.lease_expires_at < now
-
-
-def claim(tx: Tx, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
+def claim_lease(tx: Tx, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
     """Take a free or expired lease of a non-final run, bumping the fencing epoch."""
-    run = lock_run(tx, run_id)
-    if run.status.final or not _lease_free(run, now):
+    run = _claimed_run(tx, tx.query(_CLAIM, _claim_params(tx, run_id, owner, now, ttl)), run_id)
+    return None if run is None else _lease_of(run, owner, now + ttl)
+
+
+def claim(tx: Tx, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Claimed | None:
+    """``claim_lease`` that also reads the run and its steps (one round trip on PostgreSQL)."""
+    claimed = tx.query(_CLAIM, _claim_params(tx, run_id, owner, now, ttl))
+    steps = tx.query(SELECT_STEPS, {"run_id": run_id})
+    run = _claimed_run(tx, claimed, run_id)
+    if run is None:
         return None
-    expires = now + ttl
-    changes: dict[str, Any] = {
-        "lease_owner": owner,
-        "lease_epoch": run.lease_epoch + 1,
-        "lease_expires_at": expires,
-        "updated_at": now,
+    return Claimed(
+        lease=_lease_of(run, owner, now + ttl), run=run, steps=STEPS.load_all(steps.fetchall(), tx.pg)
+    )
+
+
+def _claim_params(tx: Tx, run_id: str, owner: str, now: datetime, ttl: timedelta) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "owner": owner,
+        "now": bind_when(now, tx.pg),
+        "expires": bind_when(now + ttl, tx.pg),
     }
-    if run.status is RunStatus.queued:
-        changes["status"] = RunStatus.running
-    save_run(tx, run, changes)
-    return Lease(run_id=run_id, owner=owner, epoch=run.lease_epoch + 1, expires_at=expires)
+
+
+def _claimed_run(tx: Tx, cursor: Any, run_id: str) -> Run | None:
+    row = cursor.fetchone()
+    if row is not None:
+        return RUNS.load(row, tx.pg)
+    if tx.query(_RUN_EXISTS, {"run_id": run_id}).fetchone() is None:
+        raise NotFound(f"run {run_id} not found")
+    return None
+
+
+def _lease_of(run: Run, owner: str, expires: datetime) -> Lease:
+    return Lease(run_id=run.id, owner=owner, epoch=run.lease_epoch, expires_at=expires)
 
 
 def _check_lease(run: Run, lease: Lease) -> None:
@@ -150,12 +162,17 @@ def renew(tx: Tx, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
 
 def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
     """Apply one step's results under a fenced lease. Raises LeaseLost."""
-    run = lock_run(tx, lease.run_id)
+    locked = tx.query(_LOCK_RUN, {"run_id": lease.run_id})
+    head = _audit.lock_head(tx, change.audit)
+    row = locked.fetchone()
+    if row is None:
+        raise NotFound(f"run {lease.run_id} not found")
+    run = RUNS.load(row, tx.pg)
     _check_lease(run, lease)
     for step in change.steps:
         upsert_step(tx, step)
     if change.checkpoints:
-        tx.execute(_INSERT_CHECKPOINTS, [to_values(c) for c in change.checkpoints])
+        tx.many(_INSERT_CHECKPOINT, [CHECKPOINTS.params(c, tx.pg) for c in change.checkpoints])
     changes: dict[str, Any] = {"updated_at": change.at, "rejected": run.rejected or change.rejected}
     if change.pending_remove or change.pending_add:
         changes["pending"] = merge_pending(run.pending, change.pending_remove, change.pending_add)
@@ -169,7 +186,7 @@ def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
         changes.update(lease_owner=None, lease_expires_at=None)
     updated = save_run(tx, run, changes)
     insert_deliveries(tx, change.deliveries)
-    _audit.append(tx, change.audit)
+    _audit.append(tx, change.audit, head)
     return updated
 
 
@@ -178,17 +195,17 @@ def cancel(tx: Tx, run_id: str, at: datetime, reason: str, audit: list[AuditDraf
     run = lock_run(tx, run_id)
     if run.status.final:
         raise Conflict(f"run {run_id} already {run.status.value}")
-    checkpoints = CHECKPOINTS.table
-    tx.execute(
-        sa.update(checkpoints)
-        .where(checkpoints.c.run_id == run_id, checkpoints.c.status == CheckpointStatus.open.value)
-        .values(
-            status=CheckpointStatus.resolved.value,
-            outcome=CheckpointOutcome.cancelled.value,
-            resolved_at=at,
-            version=checkpoints.c.version + 1,
-        )
+    tx.run(
+        _CANCEL_CHECKPOINTS,
+        {
+            "resolved": CheckpointStatus.resolved.value,
+            "cancelled": CheckpointOutcome.cancelled.value,
+            "at": bind_when(at, tx.pg),
+            "run_id": run_id,
+            "open": CheckpointStatus.open.value,
+        },
     )
+    head = _audit.lock_head(tx, audit)
     changes: dict[str, Any] = {
         "status": RunStatus.cancelled,
         "reason": reason,
@@ -200,5 +217,5 @@ def cancel(tx: Tx, run_id: str, at: datetime, reason: str, audit: list[AuditDraf
         "lease_epoch": run.lease_epoch + 1,
     }
     updated = save_run(tx, run, changes)
-    _audit.append(tx, audit)
+    _audit.append(tx, audit, head)
     return updated

@@ -1,21 +1,24 @@
 """Rows <-> engine models. Table classes never leave storage/; engine models cross the boundary.
 
 Each engine model maps to the table columns of the same names (``pk`` and other storage-only
-columns are left out), so reading is ``Model.model_validate(row)``: the boundary validates.
+columns are left out). A ``Shape`` knows those columns: it writes the SQL column list, turns a
+model into bind parameters and validates a selected row into the model (the boundary
+validates).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel
+from sqlalchemy.dialects import postgresql
 
 from engine.model import AuditEvent, Checkpoint, Decision, Delivery, Run, Step, WorkflowVersion
+from storage._sql import Sql, bind_when, dumps_json, read_when
 from storage.tables import (
     AuditEventRow,
     CheckpointRow,
@@ -23,6 +26,7 @@ from storage.tables import (
     DeliveryRow,
     RunRow,
     StepRow,
+    UTCDateTime,
     WorkflowVersionRow,
 )
 
@@ -34,32 +38,16 @@ __all__ = [
     "RUNS",
     "STEPS",
     "WORKFLOWS",
-    "Mapped",
-    "dumps_json",
-    "normalise_json",
+    "Shape",
+    "insert",
     "table_of",
-    "to_model",
-    "to_models",
-    "to_values",
+    "upsert",
 ]
 
 M = TypeVar("M", bound=BaseModel)
 
-
-class Mapped:
-    """One engine model and the table it is stored in, with the columns they share."""
-
-    def __init__(self, model: type[BaseModel], table: sa.Table) -> None:
-        missing = [name for name in model.model_fields if name not in table.c]
-        if missing:
-            raise TypeError(f"table {table.name} lacks columns for {model.__name__}: {missing}")
-        self.model = model
-        self.table = table
-        self.columns: list[sa.Column[Any]] = [table.c[name] for name in model.model_fields]
-
-    def select(self) -> sa.Select[Any]:
-        """``SELECT <the model's columns> FROM <table>``."""
-        return sa.select(*self.columns)
+_QUOTE = postgresql.dialect().identifier_preparer.quote  # type: ignore[no-untyped-call]
+_PLAIN, _WHEN, _JSON = 0, 1, 2
 
 
 def table_of(row_class: type[Any]) -> sa.Table:
@@ -70,56 +58,81 @@ def table_of(row_class: type[Any]) -> sa.Table:
     return table
 
 
-WORKFLOWS = Mapped(WorkflowVersion, table_of(WorkflowVersionRow))
-RUNS = Mapped(Run, table_of(RunRow))
-STEPS = Mapped(Step, table_of(StepRow))
-CHECKPOINTS = Mapped(Checkpoint, table_of(CheckpointRow))
-DECISIONS = Mapped(Decision, table_of(DecisionRow))
-DELIVERIES = Mapped(Delivery, table_of(DeliveryRow))
-AUDIT = Mapped(AuditEvent, table_of(AuditEventRow))
+def _kind(column: sa.Column[Any]) -> int:
+    if isinstance(column.type, UTCDateTime):
+        return _WHEN
+    if isinstance(column.type, sa.JSON):
+        return _JSON
+    return _PLAIN
 
 
-def to_values(model: BaseModel) -> dict[str, Any]:
-    """Column values of a model: enums become their string value, nested models dicts."""
-    out = model.model_dump()
-    for key, value in out.items():
-        if isinstance(value, Enum):
-            out[key] = value.value
-    return out
+class Shape(Generic[M]):
+    """An engine model's columns in one table: its SQL column list, its parameters, its rows."""
+
+    def __init__(self, model: type[M], row_class: type[Any]) -> None:
+        table = table_of(row_class)
+        missing = [name for name in model.model_fields if name not in table.c]
+        if missing:
+            raise TypeError(f"table {table.name} lacks columns for {model.__name__}: {missing}")
+        self.model = model
+        self.table = _QUOTE(table.name)
+        self.names: tuple[str, ...] = tuple(model.model_fields)
+        self.kinds = tuple((name, _kind(table.c[name])) for name in self.names)
+        self.columns = ", ".join(_QUOTE(name) for name in self.names)
+
+    def params(self, model: BaseModel, pg: bool) -> dict[str, Any]:
+        """Bind parameters named after the columns (enums as values, JSON as text)."""
+        out: dict[str, Any] = {}
+        for name, kind in self.kinds:
+            value = getattr(model, name)
+            if kind == _JSON:
+                if isinstance(value, BaseModel):
+                    value = value.model_dump()
+                value = None if value is None else dumps_json(value)
+            elif kind == _WHEN:
+                value = bind_when(value, pg)
+            elif isinstance(value, Enum):
+                value = value.value
+            out[name] = value
+        return out
+
+    def load(self, row: Sequence[Any], pg: bool) -> M:
+        """Validate a row selected with ``self.columns`` into the model."""
+        data: dict[str, Any] = {}
+        for (name, kind), value in zip(self.kinds, row, strict=True):
+            if value is not None:
+                if kind == _WHEN:
+                    value = read_when(value, pg)
+                elif kind == _JSON and not pg:
+                    value = json.loads(value)
+            data[name] = value
+        return self.model.model_validate(data)
+
+    def load_all(self, rows: Sequence[Sequence[Any]], pg: bool) -> list[M]:
+        """``load`` of every row."""
+        return [self.load(row, pg) for row in rows]
+
+    def select(self, where: str, *, lock: bool = False) -> Sql:
+        """``SELECT <columns> FROM <table> <where>``."""
+        return Sql(f"SELECT {self.columns} FROM {self.table} {where}", lock=lock)
 
 
-def to_model(model: type[M], row: sa.Row[Any] | Mapping[str, Any]) -> M:
-    """Validate one row (selected with ``Mapped.select``) into its engine model."""
-    data = row._mapping if isinstance(row, sa.Row) else row
-    return model.model_validate(dict(data))
+def insert(shape: Shape[Any], extra: str = "") -> Sql:
+    """``INSERT INTO <table> (<columns>) VALUES (<params>) <extra>``."""
+    params = ", ".join(f":{name}" for name in shape.names)
+    return Sql(f"INSERT INTO {shape.table} ({shape.columns}) VALUES ({params}) {extra}".rstrip())
 
 
-def to_models(model: type[M], rows: Sequence[sa.Row[Any]]) -> list[M]:
-    """Validate many rows into engine models."""
-    return [model.model_validate(dict(r._mapping)) for r in rows]
+def upsert(shape: Shape[Any], key: str, keep: set[str]) -> Sql:
+    """Insert, or on a duplicate ``key`` overwrite every column but those in ``keep``."""
+    sets = ", ".join(f"{_QUOTE(n)} = excluded.{_QUOTE(n)}" for n in shape.names if n not in keep)
+    return insert(shape, f"ON CONFLICT ({_QUOTE(key)}) DO UPDATE SET {sets}")
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        # the audit chain's encoding, so a payload hashes the same before and after storage
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def dumps_json(value: Any) -> str:
-    """The JSON encoding of JSON columns (key order kept, datetimes as ISO UTC strings)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
-
-
-def normalise_json(value: dict[str, Any]) -> dict[str, Any]:
-    """A payload as it will read back from a JSON column (datetimes become strings, ...)."""
-    result: dict[str, Any] = json.loads(dumps_json(value))
-    return result
+WORKFLOWS: Shape[WorkflowVersion] = Shape(WorkflowVersion, WorkflowVersionRow)
+RUNS: Shape[Run] = Shape(Run, RunRow)
+STEPS: Shape[Step] = Shape(Step, StepRow)
+CHECKPOINTS: Shape[Checkpoint] = Shape(Checkpoint, CheckpointRow)
+DECISIONS: Shape[Decision] = Shape(Decision, DecisionRow)
+DELIVERIES: Shape[Delivery] = Shape(Delivery, DeliveryRow)
+AUDIT: Shape[AuditEvent] = Shape(AuditEvent, AuditEventRow)

@@ -17,7 +17,7 @@ from engine.model import (
     Step,
     WorkflowVersion,
 )
-from engine.ports import AuditDraft, CheckpointUpdate, Lease, RunChange
+from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, RunChange
 from storage import _audit, _checkpoints, _outbox, _queries, _runs
 from storage._db import Database
 from storage._migrate import upgrade
@@ -77,6 +77,10 @@ class SqlStore:
 
     async def claim_run(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
         """Take the lease of a non-final run when free or expired; None otherwise."""
+        return await self._db.write(lambda tx: _runs.claim_lease(tx, run_id, owner, now, ttl))
+
+    async def claim(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Claimed | None:
+        """``claim_run`` plus the run and its steps, in one transaction."""
         return await self._db.write(lambda tx: _runs.claim(tx, run_id, owner, now, ttl))
 
     async def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
@@ -114,6 +118,10 @@ class SqlStore:
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         """One checkpoint. Raises NotFound."""
         return await self._db.read(lambda tx: _queries.checkpoint(tx, checkpoint_id))
+
+    async def load_checkpoint(self, checkpoint_id: str) -> tuple[Checkpoint, Run, list[Step]]:
+        """A checkpoint, its run and the run's steps, from one snapshot. Raises NotFound."""
+        return await self._db.read(lambda tx: _checkpoints.load(tx, checkpoint_id))
 
     async def list_checkpoints(
         self, *, run_id: str | None = None, open_only: bool = False, limit: int = 500

@@ -189,3 +189,16 @@ async def test_fifty_concurrent_resolves_have_exactly_one_winner(backend: Backen
     assert [x.id for x in await backend.store.list_deliveries(checkpoint_id="cp_1")] == [f"dl_{winner}"]
     assert (await backend.store.audit_head())[0] == head_before + 1
     assert verify_chain(await backend.store.audit_events(), await backend.store.audit_head()).ok
+
+
+async def test_load_checkpoint_reads_the_checkpoint_its_run_and_steps(store: RunStore) -> None:
+    lease = await d.started(store)
+    steps = [d.step("s2", started_at=at(3)), d.step("s1", started_at=at(2))]
+    await store.commit(lease, RunChange(at=at(4), steps=steps, checkpoints=[d.checkpoint()]))
+    cp, run, got = await store.load_checkpoint("cp_1")
+    assert cp == await store.get_checkpoint("cp_1") == d.checkpoint()
+    assert run == await store.get_run("run_1")
+    assert [s.id for s in got] == ["s1", "s2"]
+    assert got == await store.list_steps("run_1")
+    with pytest.raises(NotFound):
+        await store.load_checkpoint("cp_404")

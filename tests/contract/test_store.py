@@ -289,3 +289,29 @@ async def test_delivery_status_enum_round_trips(store: RunStore) -> None:
     await store.commit(lease, RunChange(at=at(1), deliveries=[d.delivery(status=DeliveryStatus.sent)]))
     assert (await store.list_deliveries())[0].status is DeliveryStatus.sent
     assert (await store.list_deliveries())[0].created_at.tzinfo is UTC
+
+
+async def test_claim_returns_the_lease_the_run_and_its_steps(store: RunStore) -> None:
+    await store.create_run(d.run(), [])
+    first = await store.claim("run_1", "w1", T0, TTL)
+    assert first is not None
+    assert (first.lease.owner, first.lease.epoch, first.lease.expires_at) == ("w1", 1, T0 + TTL)
+    assert first.run == await store.get_run("run_1")
+    assert first.run.status is RunStatus.running
+    assert first.steps == []
+    steps = [d.step("s2", started_at=at(5)), d.step("s1", started_at=at(1))]
+    await store.commit(first.lease, RunChange(at=at(6), steps=steps))
+    assert await store.claim("run_1", "w2", at(10), TTL) is None  # live lease
+    taken = await store.claim("run_1", "w2", at(31), TTL)
+    assert taken is not None
+    assert (taken.lease.owner, taken.lease.epoch) == ("w2", 2)
+    assert taken.run == await store.get_run("run_1")
+    assert [s.id for s in taken.steps] == ["s1", "s2"]
+    assert taken.steps == await store.list_steps("run_1")
+
+
+async def test_claim_refuses_final_runs_and_raises_for_unknown_ones(store: RunStore) -> None:
+    await store.create_run(d.run(status=RunStatus.failed), [])
+    assert await store.claim("run_1", "w1", T0, TTL) is None
+    with pytest.raises(NotFound):
+        await store.claim("run_404", "w1", T0, TTL)
