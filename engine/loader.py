@@ -159,6 +159,7 @@ def _build(raw: dict[str, Any], text: str, file: str, issues: _Issues, ctx: Load
         return None
     compiled = CompiledWorkflow(ancestors=_ancestors(nodes, edges))
     _compile_templates(nodes, compiled, issues)
+    _check_upstream(nodes, compiled, issues)
     _compile_conditions(nodes, edges, compiled, issues)
     if issues.items:
         return None
@@ -401,6 +402,15 @@ def _compile_templates(nodes: dict[str, NodeSpec], compiled: CompiledWorkflow, i
             for template in walk_templates(out[fld]):
                 _check_refs(template.roots, template.node_refs, node, fld, compiled, issues, NODE_ROOTS)
         compiled.templates[node.id] = out
+
+
+def _check_upstream(nodes: dict[str, NodeSpec], compiled: CompiledWorkflow, issues: _Issues) -> None:
+    # a node id read outside templates (an llm node's extract.from) must also run earlier
+    for node in nodes.values():
+        source = getattr(getattr(node.config, "extract", None), "source", None)
+        if isinstance(source, str) and source in nodes and source not in compiled.ancestors[node.id]:
+            message = f"extract.from: '{source}' is not a node that runs before '{node.id}'"
+            issues.items.append(_at(issues, node, "extract", message))
 
 
 def _check_refs(

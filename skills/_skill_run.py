@@ -114,13 +114,15 @@ class RegistryRunner:
         self._model = model
 
     def exists(self, ref: str) -> str | None:
-        """None when ``ref`` names a published version, else what is wrong with it."""
+        """None when ``ref`` names a published version that can run here, else what is wrong."""
         try:
             skill = self._registry.get(ref)
         except EngineError as e:
             return str(e)
         if not skill.published:
             return f"skill {ref} is not published; run `signoff skills publish {ref}` first"
+        if isinstance(skill.spec.runtime, PromptRuntime) and self._llm is None:
+            return f"skill {ref} is a prompt skill and needs a language model: set ANTHROPIC_API_KEY"
         return None
 
     async def run(self, ref: str, inputs: dict[str, Any], *, workspace: Path, key: str) -> dict[str, Any]:

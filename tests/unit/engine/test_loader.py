@@ -190,8 +190,9 @@ def test_json_workflow(tmp_path: Path) -> None:
 
 def test_shipped_examples_validate() -> None:
     from engine.roles import load_roles
+    from tests.unit.engine.test_nodes_skill import library_runner
 
     roles = load_roles(Path("roles.yml"))
-    good, bad = load_directory(Path("workflows"), roles=roles)
+    good, bad = load_directory(Path("workflows"), roles=roles, skills=library_runner())
     assert not bad, [str(b) for b in bad]
     assert {"refund", "ship-order", "vendor-payment"} <= set(good)
