@@ -22,8 +22,9 @@ from bot._cli_output import (
     show_run,
     tasks_table,
 )
+from bot.cli_skills import register as register_skills
 from bot.config import ConfigError, Settings
-from bot.wiring import Container, build
+from bot.wiring import Container, adapters, build
 from engine.commands import Cancel, Decide
 from engine.errors import Conflict, EngineError, InvalidInput, InvalidWorkflow, NotAllowed, NotFound
 from engine.inputs import coerce_inputs, parse_pairs
@@ -36,6 +37,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     help="Signoff: agent workflows with durable, audited human checkpoints.", no_args_is_help=True
 )
+register_skills(app)
 T = TypeVar("T")
 
 EXIT_RUNTIME = 1
@@ -47,11 +49,12 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _run(work: Callable[[Container], Awaitable[T]]) -> T:
+def _run(work: Callable[[Container], Awaitable[T]], *, with_sandbox: bool = False) -> T:
     """Build the container, run ``work``, map our errors to exit codes."""
 
     async def go() -> T:
-        container = await build(Settings.from_env(), with_sandbox=False)
+        # only commands that execute nodes need a sandbox (code and skill nodes)
+        container = await build(Settings.from_env(), with_sandbox=with_sandbox)
         try:
             return await work(container)
         finally:
@@ -88,10 +91,17 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="files or f
             files.append(path)
         else:
             raise _fail(f"{path}: no such file or folder", EXIT_BAD_INPUT)
+    try:
+        tools = adapters(settings)  # skill refs and LLM nodes are checked against this machine's setup
+    except (InvalidWorkflow, ConfigError) as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    asyncio.run(tools.close())
     bad = 0
     for file in files:
         try:
-            wf = load_workflow_file(file, roles=roles)
+            wf = load_workflow_file(
+                file, roles=roles, skills=tools.skills, llm_available=tools.llm is not None
+            )
         except InvalidWorkflow as exc:
             bad += 1
             for issue in exc.issues:
@@ -128,7 +138,7 @@ def run(
             result, await c.store.list_steps(started.id), await c.store.list_decisions(run_id=started.id)
         )
 
-    out = _run(work)
+    out = _run(work, with_sandbox=True)
     if as_json:
         print_json(out)
     if out["status"] == RunStatus.failed.value:
@@ -259,7 +269,7 @@ def respond(
         decision = await c.engine.decide(command)
         return decision, await c.store.get_run((await c.store.get_checkpoint(checkpoint_id)).run_id)
 
-    decision, current = _run(work)
+    decision, current = _run(work, with_sandbox=True)
     if decision is None:
         console.print("approval recorded; more approvals are needed")
     else:

@@ -12,20 +12,35 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bot.config import ConfigError, Settings
 from engine.catalog import WorkflowCatalog
-from engine.errors import EngineError, InvalidWorkflow
+from engine.errors import EngineError, InvalidWorkflow, SkillFailed
 from engine.nodes.base import NodeDeps, SkillRunner
 from engine.outbox import Outbox
-from engine.ports import LLM, Clock, IdFactory, RunStore, Sandbox, Sender
+from engine.ports import LLM, Clock, IdFactory, RunStore, Sandbox, SandboxRequest, SandboxResult, Sender
 from engine.roles import Role, load_roles
 from engine.service import Engine
 from skills.http import AiohttpClient
+from skills.registry import FixtureResult, Skill, SkillRegistry  # re-exported for `signoff skills`
 from storage import SqlStore, create_store
 
-__all__ = ["Container", "SystemClock", "UuidIds", "build", "database_url"]
+__all__ = [
+    "Adapters",
+    "Container",
+    "FixtureResult",
+    "Skill",
+    "SkillRegistry",
+    "SystemClock",
+    "UuidIds",
+    "adapters",
+    "build",
+    "database_url",
+    "run_skill_fixtures",
+    "skill_library",
+]
 
 log = logging.getLogger("signoff.wiring")
 
@@ -137,6 +152,8 @@ async def build(
         closers.append(sql.close)
         store = sql
     llm = _llm(settings)
+    if llm is not None:
+        closers.append(getattr(llm, "aclose", lambda: None))
     sandbox = _sandbox(settings) if with_sandbox else None
     skill_runner = _skills(settings, sandbox, llm)
     catalog = WorkflowCatalog.from_directory(
@@ -151,7 +168,8 @@ async def build(
         sandbox=sandbox,
         llm=llm,
         skills=skill_runner,
-        workspace_root=settings.workspace_dir,
+        # absolute, because sandboxes bind-mount step workspaces by path
+        workspace_root=settings.workspace_dir.resolve(),
         default_model=settings.default_model,
         roles=roles,
     )
@@ -168,3 +186,66 @@ async def build(
         roles=roles,
         closers=closers,
     )
+
+
+@dataclass
+class Adapters:
+    """The LLM, sandbox and skill runner of a process, without a database (``signoff validate``)."""
+
+    llm: LLM | None
+    sandbox: Sandbox | None
+    skills: SkillRunner | None
+
+    async def close(self) -> None:
+        """Release the LLM client's connections."""
+        closer = getattr(self.llm, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+def adapters(settings: Settings, *, with_sandbox: bool = True) -> Adapters:
+    """Build the adapters that workflow validation consults (skills, LLM availability)."""
+    llm = _llm(settings)
+    sandbox = _sandbox(settings) if with_sandbox else None
+    return Adapters(llm=llm, sandbox=sandbox, skills=_skills(settings, sandbox, llm))
+
+
+def skill_library(settings: Settings) -> SkillRegistry:
+    """The skill library at ``SIGNOFF_SKILLS_DIR``.
+
+    Raises:
+        InvalidWorkflow: every problem found in the library (see ``SkillRegistry.load``).
+    """
+    return SkillRegistry.load(settings.skills_dir)
+
+
+class _NoSandbox:
+    """Stands in when no sandbox works here, so prompt skills can still be tested."""
+
+    name = "none"
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    async def run(self, request: SandboxRequest, workspace: Path) -> SandboxResult:
+        raise SkillFailed(f"no sandbox is available: {self._reason}")
+
+
+async def run_skill_fixtures(settings: Settings, skill: Skill, workspace: Path) -> list[FixtureResult]:
+    """Run every fixture of ``skill`` on this machine's sandbox and the configured LLM."""
+    from skills.registry import test_skill
+    from skills.sandbox import choose_sandbox
+
+    try:
+        sandbox: Sandbox = await asyncio.to_thread(
+            choose_sandbox, settings.sandbox, docker_image=os.environ.get("SIGNOFF_DOCKER_IMAGE")
+        )
+    except EngineError as exc:
+        sandbox = _NoSandbox(str(exc))
+    llm = _llm(settings)
+    try:
+        return await test_skill(
+            skill, sandbox=sandbox, llm=llm, workspace=workspace, model=settings.default_model
+        )
+    finally:
+        await Adapters(llm=llm, sandbox=None, skills=None).close()
