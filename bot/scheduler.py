@@ -119,18 +119,16 @@ class Timers:
     async def reconcile(self) -> int:
         """Make the job store match the open checkpoints; returns how many jobs were added."""
         open_cps = await self.store.list_checkpoints(open_only=True, limit=1_000_000)
-        wanted: set[str] = set()
-        added = 0
-        for cp in open_cps:
-            ids = await self._plan(cp)
-            wanted |= ids
         existing = {job.id for job in self.scheduler.get_jobs()}
+        self._known = set(existing)
+        wanted: set[str] = set()
+        for cp in open_cps:
+            wanted |= await self._plan(cp)
         for job_id in existing - wanted:
             with contextlib.suppress(JobLookupError):
                 self.scheduler.remove_job(job_id)
-        added = len(wanted - existing)
         self._known = wanted
-        return added
+        return len(wanted - existing)
 
     async def _plan(self, cp: Checkpoint) -> set[str]:
         if cp.due_at is None:
