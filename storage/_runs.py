@@ -49,6 +49,7 @@ _MUTABLE = (
     *("status", "pending", "reason", "rejected", "updated_at", "finished_at"),
     *("lease_owner", "lease_epoch", "lease_expires_at"),
 )
+_MUTABLE_AND_ID = frozenset((*_MUTABLE, "id"))
 _UPDATE_RUN = Sql(f"UPDATE runs SET {', '.join(f'{n} = :{n}' for n in _MUTABLE)} WHERE id = :id")
 _CANCEL_CHECKPOINTS = Sql(
     "UPDATE checkpoints SET status = :resolved, outcome = :cancelled, resolved_at = :at,"
@@ -67,8 +68,7 @@ def lock_run(tx: Tx, run_id: str) -> Run:
 def save_run(tx: Tx, run: Run, changes: dict[str, Any]) -> Run:
     """Write ``changes`` (model field -> value) to a locked run and return the updated model."""
     updated = run.model_copy(update=changes)
-    params = RUNS.params(updated, tx.pg)
-    tx.run(_UPDATE_RUN, {name: params[name] for name in (*_MUTABLE, "id")})
+    tx.run(_UPDATE_RUN, RUNS.params(updated, tx.pg, _MUTABLE_AND_ID))
     return updated
 
 

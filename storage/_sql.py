@@ -62,9 +62,13 @@ def read_when(value: Any, pg: bool) -> datetime | None:
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         # the audit chain's encoding, so a payload hashes the same before and after storage
+        # (isoformat is that text, %Y's zero padding aside, at a fraction of strftime's cost)
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        at = value.astimezone(UTC)
+        if at.year < 1000:
+            return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return at.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, Enum):
@@ -74,6 +78,10 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+# one encoder for every call: json.dumps with options builds a new one each time
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
 def dumps_json(value: Any) -> str:
     """The JSON encoding of JSON columns (key order kept, datetimes as ISO UTC strings)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    return _ENCODER.encode(value)

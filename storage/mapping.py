@@ -80,10 +80,13 @@ class Shape(Generic[M]):
         self.kinds = tuple((name, _kind(table.c[name])) for name in self.names)
         self.columns = ", ".join(_QUOTE(name) for name in self.names)
 
-    def params(self, model: BaseModel, pg: bool) -> dict[str, Any]:
-        """Bind parameters named after the columns (enums as values, JSON as text)."""
+    def params(self, model: BaseModel, pg: bool, only: frozenset[str] | None = None) -> dict[str, Any]:
+        """Bind parameters named after the columns (enums as values, JSON as text), optionally
+        ``only`` some of them."""
         out: dict[str, Any] = {}
         for name, kind in self.kinds:
+            if only is not None and name not in only:
+                continue
             value = getattr(model, name)
             if kind == _JSON:
                 if isinstance(value, BaseModel):
