@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from engine.errors import InvalidInput, NotAllowed
+from engine.inputs import schema_errors
 from engine.model import Checkpoint, CheckpointOutcome
 
 __all__ = ["decision_payload", "diff_fields", "normalise_action", "outcome_of", "schema_errors"]
@@ -23,47 +22,6 @@ def normalise_action(cp: Checkpoint, action: str, *, by_policy: bool) -> str:
     if action not in offered:
         raise NotAllowed(f"'{action}' is not an option here; choose one of: {', '.join(sorted(offered))}")
     return action
-
-
-def schema_errors(schema: dict[str, Any], data: dict[str, Any]) -> dict[str, str]:
-    """Field -> message for everything wrong with ``data`` (empty when valid)."""
-    if not schema:
-        return {}
-    errors: dict[str, str] = {}
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-    for err in validator.iter_errors(data):
-        if err.validator == "required" and isinstance(err.validator_value, list):
-            for name in err.validator_value:
-                if name not in (err.instance or {}):
-                    errors.setdefault(str(name), "this field is required")
-            continue
-        path = ".".join(str(p) for p in err.absolute_path) or ""
-        errors.setdefault(path, _human(err.validator, err.validator_value, err.message))
-    return errors
-
-
-_FORMATS = {
-    "email": "an email address",
-    "uri": "a URL",
-    "date": "a date (YYYY-MM-DD)",
-    "date-time": "a date and time (ISO 8601)",
-    "time": "a time (HH:MM:SS)",
-}
-
-
-def _human(validator: object, value: object, fallback: str) -> str:
-    messages = {
-        "minLength": f"must be at least {value} characters",
-        "maxLength": f"must be at most {value} characters",
-        "minimum": f"must be at least {value}",
-        "maximum": f"must be at most {value}",
-        "exclusiveMinimum": f"must be more than {value}",
-        "exclusiveMaximum": f"must be less than {value}",
-        "format": f"must be {_FORMATS.get(str(value), f'a valid {value}')}",
-        "enum": f"must be one of: {', '.join(map(str, value))}" if isinstance(value, list) else fallback,
-        "type": f"must be {'a ' + str(value) if isinstance(value, str) else 'of type ' + str(value)}",
-    }
-    return messages.get(str(validator), fallback)
 
 
 def decision_payload(cp: Checkpoint, action: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -6,9 +6,11 @@ import json
 import shlex
 from typing import Any
 
+from jsonschema import Draft202012Validator
+
 from engine.errors import InvalidInput
 
-__all__ = ["coerce_inputs", "parse_pairs"]
+__all__ = ["coerce_inputs", "parse_pairs", "schema_errors"]
 
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
@@ -85,3 +87,44 @@ def _coerce(prop: dict[str, Any], text: str) -> Any:
             raise ValueError(f"{text!r} is not a JSON object") from None
         return parsed
     return text
+
+
+def schema_errors(schema: dict[str, Any], data: dict[str, Any]) -> dict[str, str]:
+    """Field -> message for everything wrong with ``data`` (empty when valid)."""
+    if not schema:
+        return {}
+    errors: dict[str, str] = {}
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    for err in validator.iter_errors(data):
+        if err.validator == "required" and isinstance(err.validator_value, list):
+            for name in err.validator_value:
+                if name not in (err.instance or {}):
+                    errors.setdefault(str(name), "this field is required")
+            continue
+        path = ".".join(str(p) for p in err.absolute_path) or ""
+        errors.setdefault(path, _human(err.validator, err.validator_value, err.message))
+    return errors
+
+
+_FORMATS = {
+    "email": "an email address",
+    "uri": "a URL",
+    "date": "a date (YYYY-MM-DD)",
+    "date-time": "a date and time (ISO 8601)",
+    "time": "a time (HH:MM:SS)",
+}
+
+
+def _human(validator: object, value: object, fallback: str) -> str:
+    messages = {
+        "minLength": f"must be at least {value} characters",
+        "maxLength": f"must be at most {value} characters",
+        "minimum": f"must be at least {value}",
+        "maximum": f"must be at most {value}",
+        "exclusiveMinimum": f"must be more than {value}",
+        "exclusiveMaximum": f"must be less than {value}",
+        "format": f"must be {_FORMATS.get(str(value), f'a valid {value}')}",
+        "enum": f"must be one of: {', '.join(map(str, value))}" if isinstance(value, list) else fallback,
+        "type": f"must be {'a ' + str(value) if isinstance(value, str) else 'of type ' + str(value)}",
+    }
+    return messages.get(str(validator), fallback)

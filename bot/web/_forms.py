@@ -17,8 +17,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator
 from multidict import MultiMapping
+
+from engine.inputs import schema_errors
 
 PREFIX = "f:"
 _MULTILINE_OVER = 200
@@ -309,8 +310,5 @@ def other_errors(schema: Mapping[str, Any], values: Mapping[str, Any]) -> dict[s
 
     Used only when the form is refused anyway; the engine stays the judge of what is accepted.
     """
-    errors: dict[str, str] = {}
-    for err in Draft202012Validator(dict(schema)).iter_errors(dict(values)):
-        if err.validator != "required":
-            errors.setdefault(".".join(str(p) for p in err.absolute_path), err.message)
-    return errors
+    present = {k: v for k, v in schema_errors(dict(schema), dict(values)).items() if k in values}
+    return present
