@@ -23,6 +23,7 @@ from engine.model import (
     CheckpointOutcome,
     CheckpointStatus,
     Decision,
+    Delegation,
     Delivery,
     DeliveryStatus,
     Run,
@@ -104,6 +105,7 @@ class InMemoryRunStore:
         self._decisions: dict[str, Decision] = {}
         self._deliveries: dict[str, Delivery] = {}
         self._audit: list[AuditEvent] = []
+        self._delegations: list[Delegation] = []
 
     # ------------------------------------------------------------------ helpers
 
@@ -244,7 +246,16 @@ class InMemoryRunStore:
         changes: dict[str, Any] = {"version": current.version + 1}
         if update.resolve:
             changes.update(status=CheckpointStatus.resolved, outcome=update.outcome, resolved_at=update.at)
-        for name in ("approvals", "assignees", "escalation_level", "priority", "due_at"):
+        for name in (
+            "approvals",
+            "assignees",
+            "escalation_level",
+            "priority",
+            "due_at",
+            "proposed",
+            "editors",
+            "shown_hash",
+        ):
             if getattr(update, name) is not None:
                 changes[name] = getattr(update, name)
         if update.clear_due:
@@ -453,6 +464,23 @@ class InMemoryRunStore:
             if e.seq > after_seq
             and (run_id is None or e.run_id == run_id)
             and (since is None or e.at >= since)
+        ]
+
+    async def add_delegation(self, delegation: Delegation, audit: list[AuditDraft]) -> None:
+        """Store a delegation. Raises Conflict when the id exists."""
+        if any(d.id == delegation.id for d in self._delegations):
+            raise Conflict(f"delegation {delegation.id} already exists")
+        self._delegations.append(_copy(delegation))
+        self._append(audit)
+
+    async def list_delegations(
+        self, *, active_at: datetime | None = None, delegator: str | None = None
+    ) -> list[Delegation]:
+        """Delegations, oldest first."""
+        return [
+            _copy(d)
+            for d in self._delegations
+            if (active_at is None or d.active(active_at)) and (delegator is None or d.delegator == delegator)
         ]
 
     async def audit_head(self) -> tuple[int, str]:

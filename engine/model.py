@@ -20,6 +20,7 @@ __all__ = [
     "CheckpointOutcome",
     "CheckpointStatus",
     "Decision",
+    "Delegation",
     "Deliverable",
     "Delivery",
     "DeliveryStatus",
@@ -329,6 +330,24 @@ class Checkpoint(_Frozen):
     shown_hash: str = ""
     created_at: datetime
     resolved_at: datetime | None = None
+    editors: list[str] = Field(default_factory=list)
+    delegations: dict[str, str] = Field(default_factory=dict)
+
+
+class Delegation(_Frozen):
+    """While active, ``delegator``'s new checkpoints go to ``delegate``."""
+
+    id: str
+    delegator: str
+    delegate: str
+    starts_at: datetime
+    until: datetime
+    created_by: str
+    created_at: datetime
+
+    def active(self, at: datetime) -> bool:
+        """True when ``at`` falls inside the period."""
+        return self.starts_at <= at < self.until
 
 
 class Decision(_Frozen):

@@ -107,13 +107,23 @@ def is_admin(actor: str, roles: Mapping[str, Role]) -> bool:
 
 
 async def ensure_may_decide(
-    cp: Checkpoint, actor: str, roles: Mapping[str, Role], directory: Directory | None
+    cp: Checkpoint,
+    actor: str,
+    roles: Mapping[str, Role],
+    directory: Directory | None,
+    *,
+    action: str = "approve",
 ) -> None:
     """Raise NotAllowed with a reason the person can act on."""
     if actor == cp.requester and not cp.allow_self_approval:
         raise NotAllowed(
             "you started this run, so you cannot decide its checkpoint "
             "(the workflow does not allow self-approval); ask an assignee"
+        )
+    if cp.quorum > 1 and actor in cp.editors and action == "approve":
+        raise NotAllowed(
+            "you edited this payload, so you cannot approve your own edit; "
+            f"{cp.quorum} other people must approve it"
         )
     if cp.quorum > 1 and actor in cp.approvals:
         raise NotAllowed(

@@ -16,6 +16,7 @@ from engine.model import (
     Checkpoint,
     CheckpointOutcome,
     Decision,
+    Delegation,
     Delivery,
     DeliveryStatus,
     Priority,
@@ -148,6 +149,9 @@ class CheckpointUpdate(_Msg):
     clear_due: bool = False
     escalation_level: int | None = None
     priority: Priority | None = None
+    proposed: dict[str, Any] | None = None
+    editors: list[str] | None = None
+    shown_hash: str | None = None
     deliveries: list[Delivery] = Field(default_factory=list)
     audit: list[AuditDraft] = Field(default_factory=list)
 
@@ -280,6 +284,16 @@ class RunStore(Protocol):
         self, *, run_id: str | None = None, since: datetime | None = None, after_seq: int = 0
     ) -> list[AuditEvent]:
         """Audit events in sequence order."""
+        ...
+
+    async def add_delegation(self, delegation: Delegation, audit: list[AuditDraft]) -> None:
+        """Store a delegation (with its audit events)."""
+        ...
+
+    async def list_delegations(
+        self, *, active_at: datetime | None = None, delegator: str | None = None
+    ) -> list[Delegation]:
+        """Delegations, oldest first; only those active at ``active_at`` when given."""
         ...
 
     async def audit_head(self) -> tuple[int, str]:

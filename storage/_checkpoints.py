@@ -107,6 +107,12 @@ def _checkpoint_values(upd: CheckpointUpdate, pg: bool) -> dict[str, Any]:
         values["escalation_level"] = upd.escalation_level
     if upd.priority is not None:
         values["priority"] = upd.priority.value
+    if upd.proposed is not None:
+        values["proposed"] = dumps_json(upd.proposed)
+    if upd.editors is not None:
+        values["editors"] = dumps_json(upd.editors)
+    if upd.shown_hash is not None:
+        values["shown_hash"] = upd.shown_hash
     return values
 
 

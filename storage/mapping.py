@@ -17,12 +17,13 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql
 
-from engine.model import AuditEvent, Checkpoint, Decision, Delivery, Run, Step, WorkflowVersion
+from engine.model import AuditEvent, Checkpoint, Decision, Delegation, Delivery, Run, Step, WorkflowVersion
 from storage._sql import Sql, bind_when, dumps_json, read_when
 from storage.tables import (
     AuditEventRow,
     CheckpointRow,
     DecisionRow,
+    DelegationRow,
     DeliveryRow,
     RunRow,
     StepRow,
@@ -34,6 +35,7 @@ __all__ = [
     "AUDIT",
     "CHECKPOINTS",
     "DECISIONS",
+    "DELEGATIONS",
     "DELIVERIES",
     "RUNS",
     "STEPS",
@@ -139,3 +141,4 @@ CHECKPOINTS: Shape[Checkpoint] = Shape(Checkpoint, CheckpointRow)
 DECISIONS: Shape[Decision] = Shape(Decision, DecisionRow)
 DELIVERIES: Shape[Delivery] = Shape(Delivery, DeliveryRow)
 AUDIT: Shape[AuditEvent] = Shape(AuditEvent, AuditEventRow)
+DELEGATIONS: Shape[Delegation] = Shape(Delegation, DelegationRow)

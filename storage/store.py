@@ -10,6 +10,7 @@ from engine.model import (
     AuditEvent,
     Checkpoint,
     Decision,
+    Delegation,
     Delivery,
     DeliveryStatus,
     Run,
@@ -18,7 +19,7 @@ from engine.model import (
     WorkflowVersion,
 )
 from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, RunChange
-from storage import _audit, _checkpoints, _outbox, _queries, _runs
+from storage import _audit, _checkpoints, _delegations, _outbox, _queries, _runs
 from storage._db import Database
 from storage._migrate import upgrade
 
@@ -190,6 +191,18 @@ class SqlStore:
         """Audit events in sequence order."""
         return await self._db.read(
             lambda tx: _audit.events(tx, run_id=run_id, since=since, after_seq=after_seq)
+        )
+
+    async def add_delegation(self, delegation: Delegation, audit: list[AuditDraft]) -> None:
+        """Store a delegation. Raises Conflict when the id exists."""
+        await self._db.write(lambda tx: _delegations.add(tx, delegation, audit))
+
+    async def list_delegations(
+        self, *, active_at: datetime | None = None, delegator: str | None = None
+    ) -> list[Delegation]:
+        """Delegations, oldest first."""
+        return await self._db.read(
+            lambda tx: _delegations.listing(tx, active_at=active_at, delegator=delegator)
         )
 
     async def audit_head(self) -> tuple[int, str]:

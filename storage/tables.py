@@ -27,6 +27,7 @@ __all__ = [
     "AuditHeadRow",
     "CheckpointRow",
     "DecisionRow",
+    "DelegationRow",
     "DeliveryRow",
     "RunRow",
     "StepRow",
@@ -179,6 +180,23 @@ class CheckpointRow(SQLModel, table=True):
     shown_hash: str
     created_at: datetime = _when()
     resolved_at: datetime | None = _when(nullable=True)
+    editors: list[str] = _json()
+    delegations: dict[str, str] = _json()
+
+
+class DelegationRow(SQLModel, table=True):
+    """``delegator``'s new checkpoints go to ``delegate`` from ``starts_at`` until ``until``."""
+
+    __tablename__ = "delegations"
+
+    pk: int | None = _pk()
+    id: str = _uid()
+    delegator: str = Field(index=True)
+    delegate: str
+    starts_at: datetime = _when()
+    until: datetime = _when(index=True)
+    created_by: str
+    created_at: datetime = _when()
 
 
 class DecisionRow(SQLModel, table=True):

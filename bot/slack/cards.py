@@ -65,6 +65,10 @@ async def current_card(container: Container, cp: Checkpoint, *, watcher: bool = 
     except NotFound:
         run = None
     message = checkpoint_message(
-        cp, run=run, workflow_title=workflow_title(container, run), now=container.clock.now()
+        cp,
+        run=run,
+        workflow_title=workflow_title(container, run),
+        delegated_from=cp.delegations or None,
+        now=container.clock.now(),
     )
     return _without_buttons(message) if watcher else message

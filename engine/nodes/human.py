@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar
 
 from jsonschema import Draft202012Validator
@@ -12,7 +13,7 @@ from engine.assignment import pick_from_pool
 from engine.audit import sha256_of
 from engine.model import Checkpoint, Deliverable, Delivery, HumanConfig, NodeSpec, parse_duration
 from engine.nodes.base import Completed, LoadContext, NodeContext, NodeResult, Paused
-from engine.policy import assignee_principals, check_assignee_spec
+from engine.policy import assignee_principals, check_assignee_spec, expand_principals
 from engine.ports import AuditDraft
 from engine.templates import render_value
 
@@ -78,6 +79,35 @@ async def _assignees(ctx: NodeContext, config: HumanConfig) -> list[str]:
     return assignee_principals(config.assignee, ctx.run.requester)
 
 
+async def _delegate(
+    ctx: NodeContext, assignees: list[str], now: datetime
+) -> tuple[list[str], dict[str, str]]:
+    """Send the checkpoints of people on delegation to their delegates.
+
+    A directly assigned person is replaced by the delegate; a person reached through a role or
+    a group keeps their place and the delegate is added. Returns delegate -> delegator.
+    """
+    store = ctx.deps.store
+    if store is None:
+        return assignees, {}
+    active = await store.list_delegations(active_at=now)
+    if not active:
+        return assignees, {}
+    people, _ = await expand_principals(assignees, ctx.deps.roles, ctx.deps.directory)
+    out = list(assignees)
+    delegations: dict[str, str] = {}
+    for d in active:
+        if d.delegator not in people or d.delegate == d.delegator:
+            continue
+        direct = f"user:{d.delegator}"
+        if direct in out:
+            out[out.index(direct)] = f"user:{d.delegate}"
+        elif f"user:{d.delegate}" not in out:
+            out.append(f"user:{d.delegate}")
+        delegations[d.delegate] = d.delegator
+    return list(dict.fromkeys(out)), delegations
+
+
 async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
     compiled = ctx.compiled
     now = ctx.deps.clock.now()
@@ -96,6 +126,7 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
     assignees = await _assignees(ctx, config)
     if not assignees:
         assignees = [f"user:{ctx.run.requester}"]
+    assignees, delegations = await _delegate(ctx, assignees, now)
     title = str(render_value(compiled.get("title") or "", ctx.scope)) or ctx.node.title or ctx.node.id
     cp = Checkpoint(
         id=ctx.deps.ids.new("cp_"),
@@ -118,6 +149,7 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
         highlight=[str(h) for h in config.display.get("highlight", [])],
         due_at=now + parse_duration(config.timeout) if config.timeout else None,
         created_at=now,
+        delegations=delegations,
     )
     cp = cp.model_copy(update={"shown_hash": sha256_of(shown_view(cp))})
     deliveries = [

@@ -192,3 +192,97 @@ async def test_least_busy_counts_open_checkpoints(make_world: Callable[..., Worl
     await w.engine.drive(run.id)
     [cp] = await w.store.list_checkpoints(run_id=run.id)
     assert cp.assignees == ["user:ben"]  # ben has nothing open any more
+
+
+DELEGATED = """\
+id: deleg
+inputs: {type: object, properties: {}}
+nodes:
+  - id: direct
+    type: human
+    prompt: "Direct?"
+    assignee: user:mia
+  - id: by_role
+    type: human
+    prompt: "Role?"
+    assignee: role:manager
+edges:
+  - {from: direct, to: by_role}
+"""
+
+
+async def test_delegation_sends_new_checkpoints_to_the_delegate(make_world: Callable[..., World]) -> None:
+    from datetime import timedelta
+
+    from engine.delegation import delegate
+    from engine.errors import InvalidInput
+
+    w = make_world(DELEGATED)
+    with pytest.raises(InvalidInput):
+        await delegate(
+            w.engine,
+            delegator="mia",
+            to="mia",
+            until=w.clock.now() + timedelta(days=1),
+            actor="mia",
+            channel="cli",
+        )
+    await delegate(
+        w.engine,
+        delegator="mia",
+        to="dave",
+        until=w.clock.now() + timedelta(days=1),
+        actor="mia",
+        channel="cli",
+    )
+    run = await w.engine.start("deleg", {}, requester="alice")
+    await w.engine.drive(run.id)
+    [cp] = await w.store.list_checkpoints(run_id=run.id, open_only=True)
+    assert cp.assignees == ["user:dave"]
+    assert cp.delegations == {"dave": "mia"}
+    with pytest.raises(NotAllowed):
+        await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia"))
+    await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="dave"))
+    [cp2] = await w.store.list_checkpoints(run_id=run.id, open_only=True)
+    assert cp2.assignees == ["role:manager", "user:dave"]  # mia is reached through the role
+    opened = [e for e in await w.store.audit_events(run_id=run.id) if e.kind == "checkpoint.opened"]
+    assert opened[0].payload["delegations"] == {"dave": "mia"}
+    w.clock.advance(2 * 86400)  # the delegation ended
+    run2 = await w.engine.start("deleg", {}, requester="alice")
+    await w.engine.drive(run2.id)
+    [cp3] = await w.store.list_checkpoints(run_id=run2.id, open_only=True)
+    assert cp3.assignees == ["user:mia"]
+
+
+async def test_quorum_editor_cannot_approve_their_own_edit(make_world: Callable[..., World]) -> None:
+    extra = (
+        "    response_schema: {type: object, properties: {note: {type: string}}}\n"
+        "    proposed: {note: first}\n"
+        "    options: [approve, reject, edit]\n"
+    )
+    text = QUORUM.replace("    confirm: WIRE\n", extra).replace(
+        "assignee: role:manager", "assignee: [user:mia, user:manny, user:sam]"
+    )
+    w = make_world(text)
+    run = await w.engine.start("wire", {"amount": 5000}, requester="alice")
+    await w.engine.drive(run.id)
+    [cp] = await w.store.list_checkpoints(run_id=run.id, open_only=True)
+    assert await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia")) is None
+    assert (
+        await w.engine.decide(
+            Decide(checkpoint_id=cp.id, action="edit", actor="manny", data={"note": "second"})
+        )
+        is None
+    )
+    edited = await w.store.get_checkpoint(cp.id)
+    assert (edited.proposed, edited.editors, edited.approvals) == ({"note": "second"}, ["manny"], [])
+    assert edited.shown_hash != cp.shown_hash
+    with pytest.raises(NotAllowed, match="cannot approve your own edit"):
+        await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="manny"))
+    assert await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia")) is None
+    decision = await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="sam"))
+    assert decision is not None
+    assert decision.data == {"note": "second"}
+    assert (await w.store.get_run(run.id)).status is RunStatus.succeeded
+    kinds = [e.kind for e in await w.store.audit_events(run_id=run.id)]
+    assert kinds.count("checkpoint.edited") == 1
