@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.local import LocalSender
 from bot.scheduler import Timers
 from bot.wiring import Container, build, database_url
 from bot.worker import Worker
+from engine import faults
 from engine.timeouts import Timeouts
 
 __all__ = ["create_app", "serve"]
@@ -52,11 +53,22 @@ def _fan_out(*observers: Callable[[str], None]) -> Callable[[str], None]:
     return notify
 
 
+def _arm_faults(settings: Settings) -> None:
+    """Crash points for the fault-injection tests; only ``SIGNOFF_TEST_FAULTS`` arms them."""
+    try:
+        faults.configure(settings.fault_points)
+    except ValueError as exc:
+        raise ConfigError(f"SIGNOFF_TEST_FAULTS: {exc}") from exc
+    if settings.fault_points:
+        log.warning("test fault points armed: %s (this process will crash on purpose)", settings.fault_points)
+
+
 async def serve(
     settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
 ) -> None:
     """Run until SIGINT/SIGTERM (or ``stop`` is set)."""
     base_url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    _arm_faults(settings)
     container = await build(settings, sender=None if settings.slack_enabled else LocalSender(base_url))
     worker = Worker(container)
     timers = Timers(

@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 
 from engine.errors import EngineError
+from engine.faults import fault
 from engine.model import Delivery, DeliveryStatus
 from engine.ports import AuditDraft, Clock, RunStore, Sender, SendResult
 
@@ -59,10 +60,12 @@ class Outbox:
                 for d in await self.store.list_deliveries(checkpoint_id=delivery.checkpoint_id)
                 if d.id != delivery.id
             ]
+        fault("after_outbox_row")
         try:
             result = await self.sender.send(delivery, related)
         except EngineError as exc:
             result = SendResult(ok=False, error=str(exc), retryable=True)
+        fault("during_slack_call")
         attempts = delivery.attempts + 1
         now = self.clock.now()
         if result.ok:

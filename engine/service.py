@@ -7,10 +7,12 @@ exactly one decision wins.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from engine._decisions import decision_payload, diff_fields, normalise_action, outcome_of, schema_errors
 from engine.audit import sha256_of
@@ -18,6 +20,7 @@ from engine.catalog import WorkflowCatalog
 from engine.commands import Cancel, Decide
 from engine.errors import Conflict, EngineError, InvalidInput, LeaseLost, NotAllowed
 from engine.expressions import ExpressionError
+from engine.faults import fault
 from engine.model import (
     Checkpoint,
     CheckpointStatus,
@@ -42,6 +45,7 @@ from engine.templates import TemplateFailure
 __all__ = ["Engine"]
 
 log = logging.getLogger("signoff.engine")
+_T = TypeVar("_T")
 _NODE_ERRORS = (EngineError, TemplateFailure, ExpressionError)
 
 
@@ -161,6 +165,7 @@ class Engine:
                 run = await self.store.commit(lease, RunChange(at=self.clock.now(), pending_remove=[node_id]))
                 continue
             run, new_steps = await self._step(lease, run, workflow, node_id, steps)
+            fault("after_step_commit")
             steps.update({s.id: s for s in new_steps})
             if lease.expires_at - self.clock.now() < self.lease_ttl / 2:
                 lease = await self.store.renew_lease(lease, self.clock.now(), self.lease_ttl)
@@ -216,7 +221,7 @@ class Engine:
             run=run, workflow=workflow, node=spec, scope=scope, deps=self.deps, attempt=step.attempt
         )
         try:
-            result = await kind.execute(ctx)
+            result = await self._with_heartbeat(lease, kind.execute(ctx))
             if isinstance(result, Paused):
                 return await self._paused(lease, run, step, result)
             return await self._completed(lease, run, workflow, step, scope, result)
@@ -224,6 +229,27 @@ class Engine:
             raise
         except _NODE_ERRORS as exc:
             return await self._failed(lease, run, step, str(exc))
+
+    async def _with_heartbeat(self, lease: Lease, work: Awaitable[_T]) -> _T:
+        """Await a node while renewing the lease every third of its TTL.
+
+        A slow node (an HTTP call, a sandboxed command) must not lose its run to another
+        process while it is still working. When a renewal finds the lease taken over, the
+        node is cancelled and ``LeaseLost`` propagates: its result could not be committed.
+        """
+        task = asyncio.ensure_future(work)
+        beat = self.lease_ttl.total_seconds() / 3
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=beat)
+                if done:
+                    return task.result()
+                lease = await self.store.renew_lease(lease, self.clock.now(), self.lease_ttl)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _completed(
         self, lease: Lease, run: Run, workflow: Workflow, step: Step, scope: dict[str, Any], result: Completed
@@ -425,6 +451,7 @@ class Engine:
         except Conflict:
             raise await self._conflict(await self.store.get_checkpoint(cp.id)) from None
         self._changed(run.id)
+        fault("after_decision_commit")
         if drive:
             await self.drive(run.id)
         return decision

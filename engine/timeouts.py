@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from engine.commands import Decide
 from engine.errors import Conflict
+from engine.faults import fault
 from engine.model import Checkpoint, CheckpointStatus, Delivery, HumanConfig, parse_duration
 from engine.policy import assignee_principals
 from engine.ports import AuditDraft, CheckpointUpdate
@@ -130,6 +131,7 @@ class Timeouts:
         )
         steps = escalation_steps(config, escalates_to)
         step = steps[cp.escalation_level] if cp.escalation_level < len(steps) else Step("auto_reject")
+        fault("during_deadline")
         try:
             if step.action in {"auto_approve", "auto_reject"}:
                 await self._resolve(cp, step.action)
