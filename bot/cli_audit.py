@@ -1,11 +1,11 @@
-"""``signoff audit ...`` and ``signoff stats``: evidence and analytics from the CLI."""
+"""``signoff audit ...``, ``signoff stats`` and ``signoff delegate``: evidence, analytics, policy."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -197,7 +197,45 @@ def _secs(value: float | None) -> str:
     return f"{value:.0f}s" if value < 120 else str(timedelta(seconds=round(value)))
 
 
+def delegate_cmd(
+    to: Annotated[str, typer.Option("--to", help="who decides for you")],
+    until: Annotated[str, typer.Option(help="last day, YYYY-MM-DD (inclusive, UTC)")],
+    as_user: Annotated[str | None, typer.Option("--as", help="whose checkpoints (default: you)")] = None,
+) -> None:
+    """Send your new checkpoints to someone else until a date (visible on messages and in the audit)."""
+    from bot.cli import EXIT_BAD_INPUT, _fail, _me, _run
+    from engine.delegation import delegate
+
+    try:
+        last_day = date.fromisoformat(until)
+    except ValueError:
+        raise _fail(f"--until {until!r}: use a date like 2026-12-01", EXIT_BAD_INPUT) from None
+    end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    me = _me(as_user)
+    _run(lambda c: delegate(c.engine, delegator=me, to=to, until=end, actor=me, channel="cli"))
+    console.print(f"{to} decides for {me} until the end of {last_day.isoformat()} (UTC)")
+
+
+def delegations_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Active delegations."""
+    from bot.cli import _run
+
+    async def work(c: Container) -> Any:
+        return await c.store.list_delegations(active_at=c.clock.now())
+
+    found = _run(work)
+    if as_json:
+        print_json([d.model_dump(mode="json") for d in found])
+        return
+    table = Table("delegator", "delegate", "from", "until")
+    for d in found:
+        table.add_row(d.delegator, d.delegate, f"{d.starts_at:%Y-%m-%d %H:%M}", f"{d.until:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Attach ``audit`` and ``stats`` to the main CLI."""
+    """Attach ``audit``, ``stats``, ``delegate`` and ``delegations`` to the main CLI."""
     app.add_typer(audit_app, name="audit")
     app.command("stats")(stats)
+    app.command("delegate")(delegate_cmd)
+    app.command("delegations")(delegations_cmd)

@@ -66,3 +66,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     schema = f"signoff_t_{uuid.uuid4().hex[:10]}"
     yield pg_schema_url(schema)
     drop_pg_schema(schema)
+
+
+# the shared Slack payload fixtures live beside the repository (../shared/fixtures/slack)
+SLACK_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "slack"

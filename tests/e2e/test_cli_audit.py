@@ -117,3 +117,23 @@ def test_stats(setup: tuple[dict[str, str], Path, Path]) -> None:
     [node] = cli_json(env, cwd, "stats")["nodes"]
     assert (node["workflow"], node["node"], node["count"], node["edit_rate"]) == ("pay", "approve", 2, 1.0)
     assert node["approvers"][0]["actor"] == "bob"
+
+
+def test_delegate_from_the_cli(setup: tuple[dict[str, str], Path, Path]) -> None:
+    env, cwd, _ = setup
+    assert (
+        "dave decides for bob"
+        in cli(env, cwd, "delegate", "--to", "dave", "--until", "2099-01-01", "--as", "bob").stdout
+    )
+    [active] = cli_json(env, cwd, "delegations")
+    assert (active["delegator"], active["delegate"]) == ("bob", "dave")
+    run = cli_json(env, cwd, "run", "pay", "--input", "amount=5", "--as", "alice")
+    [task] = [t for t in cli_json(env, cwd, "tasks") if t["run_id"] == run["id"]]
+    assert task["assignees"] == ["user:dave"]
+    refused = cli(env, cwd, "respond", task["id"], "approve", "--as", "bob", check=2)
+    assert "only the assignees" in refused.stderr
+    cli(env, cwd, "respond", task["id"], "approve", "--as", "dave")
+    bad = cli(env, cwd, "delegate", "--to", "dave", "--until", "someday", "--as", "bob", check=2)
+    assert "use a date like" in bad.stderr
+    kinds = [json.loads(line)["kind"] for line in cli(env, cwd, "audit", "export").stdout.splitlines()]
+    assert "delegation.created" in kinds

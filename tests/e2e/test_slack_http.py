@@ -93,3 +93,21 @@ async def test_expired_trigger_falls_back_to_an_open_form_button(env: SlackEnv) 
     again = env.click(OPEN_FORM, f"edit:{cp.id}", MANAGER)
     await env.send("interaction", again)
     assert (await opened_view(env, again["trigger_id"], EDIT_SUBMIT))["private_metadata"]
+
+
+async def test_delegate_command(env: SlackEnv) -> None:
+    status, _ = await env.send(
+        "command", env.command(f"delegate <@{GROUP_MEMBER}|bob> until 2099-12-01", MANAGER)
+    )
+    assert status == 200
+    told = await env.until(lambda: [t for t in env.replies(MANAGER) if "can decide for you until" in t])
+    assert told[0].startswith(f"<@{GROUP_MEMBER}> can decide for you until 2099-12-01")
+    [delegation] = await env.container.store.list_delegations()
+    assert (delegation.delegator, delegation.delegate) == (MANAGER, GROUP_MEMBER)
+    assert delegation.until.isoformat().startswith("2099-12-02T00:00:00")
+    status, body = await env.send("command", env.command("delegate bob until someday", MANAGER))
+    assert "delegate @user until YYYY-MM-DD" in str(body)
+    await env.send("command", env.command(f"delegate <@{GROUP_MEMBER}> until 2001-01-01", MANAGER))
+    refused = await env.until(lambda: [t for t in env.replies(MANAGER) if "must be in the future" in t])
+    assert refused
+    assert len(await env.container.store.list_delegations()) == 1

@@ -1,6 +1,6 @@
 """A Signoff process with Slack on, against FakeSlack: signed HTTP requests or Socket Mode frames.
 
-Payloads are built from the fixture files in /work/shared/fixtures/slack, with our ids patched in.
+Payloads are built from the shared fixture files (../shared/fixtures/slack), with our ids patched in.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from bot.server import create_app
 from bot.slack import EVENTS_PATH, SlackSurface
 from bot.wiring import Container, build
 from bot.worker import Worker
+from tests.conftest import SLACK_FIXTURES
 from tests.fakes.slack import FakeSlack, sign_request
 
-FIXTURES = Path("/work/shared/fixtures/slack")
+FIXTURES = SLACK_FIXTURES
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 REQUESTER = "UREQ0001"
 MANAGER = "UMGR0001"

@@ -1,4 +1,4 @@
-"""``/signoff``: run, list, status, inbox, cancel, help.
+"""``/signoff``: run, list, status, inbox, cancel, delegate, help.
 
 Answers that need no database ride in the ack; the others are acked first and answered
 through the outbox (``slack.reply``), so nothing slow happens before Slack's 3 s.
@@ -6,7 +6,9 @@ through the outbox (``slack.reply``), so nothing slow happens before Slack's 3 s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -18,6 +20,7 @@ from bot.slack.inbox import waiting_for
 from bot.slack.listeners._common import Body, user_of, where
 from bot.slack.listeners._runs import ask_inputs, start_run
 from engine.commands import Cancel
+from engine.delegation import delegate
 from engine.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from engine.inputs import coerce_inputs, parse_pairs
 from engine.model import Checkpoint
@@ -132,6 +135,41 @@ async def _cancel(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None
     await deps.reply(user, notice, **where(body))
 
 
+_MENTION = re.compile(r"^<@([A-Z0-9]+)(?:\|[^>]*)?>$")
+
+
+def _delegation_args(rest: str) -> tuple[str, date] | None:
+    words = rest.split()
+    if len(words) != 3 or words[1].lower() != "until":
+        return None
+    mention = _MENTION.match(words[0])
+    try:
+        last_day = date.fromisoformat(words[2])
+    except ValueError:
+        return None
+    return (mention.group(1), last_day) if mention else None
+
+
+async def _delegate(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
+    parsed = _delegation_args(rest)
+    if parsed is None:
+        await ack(text=messages.bad_delegation().text)
+        return
+    await ack()
+    user = user_of(body)
+    to, last_day = parsed
+    # "until 2026-12-01" includes that day: the delegation ends at the next midnight UTC
+    until = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    try:
+        await delegate(deps.container.engine, delegator=user, to=to, until=until, actor=user, channel="slack")
+    except InvalidInput as exc:
+        await deps.reply(user, messages.invalid_input(exc.errors), **where(body))
+        return
+    await deps.reply(
+        user, messages.delegation_set(to, f"{last_day.isoformat()} (end of day, UTC)"), **where(body)
+    )
+
+
 _SUBCOMMANDS: dict[str, _Sub] = {
     "help": _help,
     "list": _list,
@@ -139,4 +177,5 @@ _SUBCOMMANDS: dict[str, _Sub] = {
     "status": _status,
     "inbox": _inbox,
     "cancel": _cancel,
+    "delegate": _delegate,
 }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,9 +17,10 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from tests.conftest import SLACK_FIXTURES
 from tests.fakes.slack import FakeSlack, sign_request
 
-FIXTURES = Path("/work/shared/fixtures/slack")
+FIXTURES = SLACK_FIXTURES
 
 
 class _Clock:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +15,9 @@ from bot.blocks.forms import (
     schema_to_blocks,
     validate_data,
 )
+from tests.conftest import SLACK_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/slack")
+FIXTURES = SLACK_FIXTURES
 _PLAIN = {"type": "plain_text", "emoji": True}
 
 
