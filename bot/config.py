@@ -39,6 +39,7 @@ class Settings(BaseModel):
     public_url: str | None = None
     workspace_dir: Path = Path(".signoff/workspaces")
     fault_points: str | None = None
+    web_console: bool = False
 
     @property
     def slack_enabled(self) -> bool:
@@ -92,4 +93,5 @@ class Settings(BaseModel):
             public_url=get("SIGNOFF_PUBLIC_URL") or None,
             workspace_dir=Path(get("SIGNOFF_WORKSPACE_DIR", ".signoff/workspaces")),
             fault_points=get("SIGNOFF_TEST_FAULTS") or None,
+            web_console=get("SIGNOFF_WEB_CONSOLE", "").lower() in {"1", "true", "on", "yes"},
         )

@@ -32,7 +32,8 @@ async def create_app(container: Container) -> web.Application:
     from bot.web import add_routes
 
     app = web.Application()
-    add_routes(app, container)
+    settings = container.settings
+    add_routes(app, container, console=not settings.slack_enabled or settings.web_console)
     return app
 
 

@@ -29,7 +29,7 @@ _ROUTE_PREFIX = "web."
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def add_routes(app: web.Application, container: Container) -> None:
+def add_routes(app: web.Application, container: Container, *, console: bool = True) -> None:
     """Mount the console on ``app``: pages, form targets, ``/healthz`` and ``/static/``.
 
     Also installs one middleware that, for the console's own routes only, turns an unknown
@@ -39,6 +39,9 @@ def add_routes(app: web.Application, container: Container) -> None:
     Args:
         app: the process's application, not yet started.
         container: the wired process (store, catalog, engine, clock).
+        console: mount the pages; without them only ``/healthz`` is served (Slack mode, where
+            people are identified by Slack and an unauthenticated console would let anyone
+            decide as anyone).
     """
     app[_views.CONTAINER] = container
     app[_views.JINJA] = _environment()
@@ -57,6 +60,8 @@ def add_routes(app: web.Application, container: Container) -> None:
         ("GET", "/checkpoints/{checkpoint_id}", _views.checkpoint_page, "checkpoint"),
         ("POST", "/checkpoints/{checkpoint_id}/decide", _views.decide, "decide"),
     ]
+    if not console:
+        routes = routes[:1]
     for method, path, handler, name in routes:
         app.router.add_route(method, path, handler, name=_ROUTE_PREFIX + name)
     app.router.add_static("/static/", _HERE / "static", name=_ROUTE_PREFIX + "static")

@@ -111,3 +111,12 @@ async def test_delegate_command(env: SlackEnv) -> None:
     refused = await env.until(lambda: [t for t in env.replies(MANAGER) if "must be in the future" in t])
     assert refused
     assert len(await env.container.store.list_delegations()) == 1
+
+
+async def test_console_is_off_in_slack_mode(env: SlackEnv) -> None:
+    base = env.url.rsplit("/slack/", 1)[0]
+    async with env.http.get(f"{base}/healthz") as response:
+        assert response.status == 200
+    for path in ("/", "/runs", "/checkpoints/cp_1"):
+        async with env.http.get(f"{base}{path}") as response:
+            assert response.status == 404, path
