@@ -160,6 +160,7 @@ def _build(raw: dict[str, Any], text: str, file: str, issues: _Issues, ctx: Load
     compiled = CompiledWorkflow(ancestors=_ancestors(nodes, edges))
     _compile_templates(nodes, compiled, issues)
     _check_upstream(nodes, compiled, issues)
+    _check_verify(nodes, ctx, issues)
     _compile_conditions(nodes, edges, compiled, issues)
     if issues.items:
         return None
@@ -411,6 +412,19 @@ def _check_upstream(nodes: dict[str, NodeSpec], compiled: CompiledWorkflow, issu
         if isinstance(source, str) and source in nodes and source not in compiled.ancestors[node.id]:
             message = f"extract.from: '{source}' is not a node that runs before '{node.id}'"
             issues.items.append(_at(issues, node, "extract", message))
+
+
+def _check_verify(nodes: dict[str, NodeSpec], ctx: LoadContext, issues: _Issues) -> None:
+    for node in nodes.values():
+        verify = getattr(node.config, "verify", None)
+        if verify is None:
+            continue
+        if verify.on_fail == "ask_again":
+            message = "verify on_fail: ask_again is not available yet; use on_fail: flag"
+            issues.items.append(_at(issues, node, "verify", message))
+        if not ctx.llm_available:
+            message = "verify needs a language model, and none is configured: set ANTHROPIC_API_KEY"
+            issues.items.append(_at(issues, node, "verify", message))
 
 
 def _check_refs(

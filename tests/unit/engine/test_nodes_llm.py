@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from engine.catalog import WorkflowCatalog
+from engine.commands import Decide
 from engine.errors import InvalidWorkflow, SkillFailed
 from engine.loader import load_workflow_text
 from engine.model import RunStatus, StepStatus
@@ -172,3 +173,73 @@ def test_load_time_checks(node: str, message: str) -> None:
     with pytest.raises(InvalidWorkflow) as err:
         load_workflow_text(text, file="t.yml")
     assert message in str(err.value)
+
+
+VERIFIED = """\
+id: v
+nodes:
+  - id: ask
+    type: human
+    prompt: "Refund 500?"
+    options: [approve, reject]
+    assignee: user:mia
+    verify: {prompt: "A rejection needs an actionable reason.", on_fail: flag}
+  - {id: done, type: set, data: {ok: true}}
+edges: [{from: ask, to: done}]
+"""
+
+
+async def _decide(llm: FakeLLM, action: str, comment: str) -> Engine:
+    engine = await run_once(VERIFIED, llm)
+    (cp,) = await engine.store.list_checkpoints(open_only=True)
+    command = Decide(checkpoint_id=cp.id, action=action, actor="mia", channel="cli", comment=comment)
+    await engine.decide(command)
+    return engine
+
+
+async def test_verifier_flags_a_decision_that_stands() -> None:
+    verdict = LLMResponse(data={"ok": False, "reason": "no reason given"}, model="m", input_tokens=40)
+    llm = FakeLLM(verdict)
+    engine = await _decide(llm, "approve", "fine")
+    assert "A rejection needs an actionable reason." in llm.requests[0].prompt
+    assert '"comment": "fine"' in llm.requests[0].prompt
+    assert (await engine.store.get_run("run_1")).status is RunStatus.succeeded
+    events = await engine.store.audit_events(run_id="run_1")
+    flagged = [e for e in events if e.kind == "decision.flagged"]
+    assert len(flagged) == 1
+    assert flagged[0].payload["reason"] == "no reason given"
+    assert flagged[0].payload["input_tokens"] == 40
+    updates = [d for d in await engine.store.list_deliveries(run_id="run_1") if d.payload.get("flagged")]
+    assert [d.kind for d in updates] == ["checkpoint_update"]
+
+
+async def test_a_passing_verdict_records_nothing() -> None:
+    engine = await _decide(
+        FakeLLM(LLMResponse(data={"ok": True, "reason": "fine"}, model="m")), "reject", "dup"
+    )
+    kinds = [e.kind for e in await engine.store.audit_events(run_id="run_1")]
+    assert "decision.flagged" not in kinds
+
+
+async def test_a_verifier_that_cannot_run_is_recorded() -> None:
+    engine = await _decide(FakeLLM(SkillFailed("Anthropic API 500 api_error")), "approve", "ok")
+    events = [
+        e for e in await engine.store.audit_events(run_id="run_1") if e.kind == "decision.verify_failed"
+    ]
+    assert "500 api_error" in events[0].payload["error"]
+    assert (await engine.store.get_run("run_1")).status is RunStatus.succeeded
+
+
+@pytest.mark.parametrize(
+    ("change", "llm_available", "message"),
+    [
+        ("on_fail: flag", False, "verify needs a language model"),
+        ("on_fail: ask_again", True, "verify on_fail: ask_again is not available yet"),
+    ],
+)
+def test_verify_load_checks(change: str, llm_available: bool, message: str) -> None:
+    with pytest.raises(InvalidWorkflow) as err:
+        load_workflow_text(
+            VERIFIED.replace("on_fail: flag", change), file="t.yml", llm_available=llm_available
+        )
+    assert f"node 'ask': field 'verify': {message}" in str(err.value)
