@@ -36,6 +36,7 @@ from engine.model import (
     WorkflowVersion,
 )
 from engine.nodes.base import Completed, NodeContext, NodeDeps, Paused
+from engine.nodes.llm import verify_decision
 from engine.nodes.registry import NODE_KINDS
 from engine.policy import ensure_may_decide, is_admin
 from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, RunChange, RunStore
@@ -452,6 +453,9 @@ class Engine:
             raise await self._conflict(await self.store.get_checkpoint(cp.id)) from None
         self._changed(run.id)
         fault("after_decision_commit")
+        flagged = await verify_decision(self.deps, workflow, cp, decision)
+        if flagged is not None:
+            await self.store.add_deliveries(*flagged)
         if drive:
             await self.drive(run.id)
         return decision
