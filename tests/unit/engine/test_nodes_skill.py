@@ -154,3 +154,22 @@ def test_shipped_examples_validate_with_the_library_and_explain_a_missing_key() 
     assert "redacted-ticket-review" in good
     assert [b.issues[0].file for b in bad] == ["workflows/ticket_triage_llm.yml"]
     assert "ANTHROPIC_API_KEY" in str(bad[0])
+
+
+def test_skills_package_exports() -> None:
+    import skills
+    from skills.llm import AnthropicLLM
+
+    assert skills.__all__ == [
+        "PRICES",
+        "AnthropicLLM",
+        "FixtureResult",
+        "RegistryRunner",
+        "Skill",
+        "SkillRegistry",
+        "choose_sandbox",
+        "run_skill",
+        "test_skill",
+    ]
+    assert skills.AnthropicLLM is AnthropicLLM
+    assert all(getattr(skills, name) is not None for name in skills.__all__)
