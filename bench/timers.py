@@ -91,7 +91,7 @@ async def measure(url: str, count: int, spread: float) -> dict[str, Any]:
         opened_at = time.perf_counter()
         # deadlines start after a lead time that covers opening and reconciling, so lateness
         # measures the scheduler, not checkpoints that were already overdue when it started
-        lead = 10.0 + count / 250
+        lead = 10.0 + count / 100
         for i in range(count):
             # checkpoint i "opens" later, so its deadline lands i/count into the spread
             clock.shift = timedelta(seconds=-(lead + spread * i / count) + spread)
