@@ -301,6 +301,15 @@ def serve() -> None:
         pass
 
 
+def _register_subcommands() -> None:
+    from bot.cli_audit import register
+
+    register(app)
+
+
+_register_subcommands()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -92,7 +92,12 @@ class Conflict(EngineError):
     """The checkpoint was already resolved; names who won and when."""
 
     def __init__(
-        self, message: str, *, winner: str | None = None, at: datetime | None = None, action: str | None = None
+        self,
+        message: str,
+        *,
+        winner: str | None = None,
+        at: datetime | None = None,
+        action: str | None = None,
     ) -> None:
         super().__init__(message)
         self.winner = winner

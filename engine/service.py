@@ -36,6 +36,7 @@ from engine.model import (
     WorkflowVersion,
 )
 from engine.nodes.base import Completed, NodeContext, NodeDeps, Paused
+from engine.nodes.human import shown_view
 from engine.nodes.llm import verify_decision
 from engine.nodes.registry import NODE_KINDS
 from engine.policy import ensure_may_decide, is_admin
@@ -74,6 +75,7 @@ class Engine:
         self.lease_ttl = lease_ttl
         self.on_change = on_change
         self._published: set[str] = set()
+        self._held: dict[str, Claimed] = {}
 
     # ------------------------------------------------------------------ starting
 
@@ -111,6 +113,8 @@ class Engine:
                 )
             )
             self._published.add(workflow.content_hash)
+        # the run is created already leased to this engine: the caller drives it next, and
+        # that saves a claim; if this process dies first, the lease expires and another takes it
         run = Run(
             id=self.ids.new("run_"),
             workflow_id=workflow.id,
@@ -122,6 +126,9 @@ class Engine:
             pending=[workflow.entry],
             created_at=now,
             updated_at=now,
+            lease_owner=self.owner,
+            lease_epoch=1,
+            lease_expires_at=now + self.lease_ttl,
         )
         channel = str((origin or {}).get("channel", "cli"))
         audit = self._audit(
@@ -136,6 +143,8 @@ class Engine:
             },
         )
         await self.store.create_run(run, [audit])
+        lease = Lease(run_id=run.id, owner=self.owner, epoch=1, expires_at=now + self.lease_ttl)
+        self._held[run.id] = Claimed(lease=lease, run=run, steps=[])
         self._changed(run.id)
         return run
 
@@ -143,7 +152,9 @@ class Engine:
 
     async def drive(self, run_id: str) -> Run | None:
         """Execute the run until it pauses or ends; None when another process holds it."""
-        claimed = await self.store.claim(run_id, self.owner, self.clock.now(), self.lease_ttl)
+        claimed = self._held.pop(run_id, None)
+        if claimed is None:
+            claimed = await self.store.claim(run_id, self.owner, self.clock.now(), self.lease_ttl)
         if claimed is None:
             return None
         try:
@@ -168,29 +179,47 @@ class Engine:
             run, new_steps = await self._step(lease, run, workflow, node_id, steps)
             fault("after_step_commit")
             steps.update({s.id: s for s in new_steps})
+            if not run.pending and run.lease_owner is None:
+                return run  # the step's commit already parked or finished the run
             if lease.expires_at - self.clock.now() < self.lease_ttl / 2:
                 lease = await self.store.renew_lease(lease, self.clock.now(), self.lease_ttl)
 
     async def _finish(self, lease: Lease, run: Run, steps: list[Step]) -> Run:
-        status, reason = final_status(run, steps)
-        now = self.clock.now()
+        run = await self.store.commit(lease, self._ending(run, steps, RunChange(at=self.clock.now())))
+        self._changed(run.id)
+        return run
+
+    def _ending(self, run: Run, steps: list[Step], change: RunChange) -> RunChange:
+        """``change`` plus parking (waiting) or finishing the run, with its lease released."""
+        current = run.model_copy(update={"rejected": run.rejected or change.rejected})
+        status, reason = final_status(current, steps)
         final = status.final
         audit = [self._audit(f"run.{status.value}", "engine", "engine", run.id, payload={"reason": reason})]
-        deliveries = (
-            [self._notice(run, f"Run {run.id} ({run.workflow_id}) {status.value}", reason)] if final else []
+        notice = [self._notice(run, f"Run {run.id} ({run.workflow_id}) {status.value}", reason)]
+        return change.model_copy(
+            update={
+                "status": status,
+                "reason": reason,
+                "finished": final,
+                "release": True,
+                "audit": [*change.audit, *audit] if final else change.audit,
+                "deliveries": [*change.deliveries, *notice] if final else change.deliveries,
+            }
         )
-        run = await self.store.commit(
-            lease,
-            RunChange(
-                at=now,
-                status=status,
-                reason=reason,
-                finished=final,
-                release=True,
-                audit=audit if final else [],
-                deliveries=deliveries,
-            ),
-        )
+
+    async def _commit_step(self, lease: Lease, run: Run, change: RunChange, steps: list[Step]) -> Run:
+        """Commit a step; when it leaves nothing pending, park or finish the run in the same commit.
+
+        ``steps`` are the run's steps after this one. Only this process opens checkpoints while
+        it holds the lease, so when it sees no waiting step, no decision can add work meanwhile;
+        if one did (a checkpoint decided while another branch ran), the run is parked with work
+        pending and the recovery loop resumes it.
+        """
+        remaining = [p for p in run.pending if p not in change.pending_remove]
+        remaining += [p for p in change.pending_add if p not in remaining]
+        if remaining:
+            return await self.store.commit(lease, change)
+        run = await self.store.commit(lease, self._ending(run, steps, change))
         self._changed(run.id)
         return run
 
@@ -221,15 +250,16 @@ class Engine:
         ctx = NodeContext(
             run=run, workflow=workflow, node=spec, scope=scope, deps=self.deps, attempt=step.attempt
         )
+        others = [s for s in steps.values() if s.id != step.id]
         try:
             result = await self._with_heartbeat(lease, kind.execute(ctx))
             if isinstance(result, Paused):
-                return await self._paused(lease, run, step, result)
-            return await self._completed(lease, run, workflow, step, scope, result)
+                return await self._paused(lease, run, step, result, others)
+            return await self._completed(lease, run, workflow, step, scope, result, others)
         except LeaseLost:
             raise
         except _NODE_ERRORS as exc:
-            return await self._failed(lease, run, step, str(exc))
+            return await self._failed(lease, run, step, str(exc), others)
 
     async def _with_heartbeat(self, lease: Lease, work: Awaitable[_T]) -> _T:
         """Await a node while renewing the lease every third of its TTL.
@@ -253,7 +283,14 @@ class Engine:
                     await task
 
     async def _completed(
-        self, lease: Lease, run: Run, workflow: Workflow, step: Step, scope: dict[str, Any], result: Completed
+        self,
+        lease: Lease,
+        run: Run,
+        workflow: Workflow,
+        step: Step,
+        scope: dict[str, Any],
+        result: Completed,
+        others: list[Step],
     ) -> tuple[Run, list[Step]]:
         now = self.clock.now()
         scope["nodes"][step.node_id] = {
@@ -287,21 +324,21 @@ class Engine:
             ),
             *result.audit,
         ]
-        run = await self.store.commit(
-            lease,
-            RunChange(
-                at=now,
-                steps=[done],
-                pending_remove=[step.node_id],
-                pending_add=successors,
-                status=RunStatus.running if run.status is not RunStatus.running else None,
-                deliveries=result.deliveries,
-                audit=audit,
-            ),
+        change = RunChange(
+            at=now,
+            steps=[done],
+            pending_remove=[step.node_id],
+            pending_add=successors,
+            status=RunStatus.running if run.status is not RunStatus.running else None,
+            deliveries=result.deliveries,
+            audit=audit,
         )
+        run = await self._commit_step(lease, run, change, [*others, done])
         return run, [done]
 
-    async def _paused(self, lease: Lease, run: Run, step: Step, result: Paused) -> tuple[Run, list[Step]]:
+    async def _paused(
+        self, lease: Lease, run: Run, step: Step, result: Paused, others: list[Step]
+    ) -> tuple[Run, list[Step]]:
         now = self.clock.now()
         cp = result.checkpoint
         waiting = step.model_copy(update={"status": StepStatus.waiting, "input": result.input})
@@ -318,24 +355,25 @@ class Engine:
                     "shown_hash": cp.shown_hash,
                     "due_at": cp.due_at.isoformat() if cp.due_at else None,
                     "quorum": cp.quorum,
+                    "delegations": cp.delegations,
                 },
             )
         ]
-        run = await self.store.commit(
-            lease,
-            RunChange(
-                at=now,
-                steps=[waiting],
-                checkpoints=[cp],
-                pending_remove=[step.node_id],
-                deliveries=result.deliveries,
-                audit=audit,
-            ),
+        change = RunChange(
+            at=now,
+            steps=[waiting],
+            checkpoints=[cp],
+            pending_remove=[step.node_id],
+            deliveries=result.deliveries,
+            audit=audit,
         )
+        run = await self._commit_step(lease, run, change, [*others, waiting])
         self._changed(run.id)
         return run, [waiting]
 
-    async def _failed(self, lease: Lease, run: Run, step: Step, error: str) -> tuple[Run, list[Step]]:
+    async def _failed(
+        self, lease: Lease, run: Run, step: Step, error: str, others: list[Step]
+    ) -> tuple[Run, list[Step]]:
         now = self.clock.now()
         failed = step.model_copy(update={"status": StepStatus.failed, "error": error, "ended_at": now})
         audit = [
@@ -343,9 +381,8 @@ class Engine:
                 "step.failed", "engine", "engine", run.id, payload={"node": step.node_id, "error": error}
             )
         ]
-        run = await self.store.commit(
-            lease, RunChange(at=now, steps=[failed], pending_remove=[step.node_id], audit=audit)
-        )
+        change = RunChange(at=now, steps=[failed], pending_remove=[step.node_id], audit=audit)
+        run = await self._commit_step(lease, run, change, [*others, failed])
         return run, [failed]
 
     # ------------------------------------------------------------------ deciding
@@ -364,12 +401,14 @@ class Engine:
         by_policy = command.resolved_by != "human"
         action = normalise_action(cp, command.action, by_policy=by_policy)
         if not by_policy:
-            await ensure_may_decide(cp, command.actor, self.catalog.roles, self.deps.directory)
+            await ensure_may_decide(cp, command.actor, self.catalog.roles, self.deps.directory, action=action)
             if cp.confirm and action in {"approve", "edit"} and command.confirm != cp.confirm:
                 raise NotAllowed(f"type {cp.confirm} to confirm this irreversible action")
         data = decision_payload(cp, action, command.data)
         now = self.clock.now()
-        if action in {"approve", "edit"} and not by_policy and len(cp.approvals) + 1 < cp.quorum:
+        if action == "edit" and not by_policy and cp.quorum > 1:
+            return await self._quorum_edit(cp, command, data, now)
+        if action == "approve" and not by_policy and len(cp.approvals) + 1 < cp.quorum:
             return await self._vote(cp, command, now)
         workflow = await self.catalog.pinned(run.workflow_hash, self.store)
         response = response_data(
@@ -441,9 +480,7 @@ class Engine:
             step=step_update,
             pending_add=successors,
             rejected=rejected,
-            approvals=[*cp.approvals, command.actor]
-            if action in {"approve", "edit"} and cp.quorum > 1
-            else None,
+            approvals=[*cp.approvals, command.actor] if action == "approve" and cp.quorum > 1 else None,
             deliveries=self._decision_deliveries(cp, run, decision),
             audit=[audit],
         )
@@ -492,6 +529,42 @@ class Engine:
             expected_version=cp.version,
             at=now,
             approvals=approvals,
+            deliveries=[self._update_delivery(cp, now)],
+            audit=[audit],
+        )
+        await self.store.update_checkpoint(update)
+        self._changed(cp.run_id)
+        return None
+
+    async def _quorum_edit(
+        self, cp: Checkpoint, command: Decide, data: dict[str, Any], now: Any
+    ) -> Decision | None:
+        """With a quorum, an edit replaces the proposal; everyone but its editors approves it anew."""
+        edited = cp.model_copy(update={"proposed": data})
+        shown = sha256_of(shown_view(edited))
+        diff = diff_fields(cp.proposed, data)
+        audit = self._audit(
+            "checkpoint.edited",
+            command.actor,
+            command.channel,
+            cp.run_id,
+            cp.id,
+            payload={
+                "diff": diff,
+                "shown_hash": shown,
+                "previous_shown_hash": cp.shown_hash,
+                "approvals_reset": cp.approvals,
+                "comment": command.comment,
+            },
+        )
+        update = CheckpointUpdate(
+            checkpoint_id=cp.id,
+            expected_version=cp.version,
+            at=now,
+            proposed=data,
+            editors=[*cp.editors, command.actor],
+            approvals=[],
+            shown_hash=shown,
             deliveries=[self._update_delivery(cp, now)],
             audit=[audit],
         )

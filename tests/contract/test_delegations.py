@@ -44,7 +44,9 @@ async def test_a_quorum_edit_replaces_the_proposal_and_keeps_it_open(store: RunS
     cp = d.checkpoint().model_copy(update={"quorum": 2, "delegations": {"U_BOB": "U_ALICE"}})
     await store.commit(
         lease,
-        RunChange(at=at(1), checkpoints=[cp], pending_remove=["draft"], status=RunStatus.waiting, release=True),
+        RunChange(
+            at=at(1), checkpoints=[cp], pending_remove=["draft"], status=RunStatus.waiting, release=True
+        ),
     )
     updated = await store.update_checkpoint(
         CheckpointUpdate(

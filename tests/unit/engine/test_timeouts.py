@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 
@@ -67,7 +67,9 @@ async def test_timeout_rejects_by_policy_and_edges_can_tell(make_world: Callable
 
 
 async def test_escalation_chain(make_world: Callable[..., World]) -> None:
-    w = make_world(_wf("escalation: {action: escalate, to: role:senior, timeout: 2h, final_action: auto_approve}"))
+    w = make_world(
+        _wf("escalation: {action: escalate, to: role:senior, timeout: 2h, final_action: auto_approve}")
+    )
     t = Timeouts(w.engine)
     run_id, cp_id = await _open(w)
     w.clock.advance(4 * 3600)
@@ -94,7 +96,9 @@ async def test_escalation_chain(make_world: Callable[..., World]) -> None:
 
 
 async def test_escalated_assignee_can_decide(make_world: Callable[..., World]) -> None:
-    w = make_world(_wf("escalation: {action: escalate, to: role:senior, timeout: 2h, final_action: auto_reject}"))
+    w = make_world(
+        _wf("escalation: {action: escalate, to: role:senior, timeout: 2h, final_action: auto_reject}")
+    )
     t = Timeouts(w.engine)
     run_id, cp_id = await _open(w)
     w.clock.advance(4 * 3600)
@@ -113,7 +117,11 @@ async def test_retry_then_final(make_world: Callable[..., World]) -> None:
     for expected in ["retry", "retry", "auto_reject"]:
         w.clock.advance(4 * 3600)
         assert await t.fire_deadline(cp_id) == expected
-    retries = [d for d in await w.store.list_deliveries(checkpoint_id=cp_id) if d.payload.get("escalation") == "retry"]
+    retries = [
+        d
+        for d in await w.store.list_deliveries(checkpoint_id=cp_id)
+        if d.payload.get("escalation") == "retry"
+    ]
     assert [d.payload["attempt"] for d in retries] == [1, 2]
 
 
