@@ -33,10 +33,12 @@ class Poster:
         )
         return str(response["channel"]), str(response["ts"])
 
-    async def thread(self, channel: str, thread_ts: str, text: str) -> tuple[str, str]:
-        """Reply in a thread; returns ``(channel, ts)``."""
+    async def thread(
+        self, channel: str, thread_ts: str, text: str, *, broadcast: bool = False
+    ) -> tuple[str, str]:
+        """Reply in a thread (also in the conversation with ``broadcast``); returns ``(channel, ts)``."""
         response = await self.client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, text=clip(text, MESSAGE_TEXT)
+            channel=channel, thread_ts=thread_ts, text=clip(text, MESSAGE_TEXT), reply_broadcast=broadcast
         )
         return str(response["channel"]), str(response["ts"])
 

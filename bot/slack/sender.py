@@ -15,6 +15,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.slack._escalation import escalation_note, reminder_text
 from bot.slack._post import Poster
 from bot.slack.cards import current_card
 from bot.slack.deps import HOME, REPLY, SlackDeps
@@ -50,6 +51,7 @@ class SlackSender:
             "checkpoint_update": self._update,
             "requester_notice": self._notice,
             "notify": self._notify,
+            "reminder": self._reminder,
             REPLY: self._reply,
             HOME: self._home,
         }
@@ -76,6 +78,18 @@ class SlackSender:
             return await self._fan_out(delivery, related)
         cp = await self.deps.container.store.get_checkpoint(str(delivery.checkpoint_id))
         card = await current_card(self.deps.container, cp, watcher=delivery.payload.get("role") == "watcher")
+        note = escalation_note(delivery.payload)
+        if note is not None:
+            block = {
+                "type": "section",
+                "block_id": f"escalation:{delivery.id}",
+                "text": {"type": "mrkdwn", "text": note},
+            }
+            card = {
+                **card,
+                "text": f"{note}\n{card['text']}",
+                "blocks": [block, *card.get("blocks", [])][:50],
+            }
         channel, ts = await self.post.message(kind, name, card)
         if kind == "user":
             await self.deps.publish_home([name])
@@ -128,6 +142,27 @@ class SlackSender:
         if delivery.target.startswith("user:"):
             await self.deps.publish_home([delivery.target.removeprefix("user:")])
         return SendResult(ok=True, channel_ref=got_channel, message_ts=ts)
+
+    async def _reminder(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
+        """Remind one person, in the thread of the message they got (or by DM)."""
+        kind, name = parse_principal(delivery.target)
+        if kind in {"group", "role"}:
+            return await self._fan_out(delivery, related)
+        cp = await self.deps.container.store.get_checkpoint(str(delivery.checkpoint_id))
+        text = reminder_text(cp.title or cp.node_id, delivery.payload.get("left_s"))
+        copy = next(
+            (
+                d
+                for d in related
+                if d.kind == "checkpoint" and d.target == delivery.target and d.channel_ref and d.message_ts
+            ),
+            None,
+        )
+        if copy is not None and copy.channel_ref and copy.message_ts:
+            channel, ts = await self.post.thread(copy.channel_ref, copy.message_ts, text, broadcast=True)
+        else:
+            channel, ts = await self.post.message(kind, name, {"text": text})
+        return SendResult(ok=True, channel_ref=channel, message_ts=ts)
 
     async def _notify(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
         kind, name = parse_principal(delivery.target)
