@@ -39,6 +39,7 @@ class Settings(BaseModel):
     public_url: str | None = None
     workspace_dir: Path = Path(".signoff/workspaces")
     fault_points: str | None = None
+    lease_ttl_s: float = 30.0
     web_console: bool = False
 
     @property
@@ -72,6 +73,13 @@ class Settings(BaseModel):
         except ValueError:
             raise ConfigError(f"SIGNOFF_PORT must be a port number, not {port_raw!r}") from None
         sandbox = get("SIGNOFF_SANDBOX", "auto")
+        lease_raw = get("SIGNOFF_LEASE_TTL", "30")
+        try:
+            lease_ttl_s = float(lease_raw)
+        except ValueError:
+            raise ConfigError(f"SIGNOFF_LEASE_TTL must be a number of seconds, not {lease_raw!r}") from None
+        if lease_ttl_s <= 0:
+            raise ConfigError(f"SIGNOFF_LEASE_TTL must be positive, not {lease_raw!r}")
         if sandbox not in {"auto", "bwrap", "docker", "subprocess"}:
             raise ConfigError(f"SIGNOFF_SANDBOX must be auto, bwrap, docker or subprocess, not {sandbox!r}")
         return cls(
@@ -93,5 +101,6 @@ class Settings(BaseModel):
             public_url=get("SIGNOFF_PUBLIC_URL") or None,
             workspace_dir=Path(get("SIGNOFF_WORKSPACE_DIR", ".signoff/workspaces")),
             fault_points=get("SIGNOFF_TEST_FAULTS") or None,
+            lease_ttl_s=lease_ttl_s,
             web_console=get("SIGNOFF_WEB_CONSOLE", "").lower() in {"1", "true", "on", "yes"},
         )

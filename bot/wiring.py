@@ -11,7 +11,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +173,13 @@ async def build(
         default_model=settings.default_model,
         roles=roles,
     )
-    engine = Engine(store=store, catalog=catalog, deps=deps, owner=_owner())
+    engine = Engine(
+        store=store,
+        catalog=catalog,
+        deps=deps,
+        owner=_owner(),
+        lease_ttl=timedelta(seconds=settings.lease_ttl_s),
+    )
     outbox = Outbox(store, sender, clock) if sender is not None else None
     return Container(
         settings=settings,
