@@ -38,6 +38,7 @@ __all__ = [
     "adapters",
     "build",
     "database_url",
+    "outbox_claim",
     "run_skill_fixtures",
     "skill_library",
 ]
@@ -63,6 +64,11 @@ class UuidIds:
     def new(self, prefix: str) -> str:
         """``prefix`` + 20 hex characters."""
         return f"{prefix}{uuid.uuid4().hex[:20]}"
+
+
+def outbox_claim(settings: Settings) -> timedelta:
+    """How long a process may take to send one outbox row before another one may send it."""
+    return timedelta(seconds=2 * settings.lease_ttl_s)
 
 
 def database_url(url: str) -> str:
@@ -180,7 +186,7 @@ async def build(
         owner=_owner(),
         lease_ttl=timedelta(seconds=settings.lease_ttl_s),
     )
-    outbox = Outbox(store, sender, clock) if sender is not None else None
+    outbox = Outbox(store, sender, clock, claim_ttl=outbox_claim(settings)) if sender is not None else None
     return Container(
         settings=settings,
         store=store,

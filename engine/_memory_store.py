@@ -407,6 +407,22 @@ class InMemoryRunStore:
         ]
         return [_copy(d) for d in due[:limit]]
 
+    async def claim_delivery(
+        self, delivery_id: str, *, attempts: int, now: datetime, until: datetime
+    ) -> Delivery | None:
+        """Take a due row for one attempt (compare-and-set on ``attempts``)."""
+        current = self._deliveries.get(delivery_id)
+        if (
+            current is None
+            or current.status is not DeliveryStatus.pending
+            or current.attempts != attempts
+            or current.next_attempt_at > now
+        ):
+            return None
+        claimed = current.model_copy(update={"attempts": attempts + 1, "next_attempt_at": until})
+        self._deliveries[delivery_id] = claimed
+        return _copy(claimed)
+
     async def list_deliveries(
         self, *, checkpoint_id: str | None = None, run_id: str | None = None
     ) -> list[Delivery]:

@@ -31,8 +31,10 @@ class Outbox:
         max_attempts: int = 8,
         base_delay: float = 1.0,
         max_delay: float = 300.0,
+        claim_ttl: timedelta = timedelta(seconds=60),
     ) -> None:
         self.store = store
+        self.claim_ttl = claim_ttl
         self.sender = sender
         self.clock = clock
         self.max_attempts = max_attempts
@@ -52,7 +54,14 @@ class Outbox:
             if not await self.dispatch_due():
                 return
 
-    async def _send(self, delivery: Delivery) -> None:
+    async def _send(self, due: Delivery) -> None:
+        # another replica may have read the same due row: only the one whose claim wins sends it
+        now = self.clock.now()
+        delivery = await self.store.claim_delivery(
+            due.id, attempts=due.attempts, now=now, until=now + self.claim_ttl
+        )
+        if delivery is None:
+            return
         related: list[Delivery] = []
         if delivery.checkpoint_id is not None:
             related = [
@@ -66,7 +75,7 @@ class Outbox:
         except EngineError as exc:
             result = SendResult(ok=False, error=str(exc), retryable=True)
         fault("during_slack_call")
-        attempts = delivery.attempts + 1
+        attempts = delivery.attempts
         now = self.clock.now()
         if result.ok:
             await self.store.mark_delivery(

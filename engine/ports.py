@@ -255,6 +255,18 @@ class RunStore(Protocol):
         """Pending outbox rows whose next attempt is due, oldest first."""
         ...
 
+    async def claim_delivery(
+        self, delivery_id: str, *, attempts: int, now: datetime, until: datetime
+    ) -> Delivery | None:
+        """Take a due row for one send attempt, so that no other process sends it meanwhile.
+
+        A compare-and-set on ``attempts`` (the value the caller read): the row's ``attempts``
+        goes up by one and ``next_attempt_at`` moves to ``until``, so a process that dies while
+        sending leaves the row due again at ``until``. Returns the claimed row, or None when it
+        is no longer pending and due with that ``attempts`` (another process took it).
+        """
+        ...
+
     async def list_deliveries(
         self, *, checkpoint_id: str | None = None, run_id: str | None = None
     ) -> list[Delivery]:

@@ -14,10 +14,17 @@ from storage._db import Tx
 from storage._sql import Sql, bind_when
 from storage.mapping import DELIVERIES
 
-__all__ = ["add", "due", "listing", "mark"]
+__all__ = ["add", "claim", "due", "listing", "mark"]
 
 _DUE = DELIVERIES.select(
     f"WHERE status = '{DeliveryStatus.pending.value}' AND next_attempt_at <= :now ORDER BY pk LIMIT :limit"
+)
+
+# one statement: the compare-and-set on attempts decides which process sends the row
+_CLAIM = Sql(
+    "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = :until"
+    f" WHERE id = :id AND status = '{DeliveryStatus.pending.value}' AND attempts = :attempts"
+    f" AND next_attempt_at <= :now RETURNING {DELIVERIES.columns}"
 )
 
 
@@ -47,6 +54,18 @@ def due(tx: Tx, now: datetime, limit: int) -> list[Delivery]:
     """Pending deliveries whose next attempt is due, oldest first."""
     rows = tx.query(_DUE, {"now": bind_when(now, tx.pg), "limit": limit}).fetchall()
     return DELIVERIES.load_all(rows, tx.pg)
+
+
+def claim(tx: Tx, delivery_id: str, attempts: int, now: datetime, until: datetime) -> Delivery | None:
+    """Take a due row for one send attempt; None when another process took it first."""
+    params = {
+        "id": delivery_id,
+        "attempts": attempts,
+        "now": bind_when(now, tx.pg),
+        "until": bind_when(until, tx.pg),
+    }
+    row = tx.query(_CLAIM, params).fetchone()
+    return None if row is None else DELIVERIES.load(row, tx.pg)
 
 
 def listing(tx: Tx, *, checkpoint_id: str | None, run_id: str | None) -> list[Delivery]:

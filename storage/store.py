@@ -148,6 +148,12 @@ class SqlStore:
         """Pending outbox rows whose next attempt is due, oldest first."""
         return await self._db.read(lambda tx: _outbox.due(tx, now, limit))
 
+    async def claim_delivery(
+        self, delivery_id: str, *, attempts: int, now: datetime, until: datetime
+    ) -> Delivery | None:
+        """Take a due row for one send attempt (compare-and-set on ``attempts``)."""
+        return await self._db.write(lambda tx: _outbox.claim(tx, delivery_id, attempts, now, until))
+
     async def list_deliveries(
         self, *, checkpoint_id: str | None = None, run_id: str | None = None
     ) -> list[Delivery]:

@@ -21,7 +21,7 @@ from bot.slack.app import Authorizer, build_app
 from bot.slack.deps import SlackDeps
 from bot.slack.directory import SlackDirectory
 from bot.slack.sender import SlackSender
-from bot.wiring import Container
+from bot.wiring import Container, outbox_claim
 from engine.outbox import Outbox
 
 __all__ = ["EVENTS_PATH", "SlackSurface"]
@@ -60,7 +60,9 @@ class SlackSurface:
             self.deps, signing_secret=settings.slack_signing_secret, authorizer=self.authorizer
         )
         container.engine.deps.directory = self.directory
-        container.outbox = Outbox(container.store, self.sender, container.clock)
+        container.outbox = Outbox(
+            container.store, self.sender, container.clock, claim_ttl=outbox_claim(settings)
+        )
         self._socket: AsyncSocketModeHandler | None = None
 
     @property
