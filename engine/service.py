@@ -252,7 +252,9 @@ class Engine:
         )
         others = [s for s in steps.values() if s.id != step.id]
         try:
-            result = await self._with_heartbeat(lease, kind.execute(ctx))
+            # nodes that finish without waiting on anything need no lease heartbeat
+            work = kind.execute(ctx)
+            result = await (work if getattr(kind, "instant", False) else self._with_heartbeat(lease, work))
             if isinstance(result, Paused):
                 return await self._paused(lease, run, step, result, others)
             return await self._completed(lease, run, workflow, step, scope, result, others)

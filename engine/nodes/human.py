@@ -30,6 +30,7 @@ class HumanNode:
     config_model: ClassVar[type[BaseModel]] = HumanConfig
     template_fields: ClassVar[tuple[str, ...]] = ("title", "prompt", "context", "proposed")
     side_effects: ClassVar[bool] = False
+    instant: ClassVar[bool] = True  # no I/O: runs without a lease heartbeat
 
     @classmethod
     def check(cls, node: NodeSpec, ctx: LoadContext) -> list[tuple[str | None, str]]:

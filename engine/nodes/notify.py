@@ -30,6 +30,7 @@ class NotifyNode:
     config_model: ClassVar[type[BaseModel]] = NotifyConfig
     template_fields: ClassVar[tuple[str, ...]] = ("to", "text")
     side_effects: ClassVar[bool] = False  # the send itself happens from the outbox, exactly once
+    instant: ClassVar[bool] = True  # no I/O: runs without a lease heartbeat
 
     @classmethod
     def check(cls, node: NodeSpec, ctx: LoadContext) -> list[tuple[str | None, str]]:

@@ -29,6 +29,7 @@ class SetNode:
     config_model: ClassVar[type[BaseModel]] = SetConfig
     template_fields: ClassVar[tuple[str, ...]] = ("data", "text")
     side_effects: ClassVar[bool] = False
+    instant: ClassVar[bool] = True  # no I/O: runs without a lease heartbeat
 
     @classmethod
     def check(cls, node: NodeSpec, ctx: LoadContext) -> list[tuple[str | None, str]]:
