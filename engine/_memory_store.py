@@ -31,7 +31,15 @@ from engine.model import (
     Step,
     WorkflowVersion,
 )
-from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, RunChange
+from engine.ports import (
+    AuditDraft,
+    CheckpointUpdate,
+    Claimed,
+    Lease,
+    RunChange,
+    conflict_message,
+    merge_pending,
+)
 
 __all__ = ["InMemoryRunStore"]
 
@@ -65,33 +73,6 @@ def _as_stored(payload: dict[str, Any]) -> dict[str, Any]:
     # what a JSON column gives back: the SQL store hashes and returns exactly this
     result: dict[str, Any] = json.loads(json.dumps(payload, default=_json_default))
     return result
-
-
-def _merge_pending(pending: list[str], remove: list[str], add: list[str]) -> list[str]:
-    gone = set(remove)
-    out = [p for p in pending if p not in gone]
-    out.extend(n for n in dict.fromkeys(add) if n not in out)
-    return out
-
-
-def conflict_message(
-    checkpoint_id: str,
-    outcome: CheckpointOutcome | None,
-    actor: str | None,
-    at: datetime | None,
-    action: str | None,
-) -> str:
-    """The text of a lost compare-and-set (the same words as the SQL store)."""
-    if outcome is None or outcome is CheckpointOutcome.option:
-        what = f"resolved ({action})" if action else "resolved"
-    else:
-        what = outcome.value.replace("_", " ")
-    text = f"checkpoint {checkpoint_id} already {what}"
-    if actor is not None:
-        text += f" by {actor}"
-    if at is not None:
-        text += f" at {at.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC"
-    return text
 
 
 class InMemoryRunStore:
@@ -217,7 +198,7 @@ class InMemoryRunStore:
         changes: dict[str, Any] = {
             "updated_at": change.at,
             "rejected": run.rejected or change.rejected,
-            "pending": _merge_pending(run.pending, change.pending_remove, change.pending_add),
+            "pending": merge_pending(run.pending, change.pending_remove, change.pending_add),
         }
         if change.status is not None:
             changes["status"] = change.status
@@ -269,7 +250,7 @@ class InMemoryRunStore:
         run = self._run(current.run_id)
         run_changes: dict[str, Any] = {}
         if update.pending_add:
-            run_changes["pending"] = _merge_pending(run.pending, [], update.pending_add)
+            run_changes["pending"] = merge_pending(run.pending, [], update.pending_add)
         if update.rejected and not run.rejected:
             run_changes["rejected"] = True
         if update.resolve and run.status is RunStatus.waiting:

@@ -5,7 +5,7 @@ Storage, skills and bot implement these; ``engine.testing`` ships in-memory fake
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -48,6 +48,8 @@ __all__ = [
     "SandboxResult",
     "SendResult",
     "Sender",
+    "conflict_message",
+    "merge_pending",
 ]
 
 
@@ -154,6 +156,38 @@ class CheckpointUpdate(_Msg):
     shown_hash: str | None = None
     deliveries: list[Delivery] = Field(default_factory=list)
     audit: list[AuditDraft] = Field(default_factory=list)
+
+
+def merge_pending(pending: list[str], remove: list[str], add: list[str]) -> list[str]:
+    """How every store applies a change to a run's pending nodes: remove, then add, in order,
+    never repeating one."""
+    gone = set(remove)
+    out = [p for p in pending if p not in gone]
+    for node in add:
+        if node not in out:
+            out.append(node)
+    return out
+
+
+def conflict_message(
+    checkpoint_id: str,
+    outcome: CheckpointOutcome | None,
+    actor: str | None,
+    at: datetime | None,
+    action: str | None,
+) -> str:
+    """The words of a lost compare-and-set, the same from every store:
+    ``checkpoint X already approved by U123 at 2026-01-01 09:00:00 UTC``."""
+    if outcome is None or outcome is CheckpointOutcome.option:
+        what = f"resolved ({action})" if action else "resolved"
+    else:
+        what = outcome.value.replace("_", " ")
+    text = f"checkpoint {checkpoint_id} already {what}"
+    if actor is not None:
+        text += f" by {actor}"
+    if at is not None:
+        text += f" at {at.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC"
+    return text
 
 
 class RunStore(Protocol):

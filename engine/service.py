@@ -40,7 +40,7 @@ from engine.nodes.human import shown_view
 from engine.nodes.llm import verify_decision
 from engine.nodes.registry import NODE_KINDS
 from engine.policy import ensure_may_decide, is_admin
-from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, RunChange, RunStore
+from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, RunChange, RunStore, merge_pending
 from engine.runner import NoMatchingEdge, build_scope, final_status, next_nodes, response_data
 from engine.templates import TemplateFailure
 
@@ -215,9 +215,7 @@ class Engine:
         if one did (a checkpoint decided while another branch ran), the run is parked with work
         pending and the recovery loop resumes it.
         """
-        remaining = [p for p in run.pending if p not in change.pending_remove]
-        remaining += [p for p in change.pending_add if p not in remaining]
-        if remaining:
+        if merge_pending(run.pending, change.pending_remove, change.pending_add):
             return await self.store.commit(lease, change)
         run = await self.store.commit(lease, self._ending(run, steps, change))
         self._changed(run.id)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import cache
 from typing import Any
 
 from engine.errors import Conflict, NotFound
 from engine.model import Checkpoint, CheckpointOutcome, CheckpointStatus, Run, RunStatus, Step
-from engine.ports import CheckpointUpdate
+from engine.ports import CheckpointUpdate, conflict_message, merge_pending
 from storage import _audit, _runs
 from storage._db import Tx
 from storage._sql import Sql, bind_when, dumps_json, read_when
 from storage.mapping import CHECKPOINTS, DECISIONS, RUNS, STEPS, insert
 
-__all__ = ["conflict_message", "load", "update"]
+__all__ = ["load", "update"]
 
 # Lock order everywhere: run row, then checkpoint rows, then the audit head. Locking the run
 # first (found through the checkpoint) keeps a resolve and a cancel of the same run from
@@ -76,7 +75,7 @@ def update(tx: Tx, upd: CheckpointUpdate) -> Checkpoint:
         _runs.upsert_step(tx, upd.step)
     changes: dict[str, Any] = {}
     if upd.pending_add:
-        changes["pending"] = _runs.merge_pending(run.pending, [], upd.pending_add)
+        changes["pending"] = merge_pending(run.pending, [], upd.pending_add)
     if upd.rejected and not run.rejected:
         changes["rejected"] = True
     if upd.resolve and run.status is RunStatus.waiting:
@@ -140,23 +139,3 @@ def _conflict(tx: Tx, upd: CheckpointUpdate) -> Conflict:
         f"checkpoint {upd.checkpoint_id} changed concurrently "
         f"(version {version}, expected {upd.expected_version}): reload and try again"
     )
-
-
-def conflict_message(
-    checkpoint_id: str,
-    outcome: CheckpointOutcome | None,
-    actor: str | None,
-    at: datetime | None,
-    action: str | None,
-) -> str:
-    """``checkpoint X already approved by U123 at 2026-01-01 09:00:00 UTC``."""
-    if outcome is None or outcome is CheckpointOutcome.option:
-        what = f"resolved ({action})" if action else "resolved"
-    else:
-        what = outcome.value.replace("_", " ")
-    text = f"checkpoint {checkpoint_id} already {what}"
-    if actor is not None:
-        text += f" by {actor}"
-    if at is not None:
-        text += f" at {at.strftime('%Y-%m-%d %H:%M:%S')} UTC"
-    return text

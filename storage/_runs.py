@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.errors import Conflict, LeaseLost, NotFound
 from engine.model import CheckpointOutcome, CheckpointStatus, Delivery, Run, RunStatus, Step
-from engine.ports import AuditDraft, Claimed, Lease, RunChange
+from engine.ports import AuditDraft, Claimed, Lease, RunChange, merge_pending
 from storage import _audit
 from storage._db import Tx
 from storage._sql import Sql, bind_when
@@ -22,7 +22,6 @@ __all__ = [
     "create",
     "insert_deliveries",
     "lock_run",
-    "merge_pending",
     "renew",
     "save_run",
     "upsert_step",
@@ -70,16 +69,6 @@ def save_run(tx: Tx, run: Run, changes: dict[str, Any]) -> Run:
     updated = run.model_copy(update=changes)
     tx.run(_UPDATE_RUN, RUNS.params(updated, tx.pg, _MUTABLE_AND_ID))
     return updated
-
-
-def merge_pending(pending: list[str], remove: list[str], add: list[str]) -> list[str]:
-    """Remove then add node ids, keeping order and never repeating one."""
-    gone = set(remove)
-    out = [p for p in pending if p not in gone]
-    for node in add:
-        if node not in out:
-            out.append(node)
-    return out
 
 
 def upsert_step(tx: Tx, step: Step) -> None:
