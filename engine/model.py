@@ -125,6 +125,17 @@ class HumanConfig(_Spec):
     when: str | None = None
     verify: VerifyConfig | None = None
 
+    def levels(self) -> list[dict[str, Any]]:
+        """The escalation as a list of levels (a word, one level, or a chain)."""
+        escalation = self.escalation
+        if escalation is None:
+            return []
+        if isinstance(escalation, str):
+            return [{"action": escalation}]
+        if isinstance(escalation, dict):
+            return [escalation]
+        return [e if isinstance(e, dict) else {"action": e} for e in escalation]
+
     @field_validator("options")
     @classmethod
     def _normalise_options(cls, value: list[str]) -> list[str]:

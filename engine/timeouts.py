@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from engine.commands import Decide
 from engine.errors import Conflict
@@ -48,16 +48,6 @@ class TimerPlan:
     reminders: list[tuple[int, datetime]]
 
 
-def _levels(escalation: Any) -> list[dict[str, Any]]:
-    if escalation is None:
-        return []
-    if isinstance(escalation, str):
-        return [{"action": escalation}]
-    if isinstance(escalation, dict):
-        return [escalation]
-    return [e if isinstance(e, dict) else {"action": e} for e in escalation]
-
-
 def escalation_steps(config: HumanConfig, escalates_to: str | None = None) -> list[Step]:
     """The chain unrolled: what each successive deadline does.
 
@@ -66,7 +56,7 @@ def escalation_steps(config: HumanConfig, escalates_to: str | None = None) -> li
     """
     base = parse_duration(config.timeout) if config.timeout else None
     steps: list[Step] = []
-    levels = _levels(config.escalation)
+    levels = config.levels()
     if not levels:
         return [Step("auto_approve" if config.kind == "review" else "auto_reject")]
     for level in levels:

@@ -241,18 +241,8 @@ def _check_durations(config: HumanConfig) -> list[tuple[str | None, str]]:
     return problems
 
 
-def _levels(escalation: Any) -> list[dict[str, Any]]:
-    if escalation is None:
-        return []
-    if isinstance(escalation, str):
-        return [{"action": escalation}]
-    if isinstance(escalation, dict):
-        return [escalation]
-    return [e if isinstance(e, dict) else {"action": e} for e in escalation]
-
-
 def _check_escalation(config: HumanConfig, ctx: LoadContext) -> list[tuple[str | None, str]]:
-    levels = _levels(config.escalation)
+    levels = config.levels()
     if levels and config.timeout is None:
         return [("escalation", "escalation needs a timeout on the node")]
     problems: list[tuple[str | None, str]] = []
