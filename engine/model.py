@@ -134,7 +134,7 @@ class HumanConfig(_Spec):
             return [{"action": escalation}]
         if isinstance(escalation, dict):
             return [escalation]
-        return [e if isinstance(e, dict) else {"action": e} for e in escalation]
+        return list(escalation)
 
     @field_validator("options")
     @classmethod
