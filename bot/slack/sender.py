@@ -100,9 +100,18 @@ class SlackSender:
         c = self.deps.container
         users, _ = await expand_principals([delivery.target], c.roles, self.deps.directory)
         have = {d.target for d in related if d.kind == delivery.kind}
+        now = c.clock.now()
+        # new rows, due now: not the claimed row's attempt count and claim time
         rows = [
             delivery.model_copy(
-                update={"id": c.ids.new("dlv_"), "target": f"user:{u}", "created_at": c.clock.now()}
+                update={
+                    "id": c.ids.new("dlv_"),
+                    "target": f"user:{u}",
+                    "created_at": now,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "error": None,
+                }
             )
             for u in sorted(users)
             if f"user:{u}" not in have
