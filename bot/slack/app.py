@@ -65,8 +65,15 @@ def _dedupe_events() -> Callable[..., Awaitable[BoltResponse | None]]:
     return dedupe
 
 
-async def _on_error(error: Exception, body: dict[str, Any]) -> None:
-    view = body.get("view") or {}
+async def _on_error(error: Exception, body: dict[str, Any], response: BoltResponse | None = None) -> None:
+    if response is not None and response.status >= 500:
+        # raised before any listener acked (Bolt itself choking on a signed but malformed payload):
+        # a request we cannot handle, not a server failure worth a 500 or a redelivery
+        response.status, response.body = 400, ""
+        log.warning("Slack request not understood: %r", error, exc_info=error)
+        return
+    view = body.get("view")
+    view = view if isinstance(view, dict) else {}
     log.error(
         "Slack listener failed (type=%s callback=%s): %r",
         body.get("type") or body.get("command"),

@@ -76,7 +76,11 @@ class SlackSurface:
 
     async def handle(self, request: web.Request) -> web.Response:
         """One HTTP request from Slack through Bolt (401 on a bad or stale signature)."""
-        response = await self.app.async_dispatch(await to_bolt_request(request))
+        try:
+            response = await self.app.async_dispatch(await to_bolt_request(request))
+        except Exception as exc:  # Bolt parsing a malformed payload outside its own error handling
+            log.warning("Slack request not understood: %r", exc, exc_info=exc)
+            return web.Response(status=400)
         return await to_aiohttp_response(response)
 
     async def start(self) -> None:
