@@ -14,6 +14,7 @@ __all__ = [
     "InvalidInput",
     "InvalidWorkflow",
     "LeaseLost",
+    "NeedsDetail",
     "NotAllowed",
     "NotFound",
     "SkillFailed",
@@ -103,6 +104,19 @@ class Conflict(EngineError):
         self.winner = winner
         self.at = at
         self.action = action
+
+
+class NeedsDetail(EngineError):
+    """A model checked the answer (``verify: {on_fail: ask_again}``) and asks for more.
+
+    Nothing was decided: the checkpoint stays open, and the person's next answer is checked
+    again. The engine has already queued the question to the person; ``question`` is there
+    for channels that answer synchronously (the web console, the CLI).
+    """
+
+    def __init__(self, question: str) -> None:
+        super().__init__(question)
+        self.question = question
 
 
 class LeaseLost(EngineError):

@@ -419,9 +419,6 @@ def _check_verify(nodes: dict[str, NodeSpec], ctx: LoadContext, issues: _Issues)
         verify = getattr(node.config, "verify", None)
         if verify is None:
             continue
-        if verify.on_fail == "ask_again":
-            message = "verify on_fail: ask_again is not available yet; use on_fail: flag"
-            issues.items.append(_at(issues, node, "verify", message))
         if not ctx.llm_available:
             message = "verify needs a language model, and none is configured: set ANTHROPIC_API_KEY"
             issues.items.append(_at(issues, node, "verify", message))

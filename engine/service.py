@@ -18,7 +18,7 @@ from engine._decisions import decision_payload, diff_fields, normalise_action, o
 from engine.audit import sha256_of
 from engine.catalog import WorkflowCatalog
 from engine.commands import Cancel, Decide
-from engine.errors import Conflict, EngineError, InvalidInput, LeaseLost, NotAllowed
+from engine.errors import Conflict, EngineError, InvalidInput, LeaseLost, NeedsDetail, NotAllowed
 from engine.expressions import ExpressionError
 from engine.faults import fault
 from engine.model import (
@@ -37,8 +37,8 @@ from engine.model import (
 )
 from engine.nodes.base import Completed, NodeContext, NodeDeps, Paused
 from engine.nodes.human import shown_view
-from engine.nodes.llm import verify_decision
 from engine.nodes.registry import NODE_KINDS
+from engine.nodes.verify import asks_again, check_answer, questioned, verify_decision
 from engine.policy import ensure_may_decide, is_admin
 from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, RunChange, RunStore, merge_pending
 from engine.runner import NoMatchingEdge, build_scope, final_status, next_nodes, response_data
@@ -394,23 +394,18 @@ class Engine:
             Conflict: someone else already resolved it (names who and when).
             NotAllowed: the actor may not decide, or the action is not offered.
             InvalidInput: the data does not fit the response schema (field errors).
+            NeedsDetail: a model checked the answer and asks the person for more (nothing decided).
         """
-        cp, run, steps = await self.store.load_checkpoint(command.checkpoint_id)
-        if cp.status is CheckpointStatus.resolved:
-            raise await self._conflict(cp)
+        cp, run, steps, action, data = await self._validated(command)
         by_policy = command.resolved_by != "human"
-        action = normalise_action(cp, command.action, by_policy=by_policy)
+        workflow = await self.catalog.pinned(run.workflow_hash, self.store)
         if not by_policy:
-            await ensure_may_decide(cp, command.actor, self.catalog.roles, self.deps.directory, action=action)
-            if cp.confirm and action in {"approve", "edit"} and command.confirm != cp.confirm:
-                raise NotAllowed(f"type {cp.confirm} to confirm this irreversible action")
-        data = decision_payload(cp, action, command.data)
+            await self._ask_again(workflow, cp, command, action, data)
         now = self.clock.now()
         if action == "edit" and not by_policy and cp.quorum > 1:
             return await self._quorum_edit(cp, command, data, now)
         if action == "approve" and not by_policy and len(cp.approvals) + 1 < cp.quorum:
             return await self._vote(cp, command, now)
-        workflow = await self.catalog.pinned(run.workflow_hash, self.store)
         response = response_data(
             cp,
             action=action,
@@ -496,6 +491,62 @@ class Engine:
         if drive:
             await self.drive(run.id)
         return decision
+
+    async def check(self, command: Decide) -> bool:
+        """Validate a decision as ``decide`` would, without recording anything.
+
+        Returns:
+            True when a model checks the answer before it counts (``verify: {on_fail:
+            ask_again}``): a caller that must answer within a deadline (a Slack modal) answers
+            first and calls ``decide`` afterwards.
+
+        Raises:
+            Conflict, NotAllowed, InvalidInput: as ``decide``.
+        """
+        cp, run, _, _, _ = await self._validated(command)
+        if command.resolved_by != "human":
+            return False
+        return asks_again(self.deps, await self.catalog.pinned(run.workflow_hash, self.store), cp)
+
+    async def _validated(self, command: Decide) -> tuple[Checkpoint, Run, list[Step], str, dict[str, Any]]:
+        """The open checkpoint, its run and steps, the action and the data the next node gets."""
+        cp, run, steps = await self.store.load_checkpoint(command.checkpoint_id)
+        if cp.status is CheckpointStatus.resolved:
+            raise await self._conflict(cp)
+        by_policy = command.resolved_by != "human"
+        action = normalise_action(cp, command.action, by_policy=by_policy)
+        if not by_policy:
+            await ensure_may_decide(cp, command.actor, self.catalog.roles, self.deps.directory, action=action)
+            if cp.confirm and action in {"approve", "edit"} and command.confirm != cp.confirm:
+                raise NotAllowed(f"type {cp.confirm} to confirm this irreversible action")
+        return cp, run, steps, action, decision_payload(cp, action, command.data)
+
+    async def _ask_again(
+        self, workflow: Workflow, cp: Checkpoint, command: Decide, action: str, data: dict[str, Any]
+    ) -> None:
+        """With ``verify: {on_fail: ask_again}``, a model checks a person's answer before it counts.
+
+        The call's audit event is stored whatever comes next: the call was made and cost tokens.
+        A call that fails lets the answer count (``decision.verify_failed``).
+
+        Raises:
+            NeedsDetail: the check failed; the question is queued to the person and audited.
+        """
+        answer = {"action": action, "data": data, "comment": command.comment}
+        checked = await check_answer(self.deps, workflow, cp, answer)
+        if checked is None:
+            return
+        verdict, audit = checked
+        if verdict.ok:
+            await self.store.add_deliveries([], [audit])
+            return
+        diff = diff_fields(cp.proposed, data) if action in {"edit", "answer"} else {}
+        delivery, asked = questioned(
+            self.deps, cp, verdict, actor=command.actor, channel=command.channel, answer=answer, diff=diff
+        )
+        await self.store.add_deliveries([delivery], [asked])
+        self._changed(cp.run_id)
+        raise NeedsDetail(verdict.reason)
 
     def _route(
         self, workflow: Workflow, cp: Checkpoint, scope: dict[str, Any], response: dict[str, Any], action: str

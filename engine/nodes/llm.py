@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from typing import Any, ClassVar
 
 from jsonschema import Draft202012Validator
@@ -23,9 +22,9 @@ from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.errors import SkillFailed
-from engine.model import Checkpoint, Decision, Deliverable, Delivery, NodeSpec, ResolvedBy, Workflow
-from engine.nodes.base import Completed, LoadContext, NodeContext, NodeDeps, NodeResult
-from engine.ports import LLM, AuditDraft, LLMRequest, LLMResponse
+from engine.model import Deliverable, NodeSpec
+from engine.nodes.base import Completed, LoadContext, NodeContext, NodeResult
+from engine.ports import LLM, LLMRequest, LLMResponse
 from engine.templates import render_value
 
 __all__ = [
@@ -34,7 +33,6 @@ __all__ = [
     "ExtractSpec",
     "LlmConfig",
     "LlmNode",
-    "verify_decision",
 ]
 
 EXTRACT_MAX_TOKENS = 512
@@ -202,83 +200,3 @@ def _check_schema(field: str, schema: dict[str, Any]) -> list[tuple[str | None, 
     if schema.get("type") != "object":
         return [(field, "the schema must have type: object (its fields become the node's data)")]
     return []
-
-
-_VERIFY_SYSTEM = (
-    "You check a person's decision on an approval request against the rule you are given. "
-    "Call the submit tool with ok=true when the decision satisfies the rule, otherwise ok=false "
-    "and a one-sentence reason a reviewer can act on."
-)
-_VERIFY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"ok": {"type": "boolean"}, "reason": {"type": "string", "maxLength": 500}},
-    "required": ["ok", "reason"],
-}
-
-
-async def verify_decision(
-    deps: NodeDeps, workflow: Workflow, cp: Checkpoint, decision: Decision
-) -> tuple[list[Delivery], list[AuditDraft]] | None:
-    """Check a committed human decision with the node's ``verify`` rule (``on_fail: flag``).
-
-    Runs after the decision is committed, so it never delays the person's acknowledgement and
-    never changes the outcome: the decision stands either way.
-
-    Returns:
-        None when the node has no verifier, the decision was not a person's, or it passed;
-        otherwise the ``checkpoint_update`` delivery and the audit event to store.
-    """
-    spec = workflow.nodes.get(cp.node_id)
-    verify = getattr(spec.config, "verify", None) if spec is not None else None
-    if verify is None or decision.resolved_by is not ResolvedBy.human or deps.llm is None:
-        return None
-    shown = {"title": cp.title, "prompt": cp.prompt, "context": cp.context, "proposed": cp.proposed}
-    answer = {"action": decision.action, "data": decision.data, "comment": decision.comment}
-    request = LLMRequest(
-        model=deps.default_model,
-        system=_VERIFY_SYSTEM,
-        prompt=f"Rule: {verify.prompt}\n\nRequest shown:\n{_as_text(shown)}\n\nDecision:\n{_as_text(answer)}",
-        output_schema=_VERIFY_SCHEMA,
-        max_tokens=300,
-        temperature=0.0,
-    )
-    now = deps.clock.now()
-    try:
-        response = await deps.llm.complete(request)
-    except SkillFailed as exc:
-        # the check could not run; say so in the audit trail rather than pass silently
-        return [], [_verify_audit(now, cp, "decision.verify_failed", {"error": str(exc)})]
-    verdict = response.data or {}
-    if verdict.get("ok") is True:
-        return None
-    payload = {
-        "decision": decision.id,
-        "reason": str(verdict.get("reason") or "the verifier gave no reason"),
-        "model": response.model,
-        "input_tokens": response.input_tokens,
-        "output_tokens": response.output_tokens,
-        "cost_usd": response.cost_usd,
-    }
-    update = Delivery(
-        id=deps.ids.new("dlv_"),
-        run_id=cp.run_id,
-        checkpoint_id=cp.id,
-        kind="checkpoint_update",
-        target=f"checkpoint:{cp.id}",
-        payload={"flagged": payload["reason"]},
-        next_attempt_at=now,
-        created_at=now,
-    )
-    return [update], [_verify_audit(now, cp, "decision.flagged", payload)]
-
-
-def _verify_audit(now: datetime, cp: Checkpoint, kind: str, payload: dict[str, Any]) -> AuditDraft:
-    return AuditDraft(
-        at=now,
-        actor="verifier",
-        channel="engine",
-        kind=kind,
-        run_id=cp.run_id,
-        checkpoint_id=cp.id,
-        payload={"node": cp.node_id, **payload},
-    )
