@@ -8,6 +8,8 @@ import time
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack._errors import slack_error
+
 __all__ = ["SlackDirectory"]
 
 log = logging.getLogger("signoff.slack.directory")
@@ -37,7 +39,7 @@ class SlackDirectory:
             response = await self.client.usergroups_users_list(usergroup=group_id)
         except SlackApiError as exc:
             # Failing closed: nobody from an unreadable group may decide, and the reason is logged.
-            log.warning("usergroups.users.list %s failed: %s", group_id, exc.response.get("error"))
+            log.warning("usergroups.users.list %s failed: %s", group_id, slack_error(exc))
             return list(hit[1]) if hit is not None else []
         users = [str(u) for u in response.get("users") or []]
         self._cache[group_id] = (now, users)

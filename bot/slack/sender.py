@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.slack._escalation import escalation_note, reminder_text
+from bot.slack._errors import slack_error
 from bot.slack._post import Poster
 from bot.slack.cards import current_card
 from bot.slack.deps import HOME, REPLY, SlackDeps
@@ -196,7 +197,7 @@ class SlackSender:
                 await self.post.ephemeral(str(p["channel"]), user, message)
                 return SendResult(ok=True)
             except SlackApiError as exc:
-                if exc.response.get("error") not in _UNREACHABLE | {"user_not_in_channel"}:
+                if slack_error(exc) not in _UNREACHABLE | {"user_not_in_channel"}:
                     raise
         channel, ts = await self.post.message("user", user, message)
         return SendResult(ok=True, channel_ref=channel, message_ts=ts)
@@ -218,7 +219,7 @@ class SlackSender:
 
     async def _failed(self, delivery: Delivery, exc: SlackApiError) -> SendResult:
         status = exc.response.status_code
-        error = str(exc.response.get("error") or f"http_{status}")
+        error = slack_error(exc)
         if status == 429:
             return SendResult(ok=False, retryable=True, retry_after=_retry_after(exc), error=error)
         if status >= 500 or error in _RETRYABLE:

@@ -8,6 +8,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot import messages
+from bot.slack._errors import slack_error
 from bot.slack.deps import SlackDeps
 from engine.errors import Conflict, NotAllowed
 from engine.model import Checkpoint
@@ -71,7 +72,7 @@ async def open_view(deps: SlackDeps, body: Body, view: dict[str, Any], *, fallba
         await deps.client.views_open(trigger_id=str(body.get("trigger_id", "")), view=view)
         return True
     except SlackApiError as exc:
-        error = str(exc.response.get("error"))
+        error = slack_error(exc)
         if error not in TRIGGER_ERRORS:
             log.warning("views.open failed for %s: %s", user, error)
         audit = deps.audit(
