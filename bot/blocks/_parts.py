@@ -27,6 +27,7 @@ OPTION = "checkpoint.option"
 ANSWER = "checkpoint.answer"
 SHOW_FULL = "checkpoint.show_full"
 OPEN_WEB = "checkpoint.open_web"
+REOPEN = "checkpoint.reopen"
 
 PROMPT_FIELD = "_prompt"
 ALL_FIELDS = "*"

@@ -38,6 +38,7 @@ from bot.blocks._parts import (
     OPTION,
     PROMPT_FIELD,
     REJECT,
+    REOPEN,
     SHOW_FULL,
     parse_block_id,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "PROMPT_FIELD",
     "REJECT",
     "REJECT_SUBMIT",
+    "REOPEN",
     "RUN_INPUTS_SUBMIT",
     "SHOW_FULL",
     "answer_modal",
@@ -78,6 +80,7 @@ __all__ = [
     "full_text_modal",
     "parse_block_id",
     "parse_show_full",
+    "question_message",
     "reject_modal",
     "run_inputs_modal",
 ]
@@ -227,7 +230,11 @@ def _diff_blocks(cp: Checkpoint, decision: Decision, before: dict[str, Any] | No
 
 
 def decided_message(
-    cp: Checkpoint, decision: Decision, *, before: dict[str, Any] | None = None
+    cp: Checkpoint,
+    decision: Decision,
+    *,
+    before: dict[str, Any] | None = None,
+    flagged: str | None = None,
 ) -> dict[str, Any]:
     """The card after a decision: no buttons, who/what/when, the comment and the edits.
 
@@ -235,6 +242,7 @@ def decided_message(
         cp: the checkpoint as it was shown.
         decision: the decision that resolved it.
         before: the proposed values, to show edited fields as before -> after.
+        flagged: why the verifier flagged the decision (``verify: {on_fail: flag}``).
 
     Returns:
         ``{"text", "blocks"}`` for ``chat.update``.
@@ -248,4 +256,36 @@ def decided_message(
         quoted = "\n".join(f"> {ln}" for ln in escape(decision.comment).splitlines() or [""])
         blocks.append(section(clip(quoted, SECTION_TEXT), _parts.block_id("comment", cp)))
     blocks += _diff_blocks(cp, decision, before)
+    if flagged:
+        note = f":triangular_flag_on_post: *Flagged by the reviewer:* {escape(flagged)}"
+        blocks.append(section(clip(note, SECTION_TEXT), _parts.block_id("flagged", cp)))
+        line = f"{line} (flagged)"
     return {"text": clip(f"{line} — {_fallback(cp, '')}", MESSAGE_TEXT), "blocks": blocks}
+
+
+_ASKED = {"reject": "rejection", "edit": "edit", "answer": "answer", "approve": "approval"}
+
+
+def question_message(cp: Checkpoint, question: str, *, action: str, reopen: str | None) -> dict[str, Any]:
+    """The verifier's question to the person whose answer did not count yet.
+
+    Args:
+        cp: the open checkpoint.
+        question: what the verifier asks.
+        action: what the person submitted (reject, edit, answer, approve or a custom option).
+        reopen: the ``checkpoint.reopen`` button value (ids only), or None when there is no
+            form to reopen (a custom option: choose again on the request).
+
+    Returns:
+        ``{"text", "blocks"}`` for a thread reply or a DM.
+    """
+    what = _ASKED.get(action, f"choice “{humanize(action)}”")
+    title = escape(cp.title or cp.node_id)
+    intro = f":mag: Before your {what} of *{title}* counts: {escape(question)}"
+    blocks: list[Block] = [section(clip(intro, SECTION_TEXT), _parts.block_id("question", cp))]
+    if reopen is not None:
+        blocks.append(actions([button("Answer again", REOPEN, value=reopen, style="primary")], "reopen"))
+    else:
+        blocks.append(context(["The request is still open: choose again on it."], "reopen"))
+    text = f"Before your {what} of {cp.title or cp.node_id} counts: {question}"
+    return {"text": clip(text, MESSAGE_TEXT), "blocks": blocks}

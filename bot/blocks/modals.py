@@ -30,6 +30,7 @@ __all__ = [
     "CONFIRM_SUBMIT",
     "EDIT_SUBMIT",
     "REJECT_SUBMIT",
+    "again_modal",
     "answer_modal",
     "checkpoint_ref",
     "confirm_modal",
@@ -98,19 +99,26 @@ def _summary(cp: Checkpoint) -> list[Block]:
     return [section(clip(text, SECTION_TEXT), "summary")] if text.strip() else []
 
 
-def reject_modal(cp: Checkpoint) -> dict[str, Any]:
-    """Ask for the reason of a rejection (block ``reason``, required)."""
-    reason: Block = {
+def _text_block(label: str, hint: str, value: str | None) -> Block:
+    element: Block = {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 3000}
+    if value:
+        element["initial_value"] = value[:3000]
+    return {
         "type": "input",
         "block_id": REASON_BLOCK,
-        "label": plain("Reason"),
-        "hint": plain("The requester sees this reason."),
+        "label": plain(label),
+        "hint": plain(hint),
         "optional": False,
-        "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 3000},
+        "element": element,
     }
+
+
+def reject_modal(cp: Checkpoint, *, reason: str | None = None) -> dict[str, Any]:
+    """Ask for the reason of a rejection (block ``reason``, required), pre-filled with ``reason``."""
+    reason_block = _text_block("Reason", "The requester sees this reason.", reason)
     return modal(
         "Reject",
-        [*_summary(cp), reason],
+        [*_summary(cp), reason_block],
         callback_id=REJECT_SUBMIT,
         private_metadata=_ref(cp),
         submit="Reject",
@@ -159,23 +167,54 @@ def answer_modal(cp: Checkpoint, *, values: dict[str, Any] | None = None) -> dic
     return modal("Answer", blocks, callback_id=ANSWER_SUBMIT, private_metadata=_ref(cp), submit="Send")
 
 
-def confirm_modal(cp: Checkpoint) -> dict[str, Any]:
-    """Ask the approver to type ``cp.confirm`` (block ``confirm``) before approving."""
-    word = cp.confirm or "approve"
-    typed: Block = {
-        "type": "input",
-        "block_id": CONFIRM_BLOCK,
-        "label": plain(clip(f"Type {word} to confirm", 2000)),
-        "optional": False,
-        "element": {"type": "plain_text_input", "action_id": "value", "max_length": 3000},
-    }
-    warning = section(
-        clip(f":warning: This cannot be undone. Type *{escape(word)}* to approve.", SECTION_TEXT), "warn"
-    )
-    blocks = [*_summary(cp), warning, typed]
+def confirm_modal(cp: Checkpoint, *, comment: str | None = None) -> dict[str, Any]:
+    """Ask the approver to type ``cp.confirm`` (block ``confirm``) before approving.
+
+    With ``comment`` (an approval the verifier asked about), the form also asks for a comment
+    (block ``reason``) pre-filled with it; without ``cp.confirm`` it then asks for that alone.
+    """
+    blocks = _summary(cp)
+    if cp.confirm or comment is None:
+        word = cp.confirm or "approve"
+        typed: Block = {
+            "type": "input",
+            "block_id": CONFIRM_BLOCK,
+            "label": plain(clip(f"Type {word} to confirm", 2000)),
+            "optional": False,
+            "element": {"type": "plain_text_input", "action_id": "value", "max_length": 3000},
+        }
+        warning = section(
+            clip(f":warning: This cannot be undone. Type *{escape(word)}* to approve.", SECTION_TEXT), "warn"
+        )
+        blocks += [warning, typed]
+    if comment is not None:
+        blocks.append(_text_block("Comment", "Why you approve; the reviewer reads it.", comment))
     return modal(
         "Confirm approval", blocks, callback_id=CONFIRM_SUBMIT, private_metadata=_ref(cp), submit="Approve"
     )
+
+
+def again_modal(cp: Checkpoint, asked: dict[str, Any]) -> dict[str, Any] | None:
+    """The form of an answer the verifier asked about, pre-filled with what was submitted.
+
+    Args:
+        cp: the open checkpoint.
+        asked: the ``checkpoint_question`` delivery's payload (action, data, comment).
+
+    Returns:
+        The modal, or None for an action that has no form (a custom option).
+    """
+    action, comment = asked.get("action"), asked.get("comment")
+    data = asked.get("data") if isinstance(asked.get("data"), dict) else None
+    if action == "reject":
+        return reject_modal(cp, reason=str(comment or ""))
+    if action == "edit":
+        return edit_modal(cp, values=data)
+    if action == "answer":
+        return answer_modal(cp, values=data)
+    if action == "approve":
+        return confirm_modal(cp, comment=str(comment or ""))
+    return None
 
 
 def full_text_modal(title: str, text: str, *, url: str | None = None) -> dict[str, Any]:

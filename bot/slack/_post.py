@@ -34,11 +34,21 @@ class Poster:
         return str(response["channel"]), str(response["ts"])
 
     async def thread(
-        self, channel: str, thread_ts: str, text: str, *, broadcast: bool = False
+        self,
+        channel: str,
+        thread_ts: str,
+        text: str,
+        *,
+        broadcast: bool = False,
+        blocks: list[dict[str, Any]] | None = None,
     ) -> tuple[str, str]:
         """Reply in a thread (also in the conversation with ``broadcast``); returns ``(channel, ts)``."""
         response = await self.client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, text=clip(text, MESSAGE_TEXT), reply_broadcast=broadcast
+            channel=channel,
+            thread_ts=thread_ts,
+            text=clip(text, MESSAGE_TEXT),
+            reply_broadcast=broadcast,
+            blocks=blocks,
         )
         return str(response["channel"]), str(response["ts"])
 

@@ -47,19 +47,22 @@ def _without_buttons(message: dict[str, Any]) -> dict[str, Any]:
     return {**message, "blocks": blocks}
 
 
-async def current_card(container: Container, cp: Checkpoint, *, watcher: bool = False) -> dict[str, Any]:
+async def current_card(
+    container: Container, cp: Checkpoint, *, watcher: bool = False, flagged: str | None = None
+) -> dict[str, Any]:
     """``{"text", "blocks"}`` for ``chat.postMessage``/``chat.update`` of one copy of ``cp``.
 
     Args:
         container: the wired process.
         cp: the checkpoint as stored now.
         watcher: a copy for someone who is told but may not decide (no decision buttons).
+        flagged: why the verifier flagged the decision, shown on the decided card.
     """
     store = container.store
     if cp.status is CheckpointStatus.resolved:
         decisions = await store.list_decisions(checkpoint_id=cp.id)
         decision = decisions[-1] if decisions else _closed_without_decision(cp)
-        return decided_message(cp, decision, before=cp.proposed)
+        return decided_message(cp, decision, before=cp.proposed, flagged=flagged)
     try:
         run: Run | None = await store.get_run(cp.run_id)
     except NotFound:

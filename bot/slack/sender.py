@@ -15,8 +15,10 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.slack._escalation import escalation_note, reminder_text
+from bot.blocks.checkpoint import question_message
+from bot.blocks.modals import again_modal
 from bot.slack._errors import slack_error
+from bot.slack._escalation import escalation_note, reminder_text
 from bot.slack._post import Poster
 from bot.slack.cards import current_card
 from bot.slack.deps import HOME, REPLY, SlackDeps
@@ -41,7 +43,8 @@ class SlackSender:
 
     Kinds: ``checkpoint`` (post a card to a user's DM or a channel; user groups and roles
     fan out to one row per person), ``checkpoint_update`` (``chat.update`` every posted copy),
-    ``requester_notice`` (thread reply or DM), ``notify``, ``slack.reply`` and ``slack.home``.
+    ``checkpoint_question`` (the verifier's question, in the thread of the person's copy or by
+    DM), ``requester_notice`` (thread reply or DM), ``notify``, ``slack.reply`` and ``slack.home``.
     """
 
     def __init__(self, deps: SlackDeps) -> None:
@@ -50,6 +53,7 @@ class SlackSender:
         self._handlers: dict[str, _Handler] = {
             "checkpoint": self._checkpoint,
             "checkpoint_update": self._update,
+            "checkpoint_question": self._question,
             "requester_notice": self._notice,
             "notify": self._notify,
             "reminder": self._reminder,
@@ -124,6 +128,14 @@ class SlackSender:
     async def _update(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
         c = self.deps.container
         cp = await c.store.get_checkpoint(str(delivery.checkpoint_id))
+        flagged = next(
+            (
+                str(d.payload["flagged"])
+                for d in [delivery, *related]
+                if d.kind == "checkpoint_update" and d.payload.get("flagged")
+            ),
+            None,
+        )
         cards: dict[bool, dict[str, Any]] = {}
         for copy in related:
             if copy.kind != "checkpoint" or not copy.channel_ref or not copy.message_ts:
@@ -132,7 +144,7 @@ class SlackSender:
                 continue
             watcher = copy.payload.get("role") == "watcher"
             if watcher not in cards:
-                cards[watcher] = await current_card(c, cp, watcher=watcher)
+                cards[watcher] = await current_card(c, cp, watcher=watcher, flagged=flagged)
             await self.post.update(copy.channel_ref, copy.message_ts, cards[watcher])
         await self.deps.publish_home(await affected_users(c, self.deps.directory, cp))
         return SendResult(ok=True)
@@ -172,6 +184,23 @@ class SlackSender:
             channel, ts = await self.post.thread(copy.channel_ref, copy.message_ts, text, broadcast=True)
         else:
             channel, ts = await self.post.message(kind, name, {"text": text})
+        return SendResult(ok=True, channel_ref=channel, message_ts=ts)
+
+    async def _question(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
+        """The verifier's question, in the thread of the person's copy of the request (or by DM)."""
+        user = delivery.target.removeprefix("user:")
+        cp = await self.deps.container.store.get_checkpoint(str(delivery.checkpoint_id))
+        p = delivery.payload
+        action = str(p.get("action", ""))
+        reopen = f"{cp.id}|{delivery.id}" if again_modal(cp, p) is not None else None
+        message = question_message(cp, str(p.get("question", "")), action=action, reopen=reopen)
+        copy = _copy_of(related, delivery.target)
+        if copy is not None and copy.channel_ref and copy.message_ts:
+            channel, ts = await self.post.thread(
+                copy.channel_ref, copy.message_ts, message["text"], blocks=message["blocks"]
+            )
+        else:
+            channel, ts = await self.post.message("user", user, message)
         return SendResult(ok=True, channel_ref=channel, message_ts=ts)
 
     async def _notify(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
@@ -250,6 +279,18 @@ class SlackSender:
             text = f"I could not deliver a message to {delivery.target} ({error}); run `{delivery.run_id}`."
             rows = [self.deps.row(REPLY, requester, {"text": text, "fallback": True}, delivery.run_id)]
         await self.deps.queue(rows, [audit])
+
+
+def _copy_of(related: list[Delivery], target: str) -> Delivery | None:
+    """The posted checkpoint message that ``target`` got, if any."""
+    return next(
+        (
+            d
+            for d in related
+            if d.kind == "checkpoint" and d.target == target and d.channel_ref and d.message_ts
+        ),
+        None,
+    )
 
 
 def _retry_after(exc: SlackApiError) -> float:

@@ -100,8 +100,10 @@ def write_project(root: Path, workflow: str = WORKFLOW) -> None:
     (root / "roles.yml").write_text(ROLES)
 
 
-def settings_for(root: Path, database_url: str, fake: FakeSlack, *, socket: bool = False) -> Settings:
-    """Slack-mode settings pointing the Web API at FakeSlack."""
+def settings_for(
+    root: Path, database_url: str, fake: FakeSlack, *, socket: bool = False, llm_url: str | None = None
+) -> Settings:
+    """Slack-mode settings pointing the Web API at FakeSlack (and the LLM at ``llm_url``)."""
     return Settings(
         database_url=database_url,
         workflows_dir=root / "workflows",
@@ -112,6 +114,8 @@ def settings_for(root: Path, database_url: str, fake: FakeSlack, *, socket: bool
         slack_signing_secret=SECRET,
         slack_app_token="xapp-1-test" if socket else None,
         slack_api_url=fake.base_url,
+        anthropic_api_key="sk-test" if llm_url else None,
+        anthropic_base_url=llm_url,
     )
 
 
@@ -223,11 +227,18 @@ def number_input(value: str) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def slack_env(root: Path, database_url: str, *, socket: bool = False) -> AsyncIterator[SlackEnv]:
+async def slack_env(
+    root: Path,
+    database_url: str,
+    *,
+    socket: bool = False,
+    workflow: str = WORKFLOW,
+    llm_url: str | None = None,
+) -> AsyncIterator[SlackEnv]:
     """Start FakeSlack, the process (container + Slack surface + worker) and its HTTP server."""
-    write_project(root)
+    write_project(root, workflow)
     async with FakeSlack(usergroups={GROUP: [GROUP_MEMBER]}) as fake:
-        settings = settings_for(root, database_url, fake, socket=socket)
+        settings = settings_for(root, database_url, fake, socket=socket, llm_url=llm_url)
         container = await build(settings, with_sandbox=False)
         worker = Worker(container, poll_s=0.2, outbox_poll_s=0.05)
         container.engine.on_change = worker.wake

@@ -7,6 +7,7 @@ The actor is the user of the signed payload; button values carry ids only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -24,20 +25,28 @@ from bot.blocks.checkpoint import (
     OPTION,
     PROMPT_FIELD,
     REJECT,
+    REOPEN,
     SHOW_FULL,
     parse_show_full,
 )
+from bot.blocks.modals import again_modal
 from bot.slack.deps import SlackDeps
 from bot.slack.inbox import may_decide
 from bot.slack.listeners._common import OPEN_FORM, Body, form_fallback, open_view, refusal, user_of, where
 from bot.slack.listeners._runs import ask_inputs
 from engine.commands import Decide
-from engine.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from engine.errors import Conflict, InvalidInput, NeedsDetail, NotAllowed, NotFound
 from engine.model import Checkpoint, CheckpointStatus, ResolvedBy
 
-__all__ = ["register"]
+__all__ = ["decide_and_tell", "register"]
 
-_FORMS = {"edit": edit_modal, "reject": reject_modal, "answer": answer_modal, "confirm": confirm_modal}
+_Form = Callable[[Checkpoint], dict[str, Any]]
+_FORMS: dict[str, _Form] = {
+    "edit": edit_modal,
+    "reject": reject_modal,
+    "answer": answer_modal,
+    "confirm": confirm_modal,
+}
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
@@ -89,6 +98,20 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         elif (cp := await _checkpoint(deps, body, ref)) is not None and form in _FORMS:
             await _form(deps, body, cp, form)
 
+    async def reopen(ack: AsyncAck, body: Body, action: Body) -> None:
+        # the form of an answer the verifier asked about, pre-filled with what was submitted
+        await ack()
+        cp_id, _, question_id = str(action.get("value", "")).partition("|")
+        cp = await _checkpoint(deps, body, cp_id)
+        if cp is None:
+            return
+        rows = await deps.container.store.list_deliveries(checkpoint_id=cp.id)
+        asked = next((d for d in rows if d.id == question_id and d.target == f"user:{user_of(body)}"), None)
+        view = again_modal(cp, asked.payload) if asked is not None else None
+        form = str(asked.payload.get("action")) if asked is not None else ""
+        if view is not None:
+            await _form(deps, body, cp, form, lambda _: view)
+
     async def acknowledge(ack: AsyncAck) -> None:
         await ack()  # link buttons: Slack opens the URL itself, but still sends the click
 
@@ -99,6 +122,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     app.action(ANSWER)(opens("answer"))
     app.action(SHOW_FULL)(show_full)
     app.action(OPEN_FORM)(open_form)
+    app.action(REOPEN)(reopen)
     app.action(OPEN_WEB)(acknowledge)
 
 
@@ -112,24 +136,39 @@ async def _checkpoint(deps: SlackDeps, body: Body, cp_id: str) -> Checkpoint | N
 
 async def _decide(deps: SlackDeps, body: Body, cp: Checkpoint, action: str) -> None:
     """The hot path: decide and resume the run; refusals go back as an ephemeral message."""
-    user = user_of(body)
-    command = Decide(checkpoint_id=cp.id, action=action, actor=user, channel="slack")
+    command = Decide(checkpoint_id=cp.id, action=action, actor=user_of(body), channel="slack")
+    await decide_and_tell(deps, cp, command, **where(body))
+
+
+async def decide_and_tell(
+    deps: SlackDeps, cp: Checkpoint, command: Decide, *, response_url: str | None, channel: str | None
+) -> None:
+    """After the ack: decide and resume the run; refusals go back to the person privately.
+
+    When a model asks for more (``NeedsDetail``), the engine has queued the question to the
+    person (in the thread of their copy of the request), so nothing more is sent here.
+    """
+    user = command.actor
     try:
         await deps.container.engine.decide(command)
+    except NeedsDetail:
+        pass
     except (Conflict, NotAllowed) as exc:
-        await deps.reply(user, refusal(cp, exc), run_id=cp.run_id, **where(body))
+        await deps.reply(user, refusal(cp, exc), run_id=cp.run_id, response_url=response_url, channel=channel)
     except InvalidInput as exc:
-        await deps.reply(user, messages.invalid_input(exc.errors or {"": str(exc)}), **where(body))
+        notice = messages.invalid_input(exc.errors or {"": str(exc)})
+        await deps.reply(user, notice, response_url=response_url, channel=channel)
 
 
-async def _form(deps: SlackDeps, body: Body, cp: Checkpoint, form: str) -> None:
+async def _form(deps: SlackDeps, body: Body, cp: Checkpoint, form: str, build: _Form | None = None) -> None:
     """Open a decision modal, unless the person may not decide or it is already decided."""
     user = user_of(body)
     notice = await _blocked(deps, cp, user)
     if notice is not None:
         await deps.reply(user, notice, run_id=cp.run_id, **where(body))
         return
-    await open_view(deps, body, _FORMS[form](cp), fallback=_fallback(cp, form))
+    view = (build or _FORMS[form])(cp)
+    await open_view(deps, body, view, fallback=_fallback(cp, form if form in _FORMS else "confirm"))
 
 
 async def _blocked(deps: SlackDeps, cp: Checkpoint, user: str) -> messages.Notice | None:

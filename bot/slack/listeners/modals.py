@@ -27,6 +27,7 @@ from bot.blocks.run_inputs import read_run_metadata
 from bot.slack.deps import SlackDeps
 from bot.slack.listeners._common import Body, refusal, user_of
 from bot.slack.listeners._runs import start_run
+from bot.slack.listeners.checkpoints import decide_and_tell
 from engine.commands import Decide
 from engine.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from engine.model import Checkpoint
@@ -106,7 +107,8 @@ def _command(cp: Checkpoint, action: str, user: str, values: Body) -> Decide | d
         reason = _text(values, REASON_BLOCK)
         return Decide(**base, comment=reason) if reason else {REASON_BLOCK: "Required"}
     if action == "approve":
-        return Decide(**base, confirm=_text(values, CONFIRM_BLOCK))
+        comment = _text(values, REASON_BLOCK) or None  # asked for when the verifier questioned an approval
+        return Decide(**base, confirm=_text(values, CONFIRM_BLOCK), comment=comment)
     data, errors = forms.parse_submission(form_schema(cp), values)
     if errors:
         return _keyed(errors, values)
@@ -116,7 +118,9 @@ def _command(cp: Checkpoint, action: str, user: str, values: Body) -> Decide | d
 async def _submit(deps: SlackDeps, ack: AsyncAck, cp: Checkpoint, command: Decide, values: Body) -> None:
     engine = deps.container.engine
     try:
-        decision = await engine.decide(command, drive=False)
+        # an answer a model checks first is only validated here: the model is called after the ack
+        checked_later = await engine.check(command)
+        decision = None if checked_later else await engine.decide(command, drive=False)
     except InvalidInput as exc:
         await ack(response_action="errors", errors=_keyed(exc.errors or {"": str(exc)}, values))
         return
@@ -132,7 +136,9 @@ async def _submit(deps: SlackDeps, ack: AsyncAck, cp: Checkpoint, command: Decid
         await ack(response_action="update", view=_notice_view(refusal(cp, exc)))
         return
     await ack()
-    if decision is not None:
+    if checked_later:
+        await decide_and_tell(deps, cp, command, response_url=None, channel=None)  # a modal has neither
+    elif decision is not None:
         await engine.drive(cp.run_id)
 
 
