@@ -26,7 +26,15 @@ from bot.cli_skills import register as register_skills
 from bot.config import ConfigError, Settings
 from bot.wiring import Container, adapters, build
 from engine.commands import Cancel, Decide
-from engine.errors import Conflict, EngineError, InvalidInput, InvalidWorkflow, NotAllowed, NotFound
+from engine.errors import (
+    Conflict,
+    EngineError,
+    InvalidInput,
+    InvalidWorkflow,
+    NeedsDetail,
+    NotAllowed,
+    NotFound,
+)
 from engine.inputs import coerce_inputs, parse_pairs
 from engine.loader import load_workflow_file
 from engine.model import RunStatus
@@ -65,6 +73,9 @@ def _run(work: Callable[[Container], Awaitable[T]], *, with_sandbox: bool = Fals
     except InvalidInput as exc:
         details = "".join(f"\n  {k or 'input'}: {v}" for k, v in exc.errors.items())
         raise _fail(f"{exc}{details}", EXIT_BAD_INPUT) from None
+    except NeedsDetail as exc:
+        message = f"not recorded: the reviewer asks: {exc.question} (answer again with more detail)"
+        raise _fail(message, EXIT_BAD_INPUT) from None
     except (Conflict, NotAllowed, NotFound, InvalidWorkflow, ConfigError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
     except EngineError as exc:

@@ -14,7 +14,7 @@ from jinja2 import Environment
 from bot.web import _forms
 from bot.wiring import Container
 from engine.commands import Cancel, Decide
-from engine.errors import Conflict, InvalidInput, NotAllowed
+from engine.errors import Conflict, InvalidInput, NeedsDetail, NotAllowed
 from engine.model import Checkpoint, RunStatus
 
 log = logging.getLogger("signoff.web")
@@ -80,6 +80,15 @@ async def stop_tasks(app: web.Application) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _flags(events: list[Any]) -> dict[str, str]:
+    """Decision id -> why the verifier flagged it (``decision.flagged`` events)."""
+    return {
+        str(e.payload.get("decision")): str(e.payload.get("reason", ""))
+        for e in events
+        if e.kind == "decision.flagged"
+    }
 
 
 def _history(events: list[Any], checkpoint_id: str | None = None) -> list[Any]:
@@ -179,6 +188,7 @@ async def _run_view(request: web.Request, run_id: str, notice: str = "", status:
     run = await store.get_run(run_id)
     checkpoints = sorted(await store.list_checkpoints(run_id=run.id), key=lambda cp: cp.created_at)
     decisions = await store.list_decisions(run_id=run.id)
+    events = await store.audit_events(run_id=run.id)
     return render(
         request,
         "run.html",
@@ -187,7 +197,8 @@ async def _run_view(request: web.Request, run_id: str, notice: str = "", status:
         steps=await store.list_steps(run.id),
         checkpoints=checkpoints,
         decisions=decisions,
-        history=_history(await store.audit_events(run_id=run.id)),
+        flags=_flags(events),
+        history=_history(events),
         notice=notice,
     )
 
@@ -219,11 +230,14 @@ async def _checkpoint_view(
     values: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
     notice: str = "",
+    question: str = "",
+    comment: str = "",
     status: int = 200,
 ) -> web.Response:
     store = request.app[CONTAINER].store
     errors = errors or {}
     fields = _forms.build_fields(cp.response_schema, cp.proposed if values is None else values, errors)
+    events = await store.audit_events(run_id=cp.run_id)
     return render(
         request,
         "checkpoint.html",
@@ -231,7 +245,10 @@ async def _checkpoint_view(
         cp=cp,
         run=await store.get_run(cp.run_id),
         decisions=await store.list_decisions(checkpoint_id=cp.id),
-        history=_history(await store.audit_events(run_id=cp.run_id), cp.id),
+        flags=_flags(events),
+        question=question,
+        comment=comment,
+        history=_history(events, cp.id),
         fields=fields,
         general=_forms.general_errors(cp.response_schema, errors),
         active=active,
@@ -272,6 +289,17 @@ async def decide(request: web.Request) -> web.Response:
         errs = exc.errors or {"": str(exc)}
         return await _checkpoint_view(
             request, cp, active=action, values=shown, errors=errs, notice=notice, status=400
+        )
+    except NeedsDetail as exc:
+        # nothing was decided: the question goes next to the form, with the answer kept
+        return await _checkpoint_view(
+            request,
+            cp,
+            active=action,
+            values=shown,
+            question=exc.question,
+            comment=command.comment or "",
+            status=400,
         )
     except NotAllowed as exc:
         return await _checkpoint_view(request, cp, active=action, values=shown, notice=str(exc), status=403)
