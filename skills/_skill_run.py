@@ -125,14 +125,16 @@ class RegistryRunner:
             return f"skill {ref} is a prompt skill and needs a language model: set ANTHROPIC_API_KEY"
         return None
 
-    async def run(self, ref: str, inputs: dict[str, Any], *, workspace: Path, key: str) -> dict[str, Any]:
-        """Run the pinned skill; see ``run_skill``."""
+    async def run(
+        self, ref: str, inputs: dict[str, Any], *, workspace: Path, key: str, llm: LLM | None = None
+    ) -> dict[str, Any]:
+        """Run the pinned skill; see ``run_skill``. ``llm`` replaces the runner's for this call."""
         skill = self._registry.get(ref)
         return await run_skill(
             skill,
             inputs,
             sandbox=self._sandbox,
-            llm=self._llm,
+            llm=llm if llm is not None else self._llm,
             workspace=workspace,
             model=self._model,
             key=key,

@@ -33,8 +33,14 @@ class SkillRunner(Protocol):
         """None when ``ref`` (``name@version``) names a published skill, else what is wrong."""
         ...
 
-    async def run(self, ref: str, inputs: dict[str, Any], *, workspace: Path, key: str) -> dict[str, Any]:
-        """Run the skill; returns its validated outputs. Raises SkillFailed / InvalidInput."""
+    async def run(
+        self, ref: str, inputs: dict[str, Any], *, workspace: Path, key: str, llm: LLM | None = None
+    ) -> dict[str, Any]:
+        """Run the skill; returns its validated outputs. Raises SkillFailed / InvalidInput.
+
+        ``llm``, when given, answers prompt skills for this call instead of the runner's own
+        (the ``skill`` node passes one that counts tokens and cost for the step).
+        """
         ...
 
 

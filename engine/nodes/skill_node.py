@@ -16,9 +16,10 @@ from engine.errors import InvalidInput, SkillFailed
 from engine.model import Deliverable, NodeSpec
 from engine.nodes.base import Completed, LoadContext, NodeContext, NodeResult
 from engine.nodes.code import step_workspace
+from engine.ports import LLM, LLMRequest, LLMResponse
 from engine.templates import render_value
 
-__all__ = ["SkillConfig", "SkillNode"]
+__all__ = ["MeteredLLM", "SkillConfig", "SkillNode"]
 
 _PINNED = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*@\d+\.\d+\.\d+$")
 NO_RUNNER = (
@@ -70,14 +71,42 @@ class SkillNode:
             raise SkillFailed("no workspace directory is configured for skill nodes (SIGNOFF_WORKSPACE_DIR)")
         inputs = render_value(ctx.compiled.get("with", {}), ctx.scope)
         workspace = step_workspace(ctx.deps.workspace_root, ctx.run.id, ctx.node.id)
+        meter = None if ctx.deps.llm is None else MeteredLLM(ctx.deps.llm)
         try:
-            outputs = await runner.run(config.skill, inputs, workspace=workspace, key=ctx.idempotency_key)
+            outputs = await runner.run(
+                config.skill, inputs, workspace=workspace, key=ctx.idempotency_key, llm=meter
+            )
         except InvalidInput as exc:
             detail = "; ".join(f"{k or '(inputs)'}: {v}" for k, v in exc.errors.items())
             raise SkillFailed(f"{exc}: {detail}" if detail else str(exc)) from exc
         text = outputs.get("text")
         if not isinstance(text, str):
             text = json.dumps(outputs, ensure_ascii=False)
+        used = meter if meter is not None and meter.calls else None  # a prompt skill called the model
         return Completed(
-            output=Deliverable(text=text, data=outputs), input={"skill": config.skill, "with": inputs}
+            output=Deliverable(text=text, data=outputs),
+            input={"skill": config.skill, "with": inputs},
+            input_tokens=used.input_tokens if used else None,
+            output_tokens=used.output_tokens if used else None,
+            cost_usd=used.cost_usd if used else None,
         )
+
+
+class MeteredLLM:
+    """An ``LLM`` that adds up the tokens and cost of the calls made through it (one per step)."""
+
+    def __init__(self, llm: LLM) -> None:
+        self._llm = llm
+        self.calls = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd = 0.0
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        """Forward the call and count what it used."""
+        response = await self._llm.complete(request)
+        self.calls += 1
+        self.input_tokens += response.input_tokens or 0
+        self.output_tokens += response.output_tokens or 0
+        self.cost_usd += response.cost_usd or 0.0
+        return response

@@ -12,7 +12,7 @@ from engine.errors import InvalidInput, InvalidWorkflow, SkillFailed
 from engine.loader import load_directory, load_workflow_text
 from engine.model import RunStatus, StepStatus
 from engine.nodes.base import NodeDeps, SkillRunner
-from engine.ports import LLMRequest, LLMResponse
+from engine.ports import LLM, LLMRequest, LLMResponse
 from engine.roles import load_roles
 from engine.service import Engine
 from engine.testing import FixedClock, InMemoryRunStore, SeqIds
@@ -30,7 +30,9 @@ class FakeSkills:
     def exists(self, ref: str) -> str | None:
         return None if ref in self.outputs else f"unknown skill {ref}"
 
-    async def run(self, ref: str, inputs: dict[str, Any], *, workspace: Path, key: str) -> dict[str, Any]:
+    async def run(
+        self, ref: str, inputs: dict[str, Any], *, workspace: Path, key: str, llm: LLM | None = None
+    ) -> dict[str, Any]:
         self.calls.append((ref, inputs, workspace, key))
         out = self.outputs[ref]
         if isinstance(out, Exception):
@@ -177,3 +179,51 @@ def test_skills_package_exports() -> None:
     ]
     assert skills.AnthropicLLM is AnthropicLLM
     assert all(getattr(skills, name) is not None for name in skills.__all__)
+
+
+SUMMARY = """\
+id: sum
+nodes:
+  - id: summary
+    type: skill
+    skill: summarize-ticket@1.0.0
+    with: {ticket: "My order 42 arrived broken, please refund."}
+edges: []
+"""
+
+
+class _ScriptedLLM:
+    def __init__(self, *answers: LLMResponse) -> None:
+        self.answers = list(answers)
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        return self.answers.pop(0)
+
+
+async def test_a_prompt_skill_stores_its_tokens_and_cost_on_the_step(tmp_path: Path) -> None:
+    data = {"summary": "Order 42 arrived broken; the customer wants a refund.", "sentiment": "negative"}
+    answer = LLMResponse(
+        data={**data, "urgency": "medium"}, model="m", input_tokens=900, output_tokens=60, cost_usd=0.0036
+    )
+    runner = library_runner()  # its own LLM fails if called: the step's metered one is used
+    wf = load_workflow_text(SUMMARY, file="t.yml", skills=runner)
+    deps = NodeDeps(
+        clock=FixedClock(), ids=SeqIds(), skills=runner, workspace_root=tmp_path, llm=_ScriptedLLM(answer)
+    )
+    engine = Engine(store=InMemoryRunStore(), catalog=WorkflowCatalog({wf.id: wf}), deps=deps, owner="t")
+    run = await engine.start(wf.id, {}, requester="alice")
+    await engine.drive(run.id)
+    (step,) = await engine.store.list_steps(run.id)
+    assert step.status is StepStatus.succeeded, step.error
+    assert (step.input_tokens, step.output_tokens, step.cost_usd) == (900, 60, 0.0036)
+
+
+async def test_a_skill_that_does_not_call_the_model_stores_no_usage(tmp_path: Path) -> None:
+    skills = FakeSkills({"refund-policy@1.0.0": {"decision": "auto", "reasons": ["ok"]}})
+    wf = load_workflow_text(POLICY, file="t.yml", skills=skills)
+    deps = NodeDeps(clock=FixedClock(), ids=SeqIds(), skills=skills, workspace_root=tmp_path, llm=_AnyLLM())
+    engine = Engine(store=InMemoryRunStore(), catalog=WorkflowCatalog({wf.id: wf}), deps=deps, owner="t")
+    run = await engine.start(wf.id, {"amount": 80}, requester="alice")
+    await engine.drive(run.id)
+    step = (await engine.store.list_steps(run.id))[0]
+    assert (step.input_tokens, step.output_tokens, step.cost_usd) == (None, None, None)
