@@ -36,6 +36,7 @@ from engine.model import (
     WorkflowVersion,
 )
 from engine.nodes.base import Completed, NodeContext, NodeDeps, Paused
+from engine.nodes.code import remove_run_workspace
 from engine.nodes.human import shown_view
 from engine.nodes.registry import NODE_KINDS
 from engine.nodes.verify import asks_again, check_answer, questioned, verify_decision
@@ -186,8 +187,18 @@ class Engine:
 
     async def _finish(self, lease: Lease, run: Run, steps: list[Step]) -> Run:
         run = await self.store.commit(lease, self._ending(run, steps, RunChange(at=self.clock.now())))
-        self._changed(run.id)
+        await self._ended(run)
         return run
+
+    async def _ended(self, run: Run) -> None:
+        """Tell observers the run changed; once it is final, delete its workspace.
+
+        The workspace holds the artifacts of its code and skill steps, which later steps read
+        by relative path, so it lives exactly as long as the run can still use it.
+        """
+        self._changed(run.id)
+        if run.status.final:
+            await remove_run_workspace(self.deps.workspace_root, run.id)
 
     def _ending(self, run: Run, steps: list[Step], change: RunChange) -> RunChange:
         """``change`` plus parking (waiting) or finishing the run, with its lease released."""
@@ -218,7 +229,7 @@ class Engine:
         if merge_pending(run.pending, change.pending_remove, change.pending_add):
             return await self.store.commit(lease, change)
         run = await self.store.commit(lease, self._ending(run, steps, change))
-        self._changed(run.id)
+        await self._ended(run)
         return run
 
     async def _step(
@@ -686,7 +697,7 @@ class Engine:
         run = await self.store.cancel_run(run.id, self.clock.now(), command.reason, [audit])
         for cp in await self.store.list_checkpoints(run_id=run.id):
             await self.store.add_deliveries([self._update_delivery(cp, self.clock.now())], [])
-        self._changed(run.id)
+        await self._ended(run)
         return run
 
     async def recover(self, limit: int = 100) -> int:

@@ -24,7 +24,15 @@ from engine.nodes.base import Completed, LoadContext, NodeContext, NodeResult
 from engine.ports import SandboxLimits, SandboxRequest, SandboxResult
 from engine.templates import has_template, render_value
 
-__all__ = ["IDEMPOTENCY_ENV", "CodeConfig", "CodeNode", "LimitsSpec", "parse_size", "step_workspace"]
+__all__ = [
+    "IDEMPOTENCY_ENV",
+    "CodeConfig",
+    "CodeNode",
+    "LimitsSpec",
+    "parse_size",
+    "remove_run_workspace",
+    "step_workspace",
+]
 
 IDEMPOTENCY_ENV = "SIGNOFF_IDEMPOTENCY_KEY"
 DEFAULT_TIMEOUT_S = 30.0
@@ -53,6 +61,13 @@ def parse_size(value: str | int) -> int:
 def step_workspace(root: Path, run_id: str, node_id: str) -> Path:
     """The host directory of one step: ``<root>/<run_id>/<node_id>``."""
     return root / run_id / node_id
+
+
+async def remove_run_workspace(root: Path | None, run_id: str) -> None:
+    """Delete ``<root>/<run_id>`` and everything in it (a run that ended needs no artifacts)."""
+    if root is None or not run_id or "/" in run_id or run_id in {".", ".."}:
+        return
+    await asyncio.to_thread(shutil.rmtree, root / run_id, True)
 
 
 class LimitsSpec(BaseModel):

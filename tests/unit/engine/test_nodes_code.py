@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from engine.catalog import WorkflowCatalog
+from engine.commands import Cancel, Decide
 from engine.errors import InvalidWorkflow
 from engine.loader import load_workflow_text
 from engine.model import Step, StepStatus
@@ -79,7 +79,8 @@ nodes:
         os.makedirs("out", exist_ok=True)
         open("out/summary.txt", "w").write(f"{len(rows)} rows")
         print(json.dumps({"rows": len(rows), "stdin": sys.stdin.read(), "arg": sys.argv[1],
-                          "key": os.environ["SIGNOFF_IDEMPOTENCY_KEY"], "region": os.environ["REGION"]}))
+                          "key": os.environ["SIGNOFF_IDEMPOTENCY_KEY"], "region": os.environ["REGION"],
+                          "meta": json.load(open("meta.json"))}))
       input.csv: "{{ inputs.rows }}"
       meta.json: "{{ inputs }}"
     env: {REGION: "eu-{{ inputs.fmt }}"}
@@ -102,17 +103,44 @@ async def test_files_stdin_args_env_and_artifacts(sandbox: Sandbox, root: Path) 
     assert (data["rows"], data["stdin"], data["arg"], data["region"]) == (2, "a,1\nb,2", "json", "eu-json")
     assert data["key"].startswith("so-")
     assert report.output.files == ["report/out/summary.txt"]
-    assert (root / "run_1" / "report" / "out" / "summary.txt").read_text() == "2 rows"
-    assert json.loads((root / "run_1" / "report" / "meta.json").read_text()) == {
-        "rows": "a,1\nb,2",
-        "fmt": "json",
-    }
+    assert data["meta"] == {"rows": "a,1\nb,2", "fmt": "json"}
     reuse = steps[1]
     assert reuse.status is StepStatus.succeeded, reuse.error
     assert reuse.output is not None
     assert reuse.output.text.startswith("2 rows")
     assert reuse.output.data == {}
     assert reuse.output.files == []
+    assert not (root / "run_1").exists(), "the run ended, so its workspace is gone"
+
+
+WAITS = """\
+id: w
+nodes:
+  - {id: make, type: code, run: "echo kept > note.txt"}
+  - {id: ok, type: human, prompt: "Ship it?", assignee: "user:mia", options: [approve, reject]}
+  - {id: use, type: code, run: "cat make/note.txt", artifacts: "{{ nodes.make.files }}"}
+edges: [{from: make, to: ok}, {from: ok, to: use, when: "response.action == 'approve'"}]
+"""
+
+
+@pytest.mark.parametrize("end", ["approve", "cancel"])
+async def test_a_workspace_lives_while_the_run_can_use_it(sandbox: Sandbox, root: Path, end: str) -> None:
+    wf = load_workflow_text(WAITS, file="t.yml")
+    deps = NodeDeps(clock=FixedClock(), ids=SeqIds(), sandbox=sandbox, workspace_root=root)
+    engine = Engine(store=InMemoryRunStore(), catalog=WorkflowCatalog({wf.id: wf}), deps=deps, owner="t")
+    run = await engine.start(wf.id, {}, requester="alice")
+    await engine.drive(run.id)
+    assert (root / run.id / "make" / "note.txt").read_text() == "kept\n", "kept while the run waits"
+    if end == "approve":
+        (cp,) = await engine.store.list_checkpoints(open_only=True)
+        await engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia"))
+        steps = await engine.store.list_steps(run.id)
+        assert [s.output.text for s in steps if s.node_id == "use" and s.output] == ["kept\n"]
+    else:
+        await engine.cancel(Cancel(run_id=run.id, actor="alice"))
+    assert (await engine.store.get_run(run.id)).status.final
+    assert not (root / run.id).exists()
+    assert root.exists(), "only the run's own directory is removed"
 
 
 async def test_non_zero_exit_fails_with_the_stderr_tail(sandbox: Sandbox, root: Path) -> None:
