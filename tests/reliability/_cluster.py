@@ -55,7 +55,7 @@ edges:
   - {from: draft, to: approval}
   - {from: approval, to: send, when: "response.action == 'approve'"}
 """
-LEASE_TTL_S = "3"
+LEASE_TTL_S = "2"
 
 
 class ServerDied(Exception):
