@@ -17,7 +17,32 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 __all__ = ["Template", "TemplateFailure", "compile_template", "compile_value", "has_template", "render_value"]
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+MAX_SIZE = 1_000_000  # characters or items one operation may produce
+MAX_POWER = 10_000  # the largest exponent
+
+
+class _BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, plus limits on operators that can allocate without bound (``'a' * 10**9``)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_POWER:
+            raise SecurityError(f"exponent {right} is over the limit of {MAX_POWER}")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(times, int)
+                    and len(seq) * times > MAX_SIZE
+                ):
+                    raise SecurityError(
+                        f"repeating a value {times} times is over the limit of {MAX_SIZE} items"
+                    )
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 class TemplateFailure(ValueError):

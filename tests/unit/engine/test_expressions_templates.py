@@ -63,6 +63,10 @@ def test_single_expression_keeps_type() -> None:
         "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
         "{{ lipsum.__globals__['os'].popen('id').read() }}",
         "{{ cycler.__init__.__globals__.os }}",
+        "{{ 'a' * 10**9 }}",
+        "{{ [0] * 100000000 }}",
+        "{{ 10 ** 100000000 }}",
+        "{{ 99999999 * 'x' }}",
     ],
 )
 def test_template_injection_is_refused(source: str) -> None:
