@@ -1,0 +1,324 @@
+"""Deciding checkpoints and cancelling runs (private: use ``engine.service.Engine``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine._decisions import decision_payload, diff_fields, normalise_action, outcome_of
+from engine._driving import Driving
+from engine.audit import sha256_of
+from engine.commands import Cancel, Decide
+from engine.errors import Conflict, NeedsDetail, NotAllowed
+from engine.expressions import ExpressionError
+from engine.faults import fault
+from engine.model import (
+    Checkpoint,
+    CheckpointStatus,
+    Decision,
+    Deliverable,
+    Delivery,
+    ResolvedBy,
+    Run,
+    Step,
+    StepStatus,
+    Workflow,
+)
+from engine.nodes.human import shown_view
+from engine.nodes.verify import asks_again, check_answer, questioned, verify_decision
+from engine.policy import ensure_may_decide, is_admin
+from engine.ports import CheckpointUpdate
+from engine.runner import NoMatchingEdge, build_scope, next_nodes, response_data
+
+__all__ = ["Deciding"]
+
+
+class Deciding(Driving):
+    """Compare-and-set decisions, quorum votes and edits, verification, cancelling."""
+
+    # ------------------------------------------------------------------ deciding
+
+    async def decide(self, command: Decide, *, drive: bool = True) -> Decision | None:
+        """Resolve (or vote on) a checkpoint. None means a quorum vote was recorded.
+
+        Raises:
+            Conflict: someone else already resolved it (names who and when).
+            NotAllowed: the actor may not decide, or the action is not offered.
+            InvalidInput: the data does not fit the response schema (field errors).
+            NeedsDetail: a model checked the answer and asks the person for more (nothing decided).
+        """
+        cp, run, steps, action, data = await self._validated(command)
+        by_policy = command.resolved_by != "human"
+        workflow = await self.catalog.pinned(run.workflow_hash, self.store)
+        if not by_policy:
+            await self._ask_again(workflow, cp, command, action, data)
+        now = self.clock.now()
+        if action == "edit" and not by_policy and cp.quorum > 1:
+            return await self._quorum_edit(cp, command, data, now)
+        if action == "approve" and not by_policy and len(cp.approvals) + 1 < cp.quorum:
+            return await self._vote(cp, command, now)
+        response = response_data(
+            cp,
+            action=action,
+            data=data,
+            actor=command.actor,
+            comment=command.comment,
+            resolved_by=command.resolved_by,
+            rule=command.rule,
+        )
+        waiting = next((s for s in steps if s.node_id == cp.node_id and s.status is StepStatus.waiting), None)
+        outputs = {
+            s.node_id: s.output for s in steps if s.output is not None and s.status is StepStatus.succeeded
+        }
+        scope = build_scope(run, workflow, outputs)
+        scope["nodes"][cp.node_id] = {"text": "", "data": response, "files": []}
+        successors, rejected, error = self._route(workflow, cp, scope, response, action)
+        decision = Decision(
+            id=self.ids.new("dec_"),
+            checkpoint_id=cp.id,
+            run_id=cp.run_id,
+            action=action,
+            data=data,
+            comment=command.comment,
+            actor=command.actor,
+            channel=command.channel,
+            resolved_by=ResolvedBy(command.resolved_by),
+            rule=command.rule,
+            shown_hash=cp.shown_hash,
+            output_hash=sha256_of(response),
+            diff=diff_fields(cp.proposed, data) if action in {"edit", "answer"} else {},
+            created_at=now,
+        )
+        step_update = None
+        if waiting is not None:
+            step_update = waiting.model_copy(
+                update={
+                    "status": StepStatus.failed if error else StepStatus.succeeded,
+                    "output": Deliverable(text=_summary(decision), data=response),
+                    "error": error,
+                    "ended_at": now,
+                }
+            )
+        audit = self._audit(
+            "decision.recorded",
+            command.actor,
+            command.channel,
+            run.id,
+            cp.id,
+            payload={
+                "action": action,
+                "resolved_by": command.resolved_by,
+                "rule": command.rule,
+                "shown_hash": cp.shown_hash,
+                "output_hash": decision.output_hash,
+                "diff": decision.diff,
+                "comment": command.comment,
+                "approvals": [*cp.approvals, command.actor] if cp.quorum > 1 else [],
+            },
+        )
+        update = CheckpointUpdate(
+            checkpoint_id=cp.id,
+            expected_version=cp.version,
+            at=now,
+            resolve=True,
+            outcome=outcome_of(action, command.resolved_by),
+            decision=decision,
+            step=step_update,
+            pending_add=successors,
+            rejected=rejected,
+            approvals=[*cp.approvals, command.actor] if action == "approve" and cp.quorum > 1 else None,
+            deliveries=self._decision_deliveries(cp, run, decision),
+            audit=[audit],
+        )
+        try:
+            await self.store.update_checkpoint(update)
+        except Conflict:
+            raise await self._conflict(await self.store.get_checkpoint(cp.id)) from None
+        self._changed(run.id)
+        fault("after_decision_commit")
+        flagged = await verify_decision(self.deps, workflow, cp, decision)
+        if flagged is not None:
+            await self.store.add_deliveries(*flagged)
+        if drive:
+            await self.drive(run.id)
+        return decision
+
+    async def check(self, command: Decide) -> bool:
+        """Validate a decision as ``decide`` would, without recording anything.
+
+        Returns:
+            True when a model checks the answer before it counts (``verify: {on_fail:
+            ask_again}``): a caller that must answer within a deadline (a Slack modal) answers
+            first and calls ``decide`` afterwards.
+
+        Raises:
+            Conflict, NotAllowed, InvalidInput: as ``decide``.
+        """
+        cp, run, _, _, _ = await self._validated(command)
+        if command.resolved_by != "human":
+            return False
+        return asks_again(self.deps, await self.catalog.pinned(run.workflow_hash, self.store), cp)
+
+    async def _validated(self, command: Decide) -> tuple[Checkpoint, Run, list[Step], str, dict[str, Any]]:
+        """The open checkpoint, its run and steps, the action and the data the next node gets."""
+        cp, run, steps = await self.store.load_checkpoint(command.checkpoint_id)
+        if cp.status is CheckpointStatus.resolved:
+            raise await self._conflict(cp)
+        by_policy = command.resolved_by != "human"
+        action = normalise_action(cp, command.action, by_policy=by_policy)
+        if not by_policy:
+            await ensure_may_decide(cp, command.actor, self.catalog.roles, self.deps.directory, action=action)
+            if cp.confirm and action in {"approve", "edit"} and command.confirm != cp.confirm:
+                raise NotAllowed(f"type {cp.confirm} to confirm this irreversible action")
+        return cp, run, steps, action, decision_payload(cp, action, command.data)
+
+    async def _ask_again(
+        self, workflow: Workflow, cp: Checkpoint, command: Decide, action: str, data: dict[str, Any]
+    ) -> None:
+        """With ``verify: {on_fail: ask_again}``, a model checks a person's answer before it counts.
+
+        The call's audit event is stored whatever comes next: the call was made and cost tokens.
+        A call that fails lets the answer count (``decision.verify_failed``).
+
+        Raises:
+            NeedsDetail: the check failed; the question is queued to the person and audited.
+        """
+        answer = {"action": action, "data": data, "comment": command.comment}
+        checked = await check_answer(self.deps, workflow, cp, answer)
+        if checked is None:
+            return
+        verdict, audit = checked
+        if verdict.ok:
+            await self.store.add_deliveries([], [audit])
+            return
+        diff = diff_fields(cp.proposed, data) if action in {"edit", "answer"} else {}
+        delivery, asked = questioned(
+            self.deps, cp, verdict, actor=command.actor, channel=command.channel, answer=answer, diff=diff
+        )
+        await self.store.add_deliveries([delivery], [asked])
+        self._changed(cp.run_id)
+        raise NeedsDetail(verdict.reason)
+
+    def _route(
+        self, workflow: Workflow, cp: Checkpoint, scope: dict[str, Any], response: dict[str, Any], action: str
+    ) -> tuple[list[str], bool, str | None]:
+        """Successors after a decision, whether the branch ends rejected, and an error if routing failed."""
+        try:
+            successors = next_nodes(workflow, cp.node_id, scope, response=response)
+        except NoMatchingEdge as exc:
+            # a reject with no edge for it ends the branch: the run ends rejected, not failed
+            return ([], True, None) if action == "reject" else ([], False, str(exc))
+        except ExpressionError as exc:
+            return [], False, str(exc)
+        return successors, action == "reject" and not successors, None
+
+    async def _vote(self, cp: Checkpoint, command: Decide, now: Any) -> Decision | None:
+        approvals = [*cp.approvals, command.actor]
+        audit = self._audit(
+            "checkpoint.vote",
+            command.actor,
+            command.channel,
+            cp.run_id,
+            cp.id,
+            payload={
+                "approvals": approvals,
+                "quorum": cp.quorum,
+                "shown_hash": cp.shown_hash,
+            },
+        )
+        update = CheckpointUpdate(
+            checkpoint_id=cp.id,
+            expected_version=cp.version,
+            at=now,
+            approvals=approvals,
+            deliveries=[self._update_delivery(cp, now)],
+            audit=[audit],
+        )
+        await self.store.update_checkpoint(update)
+        self._changed(cp.run_id)
+        return None
+
+    async def _quorum_edit(
+        self, cp: Checkpoint, command: Decide, data: dict[str, Any], now: Any
+    ) -> Decision | None:
+        """With a quorum, an edit replaces the proposal; everyone but its editors approves it anew."""
+        edited = cp.model_copy(update={"proposed": data})
+        shown = sha256_of(shown_view(edited))
+        diff = diff_fields(cp.proposed, data)
+        audit = self._audit(
+            "checkpoint.edited",
+            command.actor,
+            command.channel,
+            cp.run_id,
+            cp.id,
+            payload={
+                "diff": diff,
+                "shown_hash": shown,
+                "previous_shown_hash": cp.shown_hash,
+                "approvals_reset": cp.approvals,
+                "comment": command.comment,
+            },
+        )
+        update = CheckpointUpdate(
+            checkpoint_id=cp.id,
+            expected_version=cp.version,
+            at=now,
+            proposed=data,
+            editors=[*cp.editors, command.actor],
+            approvals=[],
+            shown_hash=shown,
+            deliveries=[self._update_delivery(cp, now)],
+            audit=[audit],
+        )
+        await self.store.update_checkpoint(update)
+        self._changed(cp.run_id)
+        return None
+
+    async def _conflict(self, cp: Checkpoint) -> Conflict:
+        decisions = await self.store.list_decisions(checkpoint_id=cp.id)
+        if not decisions:
+            return Conflict(f"checkpoint {cp.id} is already {cp.outcome.value if cp.outcome else 'closed'}")
+        won = decisions[-1]
+        verb = {"approve": "approved", "reject": "rejected", "edit": "edited", "answer": "answered"}.get(
+            won.action, f"resolved ({won.action})"
+        )
+        who = (
+            won.actor
+            if won.resolved_by is ResolvedBy.human
+            else f"policy ({won.rule or won.resolved_by.value})"
+        )
+        return Conflict(
+            f"already {verb} by {who} at {won.created_at:%Y-%m-%d %H:%M} UTC",
+            winner=won.actor,
+            at=won.created_at,
+            action=won.action,
+        )
+
+    def _decision_deliveries(self, cp: Checkpoint, run: Run, decision: Decision) -> list[Delivery]:
+        now = decision.created_at
+        text = f"{cp.title}: {_summary(decision)}"
+        return [self._update_delivery(cp, now), self._notice(run, text, decision.comment)]
+
+    # ------------------------------------------------------------------ cancelling
+
+    async def cancel(self, command: Cancel) -> Run:
+        """Cancel a run (requester or admin only)."""
+        run = await self.store.get_run(command.run_id)
+        if command.actor != run.requester and not is_admin(command.actor, self.catalog.roles):
+            raise NotAllowed("only the person who started this run, or an admin, can cancel it")
+        if run.status.final:
+            raise Conflict(f"run {run.id} already ended ({run.status.value})")
+        audit = self._audit(
+            "run.cancelled", command.actor, command.channel, run.id, payload={"reason": command.reason}
+        )
+        run = await self.store.cancel_run(run.id, self.clock.now(), command.reason, [audit])
+        for cp in await self.store.list_checkpoints(run_id=run.id):
+            await self.store.add_deliveries([self._update_delivery(cp, self.clock.now())], [])
+        await self._ended(run)
+        return run
+
+
+def _summary(decision: Decision) -> str:
+    if decision.resolved_by is not ResolvedBy.human:
+        return f"{decision.action} by policy ({decision.rule or decision.resolved_by.value})"
+    verb = {"approve": "approved", "reject": "rejected", "edit": "edited and approved", "answer": "answered"}
+    return f"{verb.get(decision.action, decision.action)} by {decision.actor}"

@@ -1,0 +1,366 @@
+"""Starting runs and driving them node by node under a lease (private: use ``engine.service.Engine``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from engine._decisions import schema_errors
+from engine._engine_core import EngineCore
+from engine.audit import sha256_of
+from engine.errors import EngineError, InvalidInput, LeaseLost
+from engine.expressions import ExpressionError
+from engine.faults import fault
+from engine.model import (
+    Run,
+    RunStatus,
+    Step,
+    StepStatus,
+    Workflow,
+    WorkflowVersion,
+)
+from engine.nodes.base import Completed, NodeContext, Paused
+from engine.nodes.code import remove_run_workspace
+from engine.nodes.registry import NODE_KINDS
+from engine.ports import Claimed, Lease, RunChange, merge_pending
+from engine.runner import build_scope, final_status, next_nodes
+from engine.templates import TemplateFailure
+
+__all__ = ["Driving"]
+
+log = logging.getLogger("signoff.engine")
+_T = TypeVar("_T")
+_NODE_ERRORS = (EngineError, TemplateFailure, ExpressionError)
+
+
+class Driving(EngineCore):
+    """Starts runs, drives them, and recovers runs nobody is driving."""
+
+    # ------------------------------------------------------------------ starting
+
+    def check_inputs(self, workflow: Workflow, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Apply defaults and validate inputs. Raises InvalidInput keyed by field."""
+        values = dict(inputs)
+        for name, prop in workflow.inputs.get("properties", {}).items():
+            if name not in values and isinstance(prop, dict) and "default" in prop:
+                values[name] = prop["default"]
+        errors = schema_errors(workflow.inputs, values)
+        if errors:
+            raise InvalidInput(f"inputs of '{workflow.id}' are missing or invalid", errors)
+        return values
+
+    async def start(
+        self,
+        workflow_id: str,
+        inputs: dict[str, Any],
+        *,
+        requester: str,
+        origin: dict[str, Any] | None = None,
+    ) -> Run:
+        """Validate inputs and create a queued run pinned to the current version."""
+        workflow = self.catalog.get(workflow_id)
+        values = self.check_inputs(workflow, inputs)
+        now = self.clock.now()
+        if workflow.content_hash not in self._published:
+            await self.store.publish_workflow(
+                WorkflowVersion(
+                    workflow_id=workflow.id,
+                    content_hash=workflow.content_hash,
+                    source=workflow.source,
+                    path=workflow.path,
+                    created_at=now,
+                )
+            )
+            self._published.add(workflow.content_hash)
+        # the run is created already leased to this engine: the caller drives it next, and
+        # that saves a claim; if this process dies first, the lease expires and another takes it
+        run = Run(
+            id=self.ids.new("run_"),
+            workflow_id=workflow.id,
+            workflow_hash=workflow.content_hash,
+            status=RunStatus.queued,
+            inputs=values,
+            requester=requester,
+            origin=dict(origin or {}),
+            pending=[workflow.entry],
+            created_at=now,
+            updated_at=now,
+            lease_owner=self.owner,
+            lease_epoch=1,
+            lease_expires_at=now + self.lease_ttl,
+        )
+        channel = str((origin or {}).get("channel", "cli"))
+        audit = self._audit(
+            "run.started",
+            requester,
+            channel,
+            run.id,
+            payload={
+                "workflow": workflow.id,
+                "version": workflow.content_hash,
+                "inputs_hash": sha256_of(values),
+            },
+        )
+        await self.store.create_run(run, [audit])
+        lease = Lease(run_id=run.id, owner=self.owner, epoch=1, expires_at=now + self.lease_ttl)
+        self._held[run.id] = Claimed(lease=lease, run=run, steps=[])
+        self._changed(run.id)
+        return run
+
+    # ------------------------------------------------------------------ driving
+
+    async def drive(self, run_id: str) -> Run | None:
+        """Execute the run until it pauses or ends; None when another process holds it."""
+        claimed = self._held.pop(run_id, None)
+        if claimed is None:
+            claimed = await self.store.claim(run_id, self.owner, self.clock.now(), self.lease_ttl)
+        if claimed is None:
+            return None
+        try:
+            return await self._drive(claimed)
+        except LeaseLost:
+            log.info("lease on %s lost; another process continues it", run_id)
+            return None
+
+    async def _drive(self, claimed: Claimed) -> Run:
+        lease, run = claimed.lease, claimed.run
+        workflow = await self.catalog.pinned(run.workflow_hash, self.store)
+        steps = {s.id: s for s in claimed.steps}
+        while True:
+            if run.status.final:
+                return run
+            if not run.pending:
+                return await self._finish(lease, run, list(steps.values()))
+            node_id = run.pending[0]
+            if any(s.node_id == node_id and s.status is not StepStatus.running for s in steps.values()):
+                run = await self.store.commit(lease, RunChange(at=self.clock.now(), pending_remove=[node_id]))
+                continue
+            run, new_steps = await self._step(lease, run, workflow, node_id, steps)
+            fault("after_step_commit")
+            steps.update({s.id: s for s in new_steps})
+            if not run.pending and run.lease_owner is None:
+                return run  # the step's commit already parked or finished the run
+            if lease.expires_at - self.clock.now() < self.lease_ttl / 2:
+                lease = await self.store.renew_lease(lease, self.clock.now(), self.lease_ttl)
+
+    async def _finish(self, lease: Lease, run: Run, steps: list[Step]) -> Run:
+        run = await self.store.commit(lease, self._ending(run, steps, RunChange(at=self.clock.now())))
+        await self._ended(run)
+        return run
+
+    async def _ended(self, run: Run) -> None:
+        """Tell observers the run changed; once it is final, delete its workspace.
+
+        The workspace holds the artifacts of its code and skill steps, which later steps read
+        by relative path, so it lives exactly as long as the run can still use it.
+        """
+        self._changed(run.id)
+        if run.status.final:
+            await remove_run_workspace(self.deps.workspace_root, run.id)
+
+    def _ending(self, run: Run, steps: list[Step], change: RunChange) -> RunChange:
+        """``change`` plus parking (waiting) or finishing the run, with its lease released."""
+        current = run.model_copy(update={"rejected": run.rejected or change.rejected})
+        status, reason = final_status(current, steps)
+        final = status.final
+        audit = [self._audit(f"run.{status.value}", "engine", "engine", run.id, payload={"reason": reason})]
+        notice = [self._notice(run, f"Run {run.id} ({run.workflow_id}) {status.value}", reason)]
+        return change.model_copy(
+            update={
+                "status": status,
+                "reason": reason,
+                "finished": final,
+                "release": True,
+                "audit": [*change.audit, *audit] if final else change.audit,
+                "deliveries": [*change.deliveries, *notice] if final else change.deliveries,
+            }
+        )
+
+    async def _commit_step(self, lease: Lease, run: Run, change: RunChange, steps: list[Step]) -> Run:
+        """Commit a step; when it leaves nothing pending, park or finish the run in the same commit.
+
+        ``steps`` are the run's steps after this one. Only this process opens checkpoints while
+        it holds the lease, so when it sees no waiting step, no decision can add work meanwhile;
+        if one did (a checkpoint decided while another branch ran), the run is parked with work
+        pending and the recovery loop resumes it.
+        """
+        if merge_pending(run.pending, change.pending_remove, change.pending_add):
+            return await self.store.commit(lease, change)
+        run = await self.store.commit(lease, self._ending(run, steps, change))
+        await self._ended(run)
+        return run
+
+    async def _step(
+        self, lease: Lease, run: Run, workflow: Workflow, node_id: str, steps: dict[str, Step]
+    ) -> tuple[Run, list[Step]]:
+        spec = workflow.nodes[node_id]
+        kind = NODE_KINDS[spec.type]
+        outputs = {
+            s.node_id: s.output
+            for s in steps.values()
+            if s.output is not None and s.status is StepStatus.succeeded
+        }
+        scope = build_scope(run, workflow, outputs)
+        started = self.clock.now()
+        previous = [s for s in steps.values() if s.node_id == node_id]
+        step = Step(
+            id=previous[0].id if previous else self.ids.new("step_"),
+            run_id=run.id,
+            node_id=node_id,
+            node_type=spec.type,
+            status=StepStatus.running,
+            attempt=len(previous) + 1 if not previous else previous[0].attempt + 1,
+            started_at=started,
+        )
+        if kind.side_effects:
+            run = await self.store.commit(lease, RunChange(at=started, steps=[step]))
+        ctx = NodeContext(
+            run=run, workflow=workflow, node=spec, scope=scope, deps=self.deps, attempt=step.attempt
+        )
+        others = [s for s in steps.values() if s.id != step.id]
+        try:
+            # nodes that finish without waiting on anything need no lease heartbeat
+            work = kind.execute(ctx)
+            result = await (work if getattr(kind, "instant", False) else self._with_heartbeat(lease, work))
+            if isinstance(result, Paused):
+                return await self._paused(lease, run, step, result, others)
+            return await self._completed(lease, run, workflow, step, scope, result, others)
+        except LeaseLost:
+            raise
+        except _NODE_ERRORS as exc:
+            return await self._failed(lease, run, step, str(exc), others)
+
+    async def _with_heartbeat(self, lease: Lease, work: Awaitable[_T]) -> _T:
+        """Await a node while renewing the lease every third of its TTL.
+
+        A slow node (an HTTP call, a sandboxed command) must not lose its run to another
+        process while it is still working. When a renewal finds the lease taken over, the
+        node is cancelled and ``LeaseLost`` propagates: its result could not be committed.
+        """
+        task = asyncio.ensure_future(work)
+        beat = self.lease_ttl.total_seconds() / 3
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=beat)
+                if done:
+                    return task.result()
+                lease = await self.store.renew_lease(lease, self.clock.now(), self.lease_ttl)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _completed(
+        self,
+        lease: Lease,
+        run: Run,
+        workflow: Workflow,
+        step: Step,
+        scope: dict[str, Any],
+        result: Completed,
+        others: list[Step],
+    ) -> tuple[Run, list[Step]]:
+        now = self.clock.now()
+        scope["nodes"][step.node_id] = {
+            "text": result.output.text,
+            "data": result.output.data,
+            "files": result.output.files,
+        }
+        successors = next_nodes(workflow, step.node_id, scope, response=result.response)
+        done = step.model_copy(
+            update={
+                "status": StepStatus.succeeded,
+                "input": result.input,
+                "output": result.output,
+                "ended_at": now,
+                "input_tokens": result.input_tokens,
+                "output_tokens": result.output_tokens,
+                "cost_usd": result.cost_usd,
+            }
+        )
+        audit = [
+            self._audit(
+                "step.succeeded",
+                "engine",
+                "engine",
+                run.id,
+                payload={
+                    "node": step.node_id,
+                    "type": step.node_type,
+                    "output_hash": sha256_of(result.output.data),
+                },
+            ),
+            *result.audit,
+        ]
+        change = RunChange(
+            at=now,
+            steps=[done],
+            pending_remove=[step.node_id],
+            pending_add=successors,
+            status=RunStatus.running if run.status is not RunStatus.running else None,
+            deliveries=result.deliveries,
+            audit=audit,
+        )
+        run = await self._commit_step(lease, run, change, [*others, done])
+        return run, [done]
+
+    async def _paused(
+        self, lease: Lease, run: Run, step: Step, result: Paused, others: list[Step]
+    ) -> tuple[Run, list[Step]]:
+        now = self.clock.now()
+        cp = result.checkpoint
+        waiting = step.model_copy(update={"status": StepStatus.waiting, "input": result.input})
+        audit = [
+            self._audit(
+                "checkpoint.opened",
+                "engine",
+                "engine",
+                run.id,
+                cp.id,
+                payload={
+                    "node": cp.node_id,
+                    "assignees": cp.assignees,
+                    "shown_hash": cp.shown_hash,
+                    "due_at": cp.due_at.isoformat() if cp.due_at else None,
+                    "quorum": cp.quorum,
+                    "delegations": cp.delegations,
+                },
+            )
+        ]
+        change = RunChange(
+            at=now,
+            steps=[waiting],
+            checkpoints=[cp],
+            pending_remove=[step.node_id],
+            deliveries=result.deliveries,
+            audit=audit,
+        )
+        run = await self._commit_step(lease, run, change, [*others, waiting])
+        self._changed(run.id)
+        return run, [waiting]
+
+    async def _failed(
+        self, lease: Lease, run: Run, step: Step, error: str, others: list[Step]
+    ) -> tuple[Run, list[Step]]:
+        now = self.clock.now()
+        failed = step.model_copy(update={"status": StepStatus.failed, "error": error, "ended_at": now})
+        audit = [
+            self._audit(
+                "step.failed", "engine", "engine", run.id, payload={"node": step.node_id, "error": error}
+            )
+        ]
+        change = RunChange(at=now, steps=[failed], pending_remove=[step.node_id], audit=audit)
+        run = await self._commit_step(lease, run, change, [*others, failed])
+        return run, [failed]
+
+    async def recover(self, limit: int = 100) -> int:
+        """Drive every run with pending work and no live lease; returns how many were driven."""
+        driven = 0
+        for run_id in await self.store.runnable_runs(self.clock.now(), limit):
+            if await self.drive(run_id) is not None:
+                driven += 1
+        return driven

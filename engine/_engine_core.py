@@ -1,0 +1,98 @@
+"""The engine's shared state and helpers (private: use ``engine.service.Engine``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from engine.catalog import WorkflowCatalog
+from engine.model import (
+    Checkpoint,
+    Delivery,
+    Run,
+)
+from engine.nodes.base import NodeDeps
+from engine.ports import AuditDraft, Claimed, RunStore
+
+__all__ = ["EngineCore"]
+
+
+class EngineCore:
+    """Ports, settings and the helpers every part of the engine uses."""
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        catalog: WorkflowCatalog,
+        deps: NodeDeps,
+        owner: str,
+        lease_ttl: timedelta = timedelta(seconds=30),
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.deps = deps
+        if deps.store is None:
+            deps.store = store
+        self.clock = deps.clock
+        self.ids = deps.ids
+        self.owner = owner
+        self.lease_ttl = lease_ttl
+        self.on_change = on_change
+        self._published: set[str] = set()
+        self._held: dict[str, Claimed] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _audit(
+        self,
+        kind: str,
+        actor: str,
+        channel: str,
+        run_id: str | None,
+        checkpoint_id: str | None = None,
+        *,
+        payload: dict[str, Any] | None = None,
+    ) -> AuditDraft:
+        return AuditDraft(
+            at=self.clock.now(),
+            actor=actor,
+            channel=channel,
+            kind=kind,
+            run_id=run_id,
+            checkpoint_id=checkpoint_id,
+            payload=payload or {},
+        )
+
+    def changed(self, run_id: str) -> None:
+        """Tell the process's observers (outbox, scheduler, App Home) that a run changed."""
+        self._changed(run_id)
+
+    def _changed(self, run_id: str) -> None:
+        if self.on_change is not None:
+            self.on_change(run_id)
+
+    def _notice(self, run: Run, text: str, detail: str | None) -> Delivery:
+        now = self.clock.now()
+        return Delivery(
+            id=self.ids.new("dlv_"),
+            run_id=run.id,
+            kind="requester_notice",
+            target=f"user:{run.requester}",
+            payload={"text": text, "detail": detail, "origin": run.origin},
+            next_attempt_at=now,
+            created_at=now,
+        )
+
+    def _update_delivery(self, cp: Checkpoint, now: Any) -> Delivery:
+        return Delivery(
+            id=self.ids.new("dlv_"),
+            run_id=cp.run_id,
+            checkpoint_id=cp.id,
+            kind="checkpoint_update",
+            target=f"checkpoint:{cp.id}",
+            next_attempt_at=now,
+            created_at=now,
+        )
