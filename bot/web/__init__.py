@@ -55,6 +55,7 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("GET", "/workflows/{workflow_id}", _views.workflow_page, "workflow"),
         ("POST", "/workflows/{workflow_id}/runs", _views.start_run, "start"),
         ("GET", "/runs", _views.runs_page, "runs"),
+        ("GET", "/stats", _views.stats_page, "stats"),
         ("GET", "/runs/{run_id}", _views.run_page, "run"),
         ("POST", "/runs/{run_id}/cancel", _views.cancel_run, "cancel"),
         ("GET", "/checkpoints/{checkpoint_id}", _views.checkpoint_page, "checkpoint"),

@@ -15,7 +15,8 @@ from bot.web import _forms
 from bot.wiring import Container
 from engine.commands import Cancel, Decide
 from engine.errors import Conflict, InvalidInput, NeedsDetail, NotAllowed
-from engine.model import Checkpoint, RunStatus
+from engine.model import Checkpoint, RunStatus, parse_duration
+from engine.stats import checkpoint_stats
 
 log = logging.getLogger("signoff.web")
 
@@ -176,6 +177,46 @@ async def runs_page(request: web.Request) -> web.Response:
     runs = await request.app[CONTAINER].store.list_runs(status=status_filter, limit=200)
     notice = f"unknown status '{wanted}'; showing every run" if wanted and not status_filter else ""
     return render(request, "runs.html", runs=runs, statuses=statuses, wanted=wanted, notice=notice)
+
+
+async def stats_page(request: web.Request) -> web.Response:
+    """Checkpoint analytics: rates, time to decision, approvers and advice (as ``signoff stats``)."""
+    container = request.app[CONTAINER]
+    store = container.store
+    workflow = request.query.get("workflow", "") or None
+    since_text = request.query.get("since", "30d").strip() or "30d"
+    notice = ""
+    try:
+        since = container.clock.now() - parse_duration(since_text)
+    except ValueError as exc:
+        notice, since = str(exc), None
+    runs = await store.list_runs(workflow_id=workflow, limit=1_000_000)
+    wanted = {r.id for r in runs}
+    checkpoints = [cp for cp in await store.list_checkpoints(limit=1_000_000) if cp.run_id in wanted]
+    decisions = [d for d in await store.list_decisions() if d.run_id in wanted]
+    report = checkpoint_stats(runs, checkpoints, decisions, since=since)
+    return render(
+        request,
+        "stats.html",
+        report=report,
+        workflows=container.catalog.ids(),
+        workflow=workflow or "",
+        since=since_text,
+        notice=notice,
+        seconds=_seconds,
+    )
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return (
+        f"{value:.0f}s"
+        if value < 120
+        else f"{value / 60:.0f} min"
+        if value < 7200
+        else f"{value / 3600:.1f} h"
+    )
 
 
 async def run_page(request: web.Request) -> web.Response:

@@ -417,3 +417,19 @@ async def test_actor_names_and_cross_site_posts_are_checked(client: Client) -> N
         "/workflows/payout/runs", data={"f:vendor": "x"}, headers={"Origin": "https://evil.example"}
     )
     assert resp.status == 403
+
+
+async def test_stats_page(client: Client, container: Container) -> None:
+    run_id = await start(client)
+    cp_id = await open_checkpoint(container, run_id)
+    await act_as(client, "alice")
+    assert (await decide(client, cp_id, action="approve")).status == 303
+    page = await (await client.get("/stats?since=30d")).text()
+    assert "Checkpoint analytics" in page
+    assert "payout" in page
+    assert "<td>alice</td>" in page
+    assert "100%" in page
+    empty = await (await client.get("/stats?workflow=dual")).text()
+    assert "No checkpoints in this period." in empty
+    bad = await (await client.get("/stats?since=soon")).text()
+    assert "bad duration" in bad
