@@ -127,7 +127,8 @@ def _details(e: AuditEvent) -> str:
         diff = ", ".join(f"{k}: {v['before']!r}→{v['after']!r}" for k, v in (p.get("diff") or {}).items())
         parts = [
             f"{p.get('action')} ({p.get('resolved_by')})",
-            f"saw {str(p.get('shown_hash'))[:12]}…",
+            f"saw {str(p.get('shown_hash'))[:12]}…"
+            + (f" (rendered as {str(p['seen_hash'])[:12]}…)" if p.get("seen_hash") else ""),
             f"next node gets {str(p.get('output_hash'))[:12]}…",
         ]
         if diff:

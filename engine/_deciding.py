@@ -109,6 +109,7 @@ class Deciding(Driving):
                 "resolved_by": command.resolved_by,
                 "rule": command.rule,
                 "shown_hash": cp.shown_hash,
+                "seen_hash": command.seen,
                 "output_hash": decision.output_hash,
                 "diff": decision.diff,
                 "comment": command.comment,

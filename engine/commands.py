@@ -30,6 +30,7 @@ class Decide(_Command):
     confirm: str | None = None
     resolved_by: Literal["human", "timeout", "policy"] = "human"
     rule: str | None = None
+    seen: str | None = None  # SHA-256 of the rendered message or form the person acted on
 
 
 class Cancel(_Command):

@@ -120,3 +120,18 @@ async def test_console_is_off_in_slack_mode(env: SlackEnv) -> None:
     for path in ("/", "/runs", "/checkpoints/cp_1"):
         async with env.http.get(f"{base}{path}") as response:
             assert response.status == 404, path
+
+
+async def test_the_audit_binds_a_click_to_the_message_it_was_made_on(env: SlackEnv) -> None:
+    from engine.audit import sha256_of
+
+    cp = await start_waiting(env)
+    click = env.click(APPROVE, cp.id, MANAGER)
+    await env.send("interaction", click)
+    await env.until(lambda: env.container.store.list_decisions())
+    [event] = [
+        e for e in await env.container.store.audit_events(run_id=cp.run_id) if e.kind == "decision.recorded"
+    ]
+    message = click["message"]
+    assert event.payload["seen_hash"] == sha256_of({"text": message.get("text"), "blocks": message["blocks"]})
+    assert event.payload["shown_hash"] == cp.shown_hash

@@ -10,6 +10,7 @@ from slack_sdk.errors import SlackApiError
 from bot import messages
 from bot.slack._errors import slack_error
 from bot.slack.deps import SlackDeps
+from engine.audit import sha256_of
 from engine.errors import Conflict, NotAllowed
 from engine.model import Checkpoint
 
@@ -31,6 +32,18 @@ def user_of(body: Body) -> str:
     if isinstance(user, dict):
         return str(user.get("id", ""))
     return str(body.get("user_id") or user or "")
+
+
+def seen_hash(body: Body) -> str | None:
+    """SHA-256 of exactly what the person acted on, as Slack sent it back with the action:
+    the form's blocks for a modal submission, the message's blocks for a button on a message."""
+    view = body.get("view")
+    if isinstance(view, dict) and view.get("blocks"):
+        return sha256_of(view["blocks"])
+    message = body.get("message")
+    if isinstance(message, dict) and message.get("blocks"):
+        return sha256_of({"text": message.get("text"), "blocks": message["blocks"]})
+    return None
 
 
 def where(body: Body) -> dict[str, Any]:

@@ -32,7 +32,16 @@ from bot.blocks.checkpoint import (
 from bot.blocks.modals import again_modal
 from bot.slack.deps import SlackDeps
 from bot.slack.inbox import may_decide
-from bot.slack.listeners._common import OPEN_FORM, Body, form_fallback, open_view, refusal, user_of, where
+from bot.slack.listeners._common import (
+    OPEN_FORM,
+    Body,
+    form_fallback,
+    open_view,
+    refusal,
+    seen_hash,
+    user_of,
+    where,
+)
 from bot.slack.listeners._runs import ask_inputs
 from engine.commands import Decide
 from engine.errors import Conflict, InvalidInput, NeedsDetail, NotAllowed, NotFound
@@ -136,7 +145,9 @@ async def _checkpoint(deps: SlackDeps, body: Body, cp_id: str) -> Checkpoint | N
 
 async def _decide(deps: SlackDeps, body: Body, cp: Checkpoint, action: str) -> None:
     """The hot path: decide and resume the run; refusals go back as an ephemeral message."""
-    command = Decide(checkpoint_id=cp.id, action=action, actor=user_of(body), channel="slack")
+    command = Decide(
+        checkpoint_id=cp.id, action=action, actor=user_of(body), channel="slack", seen=seen_hash(body)
+    )
     await decide_and_tell(deps, cp, command, **where(body))
 
 

@@ -25,7 +25,7 @@ from bot.blocks.checkpoint import (
 from bot.blocks.modals import ANSWER_SUBMIT, CONFIRM_BLOCK, REASON_BLOCK, form_schema, modal
 from bot.blocks.run_inputs import read_run_metadata
 from bot.slack.deps import SlackDeps
-from bot.slack.listeners._common import Body, refusal, user_of
+from bot.slack.listeners._common import Body, refusal, seen_hash, user_of
 from bot.slack.listeners._runs import start_run
 from bot.slack.listeners.checkpoints import decide_and_tell
 from engine.commands import Decide
@@ -46,7 +46,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             if cp is None:
                 return
             values = view.get("state", {}).get("values", {})
-            command = _command(cp, action, user_of(body), values)
+            command = _command(cp, action, user_of(body), values, seen_hash(body))
             if isinstance(command, dict):
                 await ack(response_action="errors", errors=command)
                 return
@@ -100,9 +100,17 @@ def _text(values: Body, block_id: str) -> str:
     return str(((values.get(block_id) or {}).get("value") or {}).get("value") or "").strip()
 
 
-def _command(cp: Checkpoint, action: str, user: str, values: Body) -> Decide | dict[str, str]:
+def _command(
+    cp: Checkpoint, action: str, user: str, values: Body, seen: str | None
+) -> Decide | dict[str, str]:
     """The decision a form asks for, or the field errors keyed by block id."""
-    base: dict[str, Any] = {"checkpoint_id": cp.id, "action": action, "actor": user, "channel": "slack"}
+    base: dict[str, Any] = {
+        "checkpoint_id": cp.id,
+        "action": action,
+        "actor": user,
+        "channel": "slack",
+        "seen": seen,
+    }
     if action == "reject":
         reason = _text(values, REASON_BLOCK)
         return Decide(**base, comment=reason) if reason else {REASON_BLOCK: "Required"}
