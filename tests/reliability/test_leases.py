@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +23,7 @@ from engine.nodes.base import NodeDeps
 from engine.ports import HttpRequest, HttpResponse, Lease, RunChange, RunStore
 from engine.service import Engine
 from engine.testing import FixedClock, InMemoryRunStore, SeqIds
+from tests.conftest import drop_pg_schema, pg_schema_url
 
 WORKFLOW = """\
 id: charge
@@ -83,18 +86,20 @@ class Spy:
             raise
 
 
-@pytest.fixture(params=["memory", "sql"])
-async def store(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[RunStore]:
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunStore]:
     if request.param == "memory":
-        if not database_url.startswith("sqlite"):
-            pytest.skip("the memory store once is enough")
         yield InMemoryRunStore()
         return
     from storage import create_store
 
-    sql = await asyncio.to_thread(create_store, database_url)
+    schema = f"signoff_lease_{uuid.uuid4().hex[:10]}"
+    url = f"sqlite:///{tmp_path / 'leases.db'}" if request.param == "sqlite" else pg_schema_url(schema)
+    sql = await asyncio.to_thread(create_store, url)
     yield sql
     await sql.close()
+    if request.param == "postgres":
+        drop_pg_schema(schema)
 
 
 def _engine(store: object, clock: object, http: object, owner: str, ttl: timedelta) -> Engine:
