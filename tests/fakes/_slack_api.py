@@ -6,9 +6,11 @@ Shapes follow docs.slack.dev method pages (docs/slack-platform.md §1.5, §1.9, 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +21,16 @@ _MESSAGE_BLOCKS = 50
 _VIEW_BLOCKS = 100
 _TEXT = 4000
 _VIEW_TITLE = 24
+_HISTORY_LIMIT = 999
 
 
 def _err(error: str, **extra: Any) -> Json:
     return {"ok": False, "error": error, **extra}
+
+
+def _flag(value: Any) -> bool:
+    """A boolean argument as Slack reads it: ``true``/``1`` (form or query) or a JSON ``true``."""
+    return value is True or str(value).lower() in {"1", "true"}
 
 
 def _json_arg(value: Any) -> Any:
@@ -37,10 +45,15 @@ def _json_arg(value: Any) -> Any:
 
 @dataclass
 class WebApi:
-    """State and answers of the fake Web API."""
+    """State and answers of the fake Web API.
+
+    ``messages`` holds every message by ``(channel, ts)``; a ts is wall-clock seconds (``wall``)
+    with a sequence number as its fraction, so ``oldest``/``latest`` compare as on Slack.
+    """
 
     clock: Callable[[], float]
     trigger_ttl: float
+    wall: Callable[[], float] = time.time
     team_id: str = "T0FAKE"
     bot_user_id: str = "U0BOT"
     bot_id: str = "B0BOT"
@@ -65,7 +78,7 @@ class WebApi:
 
     def _ts(self) -> str:
         n = next(self._seq)
-        return f"{1700000000 + n}.{n:06d}"
+        return f"{int(self.wall())}.{n:06d}"
 
     def dm_channel(self, user: str) -> str:
         """The stable DM channel id of a user, as conversations.open returns it."""
@@ -97,16 +110,34 @@ class WebApi:
         # Posting to a user id lands in the bot DM with that user (App Home Messages tab).
         return self.dm_channel(channel) if channel[0] in "UW" else channel
 
-    def _message(self, p: Json, ts: str) -> Json:
-        return {
+    def _message(self, p: Json, ts: str, before: Json | None = None) -> Json:
+        message: Json = {
             "type": "message",
             "text": p.get("text", ""),
             "blocks": _json_arg(p.get("blocks")) or [],
             "user": self.bot_user_id,
             "bot_id": self.bot_id,
+            "app_id": self.app_id,
             "ts": ts,
             "team": self.team_id,
         }
+        # chat.update keeps the thread and the metadata unless it is given new metadata
+        for key in ("thread_ts", "subtype"):
+            if before and key in before:
+                message[key] = before[key]
+        if p.get("thread_ts") and p["thread_ts"] != ts:
+            message["thread_ts"] = str(p["thread_ts"])
+            if _flag(p.get("reply_broadcast")):
+                message["subtype"] = "thread_broadcast"
+        metadata = _json_arg(p.get("metadata"))
+        if isinstance(metadata, dict) and metadata.get("event_type"):
+            message["metadata"] = {
+                "event_type": str(metadata["event_type"]),
+                "event_payload": dict(metadata.get("event_payload") or {}),
+            }
+        elif before and "metadata" in before:
+            message["metadata"] = before["metadata"]
+        return message
 
     def _blocks_error(self, p: Json) -> Json | None:
         blocks = _json_arg(p.get("blocks"))
@@ -135,9 +166,57 @@ class WebApi:
             return _err("msg_too_long")
         if error := self._blocks_error(p):
             return error
-        message = self._message(p, ts)
+        message = self._message(p, ts, self.messages[(channel, ts)])
         self.messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "text": message["text"], "message": message}
+
+    def m_conversations_history(self, p: Json) -> Json:
+        """Top-level messages and thread broadcasts, newest first; ``oldest``/``latest`` exclusive
+        unless ``inclusive``; ``metadata`` only with ``include_all_metadata``; cursor paging."""
+        channel = str(p.get("channel") or "")
+        if not channel or channel[0] not in "CDG" or channel == "C_NOT_FOUND":
+            return _err("channel_not_found")
+        try:
+            oldest = float(p.get("oldest") or 0)
+            latest = float(p["latest"]) if p.get("latest") else float("inf")
+            limit = int(p.get("limit") or 100)
+            offset = int(base64.b64decode(str(p["cursor"])).decode()) if p.get("cursor") else 0
+        except ValueError:
+            return _err("invalid_arguments")
+        if limit < 1 or limit > _HISTORY_LIMIT:
+            limit = 100
+        inclusive = _flag(p.get("inclusive"))
+
+        def within(ts: float) -> bool:
+            if inclusive:
+                return oldest <= ts <= latest
+            return oldest < ts < latest
+
+        found = sorted(
+            (
+                m
+                for (c, ts), m in self.messages.items()
+                if c == channel
+                and within(float(ts))
+                and (m.get("thread_ts") in (None, ts) or m.get("subtype") == "thread_broadcast")
+            ),
+            key=lambda m: float(m["ts"]),
+            reverse=True,
+        )
+        page = found[offset : offset + limit]
+        with_metadata = _flag(p.get("include_all_metadata"))
+        messages = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in page]
+        more = offset + limit < len(found)
+        cursor = base64.b64encode(str(offset + limit).encode()).decode() if more else ""
+        return {
+            "ok": True,
+            "messages": messages,
+            "has_more": more,
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+            "response_metadata": {"next_cursor": cursor},
+        }
 
     def m_chat_postEphemeral(self, p: Json) -> Json:
         if self._channel(p) is None:

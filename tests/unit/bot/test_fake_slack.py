@@ -63,6 +63,52 @@ async def test_update_of_unknown_message_fails(client: AsyncWebClient) -> None:
     assert info.value.response["error"] == "message_not_found"
 
 
+async def test_history_is_newest_first_with_metadata_only_when_asked(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    tag = {"event_type": "signoff_delivery", "event_payload": {"delivery_id": "dlv_1"}}
+    first = await client.chat_postMessage(channel="C1", text="card", metadata=tag)
+    assert first["message"]["metadata"] == tag
+    second = await client.chat_postMessage(channel="C1", text="plain")
+    await client.chat_postMessage(channel="C1", thread_ts=first["ts"], text="reply")  # not top-level
+    broadcast = await client.chat_postMessage(
+        channel="C1", thread_ts=first["ts"], text="also here", reply_broadcast=True
+    )
+    await client.chat_postMessage(channel="C2", text="elsewhere")
+
+    history = await client.conversations_history(channel="C1", include_all_metadata=True)
+    assert [m["ts"] for m in history["messages"]] == [broadcast["ts"], second["ts"], first["ts"]]
+    assert history["messages"][-1]["metadata"] == tag
+    assert history["has_more"] is False
+    assert history["response_metadata"] == {"next_cursor": ""}
+    bare = await client.conversations_history(channel="C1")
+    assert all("metadata" not in m for m in bare["messages"])
+
+    # chat.update keeps the metadata unless it is given new metadata
+    await client.chat_update(channel="C1", ts=first["ts"], text="decided", blocks=[])
+    again = await client.conversations_history(channel="C1", oldest=second["ts"], include_all_metadata=True)
+    assert [m["ts"] for m in again["messages"]] == [broadcast["ts"]], "oldest is exclusive"
+    inclusive = await client.conversations_history(
+        channel="C1", oldest=first["ts"], latest=first["ts"], inclusive=True, include_all_metadata=True
+    )
+    assert [(m["text"], m["metadata"]) for m in inclusive["messages"]] == [("decided", tag)]
+
+
+async def test_history_pages_with_a_cursor(fake: FakeSlack, client: AsyncWebClient) -> None:
+    posted = [(await client.chat_postMessage(channel="C1", text=str(n)))["ts"] for n in range(5)]
+    page = await client.conversations_history(channel="C1", limit=2)
+    assert [m["ts"] for m in page["messages"]] == posted[:2:-1][:2]
+    assert page["has_more"] is True
+    rest = await client.conversations_history(
+        channel="C1", limit=10, cursor=page["response_metadata"]["next_cursor"]
+    )
+    assert [m["ts"] for m in rest["messages"]] == posted[2::-1]
+    assert rest["has_more"] is False
+    with pytest.raises(SlackApiError) as info:
+        await client.conversations_history(channel="U1")
+    assert info.value.response["error"] == "channel_not_found"
+
+
 async def test_api_path_and_form_bodies_are_served(fake: FakeSlack) -> None:
     client = AsyncWebClient(token="xoxb-test", base_url=fake.api_url)
     opened = await client.conversations_open(users="U1")
