@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from datetime import UTC, datetime
 from enum import Enum
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["Sql", "bind_when", "dumps_json", "read_when"]
+__all__ = ["Sql", "bind_when", "dumps_json", "loads_json", "read_when"]
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -40,6 +42,8 @@ def bind_when(value: datetime | None, pg: bool) -> Any:
     """A datetime as ``UTCDateTime`` binds it: aware UTC on PostgreSQL, SQLAlchemy's text on SQLite."""
     if value is None:
         return None
+    if value.tzinfo is UTC:
+        return value if pg else value.replace(tzinfo=None).isoformat(" ", "microseconds")
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     elif value.utcoffset():
@@ -78,10 +82,58 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-# one encoder for every call: json.dumps with options builds a new one each time
+# json.dumps, and JSONEncoder.encode too, build a new C encoder on every call; each database
+# thread keeps one instead (its own, since the encoder's circular-reference markers are per call)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
+_LOCAL = threading.local()
+
+
+def _thread_encoder() -> tuple[Any, dict[int, Any]]:
+    markers: dict[int, Any] = {}
+    if c_make_encoder is None:  # pragma: no cover - CPython always has the C encoder
+        encoder = None
+    else:
+        encoder = c_make_encoder(
+            markers, _json_default, encode_basestring, None, ":", ",", False, False, True
+        )
+    _LOCAL.encoder = encoder, markers
+    return encoder, markers
 
 
 def dumps_json(value: Any) -> str:
     """The JSON encoding of JSON columns (key order kept, datetimes as ISO UTC strings)."""
-    return _ENCODER.encode(value)
+    if not value:
+        # [] and {} only (an empty tuple or set still goes through the encoder)
+        if value == []:
+            return "[]"
+        if value == {}:
+            return "{}"
+    try:
+        encoder, markers = _LOCAL.encoder
+    except AttributeError:
+        encoder, markers = _thread_encoder()
+    if encoder is None or isinstance(value, str):  # pragma: no cover - no C encoder
+        return _ENCODER.encode(value)
+    try:
+        return "".join(encoder(value, 0))
+    except BaseException:
+        markers.clear()
+        raise
+
+
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_EMPTY: dict[str, Any] = {"[]": list, "{}": dict}
+
+
+def loads_json(text: str) -> Any:
+    """Decode a JSON column's text (what ``dumps_json`` wrote) as ``json.loads`` would."""
+    empty = _EMPTY.get(text)
+    if empty is not None:
+        return empty()
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        return json.loads(text)  # raises the usual JSONDecodeError
+    if end != len(text):
+        return json.loads(text)  # surrounding whitespace, or trailing data (raises)
+    return value

@@ -8,7 +8,6 @@ validates).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from enum import Enum
 from typing import Any, Generic, TypeVar
@@ -18,7 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql
 
 from engine.model import AuditEvent, Checkpoint, Decision, Delegation, Delivery, Run, Step, WorkflowVersion
-from storage._sql import Sql, bind_when, dumps_json, read_when
+from storage._sql import Sql, bind_when, dumps_json, loads_json, read_when
 from storage.tables import (
     AuditEventRow,
     CheckpointRow,
@@ -81,15 +80,20 @@ class Shape(Generic[M]):
         self.names: tuple[str, ...] = tuple(model.model_fields)
         self.kinds = tuple((name, _kind(table.c[name])) for name in self.names)
         self.columns = ", ".join(_QUOTE(name) for name in self.names)
+        # positions of the columns a row value needs converting in (the rest pass as they are)
+        self._whens = tuple(i for i, (_, kind) in enumerate(self.kinds) if kind == _WHEN)
+        self._jsons = tuple(i for i, (_, kind) in enumerate(self.kinds) if kind == _JSON)
+        self._validate = model.__pydantic_validator__.validate_python
+        self._subsets: dict[frozenset[str], tuple[tuple[str, int], ...]] = {}
 
     def params(self, model: BaseModel, pg: bool, only: frozenset[str] | None = None) -> dict[str, Any]:
         """Bind parameters named after the columns (enums as values, JSON as text), optionally
         ``only`` some of them."""
+        kinds = self.kinds if only is None else self._only(only)
+        fields = model.__dict__
         out: dict[str, Any] = {}
-        for name, kind in self.kinds:
-            if only is not None and name not in only:
-                continue
-            value = getattr(model, name)
+        for name, kind in kinds:
+            value = fields[name]
             if kind == _JSON:
                 if isinstance(value, BaseModel):
                     value = value.model_dump()
@@ -101,17 +105,28 @@ class Shape(Generic[M]):
             out[name] = value
         return out
 
+    def _only(self, only: frozenset[str]) -> tuple[tuple[str, int], ...]:
+        kinds = self._subsets.get(only)
+        if kinds is None:
+            kinds = self._subsets[only] = tuple((n, k) for n, k in self.kinds if n in only)
+        return kinds
+
     def load(self, row: Sequence[Any], pg: bool) -> M:
         """Validate a row selected with ``self.columns`` into the model."""
-        data: dict[str, Any] = {}
-        for (name, kind), value in zip(self.kinds, row, strict=True):
+        values = list(row)
+        if len(values) != len(self.names):
+            raise ValueError(f"{self.table}: {len(values)} values for {len(self.names)} columns")
+        for i in self._whens:
+            value = values[i]
             if value is not None:
-                if kind == _WHEN:
-                    value = read_when(value, pg)
-                elif kind == _JSON and not pg:
-                    value = json.loads(value)
-            data[name] = value
-        return self.model.model_validate(data)
+                values[i] = read_when(value, pg)
+        if not pg:
+            for i in self._jsons:
+                value = values[i]
+                if value is not None:
+                    values[i] = loads_json(value)
+        model: M = self._validate(dict(zip(self.names, values, strict=True)))
+        return model
 
     def load_all(self, rows: Sequence[Sequence[Any]], pg: bool) -> list[M]:
         """``load`` of every row."""
