@@ -3,12 +3,17 @@
 Slack errors never leave this module: a 429 becomes a retryable result with its
 ``Retry-After``, 5xx and network errors are retryable, and a channel or user that does not
 exist gets a fallback (a DM to the requester) plus an audit event.
+
+Every post names its outbox row in the message metadata. A row sent again (a previous attempt
+may have reached Slack before the process recorded it) first looks for that message with
+``conversations.history`` and keeps it rather than posting a second copy.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC
 from typing import Any
 
 import aiohttp
@@ -36,6 +41,8 @@ log = logging.getLogger("signoff.slack.sender")
 _RETRYABLE = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 _UNREACHABLE = {"channel_not_found", "user_not_found", "users_not_found", "is_archived", "not_in_channel"}
 _Handler = Callable[[Delivery, list[Delivery]], Awaitable[SendResult]]
+# how far before a row's creation its message may be stamped (clock skew between us and Slack)
+_LOOKBACK_S = 60.0
 
 
 class SlackSender:
@@ -95,7 +102,7 @@ class SlackSender:
                 "text": f"{note}\n{card['text']}",
                 "blocks": [block, *card.get("blocks", [])][:50],
             }
-        channel, ts = await self.post.message(kind, name, card)
+        channel, ts = await self._message(delivery, kind, name, card, refresh=True)
         if kind == "user":
             await self.deps.publish_home([name])
         return SendResult(ok=True, channel_ref=channel, message_ts=ts)
@@ -157,10 +164,10 @@ class SlackSender:
         thread = origin.get("thread_ts")
         channel = origin.get("slack_channel")
         if thread and channel:
-            got_channel, ts = await self.post.thread(str(channel), str(thread), text)
+            got_channel, ts = await self.post.thread(str(channel), str(thread), text, delivery_id=delivery.id)
         else:
             kind, name = parse_principal(delivery.target)
-            got_channel, ts = await self.post.message(kind, name, {"text": text})
+            got_channel, ts = await self._message(delivery, kind, name, {"text": text})
         if delivery.target.startswith("user:"):
             await self.deps.publish_home([delivery.target.removeprefix("user:")])
         return SendResult(ok=True, channel_ref=got_channel, message_ts=ts)
@@ -181,9 +188,11 @@ class SlackSender:
             None,
         )
         if copy is not None and copy.channel_ref and copy.message_ts:
-            channel, ts = await self.post.thread(copy.channel_ref, copy.message_ts, text, broadcast=True)
+            channel, ts = await self.post.thread(
+                copy.channel_ref, copy.message_ts, text, broadcast=True, delivery_id=delivery.id
+            )
         else:
-            channel, ts = await self.post.message(kind, name, {"text": text})
+            channel, ts = await self._message(delivery, kind, name, {"text": text})
         return SendResult(ok=True, channel_ref=channel, message_ts=ts)
 
     async def _question(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
@@ -197,17 +206,23 @@ class SlackSender:
         copy = _copy_of(related, delivery.target)
         if copy is not None and copy.channel_ref and copy.message_ts:
             channel, ts = await self.post.thread(
-                copy.channel_ref, copy.message_ts, message["text"], blocks=message["blocks"]
+                copy.channel_ref,
+                copy.message_ts,
+                message["text"],
+                blocks=message["blocks"],
+                delivery_id=delivery.id,
             )
         else:
-            channel, ts = await self.post.message("user", user, message)
+            channel, ts = await self._message(delivery, "user", user, message)
         return SendResult(ok=True, channel_ref=channel, message_ts=ts)
 
     async def _notify(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
         kind, name = parse_principal(delivery.target)
         if kind in {"group", "role"}:
             return await self._fan_out(delivery, [])
-        channel, ts = await self.post.message(kind, name, {"text": str(delivery.payload.get("text", ""))})
+        channel, ts = await self._message(
+            delivery, kind, name, {"text": str(delivery.payload.get("text", ""))}
+        )
         return SendResult(ok=True, channel_ref=channel, message_ts=ts)
 
     async def _reply(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
@@ -228,7 +243,7 @@ class SlackSender:
             except SlackApiError as exc:
                 if slack_error(exc) not in _UNREACHABLE | {"user_not_in_channel"}:
                     raise
-        channel, ts = await self.post.message("user", user, message)
+        channel, ts = await self._message(delivery, "user", user, message)
         return SendResult(ok=True, channel_ref=channel, message_ts=ts)
 
     async def _home(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
@@ -237,6 +252,50 @@ class SlackSender:
         view = await home_for(self.deps.container, self.deps.directory, user, page)
         await self.deps.client.views_publish(user_id=user, view=view)
         return SendResult(ok=True)
+
+    # ------------------------------------------------------------------ posting once
+
+    async def _message(
+        self, delivery: Delivery, kind: str, name: str, message: dict[str, Any], *, refresh: bool = False
+    ) -> tuple[str, str]:
+        """Post ``message`` for ``delivery`` to a user's DM or a channel; returns ``(channel, ts)``.
+
+        The row was claimed for this attempt, so ``attempts`` > 1 means an earlier attempt may
+        have posted it before the process recorded the ts (a crash, a timeout): that message is
+        looked up by the row id in its metadata and kept (updated to ``message`` with
+        ``refresh``) instead of posting a copy that nothing would ever update.
+        """
+        if delivery.attempts > 1:
+            channel = await self.post.channel(kind, name)
+            ts = await self._earlier_copy(channel, delivery)
+            if ts is not None:
+                log.info(
+                    "delivery %s was already posted (%s %s); keeping that message", delivery.id, channel, ts
+                )
+                if refresh:
+                    await self.post.update(channel, ts, message, delivery_id=delivery.id)
+                return channel, ts
+        return await self.post.message(kind, name, message, delivery_id=delivery.id)
+
+    async def _earlier_copy(self, channel: str, delivery: Delivery) -> str | None:
+        """The ts of the message an earlier attempt of ``delivery`` left in ``channel``, if any.
+
+        A 429 or 5xx is raised (the row is retried later); any other refusal (a missing history
+        scope, a channel the bot cannot read) is logged and the message is posted.
+        """
+        created = delivery.created_at
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        try:
+            return await self.post.find(channel, delivery.id, created.timestamp() - _LOOKBACK_S)
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            if exc.response.status_code == 429 or exc.response.status_code >= 500 or error in _RETRYABLE:
+                raise
+            log.warning(
+                "could not look for an earlier post of delivery %s in %s: %s", delivery.id, channel, error
+            )
+            return None
 
     # ------------------------------------------------------------------ failures
 

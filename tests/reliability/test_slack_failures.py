@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,6 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.blocks.checkpoint import APPROVE
 from engine.model import Checkpoint, Delivery, DeliveryStatus, RunStatus
+from tests.reliability._cluster import card_posts, has_buttons
 from tests.scenario._harness import MANAGER, REQUESTER, SlackEnv, slack_env
 
 
@@ -94,10 +96,17 @@ class Proxy:
         method = request.match_info["method"]
         if method == self.method and not self.hit:
             self.hit.append(method)
-            if self.how == "hang":
+            if self.how == "lost":
+                await self.forward(request, method)  # Slack accepts the call ...
+                await asyncio.sleep(5)  # ... and its answer never comes back in time
+            elif self.how == "hang":
                 await asyncio.sleep(5)  # never answers in time, and never reaches Slack
             else:
                 return web.Response(status=502, text="502 Bad Gateway", content_type="text/plain")
+        return await self.forward(request, method)
+
+    async def forward(self, request: web.Request, method: str) -> web.Response:
+        """Pass the call on to FakeSlack and return its answer."""
         headers = {k: v for k, v in request.headers.items() if k.lower() in {"content-type", "authorization"}}
         async with (
             aiohttp.ClientSession() as http,
@@ -126,6 +135,64 @@ async def test_a_call_that_times_out_or_gets_a_non_json_5xx_is_retried(env: Slac
         assert all(d.status is DeliveryStatus.sent for d in cards)
         assert sorted(d.attempts for d in cards) == [1, 2]
         await _decide_and_finish(env, cp)
+
+
+async def _lost_card_answer(env: SlackEnv) -> tuple[Checkpoint, Proxy]:
+    """The first card post reaches Slack but its answer is lost (client timeout); the outbox
+    sends the row again."""
+    proxy = Proxy(env, "chat.postMessage", "lost")
+    await proxy.server.start_server()
+    env.surface.client.base_url = str(proxy.server.make_url("/"))
+    env.surface.client.timeout = 1
+    cp = await _start(env)
+    await env.until(lambda: _settled_cards(env, cp), timeout=15)
+    return cp, proxy
+
+
+def _card_posts(env: SlackEnv) -> list[dict[str, Any]]:
+    """The checkpoint cards FakeSlack received in chat.postMessage calls."""
+    return [
+        c.params for c in env.fake.calls_to("chat.postMessage") if "actions:" in str(c.params.get("blocks"))
+    ]
+
+
+async def test_a_card_whose_answer_was_lost_is_found_by_its_metadata_not_posted_again(env: SlackEnv) -> None:
+    cp, proxy = await _lost_card_answer(env)
+    try:
+        cards = await _cards(env, cp)
+        assert sorted(d.attempts for d in cards) == [1, 2]
+        assert len(_card_posts(env)) == 2, "one card per assignee, none posted twice"
+        [lookup] = env.fake.calls_to("conversations.history")
+        retried = next(d for d in cards if d.attempts == 2)
+        assert lookup.params["channel"] == retried.channel_ref
+        assert str(lookup.params["include_all_metadata"]).lower() in {"1", "true"}
+        assert float(lookup.params["oldest"]) < retried.created_at.timestamp()
+        stored = env.fake.api.messages[(str(retried.channel_ref), str(retried.message_ts))]
+        assert stored["metadata"] == {
+            "event_type": "signoff_delivery",
+            "event_payload": {"delivery_id": retried.id},
+        }
+        await _decide_and_finish(env, cp)
+        await env.until(lambda: _all_cards_final(env))
+    finally:
+        await proxy.server.close()
+
+
+async def test_a_history_lookup_slack_refuses_falls_back_to_posting_again(env: SlackEnv) -> None:
+    """Without the history scope the message cannot be found: sent again (at least once)."""
+    env.fake.fail("conversations.history", error="missing_scope")
+    cp, proxy = await _lost_card_answer(env)
+    try:
+        assert all(d.status is DeliveryStatus.sent for d in await _cards(env, cp))
+        assert len(_card_posts(env)) == 3, "the card whose answer was lost is posted again"
+        await _decide_and_finish(env, cp)
+    finally:
+        await proxy.server.close()
+
+
+async def _all_cards_final(env: SlackEnv) -> bool:
+    cards = card_posts(env.fake)
+    return len(cards) == 2 and not any(has_buttons(m) for m in cards)
 
 
 async def test_outbox_gives_up_only_after_its_last_attempt_with_an_audit_event(env: SlackEnv) -> None:

@@ -22,6 +22,8 @@ SCOPES_USED = {
     "conversations.open": "im:write",
     "usergroups.users.list": "usergroups:read",
 }
+# conversations.history (a re-sent post looks for its earlier copy): one scope per conversation type
+HISTORY_SCOPES = {"im:history", "channels:history", "groups:history"}
 # Events API: the event type a listener names -> the subscription in the manifest.
 SUBSCRIPTION = {"app_home_opened": "app_home_opened", "message": "message.im"}
 
@@ -75,6 +77,7 @@ def test_bot_scopes_cover_what_the_sender_calls(manifest: dict[str, Any]) -> Non
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert set(SCOPES_USED.values()) | {"commands", "users:read"} <= scopes
     assert "im:history" in scopes, "message.im needs im:history"
+    assert scopes >= HISTORY_SCOPES, "conversations.history in DMs, public and private channels"
 
 
 def test_urls_point_at_the_events_endpoint(manifest: dict[str, Any]) -> None:
