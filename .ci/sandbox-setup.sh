@@ -50,8 +50,9 @@ sock=$dir/podman.sock
 alive() { [ -f "$dir/podman.pid" ] && kill -0 "$(cat "$dir/podman.pid")" 2>/dev/null && [ -S "$sock" ]; }
 if ! alive; then
   rm -f "$sock"
-  nohup podman --runtime=runc --storage-driver=vfs --cgroup-manager=cgroupfs \
-    system service --time=0 "unix://$sock" >"$dir/podman.log" 2>&1 &
+  # run from its own folder: conmon drops files such as `oom` into the working directory
+  (cd "$dir" && exec nohup podman --runtime=runc --storage-driver=vfs --cgroup-manager=cgroupfs \
+    system service --time=0 "unix://$sock" >"$dir/podman.log" 2>&1) &
   echo $! > "$dir/podman.pid"
   for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
   [ -S "$sock" ] || { echo "podman service did not start; see $dir/podman.log" >&2; exit 1; }
