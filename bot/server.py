@@ -33,7 +33,12 @@ async def create_app(container: Container) -> web.Application:
 
     app = web.Application()
     settings = container.settings
-    add_routes(app, container, console=not settings.slack_enabled or settings.web_console)
+    add_routes(
+        app,
+        container,
+        console=not settings.slack_enabled or settings.web_console,
+        read_only=settings.slack_enabled,
+    )
     return app
 
 

@@ -37,8 +37,11 @@ class Deciding(Driving):
 
     # ------------------------------------------------------------------ deciding
 
-    async def decide(self, command: Decide, *, drive: bool = True) -> Decision | None:
+    async def decide(self, command: Decide, *, drive: bool = True, verify: bool = True) -> Decision | None:
         """Resolve (or vote on) a checkpoint. None means a quorum vote was recorded.
+
+        With ``verify=False`` a ``verify: {on_fail: flag}`` check is left to the caller
+        (``flag_check``), which must not happen before a Slack ack.
 
         Raises:
             Conflict: someone else already resolved it (names who and when).
@@ -136,12 +139,21 @@ class Deciding(Driving):
             raise await self._conflict(await self.store.get_checkpoint(cp.id)) from None
         self._changed(run.id)
         fault("after_decision_commit")
-        flagged = await verify_decision(self.deps, workflow, cp, decision)
-        if flagged is not None:
-            await self.store.add_deliveries(*flagged)
+        if verify:
+            await self._flag(workflow, cp, decision)
         if drive:
             await self.drive(run.id)
         return decision
+
+    async def flag_check(self, decision: Decision) -> None:
+        """Run a ``verify: {on_fail: flag}`` check of a decision already recorded."""
+        cp, run, _ = await self.store.load_checkpoint(decision.checkpoint_id)
+        await self._flag(await self.catalog.pinned(run.workflow_hash, self.store), cp, decision)
+
+    async def _flag(self, workflow: Workflow, cp: Checkpoint, decision: Decision) -> None:
+        flagged = await verify_decision(self.deps, workflow, cp, decision)
+        if flagged is not None:
+            await self.store.add_deliveries(*flagged)
 
     async def check(self, command: Decide) -> bool:
         """Validate a decision as ``decide`` would, without recording anything.

@@ -95,9 +95,10 @@ def option_buttons(cp: Checkpoint) -> list[Block]:
         elements.append(button("Reject", REJECT, value=cp.id, style="danger"))
     if "edit" in cp.options and cp.kind != "input":
         elements.append(button("Edit…", EDIT, value=cp.id))
-    for option in cp.options:
-        if option not in _BUILT_IN:
-            elements.append(button(humanize(option), OPTION, value=f"{cp.id}|{option}"))
+    custom = [o for o in cp.options if o not in _BUILT_IN]
+    for n, option in enumerate(custom):
+        # action ids must be unique within a block: options after the first get a suffix
+        elements.append(button(humanize(option), f"{OPTION}:{n}" if n else OPTION, value=f"{cp.id}|{option}"))
     return elements
 
 

@@ -98,8 +98,9 @@ def parse_show_full(value: str) -> tuple[str, str]:
     return cp_id, field
 
 
-def _show(cp: Checkpoint, field: str, text: str = "Show full") -> Block:
-    return button(text, SHOW_FULL, value=f"{cp.id}:{field}")
+def _show(cp: Checkpoint, field: str, text: str = "Show full", n: int = 0) -> Block:
+    # action ids must be unique within a block: the n-th button gets its own suffix
+    return button(text, f"{SHOW_FULL}:{n}" if n else SHOW_FULL, value=f"{cp.id}:{field}")
 
 
 def _prompt(cp: Checkpoint, interactive: bool) -> list[Block]:
@@ -136,9 +137,9 @@ def _context(cp: Checkpoint, interactive: bool) -> list[Block]:
     if more > 0:
         blocks.append(context([f"+{more} more fields not shown here"], _parts.block_id("more", cp)))
     if interactive and (hidden or more > 0):
-        buttons = [_show(cp, f, f"Show {humanize(f)}") for f in hidden[:_SHOW_BUTTONS]]
+        buttons = [_show(cp, f, f"Show {humanize(f)}", n) for n, f in enumerate(hidden[:_SHOW_BUTTONS])]
         if more > 0 or len(hidden) > _SHOW_BUTTONS:
-            buttons.append(_show(cp, ALL_FIELDS, "Show all details"))
+            buttons.append(_show(cp, ALL_FIELDS, "Show all details", len(buttons)))
         blocks.append(actions(buttons, _parts.block_id("show", cp)))
     return blocks
 

@@ -18,6 +18,7 @@ from bot.blocks._kit import (
     button,
     clip,
     escape,
+    humanize,
     metadata,
     plain,
     section,
@@ -153,9 +154,34 @@ def form_schema(cp: Checkpoint) -> dict[str, Any]:
     return _schema_of(cp)
 
 
+_INPUT_MAX = 3000  # Slack's limit on a plain_text_input's value
+
+
+def kept_fields(cp: Checkpoint) -> dict[str, Any]:
+    """Proposed values too long for a Slack text input (3,000 characters): not in the edit form,
+    and kept as proposed when it is submitted, so that nothing is cut silently."""
+    return {k: v for k, v in cp.proposed.items() if isinstance(v, str) and len(v) > _INPUT_MAX}
+
+
 def edit_modal(cp: Checkpoint, *, values: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The schema form pre-filled with ``cp.proposed`` (or ``values`` on a re-render)."""
-    blocks = [*_summary(cp), *forms.schema_to_blocks(form_schema(cp), values=values or cp.proposed)]
+    """The schema form pre-filled with ``cp.proposed`` (or ``values`` on a re-render).
+
+    Fields too long to edit in Slack are left out (with a note); a confirm word, when the
+    checkpoint has one, is asked for here too, because an edit approves.
+    """
+    schema = form_schema(cp)
+    kept = kept_fields(cp)
+    fields = [f for f in forms.schema_fields(schema) if f not in kept]
+    blocks = [*_summary(cp), *forms.schema_to_blocks(schema, values=values or cp.proposed, only=fields)]
+    if kept:
+        names = ", ".join(escape(humanize(k)) for k in kept)
+        blocks.append(
+            section(
+                f"_{names}: too long to edit in Slack; kept as proposed (edit it in the console)._", "kept"
+            )
+        )
+    if cp.confirm:
+        blocks += _confirm_blocks(cp.confirm)
     return modal(
         "Edit and approve", blocks, callback_id=EDIT_SUBMIT, private_metadata=_ref(cp), submit="Approve"
     )
@@ -175,23 +201,26 @@ def confirm_modal(cp: Checkpoint, *, comment: str | None = None) -> dict[str, An
     """
     blocks = _summary(cp)
     if cp.confirm or comment is None:
-        word = cp.confirm or "approve"
-        typed: Block = {
-            "type": "input",
-            "block_id": CONFIRM_BLOCK,
-            "label": plain(clip(f"Type {word} to confirm", 2000)),
-            "optional": False,
-            "element": {"type": "plain_text_input", "action_id": "value", "max_length": 3000},
-        }
-        warning = section(
-            clip(f":warning: This cannot be undone. Type *{escape(word)}* to approve.", SECTION_TEXT), "warn"
-        )
-        blocks += [warning, typed]
+        blocks += _confirm_blocks(cp.confirm or "approve")
     if comment is not None:
         blocks.append(_text_block("Comment", "Why you approve; the reviewer reads it.", comment))
     return modal(
         "Confirm approval", blocks, callback_id=CONFIRM_SUBMIT, private_metadata=_ref(cp), submit="Approve"
     )
+
+
+def _confirm_blocks(word: str) -> list[Block]:
+    typed: Block = {
+        "type": "input",
+        "block_id": CONFIRM_BLOCK,
+        "label": plain(clip(f"Type {word} to confirm", 2000)),
+        "optional": False,
+        "element": {"type": "plain_text_input", "action_id": "value", "max_length": 3000},
+    }
+    warning = section(
+        clip(f":warning: This cannot be undone. Type *{escape(word)}* to approve.", SECTION_TEXT), "warn"
+    )
+    return [warning, typed]
 
 
 def again_modal(cp: Checkpoint, asked: dict[str, Any]) -> dict[str, Any] | None:

@@ -144,6 +144,7 @@ class SlackSender:
             None,
         )
         cards: dict[bool, dict[str, Any]] = {}
+        retry: SlackApiError | None = None
         for copy in related:
             if copy.kind != "checkpoint" or not copy.channel_ref or not copy.message_ts:
                 continue
@@ -152,8 +153,17 @@ class SlackSender:
             watcher = copy.payload.get("role") == "watcher"
             if watcher not in cards:
                 cards[watcher] = await current_card(c, cp, watcher=watcher, flagged=flagged)
-            await self.post.update(copy.channel_ref, copy.message_ts, cards[watcher])
+            try:
+                await self.post.update(copy.channel_ref, copy.message_ts, cards[watcher])
+            except SlackApiError as exc:
+                # one unreachable copy must not leave the others showing live buttons
+                if (await self._failed(delivery, exc)).retryable:
+                    retry = retry or exc
+                else:
+                    log.warning("copy %s of %s cannot be updated: %s", copy.id, cp.id, slack_error(exc))
         await self.deps.publish_home(await affected_users(c, self.deps.directory, cp))
+        if retry is not None:
+            raise retry  # the outbox retries; copies already updated get the same card again
         return SendResult(ok=True)
 
     async def _notice(self, delivery: Delivery, related: list[Delivery]) -> SendResult:

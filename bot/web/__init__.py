@@ -29,7 +29,9 @@ _ROUTE_PREFIX = "web."
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def add_routes(app: web.Application, container: Container, *, console: bool = True) -> None:
+def add_routes(
+    app: web.Application, container: Container, *, console: bool = True, read_only: bool = False
+) -> None:
     """Mount the console on ``app``: pages, form targets, ``/healthz`` and ``/static/``.
 
     Also installs one middleware that, for the console's own routes only, turns an unknown
@@ -42,6 +44,8 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         console: mount the pages; without them only ``/healthz`` is served (Slack mode, where
             people are identified by Slack and an unauthenticated console would let anyone
             decide as anyone).
+        read_only: serve the pages but none of the forms' targets (``SIGNOFF_WEB_CONSOLE=on``
+            in Slack mode: people act in Slack, where they are identified).
     """
     app[_views.CONTAINER] = container
     app[_views.JINJA] = _environment()
@@ -63,6 +67,8 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
     ]
     if not console:
         routes = routes[:1]
+    elif read_only:
+        routes = [r for r in routes if r[0] == "GET"]
     for method, path, handler, name in routes:
         app.router.add_route(method, path, handler, name=_ROUTE_PREFIX + name)
     app.router.add_static("/static/", _HERE / "static", name=_ROUTE_PREFIX + "static")

@@ -135,3 +135,36 @@ async def test_the_audit_binds_a_click_to_the_message_it_was_made_on(env: SlackE
     message = click["message"]
     assert event.payload["seen_hash"] == sha256_of({"text": message.get("text"), "blocks": message["blocks"]})
     assert event.payload["shown_hash"] == cp.shown_hash
+
+
+async def test_edit_asks_for_the_confirm_word_and_keeps_long_fields(tmp_path: Path) -> None:
+    from engine.model import CheckpointStatus
+    from tests.scenario._harness import WORKFLOW, text_input
+
+    confirm = WORKFLOW.replace("    priority: high\n", "    priority: high\n    confirm: REFUND\n")
+    async with slack_env(tmp_path, f"sqlite:///{tmp_path}/s.db", workflow=confirm) as env:
+        cp = await start_waiting(env)
+        click = env.click(EDIT, cp.id, MANAGER)
+        await env.send("interaction", click)
+        form = await opened_view(env, click["trigger_id"], EDIT_SUBMIT)
+        assert "confirm" in [b.get("block_id") for b in form["blocks"]]
+        note = {"f:message": text_input("A perfectly fine note to the customer")}
+        status, ack = await env.send(
+            "interaction", env.submission(form, {**note, "confirm": text_input("nope")}, MANAGER)
+        )
+        assert status == 200
+        assert ack["response_action"] == "errors"
+        assert "confirm" in ack["errors"]
+        assert (await env.container.store.get_checkpoint(cp.id)).status is CheckpointStatus.open
+        status, _ = await env.send(
+            "interaction", env.submission(form, {**note, "confirm": text_input("REFUND")}, MANAGER)
+        )
+        assert status == 200
+        resolved = await env.until(lambda: _resolved(env, cp.id))
+        assert resolved
+
+
+async def _resolved(env: SlackEnv, cp_id: str) -> bool:
+    from engine.model import CheckpointStatus
+
+    return (await env.container.store.get_checkpoint(cp_id)).status is CheckpointStatus.resolved

@@ -433,3 +433,12 @@ async def test_stats_page(client: Client, container: Container) -> None:
     assert "No checkpoints in this period." in empty
     bad = await (await client.get("/stats?since=soon")).text()
     assert "bad duration" in bad
+
+
+async def test_read_only_console_has_no_form_targets(container: Container) -> None:
+    app = web.Application()
+    add_routes(app, container, read_only=True)
+    async with TestClient(TestServer(app)) as ro:
+        assert (await ro.get("/")).status == 200
+        for path in ("/actor", "/workflows/payout/runs", "/checkpoints/cp_1/decide", "/runs/run_1/cancel"):
+            assert (await ro.post(path, data={})).status in {404, 405}, path

@@ -7,6 +7,7 @@ The actor is the user of the signed payload; button values carry ids only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -125,11 +126,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack()  # link buttons: Slack opens the URL itself, but still sends the click
 
     app.action(APPROVE)(approve)
-    app.action(OPTION)(option)
+    app.action(re.compile(rf"^{re.escape(OPTION)}(:\d+)?$"))(option)
     app.action(REJECT)(opens("reject"))
     app.action(EDIT)(opens("edit"))
     app.action(ANSWER)(opens("answer"))
-    app.action(SHOW_FULL)(show_full)
+    app.action(re.compile(rf"^{re.escape(SHOW_FULL)}(:\d+)?$"))(show_full)
     app.action(OPEN_FORM)(open_form)
     app.action(REOPEN)(reopen)
     app.action(OPEN_WEB)(acknowledge)

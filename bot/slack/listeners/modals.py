@@ -22,7 +22,7 @@ from bot.blocks.checkpoint import (
     RUN_INPUTS_SUBMIT,
     checkpoint_ref,
 )
-from bot.blocks.modals import ANSWER_SUBMIT, CONFIRM_BLOCK, REASON_BLOCK, form_schema, modal
+from bot.blocks.modals import ANSWER_SUBMIT, CONFIRM_BLOCK, REASON_BLOCK, form_schema, kept_fields, modal
 from bot.blocks.run_inputs import read_run_metadata
 from bot.slack.deps import SlackDeps
 from bot.slack.listeners._common import Body, refusal, seen_hash, user_of
@@ -117,10 +117,10 @@ def _command(
     if action == "approve":
         comment = _text(values, REASON_BLOCK) or None  # asked for when the verifier questioned an approval
         return Decide(**base, confirm=_text(values, CONFIRM_BLOCK), comment=comment)
-    data, errors = forms.parse_submission(form_schema(cp), values)
+    data, errors = forms.parse_submission(form_schema(cp), values, base=kept_fields(cp))
     if errors:
         return _keyed(errors, values)
-    return Decide(**base, data=data)
+    return Decide(**base, data=data, confirm=_text(values, CONFIRM_BLOCK) or None)
 
 
 async def _submit(deps: SlackDeps, ack: AsyncAck, cp: Checkpoint, command: Decide, values: Body) -> None:
@@ -128,7 +128,8 @@ async def _submit(deps: SlackDeps, ack: AsyncAck, cp: Checkpoint, command: Decid
     try:
         # an answer a model checks first is only validated here: the model is called after the ack
         checked_later = await engine.check(command)
-        decision = None if checked_later else await engine.decide(command, drive=False)
+        # a flagging check calls a model too: it runs after the ack, below
+        decision = None if checked_later else await engine.decide(command, drive=False, verify=False)
     except InvalidInput as exc:
         await ack(response_action="errors", errors=_keyed(exc.errors or {"": str(exc)}, values))
         return
@@ -147,6 +148,7 @@ async def _submit(deps: SlackDeps, ack: AsyncAck, cp: Checkpoint, command: Decid
     if checked_later:
         await decide_and_tell(deps, cp, command, response_url=None, channel=None)  # a modal has neither
     elif decision is not None:
+        await engine.flag_check(decision)
         await engine.drive(cp.run_id)
 
 

@@ -137,7 +137,7 @@ def test_one_megabyte_context_is_truncated_and_reachable() -> None:
     message = cpb.checkpoint_message(cp, web_url="https://signoff.example/cp/cp_7")
     check_message(message)
     assert len(json.dumps(message)) < 20_000
-    show = [e for e in elements(message) if e["action_id"] == "checkpoint.show_full"]
+    show = [e for e in elements(message) if e["action_id"].startswith("checkpoint.show_full")]
     show += [
         b["accessory"] for b in message["blocks"] if b.get("accessory", {}).get("action_id") == cpb.SHOW_FULL
     ]
@@ -284,3 +284,37 @@ def test_run_inputs_modal_drops_values_that_do_not_fit() -> None:
     inputs = {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
     assert list(inputs) == ["f:service", "f:replicas", "f:note"]
     assert inputs["f:service"]["element"]["initial_value"] == "api"
+
+
+def test_action_ids_are_unique_within_each_block() -> None:
+    cp = make_cp(
+        options=["approve", "reject", "escalate", "defer", "ask_legal"],
+        context={"a": "x" * 1000, "b": "y" * 1000, "c": "z" * 1000},
+    )
+    surfaces: list[dict[str, Any]] = [cpb.checkpoint_message(cp), home_view_of(cp)]
+    for surface in surfaces:
+        for block in surface["blocks"]:
+            ids = [e["action_id"] for e in block.get("elements", []) if "action_id" in e]
+            assert len(ids) == len(set(ids)), ids
+
+
+def home_view_of(cp: Checkpoint) -> dict[str, Any]:
+    from bot.blocks.home import home_view
+
+    return home_view(waiting=[cp], requests=[], decided=[])
+
+
+def test_a_value_too_long_for_slack_is_kept_not_cut() -> None:
+    from bot.blocks.modals import edit_modal, kept_fields
+
+    long_note = "n" * 5000
+    cp = make_cp(proposed={"replicas": 3, "note": long_note})
+    modal = edit_modal(cp)
+    ids = [b.get("block_id") for b in modal["blocks"]]
+    assert "f:replicas" in ids
+    assert "f:note" not in ids
+    assert "too long to edit in Slack" in json.dumps(modal)
+    values = {"f:replicas": {"value": {"type": "number_input", "value": "4"}}}
+    data, errors = parse_submission(form_schema(cp), values, base=kept_fields(cp))
+    assert errors == {}
+    assert data == {"replicas": 4, "note": long_note}
