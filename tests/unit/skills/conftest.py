@@ -82,6 +82,7 @@ def docker_engine() -> Iterator[Engine]:
         service = subprocess.Popen(
             [*_PODMAN, "system", "service", "--time=0", f"unix://{sock}"],
             env={**os.environ, "CONTAINERS_CONF": str(conf)},
+            cwd=tmp,  # conmon drops files such as `oom` into the service's working directory
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
