@@ -7,7 +7,6 @@ import contextlib
 import logging
 
 from bot.wiring import Container
-from engine.errors import EngineError
 
 __all__ = ["Worker"]
 
@@ -47,7 +46,7 @@ class Worker:
         while True:
             try:
                 await self.container.engine.recover()
-            except EngineError:
+            except Exception:  # the loop must outlive any one failure
                 log.exception("recovery pass failed")
             await asyncio.sleep(self.poll_s)
 
@@ -59,7 +58,7 @@ class Worker:
             try:
                 while await outbox.dispatch_due():
                     pass
-            except EngineError:
+            except Exception:  # the loop must outlive any one failure
                 log.exception("outbox pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_outbox.wait(), self.outbox_poll_s)

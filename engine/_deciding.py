@@ -116,7 +116,10 @@ class Deciding(Driving):
                 "output_hash": decision.output_hash,
                 "diff": decision.diff,
                 "comment": command.comment,
-                "approvals": [*cp.approvals, command.actor] if cp.quorum > 1 else [],
+                # a policy resolves a quorum; it is never counted as one of its approvers
+                "approvals": [*cp.approvals, command.actor]
+                if cp.quorum > 1 and not by_policy
+                else cp.approvals,
             },
         )
         update = CheckpointUpdate(
@@ -129,7 +132,9 @@ class Deciding(Driving):
             step=step_update,
             pending_add=successors,
             rejected=rejected,
-            approvals=[*cp.approvals, command.actor] if action == "approve" and cp.quorum > 1 else None,
+            approvals=[*cp.approvals, command.actor]
+            if action == "approve" and cp.quorum > 1 and not by_policy
+            else None,
             deliveries=self._decision_deliveries(cp, run, decision),
             audit=[audit],
         )
@@ -323,9 +328,13 @@ class Deciding(Driving):
         audit = self._audit(
             "run.cancelled", command.actor, command.channel, run.id, payload={"reason": command.reason}
         )
-        run = await self.store.cancel_run(run.id, self.clock.now(), command.reason, [audit])
-        for cp in await self.store.list_checkpoints(run_id=run.id):
-            await self.store.add_deliveries([self._update_delivery(cp, self.clock.now())], [])
+        now = self.clock.now()
+        # the messages of its open checkpoints are updated to "cancelled" by the same transaction
+        updates = [
+            self._update_delivery(cp, now)
+            for cp in await self.store.list_checkpoints(run_id=run.id, open_only=True)
+        ]
+        run = await self.store.cancel_run(run.id, now, command.reason, [audit], updates)
         await self._ended(run)
         return run
 

@@ -147,7 +147,7 @@ class Driving(EngineCore):
                 lease = await self.store.renew_lease(lease, self.clock.now(), self.lease_ttl)
 
     async def _finish(self, lease: Lease, run: Run, steps: list[Step]) -> Run:
-        run = await self.store.commit(lease, self._ending(run, steps, RunChange(at=self.clock.now())))
+        run = await self.store.commit(lease, await self._ending(run, steps, RunChange(at=self.clock.now())))
         await self._ended(run)
         return run
 
@@ -161,13 +161,21 @@ class Driving(EngineCore):
         if run.status.final:
             await remove_run_workspace(self.deps.workspace_root, run.id)
 
-    def _ending(self, run: Run, steps: list[Step], change: RunChange) -> RunChange:
+    async def _ending(self, run: Run, steps: list[Step], change: RunChange) -> RunChange:
         """``change`` plus parking (waiting) or finishing the run, with its lease released."""
         current = run.model_copy(update={"rejected": run.rejected or change.rejected})
         status, reason = final_status(current, steps)
         final = status.final
         audit = [self._audit(f"run.{status.value}", "engine", "engine", run.id, payload={"reason": reason})]
         notice = [self._notice(run, f"Run {run.id} ({run.workflow_id}) {status.value}", reason)]
+        if final and any(s.status is StepStatus.waiting for s in steps):
+            # another branch still waits at a checkpoint: the store closes it with the run, and
+            # its message is updated to say so
+            now = self.clock.now()
+            notice += [
+                self._update_delivery(cp, now)
+                for cp in await self.store.list_checkpoints(run_id=run.id, open_only=True)
+            ]
         return change.model_copy(
             update={
                 "status": status,
@@ -189,7 +197,7 @@ class Driving(EngineCore):
         """
         if merge_pending(run.pending, change.pending_remove, change.pending_add):
             return await self.store.commit(lease, change)
-        run = await self.store.commit(lease, self._ending(run, steps, change))
+        run = await self.store.commit(lease, await self._ending(run, steps, change))
         await self._ended(run)
         return run
 
@@ -232,6 +240,9 @@ class Driving(EngineCore):
             raise
         except _NODE_ERRORS as exc:
             return await self._failed(lease, run, step, str(exc), others)
+        except Exception as exc:  # a bug or an unexpected value fails the step; it must not wedge the run
+            log.exception("node %s of run %s raised", node_id, run.id)
+            return await self._failed(lease, run, step, f"{type(exc).__name__}: {exc}", others)
 
     async def _with_heartbeat(self, lease: Lease, work: Awaitable[_T]) -> _T:
         """Await a node while renewing the lease every third of its TTL.
@@ -361,6 +372,9 @@ class Driving(EngineCore):
         """Drive every run with pending work and no live lease; returns how many were driven."""
         driven = 0
         for run_id in await self.store.runnable_runs(self.clock.now(), limit):
-            if await self.drive(run_id) is not None:
-                driven += 1
+            try:
+                if await self.drive(run_id) is not None:
+                    driven += 1
+            except Exception:  # one broken run must not keep the others from being resumed
+                log.exception("could not resume run %s", run_id)
         return driven

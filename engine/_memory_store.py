@@ -206,6 +206,7 @@ class InMemoryRunStore:
             changes["reason"] = change.reason
         if change.finished:
             changes["finished_at"] = change.at
+            self._close_checkpoints(run.id, change.at)
         if change.release:
             changes.update(lease_owner=None, lease_expires_at=None)
         updated = self._set_run(run, **changes)
@@ -220,6 +221,11 @@ class InMemoryRunStore:
             raise NotFound(f"checkpoint {update.checkpoint_id} not found")
         if current.status is not CheckpointStatus.open or current.version != update.expected_version:
             raise self._conflict(current, update)
+        owner = self._run(current.run_id)
+        if owner.status.final:
+            raise Conflict(
+                f"run {owner.id} already ended ({owner.status.value}); nothing is decided any more"
+            )
         if update.resolve and update.decision is not None and update.decision.id in self._decisions:
             raise Conflict(f"decision {update.decision.id} already exists")
         if any(d.id in self._deliveries for d in update.deliveries):
@@ -275,11 +281,7 @@ class InMemoryRunStore:
             f"(version {current.version}, expected {update.expected_version}): reload and try again"
         )
 
-    async def cancel_run(self, run_id: str, at: datetime, reason: str, audit: list[AuditDraft]) -> Run:
-        """Cancel a non-final run. Raises Conflict (already final) or NotFound."""
-        run = self._run(run_id)
-        if run.status.final:
-            raise Conflict(f"run {run_id} already {run.status.value}")
+    def _close_checkpoints(self, run_id: str, at: datetime) -> None:
         for c in list(self._checkpoints.values()):
             if c.run_id == run_id and c.status is CheckpointStatus.open:
                 self._checkpoints[c.id] = c.model_copy(
@@ -290,6 +292,23 @@ class InMemoryRunStore:
                         "version": c.version + 1,
                     }
                 )
+
+    async def cancel_run(
+        self,
+        run_id: str,
+        at: datetime,
+        reason: str,
+        audit: list[AuditDraft],
+        deliveries: list[Delivery] | None = None,
+    ) -> Run:
+        """Cancel a non-final run. Raises Conflict (already final) or NotFound."""
+        run = self._run(run_id)
+        if run.status.final:
+            raise Conflict(f"run {run_id} already {run.status.value}")
+        if any(d.id in self._deliveries for d in deliveries or []):
+            raise Conflict("delivery already exists")
+        self._close_checkpoints(run_id, at)
+        self._add_deliveries(list(deliveries or []))
         updated = self._set_run(
             run,
             status=RunStatus.cancelled,

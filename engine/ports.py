@@ -240,8 +240,16 @@ class RunStore(Protocol):
         """
         ...
 
-    async def cancel_run(self, run_id: str, at: datetime, reason: str, audit: list[AuditDraft]) -> Run:
-        """Cancel a non-final run, close its open checkpoints, fence any lease holder."""
+    async def cancel_run(
+        self,
+        run_id: str,
+        at: datetime,
+        reason: str,
+        audit: list[AuditDraft],
+        deliveries: list[Delivery] | None = None,
+    ) -> Run:
+        """Cancel a non-final run, close its open checkpoints, fence any lease holder, and queue
+        ``deliveries`` (the updates of its checkpoint messages) in the same transaction."""
         ...
 
     async def get_run(self, run_id: str) -> Run:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from engine.commands import Decide
-from engine.errors import Conflict
+from engine.errors import Conflict, InvalidInput
 from engine.faults import fault
 from engine.model import Checkpoint, CheckpointStatus, Delivery, HumanConfig, parse_duration
 from engine.policy import assignee_principals
@@ -59,8 +59,10 @@ def escalation_steps(config: HumanConfig, escalates_to: str | None = None) -> li
     levels = config.levels()
     if not levels:
         return [Step("auto_approve" if config.kind == "review" else "auto_reject")]
-    for level in levels:
+    for index, level in enumerate(levels):
         action = level["action"]
+        # something follows this level: it needs a deadline, the node's own when it names none
+        followed = bool(level.get("final_action")) or index < len(levels) - 1
         timeout = parse_duration(level["timeout"]) if level.get("timeout") else base
         if action == "retry":
             steps += [
@@ -68,11 +70,7 @@ def escalation_steps(config: HumanConfig, escalates_to: str | None = None) -> li
             ]
         elif action in {"escalate", "queue"}:
             to = level.get("to") or (escalates_to if action == "escalate" else None)
-            steps.append(
-                Step(
-                    action, to=to, timeout=parse_duration(level["timeout"]) if level.get("timeout") else None
-                )
-            )
+            steps.append(Step(action, to=to, timeout=timeout if level.get("timeout") or followed else None))
         else:
             steps.append(Step(action))
         if level.get("final_action"):
@@ -132,20 +130,34 @@ class Timeouts:
         return step.action
 
     async def _resolve(self, cp: Checkpoint, action: str) -> None:
-        verb = "approve" if action == "auto_approve" else "reject"
-        await self.engine.decide(
-            Decide(
-                checkpoint_id=cp.id,
-                action=verb,
-                actor=f"policy:{action}",
-                channel="scheduler",
-                resolved_by="timeout",
-                rule=action,
-                comment=f"no decision before the deadline ({cp.due_at:%Y-%m-%d %H:%M} UTC)"
-                if cp.due_at
-                else None,
-            )
+        comment = f"no decision before the deadline ({cp.due_at:%Y-%m-%d %H:%M} UTC)" if cp.due_at else None
+        command = Decide(
+            checkpoint_id=cp.id,
+            action="approve" if action == "auto_approve" else "reject",
+            actor=f"policy:{action}",
+            channel="scheduler",
+            resolved_by="timeout",
+            rule=action,
+            comment=comment,
         )
+        try:
+            await self.engine.decide(command)
+        except InvalidInput as exc:
+            if action != "auto_approve":
+                raise
+            # the proposal cannot be approved as it stands (required fields missing): a timeout
+            # must still end the checkpoint, so it is rejected by policy, saying why
+            reason = f"auto_approve impossible ({exc}: {exc.errors}); rejected instead"
+            await self.engine.decide(
+                command.model_copy(
+                    update={
+                        "action": "reject",
+                        "actor": "policy:auto_reject",
+                        "rule": "auto_reject",
+                        "comment": reason,
+                    }
+                )
+            )
 
     async def _reassign(self, cp: Checkpoint, step: Step, config: HumanConfig, now: datetime) -> None:
         if step.action == "retry":

@@ -68,6 +68,8 @@ def update(tx: Tx, upd: CheckpointUpdate) -> Checkpoint:
     won_row = won.fetchone()
     if won_row is None:
         raise _conflict(tx, upd)
+    if run.status.final:  # rolls the compare-and-set back: nothing is decided on an ended run
+        raise Conflict(f"run {run.id} already ended ({run.status.value}); nothing is decided any more")
     checkpoint = CHECKPOINTS.load(won_row, tx.pg)
     if upd.resolve and upd.decision is not None:
         tx.run(_INSERT_DECISION, DECISIONS.params(upd.decision, tx.pg))

@@ -171,6 +171,7 @@ def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
         changes["reason"] = change.reason
     if change.finished:
         changes["finished_at"] = change.at
+        _close_checkpoints(tx, run.id, change.at)  # a run that ended leaves nothing to decide
     if change.release:
         changes.update(lease_owner=None, lease_expires_at=None)
     updated = save_run(tx, run, changes)
@@ -179,11 +180,7 @@ def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
     return updated
 
 
-def cancel(tx: Tx, run_id: str, at: datetime, reason: str, audit: list[AuditDraft]) -> Run:
-    """Cancel a non-final run, close its open checkpoints and fence its lease holder."""
-    run = lock_run(tx, run_id)
-    if run.status.final:
-        raise Conflict(f"run {run_id} already {run.status.value}")
+def _close_checkpoints(tx: Tx, run_id: str, at: datetime) -> None:
     tx.run(
         _CANCEL_CHECKPOINTS,
         {
@@ -194,6 +191,17 @@ def cancel(tx: Tx, run_id: str, at: datetime, reason: str, audit: list[AuditDraf
             "open": CheckpointStatus.open.value,
         },
     )
+
+
+def cancel(
+    tx: Tx, run_id: str, at: datetime, reason: str, audit: list[AuditDraft], deliveries: list[Delivery]
+) -> Run:
+    """Cancel a non-final run, close its open checkpoints and fence its lease holder."""
+    run = lock_run(tx, run_id)
+    if run.status.final:
+        raise Conflict(f"run {run_id} already {run.status.value}")
+    _close_checkpoints(tx, run_id, at)
+    insert_deliveries(tx, deliveries)
     head = _audit.lock_head(tx, audit)
     changes: dict[str, Any] = {
         "status": RunStatus.cancelled,

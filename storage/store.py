@@ -96,9 +96,16 @@ class SqlStore:
         """Compare-and-set on the checkpoint version. Raises Conflict or NotFound."""
         return await self._db.write(lambda tx: _checkpoints.update(tx, update))
 
-    async def cancel_run(self, run_id: str, at: datetime, reason: str, audit: list[AuditDraft]) -> Run:
+    async def cancel_run(
+        self,
+        run_id: str,
+        at: datetime,
+        reason: str,
+        audit: list[AuditDraft],
+        deliveries: list[Delivery] | None = None,
+    ) -> Run:
         """Cancel a non-final run. Raises Conflict (already final) or NotFound."""
-        return await self._db.write(lambda tx: _runs.cancel(tx, run_id, at, reason, audit))
+        return await self._db.write(lambda tx: _runs.cancel(tx, run_id, at, reason, audit, deliveries or []))
 
     async def get_run(self, run_id: str) -> Run:
         """One run. Raises NotFound."""
