@@ -183,6 +183,12 @@ class Deciding(Driving):
             raise await self._conflict(cp)
         by_policy = command.resolved_by != "human"
         action = normalise_action(cp, command.action, by_policy=by_policy)
+        if not by_policy and cp.editors and command.expected_version not in (None, cp.version):
+            # a quorum edit replaced the proposal after this person's copy was shown
+            who = ", ".join(cp.editors)
+            raise Conflict(
+                f"the proposal was edited (by {who}) after your copy was shown; decide on the updated one"
+            )
         if not by_policy:
             await ensure_may_decide(cp, command.actor, self.catalog.roles, self.deps.directory, action=action)
             if cp.confirm and action in {"approve", "edit"} and command.confirm != cp.confirm:

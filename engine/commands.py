@@ -31,6 +31,7 @@ class Decide(_Command):
     resolved_by: Literal["human", "timeout", "policy"] = "human"
     rule: str | None = None
     seen: str | None = None  # SHA-256 of the rendered message or form the person acted on
+    expected_version: int | None = None  # the checkpoint version the person's copy showed
 
 
 class Cancel(_Command):

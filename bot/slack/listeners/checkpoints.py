@@ -17,6 +17,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from bot import messages
 from bot.blocks import answer_modal, confirm_modal, edit_modal, full_text_modal, reject_modal
 from bot.blocks._kit import display_value, humanize
+from bot.blocks._parts import parse_block_id
 from bot.blocks.checkpoint import (
     ALL_FIELDS,
     ANSWER,
@@ -146,8 +147,14 @@ async def _checkpoint(deps: SlackDeps, body: Body, cp_id: str) -> Checkpoint | N
 
 async def _decide(deps: SlackDeps, body: Body, cp: Checkpoint, action: str) -> None:
     """The hot path: decide and resume the run; refusals go back as an ephemeral message."""
+    clicked = parse_block_id(str(((body.get("actions") or [{}])[0]).get("block_id", "")))
     command = Decide(
-        checkpoint_id=cp.id, action=action, actor=user_of(body), channel="slack", seen=seen_hash(body)
+        checkpoint_id=cp.id,
+        action=action,
+        actor=user_of(body),
+        channel="slack",
+        seen=seen_hash(body),
+        expected_version=clicked[1] if clicked and clicked[0] == cp.id else None,
     )
     await decide_and_tell(deps, cp, command, **where(body))
 

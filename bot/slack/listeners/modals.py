@@ -47,6 +47,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
                 return
             values = view.get("state", {}).get("values", {})
             command = _command(cp, action, user_of(body), values, seen_hash(body))
+            ref = checkpoint_ref(str(view.get("private_metadata", "")))
+            if isinstance(command, Decide) and ref is not None:
+                command = command.model_copy(update={"expected_version": ref[1]})
             if isinstance(command, dict):
                 await ack(response_action="errors", errors=command)
                 return

@@ -286,3 +286,32 @@ async def test_quorum_editor_cannot_approve_their_own_edit(make_world: Callable[
     assert (await w.store.get_run(run.id)).status is RunStatus.succeeded
     kinds = [e.kind for e in await w.store.audit_events(run_id=run.id)]
     assert kinds.count("checkpoint.edited") == 1
+
+
+async def test_an_approval_of_a_copy_shown_before_a_quorum_edit_is_refused(
+    make_world: Callable[..., World],
+) -> None:
+    from engine.errors import Conflict
+
+    extra = (
+        "    response_schema: {type: object, properties: {note: {type: string}}}\n"
+        "    proposed: {note: first}\n"
+        "    options: [approve, reject, edit]\n"
+    )
+    text = QUORUM.replace("    confirm: WIRE\n", extra).replace(
+        "assignee: role:manager", "assignee: [user:mia, user:manny, user:sam]"
+    )
+    w = make_world(text)
+    run = await w.engine.start("wire", {"amount": 5000}, requester="alice")
+    await w.engine.drive(run.id)
+    [cp] = await w.store.list_checkpoints(run_id=run.id, open_only=True)
+    await w.engine.decide(Decide(checkpoint_id=cp.id, action="edit", actor="manny", data={"note": "second"}))
+    with pytest.raises(Conflict, match="edited \\(by manny\\) after your copy"):
+        await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia", expected_version=0))
+    edited = await w.store.get_checkpoint(cp.id)
+    assert (
+        await w.engine.decide(
+            Decide(checkpoint_id=cp.id, action="approve", actor="mia", expected_version=edited.version)
+        )
+        is None
+    )
