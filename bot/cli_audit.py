@@ -15,7 +15,7 @@ from bot._cli_output import console, err_console, print_json
 from bot.wiring import Container
 from engine.audit import verify_chain
 from engine.model import AuditEvent, parse_duration
-from engine.stats import checkpoint_stats
+from engine.stats import load_stats
 
 __all__ = ["audit_app", "register"]
 
@@ -154,12 +154,7 @@ def stats(
     from bot.cli import _run
 
     async def work(c: Container) -> Any:
-        start = _since(since, c.clock.now())
-        runs = await c.store.list_runs(workflow_id=workflow, limit=1_000_000)
-        wanted = {r.id for r in runs}
-        cps = [cp for cp in await c.store.list_checkpoints(limit=1_000_000) if cp.run_id in wanted]
-        decisions = [d for d in await c.store.list_decisions() if d.run_id in wanted]
-        return checkpoint_stats(runs, cps, decisions, since=start)
+        return await load_stats(c.store, workflow=workflow, since=_since(since, c.clock.now()))
 
     report = _run(work)
     if as_json:

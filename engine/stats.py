@@ -10,8 +10,9 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.model import Checkpoint, CheckpointOutcome, Decision, ResolvedBy, Run
+from engine.ports import RunStore
 
-__all__ = ["ApproverStats", "NodeStats", "StatsReport", "checkpoint_stats"]
+__all__ = ["ApproverStats", "NodeStats", "StatsReport", "checkpoint_stats", "load_stats"]
 
 RELAX_ABOVE = 0.95
 EDIT_ABOVE = 0.30
@@ -84,6 +85,15 @@ def checkpoint_stats(
         groups[(workflow_of.get(cp.run_id, "?"), cp.node_id)].append(cp)
     nodes = [_node(wf, node, cps, by_cp) for (wf, node), cps in sorted(groups.items())]
     return StatsReport(since=since, nodes=nodes)
+
+
+async def load_stats(store: RunStore, *, workflow: str | None, since: datetime | None) -> StatsReport:
+    """Read what ``checkpoint_stats`` needs from the store (all runs, or one workflow's)."""
+    runs = await store.list_runs(workflow_id=workflow, limit=1_000_000)
+    wanted = {r.id for r in runs}
+    checkpoints = [cp for cp in await store.list_checkpoints(limit=1_000_000) if cp.run_id in wanted]
+    decisions = [d for d in await store.list_decisions() if d.run_id in wanted]
+    return checkpoint_stats(runs, checkpoints, decisions, since=since)
 
 
 def _node(workflow: str, node: str, cps: list[Checkpoint], by_cp: dict[str, Decision]) -> NodeStats:

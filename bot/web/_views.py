@@ -16,7 +16,7 @@ from bot.wiring import Container
 from engine.commands import Cancel, Decide
 from engine.errors import Conflict, InvalidInput, NeedsDetail, NotAllowed
 from engine.model import Checkpoint, RunStatus, parse_duration
-from engine.stats import checkpoint_stats
+from engine.stats import load_stats
 
 log = logging.getLogger("signoff.web")
 
@@ -182,7 +182,6 @@ async def runs_page(request: web.Request) -> web.Response:
 async def stats_page(request: web.Request) -> web.Response:
     """Checkpoint analytics: rates, time to decision, approvers and advice (as ``signoff stats``)."""
     container = request.app[CONTAINER]
-    store = container.store
     workflow = request.query.get("workflow", "") or None
     since_text = request.query.get("since", "30d").strip() or "30d"
     notice = ""
@@ -190,11 +189,7 @@ async def stats_page(request: web.Request) -> web.Response:
         since = container.clock.now() - parse_duration(since_text)
     except ValueError as exc:
         notice, since = str(exc), None
-    runs = await store.list_runs(workflow_id=workflow, limit=1_000_000)
-    wanted = {r.id for r in runs}
-    checkpoints = [cp for cp in await store.list_checkpoints(limit=1_000_000) if cp.run_id in wanted]
-    decisions = [d for d in await store.list_decisions() if d.run_id in wanted]
-    report = checkpoint_stats(runs, checkpoints, decisions, since=since)
+    report = await load_stats(container.store, workflow=workflow, since=since)
     return render(
         request,
         "stats.html",

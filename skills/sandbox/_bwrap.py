@@ -13,7 +13,7 @@ from pathlib import Path
 from engine.errors import EngineError, SkillFailed
 from engine.ports import SandboxRequest, SandboxResult
 from skills.sandbox import _common
-from skills.sandbox._subprocess import Outcome, argv_of, find_prlimit, run_limited
+from skills.sandbox._subprocess import Outcome, argv_of, find_prlimit, outcome_result, run_limited
 
 # System paths made visible read-only. Everything else on the host (home directories, /work,
 # /var, /srv, the rest of /etc with its secrets and configuration) does not exist inside.
@@ -165,14 +165,7 @@ class BwrapSandbox:
         finally:
             if uid is not None and self._uids:
                 self._uids.give(uid)
-        return _common.result(
-            exit_code=out.exit_code,
-            cap=out.cap,
-            killed=out.killed,
-            limits=request.limits,
-            duration_s=out.duration_s,
-            files=await asyncio.to_thread(_common.artifacts, workspace, before),
-        )
+        return await outcome_result(out, request, workspace, before)
 
     async def _run_in(self, request: SandboxRequest, workspace: Path, uid: int | None) -> Outcome:
         try:

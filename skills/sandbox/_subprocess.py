@@ -30,6 +30,20 @@ class Outcome:
     duration_s: float
 
 
+async def outcome_result(
+    out: Outcome, request: SandboxRequest, workspace: Path, before: dict[str, _common.Fingerprint]
+) -> SandboxResult:
+    """The result of a host-run command: its outcome plus the files it left in the workspace."""
+    return _common.result(
+        exit_code=out.exit_code,
+        cap=out.cap,
+        killed=out.killed,
+        limits=request.limits,
+        duration_s=out.duration_s,
+        files=await asyncio.to_thread(_common.artifacts, workspace, before),
+    )
+
+
 def find_prlimit() -> str:
     """The path of util-linux ``prlimit``. Raises EngineError when it is missing."""
     path = shutil.which("prlimit", path="/usr/bin:/bin:/usr/sbin:/sbin")
@@ -222,11 +236,4 @@ class SubprocessSandbox:
             if uid is not None and self._uids:
                 await reap_uid(uid)
                 self._uids.give(uid)
-        return _common.result(
-            exit_code=out.exit_code,
-            cap=out.cap,
-            killed=out.killed,
-            limits=request.limits,
-            duration_s=out.duration_s,
-            files=await asyncio.to_thread(_common.artifacts, workspace, before),
-        )
+        return await outcome_result(out, request, workspace, before)

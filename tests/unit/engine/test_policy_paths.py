@@ -9,7 +9,7 @@ import pytest
 from engine.audit import verify_chain
 from engine.commands import Decide
 from engine.errors import NotAllowed
-from engine.model import DeliveryStatus, RunStatus
+from engine.model import Checkpoint, DeliveryStatus, Run, RunStatus
 from engine.outbox import Outbox
 from tests.unit.engine.conftest import RecordingSender, World
 
@@ -254,7 +254,8 @@ async def test_delegation_sends_new_checkpoints_to_the_delegate(make_world: Call
     assert cp3.assignees == ["user:mia"]
 
 
-async def test_quorum_editor_cannot_approve_their_own_edit(make_world: Callable[..., World]) -> None:
+async def _editable_quorum(make_world: Callable[..., World]) -> tuple[World, Run, Checkpoint]:
+    """A wire of 5000 waiting for two of mia, manny and sam, whose note they may edit."""
     extra = (
         "    response_schema: {type: object, properties: {note: {type: string}}}\n"
         "    proposed: {note: first}\n"
@@ -267,6 +268,11 @@ async def test_quorum_editor_cannot_approve_their_own_edit(make_world: Callable[
     run = await w.engine.start("wire", {"amount": 5000}, requester="alice")
     await w.engine.drive(run.id)
     [cp] = await w.store.list_checkpoints(run_id=run.id, open_only=True)
+    return w, run, cp
+
+
+async def test_quorum_editor_cannot_approve_their_own_edit(make_world: Callable[..., World]) -> None:
+    w, run, cp = await _editable_quorum(make_world)
     assert await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia")) is None
     assert (
         await w.engine.decide(
@@ -293,18 +299,7 @@ async def test_an_approval_of_a_copy_shown_before_a_quorum_edit_is_refused(
 ) -> None:
     from engine.errors import Conflict
 
-    extra = (
-        "    response_schema: {type: object, properties: {note: {type: string}}}\n"
-        "    proposed: {note: first}\n"
-        "    options: [approve, reject, edit]\n"
-    )
-    text = QUORUM.replace("    confirm: WIRE\n", extra).replace(
-        "assignee: role:manager", "assignee: [user:mia, user:manny, user:sam]"
-    )
-    w = make_world(text)
-    run = await w.engine.start("wire", {"amount": 5000}, requester="alice")
-    await w.engine.drive(run.id)
-    [cp] = await w.store.list_checkpoints(run_id=run.id, open_only=True)
+    w, _run, cp = await _editable_quorum(make_world)
     await w.engine.decide(Decide(checkpoint_id=cp.id, action="edit", actor="manny", data={"note": "second"}))
     with pytest.raises(Conflict, match="edited \\(by manny\\) after your copy"):
         await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia", expected_version=0))
