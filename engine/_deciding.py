@@ -23,11 +23,11 @@ from engine.model import (
     StepStatus,
     Workflow,
 )
-from engine.nodes.human import shown_view
 from engine.nodes.verify import asks_again, check_answer, questioned, verify_decision
 from engine.policy import ensure_may_decide, is_admin
 from engine.ports import CheckpointUpdate
 from engine.runner import NoMatchingEdge, build_scope, next_nodes, response_data
+from engine.shown import shown_hash
 
 __all__ = ["Deciding"]
 
@@ -266,7 +266,7 @@ class Deciding(Driving):
     ) -> Decision | None:
         """With a quorum, an edit replaces the proposal; everyone but its editors approves it anew."""
         edited = cp.model_copy(update={"proposed": data})
-        shown = sha256_of(shown_view(edited))
+        shown = shown_hash(edited)
         diff = diff_fields(cp.proposed, data)
         audit = self._audit(
             "checkpoint.edited",

@@ -10,14 +10,14 @@ from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel
 
 from engine.assignment import pick_from_pool
-from engine.audit import sha256_of
 from engine.model import Checkpoint, Deliverable, Delivery, HumanConfig, NodeSpec, parse_duration
 from engine.nodes.base import Completed, LoadContext, NodeContext, NodeResult, Paused
 from engine.policy import assignee_principals, check_assignee_spec, expand_principals
 from engine.ports import AuditDraft
+from engine.shown import shown_hash
 from engine.templates import render_value
 
-__all__ = ["RESERVED_RESPONSE_FIELDS", "HumanNode", "shown_view"]
+__all__ = ["RESERVED_RESPONSE_FIELDS", "HumanNode"]
 
 RESERVED_RESPONSE_FIELDS = frozenset({"action", "resolved_by", "actor", "comment", "rule"})
 _ESCALATION_WORDS = {"auto_approve", "auto_reject", "escalate", "retry", "queue"}
@@ -152,7 +152,7 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
         created_at=now,
         delegations=delegations,
     )
-    cp = cp.model_copy(update={"shown_hash": sha256_of(shown_view(cp))})
+    cp = cp.model_copy(update={"shown_hash": shown_hash(cp)})
     deliveries = [
         Delivery(
             id=ctx.deps.ids.new("dlv_"),
@@ -172,18 +172,6 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
 def _asks_requester(config: HumanConfig) -> bool:
     # an input checkpoint without an assignee asks the requester for the missing facts
     return config.kind == "input" and config.assignee is None
-
-
-def shown_view(cp: Checkpoint) -> dict[str, Any]:
-    """The canonical content a person is shown; its hash binds a decision to what was seen."""
-    return {
-        "title": cp.title,
-        "prompt": cp.prompt,
-        "context": cp.context,
-        "proposed": cp.proposed,
-        "options": cp.options,
-        "response_schema": cp.response_schema,
-    }
 
 
 def _passed_by_policy(ctx: NodeContext, expression: str, seen: dict[str, Any]) -> Completed:
