@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from engine._decisions import decision_payload, diff_fields, normalise_action, outcome_of
 from engine._driving import Driving
-from engine.audit import sha256_of
+from engine.audit import decision_digest, sha256_of
 from engine.commands import Cancel, Decide
-from engine.errors import Conflict, NeedsDetail, NotAllowed
+from engine.errors import Conflict, NeedsDetail, NotAllowed, StaleVersion
 from engine.expressions import ExpressionError
 from engine.faults import fault
+from engine.gate import SELF_APPROVAL_KINDS, Admission, Attempt
 from engine.model import (
     Checkpoint,
     CheckpointStatus,
     Decision,
+    Delegation,
     Deliverable,
     Delivery,
+    HumanConfig,
     ResolvedBy,
     Run,
     Step,
@@ -24,7 +28,7 @@ from engine.model import (
     Workflow,
 )
 from engine.nodes.verify import asks_again, check_answer, questioned, verify_decision
-from engine.policy import ensure_may_decide, is_admin
+from engine.policy import is_admin
 from engine.ports import CheckpointUpdate
 from engine.runner import NoMatchingEdge, build_scope, next_nodes, response_data
 from engine.shown import shown_hash
@@ -43,22 +47,27 @@ class Deciding(Driving):
         With ``verify=False`` a ``verify: {on_fail: flag}`` check is left to the caller
         (``flag_check``), which must not happen before a Slack ack.
 
+        Every attempt goes through the decision gate (``engine.gate``); a refused one is audited.
+
         Raises:
-            Conflict: someone else already resolved it (names who and when).
-            NotAllowed: the actor may not decide, or the action is not offered.
+            Conflict: someone else already resolved it (names who and when); ``StaleVersion``
+                when the person's copy is older than the current proposal.
+            NotAllowed: the actor may not decide, or the action is not offered (``rule``).
             InvalidInput: the data does not fit the response schema (field errors).
             NeedsDetail: a model checked the answer and asks the person for more (nothing decided).
         """
-        cp, run, steps, action, data = await self._validated(command)
+        valid = await self._validated(command)
+        cp, run, steps, action, data = valid.cp, valid.run, valid.steps, valid.action, valid.data
+        workflow, admission = valid.workflow, valid.admission
         by_policy = command.resolved_by != "human"
-        workflow = await self.catalog.pinned(run.workflow_hash, self.store)
         if not by_policy:
             await self._ask_again(workflow, cp, command, action, data)
         now = self.clock.now()
         if action == "edit" and not by_policy and cp.quorum > 1:
-            return await self._quorum_edit(cp, command, data, now)
+            return await self._quorum_edit(cp, command, admission, data, now)
         if action == "approve" and not by_policy and len(cp.approvals) + 1 < cp.quorum:
-            return await self._vote(cp, command, now)
+            return await self._vote(cp, command, admission, now)
+        voted = [*cp.approvals, admission.principal] if cp.quorum > 1 and not by_policy else cp.approvals
         response = response_data(
             cp,
             action=action,
@@ -117,9 +126,9 @@ class Deciding(Driving):
                 "diff": decision.diff,
                 "comment": command.comment,
                 # a policy resolves a quorum; it is never counted as one of its approvers
-                "approvals": [*cp.approvals, command.actor]
-                if cp.quorum > 1 and not by_policy
-                else cp.approvals,
+                "approvals": voted,
+                **_authority(admission, command, cp),
+                "decision": {"id": decision.id, "hash": decision_digest(decision)},
             },
         )
         update = CheckpointUpdate(
@@ -132,9 +141,7 @@ class Deciding(Driving):
             step=step_update,
             pending_add=successors,
             rejected=rejected,
-            approvals=[*cp.approvals, command.actor]
-            if action == "approve" and cp.quorum > 1 and not by_policy
-            else None,
+            approvals=voted if action == "approve" and cp.quorum > 1 and not by_policy else None,
             deliveries=self._decision_deliveries(cp, run, decision),
             audit=[audit],
         )
@@ -171,29 +178,87 @@ class Deciding(Driving):
         Raises:
             Conflict, NotAllowed, InvalidInput: as ``decide``.
         """
-        cp, run, _, _, _ = await self._validated(command)
+        valid = await self._validated(command)
         if command.resolved_by != "human":
             return False
-        return asks_again(self.deps, await self.catalog.pinned(run.workflow_hash, self.store), cp)
+        return asks_again(self.deps, valid.workflow, valid.cp)
 
-    async def _validated(self, command: Decide) -> tuple[Checkpoint, Run, list[Step], str, dict[str, Any]]:
-        """The open checkpoint, its run and steps, the action and the data the next node gets."""
+    async def may_decide(self, command: Decide) -> Checkpoint:
+        """Whether ``command.actor`` may take ``command.action`` on the checkpoint, before a form
+        is shown: the gate without the version and the confirmation word (the form's submission
+        goes through the whole gate). A refusal is audited like a refused decision.
+
+        Raises:
+            Conflict: the checkpoint is already resolved (names who and when).
+            NotAllowed: the gate refused (``rule`` says which rule).
+        """
+        cp = await self.store.get_checkpoint(command.checkpoint_id)
+        if cp.status is CheckpointStatus.resolved:
+            raise await self._conflict(cp)
+        attempt = _attempt(command, check_confirm=False, version=False)
+        try:
+            normalise_action(cp, command.action, by_policy=False)
+            await self.gate.admit(cp, attempt, self.clock.now(), None)
+        except (NotAllowed, StaleVersion) as exc:
+            await self._refused(cp, command, exc)
+            raise
+        return cp
+
+    async def can_decide(self, cp: Checkpoint, actor: str, active: list[Delegation] | None = None) -> bool:
+        """True when ``actor`` could decide ``cp`` now (for lists of what waits for someone;
+        nothing is audited). Named assignees, role and group members, channel members and
+        delegates count; the requester of an approval or review does not. ``active``: the
+        delegations active now, when already read."""
+        found = await self.gate.principal_of(cp, actor, self.clock.now(), active)
+        if found is None:
+            return False
+        return not (
+            cp.kind in SELF_APPROVAL_KINDS
+            and not cp.allow_self_approval
+            and cp.requester in {actor, found[0]}
+        )
+
+    async def _validated(self, command: Decide) -> _Valid:
+        """The open checkpoint, its run, steps and workflow, the admitted action and its data.
+
+        Every rule of the gate runs here; a refusal is audited (``decision.refused``) and raised.
+        """
         cp, run, steps = await self.store.load_checkpoint(command.checkpoint_id)
         if cp.status is CheckpointStatus.resolved:
             raise await self._conflict(cp)
         by_policy = command.resolved_by != "human"
-        action = normalise_action(cp, command.action, by_policy=by_policy)
-        if not by_policy and cp.editors and command.expected_version not in (None, cp.version):
-            # a quorum edit replaced the proposal after this person's copy was shown
-            who = ", ".join(cp.editors)
-            raise Conflict(
-                f"the proposal was edited (by {who}) after your copy was shown; decide on the updated one"
-            )
-        if not by_policy:
-            await ensure_may_decide(cp, command.actor, self.catalog.roles, self.deps.directory, action=action)
-            if cp.confirm and action in {"approve", "edit"} and command.confirm != cp.confirm:
-                raise NotAllowed(f"type {cp.confirm} to confirm this irreversible action")
-        return cp, run, steps, action, decision_payload(cp, action, command.data)
+        workflow = await self.catalog.pinned(run.workflow_hash, self.store)
+        node = workflow.nodes.get(cp.node_id)
+        config = node.config if node is not None and isinstance(node.config, HumanConfig) else None
+        try:
+            action = normalise_action(cp, command.action, by_policy=by_policy)
+            admission = await self.gate.admit(cp, _attempt(command), self.clock.now(), config)
+        except (NotAllowed, StaleVersion) as exc:
+            await self._refused(cp, command, exc)
+            raise
+        data = decision_payload(cp, action, command.data)
+        return _Valid(cp, run, steps, workflow, action, data, admission)
+
+    async def _refused(self, cp: Checkpoint, command: Decide, exc: NotAllowed | StaleVersion) -> None:
+        """Record a refused attempt (who tried what, on which version, and the rule that refused)."""
+        rule = exc.rule if isinstance(exc, NotAllowed) else "stale_version"
+        audit = self._audit(
+            "decision.refused",
+            command.actor,
+            command.channel,
+            cp.run_id,
+            cp.id,
+            payload={
+                "action": command.action,
+                "rule": rule,
+                "reason": str(exc),
+                "resolved_by": command.resolved_by,
+                "version": cp.version,
+                "expected_version": command.expected_version,
+                "team": command.team,
+            },
+        )
+        await self.store.add_deliveries([], [audit])
 
     async def _ask_again(
         self, workflow: Workflow, cp: Checkpoint, command: Decide, action: str, data: dict[str, Any]
@@ -235,8 +300,8 @@ class Deciding(Driving):
             return [], False, str(exc)
         return successors, action == "reject" and not successors, None
 
-    async def _vote(self, cp: Checkpoint, command: Decide, now: Any) -> Decision | None:
-        approvals = [*cp.approvals, command.actor]
+    async def _vote(self, cp: Checkpoint, command: Decide, admission: Admission, now: Any) -> Decision | None:
+        approvals = [*cp.approvals, admission.principal]
         audit = self._audit(
             "checkpoint.vote",
             command.actor,
@@ -247,6 +312,9 @@ class Deciding(Driving):
                 "approvals": approvals,
                 "quorum": cp.quorum,
                 "shown_hash": cp.shown_hash,
+                "seen_hash": command.seen,
+                "comment": command.comment,
+                **_authority(admission, command, cp),
             },
         )
         update = CheckpointUpdate(
@@ -262,9 +330,12 @@ class Deciding(Driving):
         return None
 
     async def _quorum_edit(
-        self, cp: Checkpoint, command: Decide, data: dict[str, Any], now: Any
+        self, cp: Checkpoint, command: Decide, admission: Admission, data: dict[str, Any], now: Any
     ) -> Decision | None:
-        """With a quorum, an edit replaces the proposal; everyone but its editors approves it anew."""
+        """With a quorum, an edit replaces the proposal; everyone but its editors approves it anew.
+
+        Copies shown before the edit are stale from now on: the proposal changes at the new version.
+        """
         edited = cp.model_copy(update={"proposed": data})
         shown = shown_hash(edited)
         diff = diff_fields(cp.proposed, data)
@@ -280,6 +351,8 @@ class Deciding(Driving):
                 "previous_shown_hash": cp.shown_hash,
                 "approvals_reset": cp.approvals,
                 "comment": command.comment,
+                "seen_hash": command.seen,
+                **_authority(admission, command, cp),
             },
         )
         update = CheckpointUpdate(
@@ -287,9 +360,10 @@ class Deciding(Driving):
             expected_version=cp.version,
             at=now,
             proposed=data,
-            editors=[*cp.editors, command.actor],
+            editors=[*cp.editors, admission.principal],
             approvals=[],
             shown_hash=shown,
+            content_version=cp.version + 1,
             deliveries=[self._update_delivery(cp, now)],
             audit=[audit],
         )
@@ -343,6 +417,46 @@ class Deciding(Driving):
         run = await self.store.cancel_run(run.id, now, command.reason, [audit], updates)
         await self._ended(run)
         return run
+
+
+@dataclass(frozen=True)
+class _Valid:
+    """An admitted decision attempt and everything it was checked against."""
+
+    cp: Checkpoint
+    run: Run
+    steps: list[Step]
+    workflow: Workflow
+    action: str
+    data: dict[str, Any]
+    admission: Admission
+
+
+def _attempt(command: Decide, *, check_confirm: bool = True, version: bool = True) -> Attempt:
+    return Attempt(
+        actor=command.actor,
+        action="edit" if command.action == "modify" else command.action,
+        channel=command.channel,
+        resolved_by=command.resolved_by,
+        rule=command.rule,
+        team=command.team,
+        expected_version=command.expected_version if version else None,
+        confirm=command.confirm,
+        check_confirm=check_confirm,
+    )
+
+
+def _authority(admission: Admission, command: Decide, cp: Checkpoint) -> dict[str, Any]:
+    """Whose authority a decision carried and on which version it was made (for the audit)."""
+    out: dict[str, Any] = {
+        "principal": admission.principal,
+        "via": admission.via,
+        "version": cp.version,
+        "version_checked": admission.version_checked,
+    }
+    if command.team is not None:
+        out["team"] = command.team
+    return out
 
 
 def _summary(decision: Decision) -> str:

@@ -20,7 +20,10 @@ def normalise_action(cp: Checkpoint, action: str, *, by_policy: bool) -> str:
     if cp.kind == "input":
         offered |= {"answer", "reject"}
     if action not in offered:
-        raise NotAllowed(f"'{action}' is not an option here; choose one of: {', '.join(sorted(offered))}")
+        raise NotAllowed(
+            f"'{action}' is not an option here; choose one of: {', '.join(sorted(offered))}",
+            rule="not_offered",
+        )
     return action
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from engine.catalog import WorkflowCatalog
+from engine.gate import Gate
 from engine.model import (
     Checkpoint,
     Delivery,
@@ -30,6 +31,7 @@ class EngineCore:
         owner: str,
         lease_ttl: timedelta = timedelta(seconds=30),
         on_change: Callable[[str], None] | None = None,
+        delegation_max: timedelta = timedelta(days=30),
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -40,9 +42,11 @@ class EngineCore:
         self.ids = deps.ids
         self.owner = owner
         self.lease_ttl = lease_ttl
+        self.delegation_max = delegation_max
         self.on_change = on_change
         self._published: set[str] = set()
         self._held: dict[str, Claimed] = {}
+        self.gate = Gate(roles=catalog.roles, deps=deps, store=store)
 
     # ------------------------------------------------------------------ helpers
 

@@ -242,6 +242,7 @@ class InMemoryRunStore:
             "proposed",
             "editors",
             "shown_hash",
+            "content_version",
         ):
             if getattr(update, name) is not None:
                 changes[name] = getattr(update, name)
@@ -498,6 +499,16 @@ class InMemoryRunStore:
             for d in self._delegations
             if (active_at is None or d.active(active_at)) and (delegator is None or d.delegator == delegator)
         ]
+
+    async def end_delegation(self, delegation_id: str, at: datetime, audit: list[AuditDraft]) -> Delegation:
+        """End a delegation early (``until`` = ``at`` when sooner). Raises NotFound."""
+        for n, d in enumerate(self._delegations):
+            if d.id == delegation_id:
+                ended = d.model_copy(update={"until": min(d.until, at)})
+                self._delegations[n] = ended
+                self._append(audit)
+                return _copy(ended)
+        raise NotFound(f"delegation {delegation_id} not found")
 
     async def audit_head(self) -> tuple[int, str]:
         """The last sequence number and hash (0 and the genesis hash when empty)."""

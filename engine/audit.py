@@ -10,9 +10,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.model import AuditEvent
+from engine.model import AuditEvent, Decision
 
-__all__ = ["GENESIS_HASH", "AuditReport", "canonical_json", "event_hash", "sha256_of", "verify_chain"]
+__all__ = [
+    "GENESIS_HASH",
+    "AuditReport",
+    "canonical_json",
+    "decision_digest",
+    "event_hash",
+    "sha256_of",
+    "verify_chain",
+    "verify_decisions",
+]
 
 GENESIS_HASH = "0" * 64
 
@@ -137,3 +146,79 @@ def verify_chain(events: Iterable[AuditEvent], head: tuple[int, str]) -> AuditRe
             "events were deleted from the end or appended outside the store",
         )
     return AuditReport(ok=True, checked=count)
+
+
+def decision_digest(decision: Decision) -> str:
+    """The hash a decision's audit event records, so that a changed decision row is caught.
+
+    Free-text and payload fields enter as their own digests (``data``, ``comment``, ``diff``), so
+    a retention purge can drop them and keep the digests, and the chain still verifies.
+    """
+    return sha256_of(
+        {
+            "id": decision.id,
+            "checkpoint_id": decision.checkpoint_id,
+            "run_id": decision.run_id,
+            "action": decision.action,
+            "actor": decision.actor,
+            "channel": decision.channel,
+            "resolved_by": decision.resolved_by.value,
+            "rule": decision.rule,
+            "shown_hash": decision.shown_hash,
+            "output_hash": decision.output_hash,
+            "created_at": _iso(decision.created_at),
+            "data": sha256_of(decision.data),
+            "comment": sha256_of(decision.comment or ""),
+            "diff": sha256_of(decision.diff),
+        }
+    )
+
+
+def verify_decisions(events: Iterable[AuditEvent], decisions: Iterable[Decision]) -> AuditReport:
+    """Check every stored decision against the hash its ``decision.recorded`` event holds.
+
+    Finds a decision row that was changed (its digest no longer matches), deleted (an event
+    names it, no row has it) or inserted outside the engine (a row no event names). Events
+    written before decisions were hashed into the chain carry no digest and are skipped.
+    """
+    events = list(events)
+    recorded: dict[str, tuple[int, str]] = {}
+    count = 0
+    for ev in events:
+        ref = ev.payload.get("decision") if ev.kind == "decision.recorded" else None
+        if isinstance(ref, dict) and isinstance(ref.get("id"), str):
+            recorded[ref["id"]] = (ev.seq, str(ref.get("hash", "")))
+    rows = {d.id: d for d in decisions}
+    for decision_id, (seq, digest) in recorded.items():
+        count += 1
+        row = rows.pop(decision_id, None)
+        if row is None:
+            return AuditReport(
+                ok=False,
+                checked=count,
+                first_bad_seq=seq,
+                problem=f"decision {decision_id} (audit event {seq}) is missing: it was deleted",
+            )
+        if decision_digest(row) != digest:
+            return AuditReport(
+                ok=False,
+                checked=count,
+                first_bad_seq=seq,
+                problem=f"decision {decision_id} was modified after audit event {seq} recorded it "
+                "(actor, action, data or time no longer match)",
+            )
+    unexplained = sorted(rows.values(), key=lambda d: d.created_at)
+    legacy = {ev.checkpoint_id for ev in _legacy_decision_events(events)}
+    for row in unexplained:
+        if row.checkpoint_id in legacy:
+            continue
+        return AuditReport(
+            ok=False,
+            checked=count,
+            problem=f"decision {row.id} has no audit event: it was inserted outside Signoff",
+        )
+    return AuditReport(ok=True, checked=count)
+
+
+def _legacy_decision_events(events: list[AuditEvent]) -> list[AuditEvent]:
+    return [e for e in events if e.kind == "decision.recorded" and "decision" not in e.payload]

@@ -32,6 +32,7 @@ class Decide(_Command):
     rule: str | None = None
     seen: str | None = None  # SHA-256 of the rendered message or form the person acted on
     expected_version: int | None = None  # the checkpoint version the person's copy showed
+    team: str | None = None  # the Slack workspace of the signed payload (Slack only)
 
 
 class Cancel(_Command):

@@ -18,6 +18,7 @@ __all__ = [
     "NotAllowed",
     "NotFound",
     "SkillFailed",
+    "StaleVersion",
     "WorkflowIssue",
 ]
 
@@ -86,7 +87,16 @@ class NotFound(EngineError):
 
 
 class NotAllowed(EngineError):
-    """The actor may not do this (not an assignee, self-approval, wrong confirm word...)."""
+    """The actor may not do this (not an assignee, self-approval, wrong confirm word...).
+
+    Attributes:
+        rule: a stable code of the rule that refused (``not_assignee``, ``self_approval``,
+            ``confirm_word``...), for channels that word their own message and for the audit.
+    """
+
+    def __init__(self, message: str, *, rule: str = "not_allowed") -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 class Conflict(EngineError):
@@ -104,6 +114,18 @@ class Conflict(EngineError):
         self.winner = winner
         self.at = at
         self.action = action
+
+
+class StaleVersion(Conflict):
+    """A decision made on a copy of the checkpoint older than its current proposal.
+
+    Attributes:
+        version: the checkpoint's current version (decide again on that one).
+    """
+
+    def __init__(self, message: str, *, version: int) -> None:
+        super().__init__(message)
+        self.version = version
 
 
 class NeedsDetail(EngineError):

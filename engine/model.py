@@ -343,6 +343,7 @@ class Checkpoint(_Frozen):
     resolved_at: datetime | None = None
     editors: list[str] = Field(default_factory=list)
     delegations: dict[str, str] = Field(default_factory=dict)
+    content_version: int = 0  # the version at which the proposal last changed (stale copies are refused)
 
 
 class Delegation(_Frozen):

@@ -13,6 +13,7 @@ from engine.roles import Role, parse_principal
 __all__ = [
     "STRATEGIES",
     "assignee_principals",
+    "card_targets",
     "check_assignee_spec",
     "eligible_users",
     "ensure_may_decide",
@@ -134,3 +135,16 @@ async def ensure_may_decide(
         return
     who = ", ".join(cp.assignees) or "nobody"
     raise NotAllowed(f"only the assignees can decide this checkpoint ({who})")
+
+
+def card_targets(assignees: list[str], delegations: Mapping[str, str]) -> list[str]:
+    """Where a checkpoint's cards and reminders go: its assignees, a directly named delegator's
+    card to their delegate instead, and the delegates of people reached through a role or group."""
+    out = list(assignees)
+    for delegate, delegator in delegations.items():
+        direct, instead = f"user:{delegator}", f"user:{delegate}"
+        if direct in out:
+            out[out.index(direct)] = instead
+        elif instead not in out:
+            out.append(instead)
+    return list(dict.fromkeys(out))

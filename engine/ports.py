@@ -154,6 +154,7 @@ class CheckpointUpdate(_Msg):
     proposed: dict[str, Any] | None = None
     editors: list[str] | None = None
     shown_hash: str | None = None
+    content_version: int | None = None
     deliveries: list[Delivery] = Field(default_factory=list)
     audit: list[AuditDraft] = Field(default_factory=list)
 
@@ -350,6 +351,13 @@ class RunStore(Protocol):
         """Delegations, oldest first; only those active at ``active_at`` when given."""
         ...
 
+    async def end_delegation(self, delegation_id: str, at: datetime, audit: list[AuditDraft]) -> Delegation:
+        """End a delegation early: its ``until`` becomes ``at`` (when that is sooner).
+
+        Raises NotFound.
+        """
+        ...
+
     async def audit_head(self) -> tuple[int, str]:
         """The last sequence number and hash the store recorded (0 and the genesis hash when empty)."""
         ...
@@ -378,10 +386,14 @@ class Sender(Protocol):
 
 
 class Directory(Protocol):
-    """Resolves Slack user groups to their members."""
+    """Resolves Slack user groups and channels to their members (checked at decision time)."""
 
     async def group_members(self, group_id: str) -> list[str]:
-        """User ids in the group (``S...``)."""
+        """User ids in the group (``S...``); nobody when it cannot be read."""
+        ...
+
+    async def channel_members(self, channel_id: str) -> list[str]:
+        """User ids in the channel (``C...``/``G...``); nobody when it cannot be read."""
         ...
 
 

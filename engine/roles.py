@@ -28,15 +28,17 @@ def parse_principal(value: str) -> tuple[str, str]:
 
 
 class Role(BaseModel):
-    """A role: its members (``user:`` and ``group:`` principals) and where it escalates."""
+    """A role: its members (``user:`` and ``group:`` principals), where it escalates, whether it is
+    an admin role, and who may stand in for its members by delegation (``delegates``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     members: list[str] = Field(default_factory=list)
     escalates_to: str | None = None
     admin: bool = False
+    delegates: list[str] = Field(default_factory=list)  # may stand in for members, by delegation
 
-    @field_validator("members")
+    @field_validator("members", "delegates")
     @classmethod
     def _members(cls, value: list[str]) -> list[str]:
         for member in value:

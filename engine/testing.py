@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from engine._memory_store import InMemoryRunStore
 
-__all__ = ["FixedClock", "InMemoryRunStore", "SeqIds"]
+__all__ = ["FixedClock", "InMemoryRunStore", "SeqIds", "StaticDirectory"]
 
 
 class FixedClock:
@@ -40,3 +40,21 @@ class SeqIds:
     def new(self, prefix: str) -> str:
         """The next id with ``prefix``."""
         return f"{prefix}{next(self._counter)}"
+
+
+class StaticDirectory:
+    """A ``Directory`` with fixed user groups and channel members."""
+
+    def __init__(
+        self, groups: dict[str, list[str]] | None = None, channels: dict[str, list[str]] | None = None
+    ) -> None:
+        self.groups = dict(groups or {})
+        self.channels = dict(channels or {})
+
+    async def group_members(self, group_id: str) -> list[str]:
+        """Members of a group; nobody for an unknown one."""
+        return list(self.groups.get(group_id, []))
+
+    async def channel_members(self, channel_id: str) -> list[str]:
+        """Members of a channel; nobody for an unknown one."""
+        return list(self.channels.get(channel_id, []))

@@ -9,81 +9,20 @@ reminder has a deterministic delivery id, so it is queued at most once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import datetime
 
 from engine.commands import Decide
 from engine.errors import Conflict, InvalidInput
+from engine.escalation import Step, TimerPlan, escalates_to, escalation_steps, step_at, timer_plan
 from engine.faults import fault
-from engine.model import Checkpoint, CheckpointStatus, Delivery, HumanConfig, parse_duration
-from engine.policy import assignee_principals
+from engine.model import Checkpoint, CheckpointStatus, Delivery, HumanConfig
+from engine.policy import assignee_principals, card_targets
 from engine.ports import AuditDraft, CheckpointUpdate
 from engine.service import Engine
 
 __all__ = ["Step", "Timeouts", "TimerPlan", "escalation_steps", "timer_plan"]
 
 log = logging.getLogger("signoff.timeouts")
-
-Kind = Literal["auto_approve", "auto_reject", "escalate", "retry", "queue"]
-
-
-@dataclass(frozen=True)
-class Step:
-    """What happens when a deadline passes: an action, and for a re-assignment the next timeout."""
-
-    action: Kind
-    to: str | None = None
-    timeout: timedelta | None = None
-    attempt: int = 0
-
-
-@dataclass(frozen=True)
-class TimerPlan:
-    """When a checkpoint's deadline and reminders are due."""
-
-    checkpoint_id: str
-    level: int
-    deadline: datetime | None
-    reminders: list[tuple[int, datetime]]
-
-
-def escalation_steps(config: HumanConfig, escalates_to: str | None = None) -> list[Step]:
-    """The chain unrolled: what each successive deadline does.
-
-    ``retry`` becomes ``max_retries`` retry steps; a level's ``final_action`` follows it; with no
-    escalation at all a timeout rejects by policy (a ``review`` checkpoint approves instead).
-    """
-    base = parse_duration(config.timeout) if config.timeout else None
-    steps: list[Step] = []
-    levels = config.levels()
-    if not levels:
-        return [Step("auto_approve" if config.kind == "review" else "auto_reject")]
-    for index, level in enumerate(levels):
-        action = level["action"]
-        # something follows this level: it needs a deadline, the node's own when it names none
-        followed = bool(level.get("final_action")) or index < len(levels) - 1
-        timeout = parse_duration(level["timeout"]) if level.get("timeout") else base
-        if action == "retry":
-            steps += [
-                Step("retry", timeout=timeout, attempt=i + 1) for i in range(int(level.get("max_retries", 3)))
-            ]
-        elif action in {"escalate", "queue"}:
-            to = level.get("to") or (escalates_to if action == "escalate" else None)
-            steps.append(Step(action, to=to, timeout=timeout if level.get("timeout") or followed else None))
-        else:
-            steps.append(Step(action))
-        if level.get("final_action"):
-            steps.append(Step(level["final_action"]))
-    return steps
-
-
-def timer_plan(cp: Checkpoint, config: HumanConfig) -> TimerPlan:
-    """Deadline and reminder times of an open checkpoint (reminders count from when it opened)."""
-    reminders = []
-    if cp.escalation_level == 0:
-        reminders = [(i, cp.created_at + parse_duration(r)) for i, r in enumerate(config.reminders)]
-    return TimerPlan(cp.id, cp.escalation_level, cp.due_at, reminders)
 
 
 class Timeouts:
@@ -113,12 +52,7 @@ class Timeouts:
         if cp.due_at is None or cp.due_at > now:
             return "not due"
         config = await self.config_of(cp)
-        role = config.assignee.removeprefix("role:") if isinstance(config.assignee, str) else None
-        escalates_to = (
-            self.engine.catalog.roles[role].escalates_to if role in self.engine.catalog.roles else None
-        )
-        steps = escalation_steps(config, escalates_to)
-        step = steps[cp.escalation_level] if cp.escalation_level < len(steps) else Step("auto_reject")
+        step = step_at(config, cp.escalation_level, escalates_to(config, self.engine.catalog.roles))
         fault("during_deadline")
         try:
             if step.action in {"auto_approve", "auto_reject"}:
@@ -249,7 +183,7 @@ class Timeouts:
                 next_attempt_at=now,
                 created_at=now,
             )
-            for n, target in enumerate(cp.assignees)
+            for n, target in enumerate(card_targets(cp.assignees, cp.delegations))
         ]
         audit = AuditDraft(
             at=now,

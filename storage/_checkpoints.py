@@ -114,6 +114,8 @@ def _checkpoint_values(upd: CheckpointUpdate, pg: bool) -> dict[str, Any]:
         values["editors"] = dumps_json(upd.editors)
     if upd.shown_hash is not None:
         values["shown_hash"] = upd.shown_hash
+    if upd.content_version is not None:
+        values["content_version"] = upd.content_version
     return values
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cache
 
+from engine.errors import NotFound
 from engine.model import Delegation
 from engine.ports import AuditDraft
 from storage import _audit
@@ -12,9 +13,13 @@ from storage._db import Tx
 from storage._sql import Sql, bind_when
 from storage.mapping import DELEGATIONS, insert
 
-__all__ = ["add", "listing"]
+__all__ = ["add", "end", "listing"]
 
 _INSERT = insert(DELEGATIONS)
+_END = Sql(
+    "UPDATE delegations SET until = CASE WHEN until > :at THEN :at ELSE until END WHERE id = :id"
+    f" RETURNING {DELEGATIONS.columns}"
+)
 
 
 @cache
@@ -39,3 +44,14 @@ def listing(tx: Tx, *, active_at: datetime | None, delegator: str | None) -> lis
     sql = _listing_sql(active_at is not None, delegator is not None)
     params = {"at": bind_when(active_at, tx.pg), "delegator": delegator}
     return DELEGATIONS.load_all(tx.query(sql, params).fetchall(), tx.pg)
+
+
+def end(tx: Tx, delegation_id: str, at: datetime, audit: list[AuditDraft]) -> Delegation:
+    """End a delegation early, with its audit events. Raises NotFound."""
+    found = tx.query(_END, {"id": delegation_id, "at": bind_when(at, tx.pg)})
+    head = _audit.lock_head(tx, audit)
+    row = found.fetchone()
+    if row is None:
+        raise NotFound(f"delegation {delegation_id} not found")
+    _audit.append(tx, audit, head)
+    return DELEGATIONS.load(row, tx.pg)

@@ -218,6 +218,10 @@ class SqlStore:
             lambda tx: _delegations.listing(tx, active_at=active_at, delegator=delegator)
         )
 
+    async def end_delegation(self, delegation_id: str, at: datetime, audit: list[AuditDraft]) -> Delegation:
+        """End a delegation early (``until`` = ``at`` when sooner). Raises NotFound."""
+        return await self._db.write(lambda tx: _delegations.end(tx, delegation_id, at, audit))
+
     async def audit_head(self) -> tuple[int, str]:
         """The last sequence number and hash (0 and the genesis hash when empty)."""
         return await self._db.read(_audit.head)

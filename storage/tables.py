@@ -182,6 +182,7 @@ class CheckpointRow(SQLModel, table=True):
     resolved_at: datetime | None = _when(nullable=True)
     editors: list[str] = _json()
     delegations: dict[str, str] = _json()
+    content_version: int = 0
 
 
 class DelegationRow(SQLModel, table=True):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, ClassVar
 
 from jsonschema import Draft202012Validator
@@ -10,9 +9,9 @@ from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel
 
 from engine.assignment import pick_from_pool
-from engine.model import Checkpoint, Deliverable, Delivery, HumanConfig, NodeSpec, parse_duration
+from engine.model import Checkpoint, Delegation, Deliverable, Delivery, HumanConfig, NodeSpec, parse_duration
 from engine.nodes.base import Completed, LoadContext, NodeContext, NodeResult, Paused
-from engine.policy import assignee_principals, check_assignee_spec, expand_principals
+from engine.policy import assignee_principals, card_targets, check_assignee_spec, expand_principals
 from engine.ports import AuditDraft
 from engine.shown import shown_hash
 from engine.templates import render_value
@@ -67,46 +66,29 @@ class HumanNode:
         return await _open(ctx, config)
 
 
-async def _assignees(ctx: NodeContext, config: HumanConfig) -> list[str]:
+async def _assignees(ctx: NodeContext, config: HumanConfig, delegating: set[str]) -> list[str]:
     items = config.assignee if isinstance(config.assignee, list) else [config.assignee]
     if any(isinstance(item, dict) for item in items):
         out: list[str] = []
         for item in items:
             if isinstance(item, dict):
-                out += await pick_from_pool(item, store=ctx.deps.store, node_id=ctx.node.id)
+                out += await pick_from_pool(item, store=ctx.deps.store, node_id=ctx.node.id, skip=delegating)
             elif item is not None:
                 out += assignee_principals(item, ctx.run.requester)
         return list(dict.fromkeys(out))
     return assignee_principals(config.assignee, ctx.run.requester)
 
 
-async def _delegate(
-    ctx: NodeContext, assignees: list[str], now: datetime
-) -> tuple[list[str], dict[str, str]]:
-    """Send the checkpoints of people on delegation to their delegates.
+async def _delegations(ctx: NodeContext, assignees: list[str], active: list[Delegation]) -> dict[str, str]:
+    """Delegate -> delegator for the people reached by ``assignees`` who are on delegation now.
 
-    A directly assigned person is replaced by the delegate; a person reached through a role or
-    a group keeps their place and the delegate is added. Returns delegate -> delegator.
+    The assignees stay as they are: who may decide is resolved at decision time, where a
+    delegate's vote counts as the delegator's. This map only says who else gets the card.
     """
-    store = ctx.deps.store
-    if store is None:
-        return assignees, {}
-    active = await store.list_delegations(active_at=now)
     if not active:
-        return assignees, {}
+        return {}
     people, _ = await expand_principals(assignees, ctx.deps.roles, ctx.deps.directory)
-    out = list(assignees)
-    delegations: dict[str, str] = {}
-    for d in active:
-        if d.delegator not in people or d.delegate == d.delegator:
-            continue
-        direct = f"user:{d.delegator}"
-        if direct in out:
-            out[out.index(direct)] = f"user:{d.delegate}"
-        elif f"user:{d.delegate}" not in out:
-            out.append(f"user:{d.delegate}")
-        delegations[d.delegate] = d.delegator
-    return list(dict.fromkeys(out)), delegations
+    return {d.delegate: d.delegator for d in active if d.delegator in people and d.delegate != d.delegator}
 
 
 async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
@@ -124,10 +106,11 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
     for name, prop in properties.items():
         if name not in proposed and isinstance(prop, dict) and "default" in prop:
             proposed[name] = prop["default"]
-    assignees = await _assignees(ctx, config)
+    active = await ctx.deps.store.list_delegations(active_at=now) if ctx.deps.store is not None else []
+    assignees = await _assignees(ctx, config, {d.delegator for d in active})
     if not assignees:
         assignees = [f"user:{ctx.run.requester}"]
-    assignees, delegations = await _delegate(ctx, assignees, now)
+    delegations = await _delegations(ctx, assignees, active)
     title = str(render_value(compiled.get("title") or "", ctx.scope)) or ctx.node.title or ctx.node.id
     cp = Checkpoint(
         id=ctx.deps.ids.new("cp_"),
@@ -153,6 +136,7 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
         delegations=delegations,
     )
     cp = cp.model_copy(update={"shown_hash": shown_hash(cp)})
+    watchers = set(config.notify) - set(assignees)
     deliveries = [
         Delivery(
             id=ctx.deps.ids.new("dlv_"),
@@ -160,11 +144,11 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
             checkpoint_id=cp.id,
             kind="checkpoint",
             target=target,
-            payload={"role": "assignee" if target in assignees else "watcher"},
+            payload={"role": "watcher" if target in watchers else "assignee"},
             next_attempt_at=now,
             created_at=now,
         )
-        for target in dict.fromkeys([*assignees, *config.notify])
+        for target in dict.fromkeys([*card_targets(assignees, delegations), *config.notify])
     ]
     return Paused(checkpoint=cp, input={"context": cp.context, "proposed": proposed}, deliveries=deliveries)
 

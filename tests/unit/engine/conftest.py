@@ -17,9 +17,11 @@ from engine.service import Engine
 from engine.testing import FixedClock, InMemoryRunStore, SeqIds
 
 ROLES = {
-    "manager": Role(members=["user:mia", "user:manny"], escalates_to="role:senior"),
+    "manager": Role(members=["user:mia", "user:manny"], escalates_to="role:senior", delegates=["user:dave"]),
     "senior": Role(members=["user:sam"]),
     "admin": Role(members=["user:olga"], admin=True),
+    "finance": Role(members=["user:fiona", "user:felix"], delegates=["user:dave"]),
+    "support": Role(members=["user:ann", "user:ben", "user:cat"], delegates=["user:dave"]),
 }
 
 

@@ -218,40 +218,38 @@ async def test_delegation_sends_new_checkpoints_to_the_delegate(make_world: Call
     from engine.errors import InvalidInput
 
     w = make_world(DELEGATED)
+    day = w.clock.now() + timedelta(days=1)
     with pytest.raises(InvalidInput):
-        await delegate(
-            w.engine,
-            delegator="mia",
-            to="mia",
-            until=w.clock.now() + timedelta(days=1),
-            actor="mia",
-            channel="cli",
-        )
-    await delegate(
-        w.engine,
-        delegator="mia",
-        to="dave",
-        until=w.clock.now() + timedelta(days=1),
-        actor="mia",
-        channel="cli",
-    )
+        await delegate(w.engine, delegator="mia", to="mia", until=day, actor="mia", channel="cli")
+    await delegate(w.engine, delegator="mia", to="dave", until=day, actor="mia", channel="cli")
     run = await w.engine.start("deleg", {}, requester="alice")
     await w.engine.drive(run.id)
     [cp] = await w.store.list_checkpoints(run_id=run.id, open_only=True)
-    assert cp.assignees == ["user:dave"]
+    # who may decide is unchanged; the card of the named delegator goes to the delegate
+    assert cp.assignees == ["user:mia"]
     assert cp.delegations == {"dave": "mia"}
-    with pytest.raises(NotAllowed):
-        await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia"))
+    cards = [d.target for d in await w.store.list_deliveries(checkpoint_id=cp.id) if d.kind == "checkpoint"]
+    assert cards == ["user:dave"]
     await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="dave"))
+    recorded = [e for e in await w.store.audit_events(run_id=run.id) if e.kind == "decision.recorded"]
+    assert (recorded[0].actor, recorded[0].payload["principal"], recorded[0].payload["via"]) == (
+        "dave",
+        "mia",
+        "delegation",
+    )
     [cp2] = await w.store.list_checkpoints(run_id=run.id, open_only=True)
-    assert cp2.assignees == ["role:manager", "user:dave"]  # mia is reached through the role
+    assert cp2.assignees == ["role:manager"]  # mia is reached through the role
+    cards = [d.target for d in await w.store.list_deliveries(checkpoint_id=cp2.id) if d.kind == "checkpoint"]
+    assert cards == ["role:manager", "user:dave"]
     opened = [e for e in await w.store.audit_events(run_id=run.id) if e.kind == "checkpoint.opened"]
     assert opened[0].payload["delegations"] == {"dave": "mia"}
-    w.clock.advance(2 * 86400)  # the delegation ended
+    w.clock.advance(2 * 86400)  # the delegation ended: dave decides nothing any more
+    with pytest.raises(NotAllowed, match="only the assignees"):
+        await w.engine.decide(Decide(checkpoint_id=cp2.id, action="approve", actor="dave"))
     run2 = await w.engine.start("deleg", {}, requester="alice")
     await w.engine.drive(run2.id)
     [cp3] = await w.store.list_checkpoints(run_id=run2.id, open_only=True)
-    assert cp3.assignees == ["user:mia"]
+    assert (cp3.assignees, cp3.delegations) == (["user:mia"], {})
 
 
 async def _editable_quorum(make_world: Callable[..., World]) -> tuple[World, Run, Checkpoint]:

@@ -109,7 +109,10 @@ async def test_escalation_without_its_own_timeout_still_reaches_its_final_action
 async def test_auto_approve_of_an_incomplete_proposal_rejects_by_policy(
     make_world: Callable[..., World],
 ) -> None:
-    extra = "response_schema: {type: object, properties: {amount: {type: number}}, required: [amount]}"
+    extra = (
+        "escalation: auto_approve\n    "
+        "response_schema: {type: object, properties: {amount: {type: number}}, required: [amount]}"
+    )
     w = make_world(TIMED.replace("KIND", "review").replace("EXTRA", extra))
     run = await w.engine.start("timed", {}, requester="alice")
     await w.engine.drive(run.id)
@@ -123,3 +126,20 @@ async def test_auto_approve_of_an_incomplete_proposal_rejects_by_policy(
         "auto_reject",
     )
     assert "auto_approve impossible" in (decision.comment or "")
+
+
+@pytest.mark.parametrize("kind", ["approval", "review", "input"])
+async def test_a_timeout_without_an_escalation_rejects_whatever_the_kind(
+    make_world: Callable[..., World], kind: str
+) -> None:
+    # fail closed: a review used to auto-approve at its deadline unless the workflow said otherwise
+    extra = "response_schema: {type: object, properties: {note: {type: string}}}" if kind == "input" else ""
+    w = make_world(TIMED.replace("KIND", kind).replace("EXTRA", extra))
+    run = await w.engine.start("timed", {}, requester="alice")
+    await w.engine.drive(run.id)
+    [cp] = await w.store.list_checkpoints(run_id=run.id)
+    w.clock.advance(4 * 3600 + 1)
+    assert await Timeouts(w.engine).fire_deadline(cp.id) == "auto_reject"
+    [decision] = await w.store.list_decisions(run_id=run.id)
+    assert (decision.action, decision.resolved_by) == ("reject", ResolvedBy.timeout)
+    assert (await w.store.get_run(run.id)).status is RunStatus.rejected

@@ -147,9 +147,12 @@ async def test_second_decision_gets_conflict_naming_winner(make_world: Callable[
 
 
 async def test_timeout_is_never_a_person(make_world: Callable[..., World]) -> None:
-    w = make_world(REFUND)
+    w = make_world(
+        REFUND.replace("    assignee: role:manager\n", "    assignee: role:manager\n    timeout: 1h\n")
+    )
     run_id = await _start(w)
     cp_id = await _open_cp(w, run_id)
+    w.clock.advance(3601)
     await w.engine.decide(
         Decide(
             checkpoint_id=cp_id,

@@ -11,6 +11,7 @@ import pytest
 from engine.commands import Decide
 from engine.errors import Conflict, NotAllowed
 from engine.model import CheckpointOutcome, ResolvedBy, RunStatus
+from engine.testing import StaticDirectory
 from engine.timeouts import Timeouts
 from tests.unit.engine.conftest import World
 
@@ -127,11 +128,15 @@ async def test_retry_then_final(make_world: Callable[..., World]) -> None:
 
 async def test_queue_goes_to_the_shared_channel(make_world: Callable[..., World]) -> None:
     w = make_world(_wf("escalation: queue"))
+    w.engine.deps.directory = StaticDirectory(channels={"CQUEUE": ["anyone-in-queue"]})
     t = Timeouts(w.engine, queue_channel="CQUEUE")
     run_id, cp_id = await _open(w)
     w.clock.advance(4 * 3600)
     assert await t.fire_deadline(cp_id) == "queue"
     assert (await w.store.get_checkpoint(cp_id)).assignees == ["channel:CQUEUE"]
+    # only members of the queue channel decide: a passer-by is refused
+    with pytest.raises(NotAllowed, match="only the assignees"):
+        await w.engine.decide(Decide(checkpoint_id=cp_id, action="approve", actor="passer-by"))
     await w.engine.decide(Decide(checkpoint_id=cp_id, action="approve", actor="anyone-in-queue"))
     assert (await w.store.get_run(run_id)).status is RunStatus.succeeded
 

@@ -9,6 +9,7 @@ from engine.errors import NeedsDetail, SkillFailed
 from engine.model import CheckpointStatus, RunStatus
 from engine.ports import LLMResponse
 from engine.service import Engine
+from engine.testing import FixedClock
 from tests.unit.engine.test_nodes_llm import FakeLLM, run_once
 
 ASK_AGAIN = """\
@@ -113,22 +114,24 @@ async def test_edits_and_approvals_are_checked_too() -> None:
     assert asked[0]["data"] == {"note": "Refunded"}
 
 
-@pytest.mark.parametrize("resolved_by", ["timeout", "policy"])
-async def test_a_decision_by_policy_is_never_checked(resolved_by: str) -> None:
+async def test_a_decision_by_policy_is_never_checked() -> None:
     llm = FakeLLM(_no("never asked"))
-    engine = await run_once(ASK_AGAIN, llm)
+    timed = ASK_AGAIN.replace("    assignee: user:mia\n", "    assignee: user:mia\n    timeout: 1h\n")
+    engine = await run_once(timed, llm)
     command = Decide(
         checkpoint_id=CP,
-        action="approve",
-        actor="engine",
-        channel="engine",
-        resolved_by=resolved_by,
-        rule="auto_approve",
+        action="reject",
+        actor="policy:auto_reject",
+        channel="scheduler",
+        resolved_by="timeout",
+        rule="auto_reject",
     )
+    assert isinstance(engine.clock, FixedClock)
+    engine.clock.advance(3601)
     assert await engine.check(command) is False
     assert await engine.decide(command) is not None
     assert not llm.requests
-    assert (await engine.store.get_run("run_1")).status is RunStatus.succeeded
+    assert (await engine.store.get_run("run_1")).status is RunStatus.rejected
 
 
 async def test_a_verifier_that_cannot_run_lets_the_answer_count() -> None:
