@@ -23,6 +23,7 @@ __all__ = [
     "cancelled",
     "checkpoint_not_found",
     "confirm_mismatch",
+    "delegation_ended",
     "delegation_set",
     "empty_inbox",
     "internal_error",
@@ -77,6 +78,7 @@ HELP = f"""*Signoff* runs workflows that stop for a person's decision.
 `{COMMAND} inbox` list what is waiting for you
 `{COMMAND} cancel <run>` cancel a run you started
 `{COMMAND} delegate @user until YYYY-MM-DD` let someone decide for you while you are away
+`{COMMAND} delegate off` end your delegation now
 `{COMMAND} help` show this help
 
 Quote values with spaces: `title="Deploy api v2.3"`."""
@@ -168,7 +170,10 @@ def invalid_input(errors: dict[str, str]) -> Notice:
 
 def bad_delegation() -> Notice:
     """A ``delegate`` command that cannot be understood."""
-    return Notice(f"Use `{COMMAND} delegate @user until YYYY-MM-DD`.", ErrorCode.BAD_DELEGATION)
+    return Notice(
+        f"Use `{COMMAND} delegate @user until YYYY-MM-DD`, or `{COMMAND} delegate off`.",
+        ErrorCode.BAD_DELEGATION,
+    )
 
 
 def trigger_expired() -> Notice:
@@ -195,6 +200,14 @@ def cancelled(run_id: str) -> Notice:
 def delegation_set(delegate: str, until: str) -> Notice:
     """The answer to a successful ``delegate``."""
     return Notice(f"{mention(delegate)} can decide for you until {escape(until)}.")
+
+
+def delegation_ended(delegates: list[str]) -> Notice:
+    """The answer to ``delegate off``."""
+    if not delegates:
+        return Notice("You have no active delegation.")
+    who = ", ".join(mention(d) for d in delegates)
+    return Notice(f"{who} no longer decide(s) for you.")
 
 
 def empty_inbox() -> Notice:

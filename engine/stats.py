@@ -9,7 +9,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.model import Checkpoint, CheckpointOutcome, Decision, ResolvedBy, Run
+from engine.model import AuditEvent, Checkpoint, CheckpointOutcome, Decision, ResolvedBy, Run
 from engine.ports import RunStore
 
 __all__ = ["ApproverStats", "NodeStats", "StatsReport", "checkpoint_stats", "load_stats"]
@@ -46,6 +46,7 @@ class NodeStats(BaseModel):
     reject_rate: float
     edit_rate: float
     timeout_rate: float
+    answer_rate: float = 0.0
     median_seconds: float | None
     p90_seconds: float | None
     approvers: list[ApproverStats] = Field(default_factory=list)
@@ -74,16 +75,26 @@ def checkpoint_stats(
     decisions: list[Decision],
     *,
     since: datetime | None = None,
+    events: list[AuditEvent] | None = None,
 ) -> StatsReport:
-    """Group checkpoints by (workflow, node) and compute rates, timings and advice."""
+    """Group checkpoints by (workflow, node) and compute rates, timings and advice.
+
+    ``events`` (the audit trail) adds what a final decision alone does not show: each quorum
+    vote counts for its approver, and a checkpoint whose proposal a quorum member edited counts
+    as edited even when the last approver's decision is an approval.
+    """
     workflow_of = {r.id: r.workflow_id for r in runs}
     by_cp = {d.checkpoint_id: d for d in decisions}
+    acts: dict[str, list[_Act]] = defaultdict(list)
+    for e in events or []:
+        if e.checkpoint_id is not None and e.kind in _EVENT_ACTIONS:
+            acts[e.checkpoint_id].append(_Act(actor=e.actor, action=_EVENT_ACTIONS[e.kind], at=e.at))
     groups: dict[tuple[str, str], list[Checkpoint]] = defaultdict(list)
     for cp in checkpoints:
         if since is not None and cp.created_at < since:
             continue
         groups[(workflow_of.get(cp.run_id, "?"), cp.node_id)].append(cp)
-    nodes = [_node(wf, node, cps, by_cp) for (wf, node), cps in sorted(groups.items())]
+    nodes = [_node(wf, node, cps, by_cp, acts) for (wf, node), cps in sorted(groups.items())]
     return StatsReport(since=since, nodes=nodes)
 
 
@@ -93,33 +104,62 @@ async def load_stats(store: RunStore, *, workflow: str | None, since: datetime |
     wanted = {r.id for r in runs}
     checkpoints = [cp for cp in await store.list_checkpoints(limit=1_000_000) if cp.run_id in wanted]
     decisions = [d for d in await store.list_decisions() if d.run_id in wanted]
-    return checkpoint_stats(runs, checkpoints, decisions, since=since)
+    events = [
+        e for e in await store.audit_events(since=since) if e.kind in _EVENT_ACTIONS and e.run_id in wanted
+    ]
+    return checkpoint_stats(runs, checkpoints, decisions, since=since, events=events)
 
 
-def _node(workflow: str, node: str, cps: list[Checkpoint], by_cp: dict[str, Decision]) -> NodeStats:
+_EVENT_ACTIONS = {"checkpoint.vote": "approve", "checkpoint.edited": "edit"}
+
+
+class _Act(BaseModel):
+    """One person's act on a checkpoint: a quorum vote, a quorum edit or the final decision."""
+
+    model_config = ConfigDict(frozen=True)
+
+    actor: str
+    action: str
+    at: datetime
+
+
+def _outcome(cp: Checkpoint, acts: list[_Act]) -> CheckpointOutcome | None:
+    """How the checkpoint counts: edited when anyone edited its proposal along the way."""
+    if cp.outcome is CheckpointOutcome.approved and any(a.action == "edit" for a in acts):
+        return CheckpointOutcome.edited
+    return cp.outcome
+
+
+def _node(
+    workflow: str,
+    node: str,
+    cps: list[Checkpoint],
+    by_cp: dict[str, Decision],
+    acts: dict[str, list[_Act]],
+) -> NodeStats:
     decided = [(cp, by_cp[cp.id]) for cp in cps if cp.id in by_cp]
     n = len(decided) or 1
-    outcomes = [cp.outcome for cp, _ in decided]
+    outcomes = [_outcome(cp, acts.get(cp.id, [])) for cp, _ in decided]
     seconds = [
         (d.created_at - cp.created_at).total_seconds()
         for cp, d in decided
         if d.resolved_by is ResolvedBy.human
     ]
     rate = {o: outcomes.count(o) / n for o in CheckpointOutcome}
-    per: dict[str, list[tuple[Checkpoint, Decision]]] = defaultdict(list)
+    per: dict[str, list[tuple[Checkpoint, _Act]]] = defaultdict(list)
     for cp, d in decided:
+        for act in acts.get(cp.id, []):
+            per[act.actor].append((cp, act))
         if d.resolved_by is ResolvedBy.human:
-            per[d.actor].append((cp, d))
+            per[d.actor].append((cp, _Act(actor=d.actor, action=d.action, at=d.created_at)))
     approvers = [
         ApproverStats(
             actor=actor,
             decisions=len(items),
-            approved=sum(d.action == "approve" for _, d in items),
-            rejected=sum(d.action == "reject" for _, d in items),
-            edited=sum(d.action == "edit" for _, d in items),
-            median_seconds=statistics.median(
-                [(d.created_at - cp.created_at).total_seconds() for cp, d in items]
-            ),
+            approved=sum(a.action == "approve" for _, a in items),
+            rejected=sum(a.action == "reject" for _, a in items),
+            edited=sum(a.action == "edit" for _, a in items),
+            median_seconds=statistics.median([(a.at - cp.created_at).total_seconds() for cp, a in items]),
         )
         for actor, items in sorted(per.items())
     ]
@@ -132,6 +172,7 @@ def _node(workflow: str, node: str, cps: list[Checkpoint], by_cp: dict[str, Deci
         reject_rate=round(rate[CheckpointOutcome.rejected], 3),
         edit_rate=round(rate[CheckpointOutcome.edited], 3),
         timeout_rate=round(rate[CheckpointOutcome.timed_out], 3),
+        answer_rate=round(rate[CheckpointOutcome.answered], 3),
         median_seconds=statistics.median(seconds) if seconds else None,
         p90_seconds=_pct(seconds, 0.9),
         approvers=approvers,

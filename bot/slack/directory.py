@@ -1,4 +1,8 @@
-"""Slack user groups resolved to their members, with a short cache (``usergroups.users.list`` is Tier 2)."""
+"""Slack user groups and channels resolved to their members, with a short cache.
+
+``usergroups.users.list`` is Tier 2 and ``conversations.members`` Tier 4; membership is checked
+again at decision time, so the cache is kept short.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,12 @@ from bot.slack._errors import slack_error
 __all__ = ["SlackDirectory"]
 
 log = logging.getLogger("signoff.slack.directory")
+_PAGE = 200
+_MAX_PAGES = 50  # 10,000 members: beyond that a channel is not a way to name who may decide
 
 
 class SlackDirectory:
-    """Implements ``engine.ports.Directory`` with ``usergroups.users.list``.
+    """Implements ``engine.ports.Directory`` with ``usergroups.users.list`` and ``conversations.members``.
 
     Args:
         client: the Web API client.
@@ -28,6 +34,7 @@ class SlackDirectory:
         self.client = client
         self.ttl = ttl
         self._cache: dict[str, tuple[float, list[str]]] = {}
+        self._channels: dict[str, tuple[float, list[str]]] = {}
 
     async def group_members(self, group_id: str) -> list[str]:
         """User ids in the group; an unknown group or a failed call counts as nobody."""
@@ -43,4 +50,28 @@ class SlackDirectory:
             return list(hit[1]) if hit is not None else []
         users = [str(u) for u in response.get("users") or []]
         self._cache[group_id] = (now, users)
+        return list(users)
+
+    async def channel_members(self, channel_id: str) -> list[str]:
+        """User ids in the channel (every page); an unreadable channel counts as nobody."""
+        hit = self._channels.get(channel_id)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self.ttl:
+            return list(hit[1])
+        users: list[str] = []
+        cursor = ""
+        try:
+            for _ in range(_MAX_PAGES):
+                response = await self.client.conversations_members(
+                    channel=channel_id, limit=_PAGE, cursor=cursor or None
+                )
+                users += [str(u) for u in response.get("members") or []]
+                cursor = str((response.get("response_metadata") or {}).get("next_cursor") or "")
+                if not cursor:
+                    break
+        except SlackApiError as exc:
+            # failing closed: nobody in an unreadable channel may decide, and the reason is logged
+            log.warning("conversations.members %s failed: %s", channel_id, slack_error(exc))
+            return []
+        self._channels[channel_id] = (now, users)
         return list(users)

@@ -6,8 +6,7 @@ from typing import Any
 
 from bot.blocks import home_view
 from bot.wiring import Container
-from engine.model import Checkpoint, CheckpointStatus, Decision, Run
-from engine.policy import eligible_users
+from engine.model import Checkpoint, CheckpointStatus, Decision, Delegation, Run
 from engine.ports import Directory
 
 __all__ = ["affected_users", "home_for", "may_decide", "waiting_for"]
@@ -20,35 +19,54 @@ _DECIDED = 10
 
 
 async def may_decide(
-    container: Container, directory: Directory, cp: Checkpoint, user: str, *, named: bool = False
+    container: Container,
+    directory: Directory,
+    cp: Checkpoint,
+    user: str,
+    *,
+    named: bool = False,
+    active: list[Delegation] | None = None,
 ) -> bool:
-    """True when ``user`` may decide ``cp`` now.
+    """True when ``user`` could decide ``cp`` now (the decision gate's rules, nothing audited).
 
     Args:
         container: the wired process.
-        directory: resolves user groups.
+        directory: resolves user groups and channels (the engine's gate reads the same one).
         cp: the checkpoint.
         user: a Slack user id.
-        named: count only people named as assignees, not everyone in an assigned channel
-            (the Home tab lists what is waiting for *you*).
+        named: count only people reached by name, role, group or delegation, not everyone in an
+            assigned channel (the Home tab lists what is waiting for *you*).
     """
-    if user == cp.requester and not cp.allow_self_approval:
+    if named and not await _named(container, cp, user, active):
         return False
-    users, open_channel = await eligible_users(cp, container.roles, directory)
-    return user in users or (open_channel and not named)
+    return await container.engine.can_decide(cp, user, active)
+
+
+async def _named(container: Container, cp: Checkpoint, user: str, active: list[Delegation] | None) -> bool:
+    reach = await container.engine.gate.reach(cp)
+    if user in reach.users:
+        return True
+    found = await container.engine.gate.principal_of(cp, user, container.clock.now(), active)
+    return found is not None and found[1] == "delegation"
 
 
 async def affected_users(container: Container, directory: Directory, cp: Checkpoint) -> list[str]:
-    """Everyone whose Home tab shows ``cp``: its eligible users and its requester."""
-    users, _ = await eligible_users(cp, container.roles, directory)
-    return sorted({*users, cp.requester} - {""})
+    """Everyone whose Home tab shows ``cp``: the people it names, their delegates, its requester."""
+    reach = await container.engine.gate.reach(cp)
+    delegates = [
+        d.delegate
+        for d in await container.store.list_delegations(active_at=container.clock.now())
+        if d.delegator in reach.users
+    ]
+    return sorted({*reach.users, *delegates, cp.requester} - {""})
 
 
 async def waiting_for(container: Container, directory: Directory, user: str) -> list[Checkpoint]:
     """Open checkpoints ``user`` may decide, newest first."""
     found = []
+    active = await container.store.list_delegations(active_at=container.clock.now())
     for cp in await container.store.list_checkpoints(open_only=True, limit=_OPEN_SCAN):
-        if await may_decide(container, directory, cp, user, named=True):
+        if await may_decide(container, directory, cp, user, named=True, active=active):
             found.append(cp)
     return found
 

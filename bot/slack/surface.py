@@ -94,6 +94,8 @@ class SlackSurface:
         except (SlackApiError, SlackClientError, OSError) as exc:
             raise ConfigError(f"SLACK_BOT_TOKEN was not accepted by Slack: {exc}") from exc
         log.info("Slack: bot %s in team %s", identity.bot_user_id, identity.team_id)
+        # the decision gate refuses payloads from any other workspace
+        self.deps.container.engine.gate.team = identity.team_id
         if self.settings.slack_app_token:
             web_client = AsyncWebClient(base_url=_api_url(self.settings))
             self._socket = AsyncSocketModeHandler(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -96,21 +97,30 @@ async def test_expired_trigger_falls_back_to_an_open_form_button(env: SlackEnv) 
 
 
 async def test_delegate_command(env: SlackEnv) -> None:
+    last_day = (datetime.now(UTC) + timedelta(days=5)).date().isoformat()
     status, _ = await env.send(
-        "command", env.command(f"delegate <@{GROUP_MEMBER}|bob> until 2099-12-01", MANAGER)
+        "command", env.command(f"delegate <@{GROUP_MEMBER}|bob> until {last_day}", MANAGER)
     )
     assert status == 200
     told = await env.until(lambda: [t for t in env.replies(MANAGER) if "can decide for you until" in t])
-    assert told[0].startswith(f"<@{GROUP_MEMBER}> can decide for you until 2099-12-01")
+    assert told[0].startswith(f"<@{GROUP_MEMBER}> can decide for you until {last_day}")
     [delegation] = await env.container.store.list_delegations()
     assert (delegation.delegator, delegation.delegate) == (MANAGER, GROUP_MEMBER)
-    assert delegation.until.isoformat().startswith("2099-12-02T00:00:00")
+    assert delegation.until.date() > date.fromisoformat(last_day)
     status, body = await env.send("command", env.command("delegate bob until someday", MANAGER))
     assert "delegate @user until YYYY-MM-DD" in str(body)
     await env.send("command", env.command(f"delegate <@{GROUP_MEMBER}> until 2001-01-01", MANAGER))
     refused = await env.until(lambda: [t for t in env.replies(MANAGER) if "must be in the future" in t])
     assert refused
+    # only to someone who may hold the role, and for at most 30 days
+    await env.send("command", env.command(f"delegate <@{STRANGER}> until {last_day}", MANAGER))
+    assert await env.until(lambda: [t for t in env.replies(MANAGER) if "may not hold the role" in t])
+    await env.send("command", env.command(f"delegate <@{GROUP_MEMBER}> until 2099-12-01", MANAGER))
+    assert await env.until(lambda: [t for t in env.replies(MANAGER) if "at most 30 days" in t])
     assert len(await env.container.store.list_delegations()) == 1
+    await env.send("command", env.command("delegate off", MANAGER))
+    assert await env.until(lambda: [t for t in env.replies(MANAGER) if "no longer decide" in t])
+    assert await env.container.store.list_delegations(active_at=env.container.clock.now()) == []
 
 
 async def test_console_is_off_in_slack_mode(env: SlackEnv) -> None:

@@ -60,6 +60,7 @@ class WebApi:
     app_id: str = "A0FAKE"
     ws_url: str = ""
     usergroups: dict[str, list[str]] = field(default_factory=dict)
+    channel_members: dict[str, list[str]] = field(default_factory=dict)
     users: dict[str, Json] = field(default_factory=dict)
     messages: dict[tuple[str, str], Json] = field(default_factory=dict)
     views: dict[str, Json] = field(default_factory=dict)
@@ -286,6 +287,18 @@ class WebApi:
         if group not in self.usergroups:
             return _err("no_such_subteam")
         return {"ok": True, "users": list(self.usergroups[group])}
+
+    def m_conversations_members(self, p: Json) -> Json:
+        """Members of a channel, ``limit`` at a time, with Slack's cursor paging."""
+        channel = str(p.get("channel") or "")
+        if channel not in self.channel_members:
+            return _err("channel_not_found")
+        members = list(self.channel_members[channel])
+        limit = int(p.get("limit") or 100)
+        start = int(str(p.get("cursor") or "0") or 0)
+        page = members[start : start + limit]
+        following = str(start + limit) if start + limit < len(members) else ""
+        return {"ok": True, "members": page, "response_metadata": {"next_cursor": following}}
 
     def _user(self, user_id: str) -> Json | None:
         if user_id in self.users:

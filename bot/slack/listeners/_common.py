@@ -34,6 +34,17 @@ def user_of(body: Body) -> str:
     return str(body.get("user_id") or user or "")
 
 
+def team_of(body: Body) -> str | None:
+    """The Slack workspace of the signed payload (the gate refuses another one than ours)."""
+    team = body.get("team")
+    if isinstance(team, dict) and team.get("id"):
+        return str(team["id"])
+    user = body.get("user")
+    if isinstance(user, dict) and user.get("team_id"):
+        return str(user["team_id"])
+    return str(body.get("team_id")) if body.get("team_id") else None
+
+
 def seen_hash(body: Body) -> str | None:
     """SHA-256 of exactly what the person acted on, as Slack sent it back with the action:
     the form's blocks for a modal submission, the message's blocks for a button on a message."""

@@ -33,7 +33,6 @@ from bot.blocks.checkpoint import (
 )
 from bot.blocks.modals import again_modal
 from bot.slack.deps import SlackDeps
-from bot.slack.inbox import may_decide
 from bot.slack.listeners._common import (
     OPEN_FORM,
     Body,
@@ -41,13 +40,14 @@ from bot.slack.listeners._common import (
     open_view,
     refusal,
     seen_hash,
+    team_of,
     user_of,
     where,
 )
 from bot.slack.listeners._runs import ask_inputs
 from engine.commands import Decide
 from engine.errors import Conflict, InvalidInput, NeedsDetail, NotAllowed, NotFound
-from engine.model import Checkpoint, CheckpointStatus, ResolvedBy
+from engine.model import Checkpoint, CheckpointStatus
 
 __all__ = ["decide_and_tell", "register"]
 
@@ -155,6 +155,7 @@ async def _decide(deps: SlackDeps, body: Body, cp: Checkpoint, action: str) -> N
         channel="slack",
         seen=seen_hash(body),
         expected_version=clicked[1] if clicked and clicked[0] == cp.id else None,
+        team=team_of(body),
     )
     await decide_and_tell(deps, cp, command, **where(body))
 
@@ -180,9 +181,9 @@ async def decide_and_tell(
 
 
 async def _form(deps: SlackDeps, body: Body, cp: Checkpoint, form: str, build: _Form | None = None) -> None:
-    """Open a decision modal, unless the person may not decide or it is already decided."""
+    """Open a decision modal, unless the gate refuses the person or it is already decided."""
     user = user_of(body)
-    notice = await _blocked(deps, cp, user)
+    notice = await _blocked(deps, body, cp, form)
     if notice is not None:
         await deps.reply(user, notice, run_id=cp.run_id, **where(body))
         return
@@ -190,20 +191,16 @@ async def _form(deps: SlackDeps, body: Body, cp: Checkpoint, form: str, build: _
     await open_view(deps, body, view, fallback=_fallback(cp, form if form in _FORMS else "confirm"))
 
 
-async def _blocked(deps: SlackDeps, cp: Checkpoint, user: str) -> messages.Notice | None:
-    if cp.status is CheckpointStatus.resolved:
-        decisions = await deps.container.store.list_decisions(checkpoint_id=cp.id)
-        if not decisions:
-            return messages.not_allowed(f"this request is closed ({cp.outcome})")
-        d = decisions[-1]
-        by_policy = d.resolved_by is not ResolvedBy.human
-        return messages.already_decided(
-            d.action, d.rule or d.actor if by_policy else d.actor, d.created_at, by_policy=by_policy
-        )
-    if user == cp.requester and not cp.allow_self_approval:
-        return messages.self_approval()
-    if not await may_decide(deps.container, deps.directory, cp, user):
-        return messages.not_assignee(cp.assignees)
+async def _blocked(deps: SlackDeps, body: Body, cp: Checkpoint, form: str) -> messages.Notice | None:
+    """Why the person may not open this form (the decision gate, audited), or None."""
+    action = {"confirm": "approve", "answer": "answer"}.get(form, form)
+    command = Decide(
+        checkpoint_id=cp.id, action=action, actor=user_of(body), channel="slack", team=team_of(body)
+    )
+    try:
+        await deps.container.engine.may_decide(command)
+    except (Conflict, NotAllowed) as exc:
+        return refusal(cp, exc)
     return None
 
 

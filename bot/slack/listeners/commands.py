@@ -20,7 +20,7 @@ from bot.slack.inbox import waiting_for
 from bot.slack.listeners._common import Body, user_of, where
 from bot.slack.listeners._runs import ask_inputs, start_run
 from engine.commands import Cancel
-from engine.delegation import delegate
+from engine.delegation import delegate, end_delegations
 from engine.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from engine.inputs import coerce_inputs, parse_pairs
 from engine.model import Checkpoint
@@ -151,6 +151,12 @@ def _delegation_args(rest: str) -> tuple[str, date] | None:
 
 
 async def _delegate(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
+    if rest.strip().lower() in {"off", "end", "stop"}:
+        await ack()
+        user = user_of(body)
+        ended = await end_delegations(deps.container.engine, delegator=user, actor=user, channel="slack")
+        await deps.reply(user, messages.delegation_ended([d.delegate for d in ended]), **where(body))
+        return
     parsed = _delegation_args(rest)
     if parsed is None:
         await ack(text=messages.bad_delegation().text)
@@ -164,6 +170,9 @@ async def _delegate(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> No
         await delegate(deps.container.engine, delegator=user, to=to, until=until, actor=user, channel="slack")
     except InvalidInput as exc:
         await deps.reply(user, messages.invalid_input(exc.errors), **where(body))
+        return
+    except NotAllowed as exc:
+        await deps.reply(user, messages.not_allowed(str(exc)), **where(body))
         return
     await deps.reply(
         user, messages.delegation_set(to, f"{last_day.isoformat()} (end of day, UTC)"), **where(body)

@@ -25,7 +25,7 @@ from bot.blocks.checkpoint import (
 from bot.blocks.modals import ANSWER_SUBMIT, CONFIRM_BLOCK, REASON_BLOCK, form_schema, kept_fields, modal
 from bot.blocks.run_inputs import read_run_metadata
 from bot.slack.deps import SlackDeps
-from bot.slack.listeners._common import Body, refusal, seen_hash, user_of
+from bot.slack.listeners._common import Body, refusal, seen_hash, team_of, user_of
 from bot.slack.listeners._runs import start_run
 from bot.slack.listeners.checkpoints import decide_and_tell
 from engine.commands import Decide
@@ -46,7 +46,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             if cp is None:
                 return
             values = view.get("state", {}).get("values", {})
-            command = _command(cp, action, user_of(body), values, seen_hash(body))
+            command = _command(cp, action, user_of(body), values, seen_hash(body), team_of(body))
             ref = checkpoint_ref(str(view.get("private_metadata", "")))
             if isinstance(command, Decide) and ref is not None:
                 command = command.model_copy(update={"expected_version": ref[1]})
@@ -104,7 +104,7 @@ def _text(values: Body, block_id: str) -> str:
 
 
 def _command(
-    cp: Checkpoint, action: str, user: str, values: Body, seen: str | None
+    cp: Checkpoint, action: str, user: str, values: Body, seen: str | None, team: str | None
 ) -> Decide | dict[str, str]:
     """The decision a form asks for, or the field errors keyed by block id."""
     base: dict[str, Any] = {
@@ -113,6 +113,7 @@ def _command(
         "actor": user,
         "channel": "slack",
         "seen": seen,
+        "team": team,
     }
     if action == "reject":
         reason = _text(values, REASON_BLOCK)

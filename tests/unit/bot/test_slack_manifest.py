@@ -21,6 +21,7 @@ SCOPES_USED = {
     "chat.postEphemeral": "chat:write",
     "conversations.open": "im:write",
     "usergroups.users.list": "usergroups:read",
+    "conversations.members": "channels:read",
 }
 # conversations.history (a re-sent post looks for its earlier copy): one scope per conversation type
 HISTORY_SCOPES = {"im:history", "channels:history", "groups:history"}
@@ -78,6 +79,7 @@ def test_bot_scopes_cover_what_the_sender_calls(manifest: dict[str, Any]) -> Non
     assert set(SCOPES_USED.values()) | {"commands", "users:read"} <= scopes
     assert "im:history" in scopes, "message.im needs im:history"
     assert scopes >= HISTORY_SCOPES, "conversations.history in DMs, public and private channels"
+    assert {"channels:read", "groups:read"} <= scopes, "conversations.members, public and private"
 
 
 def test_urls_point_at_the_events_endpoint(manifest: dict[str, Any]) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from engine.commands import Decide
 from engine.model import Checkpoint, CheckpointOutcome, CheckpointStatus, Decision, ResolvedBy, Run, RunStatus
-from engine.stats import checkpoint_stats
+from engine.stats import checkpoint_stats, load_stats
+from tests.unit.engine.conftest import World
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -90,3 +93,55 @@ def test_since_filters() -> None:
         [_run(1)], [p[0] for p in pairs], [p[1] for p in pairs], since=T0 + timedelta(days=1)
     )
     assert report.nodes == []
+
+
+async def test_quorum_votes_and_edits_count(make_world: Callable[..., World]) -> None:
+    # an edited quorum checkpoint used to show edit 0% and one approver
+    text = """\
+id: wire
+nodes:
+  - id: approve
+    type: human
+    prompt: "Wire?"
+    assignee: [user:mia, user:manny, user:sam]
+    quorum: 2
+    options: [approve, reject, edit]
+    response_schema: {type: object, properties: {note: {type: string}}}
+    proposed: {note: first}
+"""
+    w = make_world(text)
+    run = await w.engine.start("wire", {}, requester="alice")
+    await w.engine.drive(run.id)
+    [cp] = await w.store.list_checkpoints(run_id=run.id, open_only=True)
+    w.clock.advance(60)
+    await w.engine.decide(Decide(checkpoint_id=cp.id, action="edit", actor="manny", data={"note": "second"}))
+    w.clock.advance(60)
+    await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia"))
+    w.clock.advance(60)
+    await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="sam"))
+    [node] = (await load_stats(w.store, workflow=None, since=None)).nodes
+    assert (node.edit_rate, node.approve_rate) == (1.0, 0.0)
+    assert [(a.actor, a.approved, a.edited, a.median_seconds) for a in node.approvers] == [
+        ("manny", 0, 1, 60.0),
+        ("mia", 1, 0, 120.0),
+        ("sam", 1, 0, 180.0),
+    ]
+
+
+async def test_answers_count(make_world: Callable[..., World]) -> None:
+    text = """\
+id: ask
+nodes:
+  - id: where
+    type: human
+    kind: input
+    prompt: "Where?"
+    response_schema: {type: object, properties: {office: {type: string}}}
+"""
+    w = make_world(text)
+    run = await w.engine.start("ask", {}, requester="alice")
+    await w.engine.drive(run.id)
+    [cp] = await w.store.list_checkpoints(run_id=run.id, open_only=True)
+    await w.engine.decide(Decide(checkpoint_id=cp.id, action="answer", actor="alice", data={"office": "B"}))
+    [node] = (await load_stats(w.store, workflow=None, since=None)).nodes
+    assert (node.answer_rate, [a.actor for a in node.approvers]) == (1.0, ["alice"])
