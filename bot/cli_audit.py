@@ -13,7 +13,7 @@ from rich.table import Table
 
 from bot._cli_output import console, err_console, print_json
 from bot.wiring import Container
-from engine.audit import verify_chain
+from engine.audit import verify_chain, verify_decisions
 from engine.model import AuditEvent, parse_duration
 from engine.stats import load_stats
 
@@ -54,18 +54,30 @@ def _event_json(e: AuditEvent) -> dict[str, Any]:
 
 @audit_app.command("verify")
 def verify() -> None:
-    """Check the whole hash chain; reports the first modified, deleted, inserted or reordered event."""
+    """Check the hash chain and every decision against it; reports the first modified, deleted,
+    inserted or reordered event, and any decision changed, deleted or added outside Signoff."""
     from bot.cli import EXIT_BAD_INPUT, _run
 
     async def work(c: Container) -> Any:
-        return verify_chain(await c.store.audit_events(), await c.store.audit_head())
+        events = await c.store.audit_events()
+        chain = verify_chain(events, await c.store.audit_head())
+        return chain, verify_decisions(events, await c.store.list_decisions())
 
-    report = _run(work)
-    if report.ok:
-        console.print(f"[green]ok[/green]: {report.checked} audit events, chain intact")
-        return
-    err_console.print(f"[red]audit chain broken[/red] at event {report.first_bad_seq}: {report.problem}")
-    raise typer.Exit(EXIT_BAD_INPUT)
+    chain, decisions = _run(work)
+    if not chain.ok:
+        err_console.print(
+            f"[red]audit chain broken[/red] at event {chain.first_bad_seq}: {chain.problem}", soft_wrap=True
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if not decisions.ok:
+        err_console.print(
+            f"[red]decisions do not match the audit chain[/red]: {decisions.problem}", soft_wrap=True
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+    console.print(
+        f"[green]ok[/green]: {chain.checked} audit events, chain intact; "
+        f"{decisions.checked} decisions match their events"
+    )
 
 
 @audit_app.command("export")
@@ -194,22 +206,37 @@ def _secs(value: float | None) -> str:
 
 
 def delegate_cmd(
-    to: Annotated[str, typer.Option("--to", help="who decides for you")],
-    until: Annotated[str, typer.Option(help="last day, YYYY-MM-DD (inclusive, UTC)")],
+    to: Annotated[str | None, typer.Option("--to", help="who decides for you")] = None,
+    until: Annotated[str | None, typer.Option(help="last day, YYYY-MM-DD (inclusive, UTC)")] = None,
+    end: Annotated[bool, typer.Option("--end", help="end your active delegation(s) now")] = False,
     as_user: Annotated[str | None, typer.Option("--as", help="whose checkpoints (default: you)")] = None,
 ) -> None:
-    """Send your new checkpoints to someone else until a date (visible on messages and in the audit)."""
+    """Let someone who may hold your roles decide for you until a date (at most 30 days by
+    default), or end it early with --end. Shown on cards and in the audit."""
     from bot.cli import EXIT_BAD_INPUT, _fail, _me, _run
-    from engine.delegation import delegate
+    from engine.delegation import delegate, end_delegations
 
+    me = _me(as_user)
+    if end:
+        if until is not None:
+            raise _fail("--end takes no --until (it ends now)", EXIT_BAD_INPUT)
+        ended = _run(lambda c: end_delegations(c.engine, delegator=me, actor=me, channel="cli", to=to))
+        if not ended:
+            raise _fail(f"{me} has no active delegation" + (f" to {to}" if to else ""), EXIT_BAD_INPUT)
+        for d in ended:
+            console.print(f"{d.delegate} no longer decides for {me}", highlight=False, markup=False)
+        return
+    if to is None or until is None:
+        raise _fail("give --to and --until (or --end to stop delegating)", EXIT_BAD_INPUT)
     try:
         last_day = date.fromisoformat(until)
     except ValueError:
         raise _fail(f"--until {until!r}: use a date like 2026-12-01", EXIT_BAD_INPUT) from None
-    end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    me = _me(as_user)
-    _run(lambda c: delegate(c.engine, delegator=me, to=to, until=end, actor=me, channel="cli"))
-    console.print(f"{to} decides for {me} until the end of {last_day.isoformat()} (UTC)")
+    stop = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    _run(lambda c: delegate(c.engine, delegator=me, to=to, until=stop, actor=me, channel="cli"))
+    console.print(
+        f"{to} decides for {me} until the end of {last_day.isoformat()} (UTC)", highlight=False, markup=False
+    )
 
 
 def delegations_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:

@@ -41,6 +41,7 @@ class Settings(BaseModel):
     fault_points: str | None = None
     lease_ttl_s: float = 30.0
     web_console: bool = False
+    delegation_max_days: float = 30.0
 
     @property
     def slack_enabled(self) -> bool:
@@ -80,6 +81,15 @@ class Settings(BaseModel):
             raise ConfigError(f"SIGNOFF_LEASE_TTL must be a number of seconds, not {lease_raw!r}") from None
         if lease_ttl_s <= 0:
             raise ConfigError(f"SIGNOFF_LEASE_TTL must be positive, not {lease_raw!r}")
+        max_raw = get("SIGNOFF_DELEGATION_MAX_DAYS", "30")
+        try:
+            delegation_max_days = float(max_raw)
+        except ValueError:
+            raise ConfigError(
+                f"SIGNOFF_DELEGATION_MAX_DAYS must be a number of days, not {max_raw!r}"
+            ) from None
+        if delegation_max_days <= 0:
+            raise ConfigError(f"SIGNOFF_DELEGATION_MAX_DAYS must be positive, not {max_raw!r}")
         if sandbox not in {"auto", "bwrap", "docker", "subprocess"}:
             raise ConfigError(f"SIGNOFF_SANDBOX must be auto, bwrap, docker or subprocess, not {sandbox!r}")
         return cls(
@@ -103,4 +113,5 @@ class Settings(BaseModel):
             fault_points=get("SIGNOFF_TEST_FAULTS") or None,
             lease_ttl_s=lease_ttl_s,
             web_console=get("SIGNOFF_WEB_CONSOLE", "").lower() in {"1", "true", "on", "yes"},
+            delegation_max_days=delegation_max_days,
         )

@@ -185,6 +185,7 @@ async def build(
         deps=deps,
         owner=_owner(),
         lease_ttl=timedelta(seconds=settings.lease_ttl_s),
+        delegation_max=timedelta(days=settings.delegation_max_days),
     )
     outbox = Outbox(store, sender, clock, claim_ttl=outbox_claim(settings)) if sender is not None else None
     return Container(

@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -121,19 +122,52 @@ def test_stats(setup: tuple[dict[str, str], Path, Path]) -> None:
 
 def test_delegate_from_the_cli(setup: tuple[dict[str, str], Path, Path]) -> None:
     env, cwd, _ = setup
+    (cwd / "roles.yml").write_text("payers:\n  members: [user:bob]\n  delegates: [user:dave]\n")
+    today = datetime.now(UTC).date()
+    soon, later = (today + timedelta(days=10)).isoformat(), (today + timedelta(days=60)).isoformat()
+    too_long = cli(env, cwd, "delegate", "--to", "dave", "--until", later, "--as", "bob", check=2)
+    assert "at most 30 days" in too_long.stderr
+    stranger = cli(env, cwd, "delegate", "--to", "mallory", "--until", soon, "--as", "bob", check=2)
+    assert "may not hold the role 'payers'" in stranger.stderr
     assert (
         "dave decides for bob"
-        in cli(env, cwd, "delegate", "--to", "dave", "--until", "2099-01-01", "--as", "bob").stdout
+        in cli(env, cwd, "delegate", "--to", "dave", "--until", soon, "--as", "bob").stdout
     )
     [active] = cli_json(env, cwd, "delegations")
     assert (active["delegator"], active["delegate"]) == ("bob", "dave")
     run = cli_json(env, cwd, "run", "pay", "--input", "amount=5", "--as", "alice")
     [task] = [t for t in cli_json(env, cwd, "tasks") if t["run_id"] == run["id"]]
-    assert task["assignees"] == ["user:dave"]
-    refused = cli(env, cwd, "respond", task["id"], "approve", "--as", "bob", check=2)
-    assert "only the assignees" in refused.stderr
+    assert task["assignees"] == ["user:bob"]  # who may decide is unchanged: dave stands in for bob
     cli(env, cwd, "respond", task["id"], "approve", "--as", "dave")
+    events = [json.loads(line) for line in cli(env, cwd, "audit", "export").stdout.splitlines()]
+    [decided] = [e for e in events if e["kind"] == "decision.recorded" and e["run_id"] == run["id"]]
+    assert (decided["actor"], decided["payload"]["principal"]) == ("dave", "bob")
+    assert "dave no longer decides for bob" in cli(env, cwd, "delegate", "--end", "--as", "bob").stdout
+    assert cli_json(env, cwd, "delegations") == []
+    run2 = cli_json(env, cwd, "run", "pay", "--input", "amount=6", "--as", "alice")
+    [task2] = [t for t in cli_json(env, cwd, "tasks") if t["run_id"] == run2["id"]]
+    refused = cli(env, cwd, "respond", task2["id"], "approve", "--as", "dave", check=2)
+    assert "only the assignees" in refused.stderr
     bad = cli(env, cwd, "delegate", "--to", "dave", "--until", "someday", "--as", "bob", check=2)
     assert "use a date like" in bad.stderr
     kinds = [json.loads(line)["kind"] for line in cli(env, cwd, "audit", "export").stdout.splitlines()]
-    assert "delegation.created" in kinds
+    assert {"delegation.created", "delegation.ended", "decision.refused"} <= set(kinds)
+
+
+@pytest.mark.parametrize(
+    ("statement", "problem"),
+    [
+        ("UPDATE decisions SET actor = 'manny'", "was modified"),
+        ("UPDATE decisions SET data = '{\"amount\": 999}'", "was modified"),
+        ("DELETE FROM decisions", "was deleted"),
+    ],
+)
+def test_a_changed_decision_is_reported(
+    setup: tuple[dict[str, str], Path, Path], statement: str, problem: str
+) -> None:
+    # the audit chain used to cover its events only: an edited decision row verified as intact
+    env, cwd, db = setup
+    _sql(db, statement)
+    said = " ".join(cli(env, cwd, "audit", "verify", check=2).stderr.split())
+    assert "decisions do not match the audit chain" in said
+    assert problem in said
