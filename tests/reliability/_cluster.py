@@ -58,6 +58,26 @@ edges:
 LEASE_TTL_S = "2"
 
 
+async def healthy(http: aiohttp.ClientSession, server: Server, timeout: float = 60.0) -> None:
+    """Probe ``/healthz`` until it answers 200 or the deadline passes.
+
+    A probe that is slow (a loaded machine) or refused counts as "not yet", never as a failure:
+    each probe may take up to 5 s (at most what is left), then the next one starts.
+    """
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{server.port}/healthz"
+    while (left := deadline - time.monotonic()) > 0:
+        if not server.alive:
+            raise AssertionError(f"{server.name} exited with {server.proc.returncode}:\n{server.output()}")
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            probe = aiohttp.ClientTimeout(total=max(0.1, min(5.0, left)))
+            async with http.get(url, timeout=probe) as response:
+                if response.status == 200:
+                    return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} did not answer within {timeout}s:\n{server.output()}")
+
+
 class ServerDied(Exception):
     """The process being waited on exited (as a fault point intends)."""
 
@@ -124,19 +144,7 @@ class Cluster:
         return server
 
     async def _healthy(self, server: Server, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{server.port}/healthz"
-        while time.monotonic() < deadline:
-            if not server.alive:
-                raise AssertionError(
-                    f"{server.name} exited with {server.proc.returncode}:\n{server.output()}"
-                )
-            with contextlib.suppress(aiohttp.ClientError):
-                async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{url} did not answer within {timeout}s:\n{server.output()}")
+        await healthy(self.http, server, timeout)
 
     async def died(self, server: Server, timeout: float = 30.0) -> int:
         """Wait for a server to die; returns its exit code (-9 for SIGKILL)."""
@@ -188,6 +196,7 @@ class Cluster:
             user_id=user,
             trigger_id=self.fake.new_trigger_id(),
             response_url=self.fake.base_url + "hooks.commands",
+            team_id=self.fake.api.team_id,
         )
         status, _ = await self.post(server, urlencode(p), "application/x-www-form-urlencoded")
         return status
@@ -196,6 +205,7 @@ class Cluster:
         """A ``block_actions`` click on a card in the clicker's DM."""
         p: dict[str, Any] = fixture("block_actions_message_button.json")
         p["user"]["id"] = user
+        p["user"]["team_id"] = p["team"]["id"] = self.fake.api.team_id
         p["trigger_id"] = self.fake.new_trigger_id()
         p["response_url"] = self.fake.base_url + "hooks.actions"
         p["container"]["channel_id"] = p["channel"]["id"] = self.fake.api.dm_channel(user)
