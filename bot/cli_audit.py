@@ -83,17 +83,22 @@ def verify() -> None:
 @audit_app.command("export")
 def export(
     run: Annotated[str | None, typer.Option("--run", help="only this run")] = None,
+    workflow: Annotated[str | None, typer.Option("--workflow", help="only runs of this workflow")] = None,
     since: Annotated[str | None, typer.Option(help="30d, 4h or an ISO date")] = None,
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
 ) -> None:
-    """Print audit events as JSON lines or CSV."""
+    """Print audit events as JSON lines or CSV (all, one run's, or one workflow's runs')."""
     from bot.cli import EXIT_BAD_INPUT, _fail, _run
 
     if fmt not in {"jsonl", "csv"}:
         raise _fail(f"--format must be jsonl or csv, not {fmt!r}", EXIT_BAD_INPUT)
 
     async def work(c: Container) -> list[AuditEvent]:
-        return await c.store.audit_events(run_id=run, since=_since(since, c.clock.now()))
+        events = await c.store.audit_events(run_id=run, since=_since(since, c.clock.now()))
+        if workflow is None:
+            return events
+        runs = {r.id for r in await c.store.list_runs(workflow_id=workflow, limit=1_000_000)}
+        return [e for e in events if e.run_id in runs]
 
     events = _run(work)
     if fmt == "jsonl":
@@ -155,6 +160,34 @@ def _details(e: AuditEvent) -> str:
     if e.kind == "checkpoint.passed":
         return f"{p.get('expression')} with {p.get('values')}"
     return ", ".join(f"{k}={v}" for k, v in p.items() if v not in (None, [], {}))[:200]
+
+
+def purge_cmd(
+    older_than: Annotated[str, typer.Option("--older-than", help="e.g. 90d: runs that ended before then")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only say which runs would be purged")] = False,
+    as_user: Annotated[str | None, typer.Option("--as", help="who purges (recorded in the audit)")] = None,
+) -> None:
+    """Remove the payloads of runs that ended long ago (inputs, step data, decisions' data,
+    messages, workspaces), keeping who did what, when, and the digests: audit verify still passes."""
+    from bot.cli import EXIT_BAD_INPUT, _fail, _me, _run
+    from engine.retention import purge
+
+    try:
+        age = parse_duration(older_than)
+    except ValueError as exc:
+        raise _fail(f"--older-than: {exc}", EXIT_BAD_INPUT) from None
+    me = _me(as_user)
+    report = _run(lambda c: purge(c.engine, older_than=age, actor=me, channel="cli", dry_run=dry_run))
+    if dry_run:
+        console.print(f"{len(report.run_ids)} run(s) would be purged", highlight=False)
+        for run_id in report.run_ids:
+            console.print(f"  {run_id}", highlight=False, markup=False)
+        return
+    console.print(
+        f"purged {report.runs} run(s): {report.steps} steps, {report.checkpoints} checkpoints, "
+        f"{report.decisions} decisions, {report.deliveries} messages, {report.events} audit events",
+        highlight=False,
+    )
 
 
 def stats(
@@ -262,3 +295,4 @@ def register(app: typer.Typer) -> None:
     app.command("stats")(stats)
     app.command("delegate")(delegate_cmd)
     app.command("delegations")(delegations_cmd)
+    app.command("purge")(purge_cmd)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from engine.audit import GENESIS_HASH, event_hash
+from engine.audit import GENESIS_HASH, PURGED, event_hash, purge_payload, purged_comment, sha256_of
 from engine.errors import Conflict, LeaseLost, NotFound
 from engine.model import (
     AuditEvent,
@@ -24,6 +24,7 @@ from engine.model import (
     CheckpointStatus,
     Decision,
     Delegation,
+    Deliverable,
     Delivery,
     DeliveryStatus,
     Run,
@@ -36,6 +37,7 @@ from engine.ports import (
     CheckpointUpdate,
     Claimed,
     Lease,
+    PurgeReport,
     RunChange,
     conflict_message,
     merge_pending,
@@ -44,6 +46,13 @@ from engine.ports import (
 __all__ = ["InMemoryRunStore"]
 
 M = TypeVar("M", bound=BaseModel)
+
+
+_PURGED = "(removed by the retention policy)"
+
+
+def _marker(value: Any) -> dict[str, Any]:
+    return {PURGED: sha256_of(_as_stored(value))}
 
 
 def _copy(model: M) -> M:
@@ -107,8 +116,10 @@ class InMemoryRunStore:
             seq = len(self._audit) + 1
             payload = _as_stored(draft.payload)
             fields = draft.model_dump(exclude={"payload"})
-            digest = event_hash(seq=seq, payload=payload, prev_hash=prev, **fields)
-            self._audit.append(AuditEvent(seq=seq, payload=payload, prev_hash=prev, hash=digest, **fields))
+            digest = event_hash(seq=seq, payload=payload, prev_hash=prev, sealed=True, **fields)
+            self._audit.append(
+                AuditEvent(seq=seq, payload=payload, prev_hash=prev, hash=digest, sealed=True, **fields)
+            )
             prev = digest
 
     def _add_deliveries(self, deliveries: list[Delivery]) -> None:
@@ -513,3 +524,73 @@ class InMemoryRunStore:
     async def audit_head(self) -> tuple[int, str]:
         """The last sequence number and hash (0 and the genesis hash when empty)."""
         return (self._audit[-1].seq, self._audit[-1].hash) if self._audit else (0, GENESIS_HASH)
+
+    async def purge_runs(
+        self,
+        *,
+        finished_before: datetime,
+        at: datetime,
+        dry_run: bool,
+        audit: list[AuditDraft],
+        limit: int = 500,
+    ) -> PurgeReport:
+        """See ``RunStore.purge_runs``."""
+        due = [
+            r
+            for r in self._runs.values()
+            if r.status.final
+            and r.finished_at is not None
+            and r.finished_at < finished_before
+            and r.purged_at is None
+        ][:limit]
+        report = PurgeReport(run_ids=[r.id for r in due], dry_run=dry_run)
+        if not due or dry_run:
+            return report
+        ids = set(report.run_ids)
+        for r in due:
+            self._runs[r.id] = r.model_copy(update={"inputs": _marker(r.inputs), "purged_at": at})
+        steps = [s for s in self._steps.values() if s.run_id in ids]
+        for step in steps:
+            output = None
+            if step.output is not None:
+                output = Deliverable(data=_marker(step.output.model_dump(mode="json")))
+            self._steps[step.id] = step.model_copy(
+                update={
+                    "input": _marker(step.input),
+                    "output": output,
+                    "error": _PURGED if step.error else None,
+                }
+            )
+        cps = [c for c in self._checkpoints.values() if c.run_id in ids]
+        for cp in cps:
+            self._checkpoints[cp.id] = cp.model_copy(
+                update={"prompt": _PURGED, "context": _marker(cp.context), "proposed": _marker(cp.proposed)}
+            )
+        decisions = [d for d in self._decisions.values() if d.run_id in ids]
+        for d in decisions:
+            self._decisions[d.id] = d.model_copy(
+                update={
+                    "data": _marker(d.data),
+                    "comment": purged_comment(d.comment),
+                    "diff": _marker(d.diff),
+                }
+            )
+        deliveries = [d for d in self._deliveries.values() if d.run_id in ids]
+        for dl in deliveries:
+            self._deliveries[dl.id] = dl.model_copy(update={"payload": _marker(dl.payload)})
+        events = 0
+        for n, ev in enumerate(self._audit):
+            if ev.sealed and ev.run_id in ids and purge_payload(ev.payload) != ev.payload:
+                self._audit[n] = ev.model_copy(update={"payload": purge_payload(ev.payload)})
+                events += 1
+        self._append(audit)
+        return report.model_copy(
+            update={
+                "runs": len(due),
+                "steps": len(steps),
+                "checkpoints": len(cps),
+                "decisions": len(decisions),
+                "deliveries": len(deliveries),
+                "events": events,
+            }
+        )

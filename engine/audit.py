@@ -14,16 +14,49 @@ from engine.model import AuditEvent, Decision
 
 __all__ = [
     "GENESIS_HASH",
+    "PURGED",
+    "SEALED_KEYS",
     "AuditReport",
     "canonical_json",
     "decision_digest",
     "event_hash",
+    "purge_payload",
+    "purged_comment",
+    "purged_digest",
     "sha256_of",
     "verify_chain",
     "verify_decisions",
 ]
 
 GENESIS_HASH = "0" * 64
+
+SEALED_KEYS = frozenset({"diff", "comment", "values", "question", "answer", "data", "inputs", "detail"})
+"""Payload keys that may hold people's data: a sealed event's hash covers their digests, not
+their values, so a retention purge can remove the values and the chain still verifies."""
+PURGED = "__purged__"
+"""The key of a purge marker: ``{"__purged__": "<sha256 of the removed value>"}``."""
+
+
+def purged_digest(value: Any) -> str | None:
+    """The digest a purge marker stands for, or None when ``value`` is not one."""
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get(PURGED), str):
+        return str(value[PURGED])
+    return None
+
+
+def _seal(value: Any) -> dict[str, str]:
+    return {"sealed": purged_digest(value) or sha256_of(value)}
+
+
+def purge_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """A sealed event's payload with its data keys replaced by purge markers."""
+    return {
+        k: ({PURGED: purged_digest(v) or sha256_of(v)} if k in SEALED_KEYS else v) for k, v in payload.items()
+    }
+
+
+def _sealed_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_seal(v) if k in SEALED_KEYS else v) for k, v in payload.items()}
 
 
 def canonical_json(value: Any) -> str:
@@ -62,8 +95,13 @@ def event_hash(
     checkpoint_id: str | None,
     payload: dict[str, Any],
     prev_hash: str,
+    sealed: bool = False,
 ) -> str:
-    """The hash of one event, covering every field and the previous event's hash."""
+    """The hash of one event, covering every field and the previous event's hash.
+
+    A sealed event (every event written since retention purges exist) covers the keys of
+    ``SEALED_KEYS`` by their digests, so their values can be purged and the chain still holds.
+    """
     body = {
         "seq": seq,
         "at": _iso(at),
@@ -72,9 +110,11 @@ def event_hash(
         "kind": kind,
         "run_id": run_id,
         "checkpoint_id": checkpoint_id,
-        "payload": payload,
+        "payload": _sealed_payload(payload) if sealed else payload,
         "prev_hash": prev_hash,
     }
+    if sealed:
+        body["sealed"] = True
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
@@ -119,6 +159,7 @@ def verify_chain(events: Iterable[AuditEvent], head: tuple[int, str]) -> AuditRe
             checkpoint_id=ev.checkpoint_id,
             payload=ev.payload,
             prev_hash=ev.prev_hash,
+            sealed=ev.sealed,
         )
         if ev.prev_hash != prev:
             return AuditReport(
@@ -167,11 +208,22 @@ def decision_digest(decision: Decision) -> str:
             "shown_hash": decision.shown_hash,
             "output_hash": decision.output_hash,
             "created_at": _iso(decision.created_at),
-            "data": sha256_of(decision.data),
-            "comment": sha256_of(decision.comment or ""),
-            "diff": sha256_of(decision.diff),
+            "data": purged_digest(decision.data) or sha256_of(decision.data),
+            "comment": _comment_digest(decision.comment),
+            "diff": purged_digest(decision.diff) or sha256_of(decision.diff),
         }
     )
+
+
+def _comment_digest(comment: str | None) -> str:
+    if comment is not None and comment.startswith(PURGED + ":"):
+        return comment.removeprefix(PURGED + ":")
+    return sha256_of(comment or "")
+
+
+def purged_comment(comment: str | None) -> str:
+    """The stored form of a purged decision comment (its digest, marked)."""
+    return f"{PURGED}:{_comment_digest(comment)}"
 
 
 def verify_decisions(events: Iterable[AuditEvent], decisions: Iterable[Decision]) -> AuditReport:

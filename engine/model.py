@@ -290,6 +290,7 @@ class Run(_Frozen):
     lease_epoch: int = 0
     lease_expires_at: datetime | None = None
     schema_version: int = SCHEMA_VERSION
+    purged_at: datetime | None = None  # its payloads were removed by the retention policy
 
 
 class Step(_Frozen):
@@ -420,3 +421,4 @@ class AuditEvent(_Frozen):
     payload: dict[str, Any] = Field(default_factory=dict)
     prev_hash: str
     hash: str
+    sealed: bool = False  # its hash covers data keys by digest (engine.audit.SEALED_KEYS)

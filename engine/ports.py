@@ -40,6 +40,7 @@ __all__ = [
     "LLMRequest",
     "LLMResponse",
     "Lease",
+    "PurgeReport",
     "RunChange",
     "RunStore",
     "Sandbox",
@@ -157,6 +158,19 @@ class CheckpointUpdate(_Msg):
     content_version: int | None = None
     deliveries: list[Delivery] = Field(default_factory=list)
     audit: list[AuditDraft] = Field(default_factory=list)
+
+
+class PurgeReport(_Msg):
+    """What a retention purge removed (or, with ``dry_run``, would remove)."""
+
+    run_ids: list[str] = Field(default_factory=list)
+    dry_run: bool = False
+    runs: int = 0
+    steps: int = 0
+    checkpoints: int = 0
+    decisions: int = 0
+    deliveries: int = 0
+    events: int = 0
 
 
 def merge_pending(pending: list[str], remove: list[str], add: list[str]) -> list[str]:
@@ -360,6 +374,25 @@ class RunStore(Protocol):
 
     async def audit_head(self) -> tuple[int, str]:
         """The last sequence number and hash the store recorded (0 and the genesis hash when empty)."""
+        ...
+
+    async def purge_runs(
+        self,
+        *,
+        finished_before: datetime,
+        at: datetime,
+        dry_run: bool,
+        audit: list[AuditDraft],
+        limit: int = 500,
+    ) -> PurgeReport:
+        """Remove the payloads of up to ``limit`` runs that ended before ``finished_before``.
+
+        Run inputs, step inputs, outputs and errors, checkpoint prompts, context and proposals,
+        decision data, comments and diffs, outbox payloads and the data keys of their sealed
+        audit events are replaced by the digests of what they held; ids, who, when, actions,
+        outcomes and hashes stay, so ``audit verify`` still passes. Marks the runs purged. With
+        ``dry_run`` nothing changes and only ``run_ids`` is filled.
+        """
         ...
 
 

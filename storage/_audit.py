@@ -61,6 +61,7 @@ def append(tx: Tx, drafts: list[AuditDraft], locked: Any = None) -> None:
             checkpoint_id=draft.checkpoint_id,
             payload=payload,
             prev_hash=prev,
+            sealed=True,
         )
         rows.append(
             {
@@ -74,6 +75,7 @@ def append(tx: Tx, drafts: list[AuditDraft], locked: Any = None) -> None:
                 "payload": text,
                 "prev_hash": prev,
                 "hash": digest,
+                "sealed": True,
             }
         )
         prev = digest

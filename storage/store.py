@@ -18,8 +18,8 @@ from engine.model import (
     Step,
     WorkflowVersion,
 )
-from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, RunChange
-from storage import _audit, _checkpoints, _delegations, _outbox, _queries, _runs
+from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, PurgeReport, RunChange
+from storage import _audit, _checkpoints, _delegations, _outbox, _queries, _retention, _runs
 from storage._db import Database
 from storage._migrate import upgrade
 
@@ -225,6 +225,20 @@ class SqlStore:
     async def audit_head(self) -> tuple[int, str]:
         """The last sequence number and hash (0 and the genesis hash when empty)."""
         return await self._db.read(_audit.head)
+
+    async def purge_runs(
+        self,
+        *,
+        finished_before: datetime,
+        at: datetime,
+        dry_run: bool,
+        audit: list[AuditDraft],
+        limit: int = 500,
+    ) -> PurgeReport:
+        """See ``RunStore.purge_runs``: one transaction per batch of ``limit`` runs."""
+        return await self._db.write(
+            lambda tx: _retention.purge(tx, finished_before, at, dry_run, audit, limit)
+        )
 
 
 def create_store(url: str | URL, *, pool_size: int = 4, busy_timeout_ms: int = 5000) -> SqlStore:

@@ -123,6 +123,7 @@ class RunRow(SQLModel, table=True):
     lease_epoch: int = 0
     lease_expires_at: datetime | None = _when(nullable=True)
     schema_version: int
+    purged_at: datetime | None = _when(nullable=True)
 
 
 class StepRow(SQLModel, table=True):
@@ -264,6 +265,7 @@ class AuditEventRow(SQLModel, table=True):
     payload: dict[str, Any] = _json()
     prev_hash: str
     hash: str
+    sealed: bool = False
 
 
 class AuditHeadRow(SQLModel, table=True):

@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -171,3 +172,32 @@ def test_a_changed_decision_is_reported(
     said = " ".join(cli(env, cwd, "audit", "verify", check=2).stderr.split())
     assert "decisions do not match the audit chain" in said
     assert problem in said
+
+
+def test_purge_keeps_the_audit_verifiable(setup: tuple[dict[str, str], Path, Path]) -> None:
+    env, cwd, db = setup
+    time.sleep(1.1)  # the golden runs ended at least a second ago
+    dry = cli(env, cwd, "purge", "--older-than", "1s", "--dry-run").stdout
+    assert "2 run(s) would be purged" in dry
+    done = cli(env, cwd, "purge", "--older-than", "1s", "--as", "ops").stdout
+    assert "purged 2 run(s)" in done
+    assert "chain intact" in cli(env, cwd, "audit", "verify").stdout
+    conn = sqlite3.connect(db)
+    inputs = [json.loads(row[0]) for row in conn.execute("SELECT inputs FROM runs")]
+    conn.close()
+    assert all(set(i) == {"__purged__"} for i in inputs)
+    exported = [json.loads(x) for x in cli(env, cwd, "audit", "export").stdout.splitlines()]
+    assert exported[-1]["kind"] == "retention.purged"
+    assert exported[-1]["actor"] == "ops"
+    assert "purged 0 run(s)" in cli(env, cwd, "purge", "--older-than", "1s").stdout
+    assert "use a number with a unit" in cli(env, cwd, "purge", "--older-than", "soon", check=2).stderr
+
+
+def test_export_by_workflow(setup: tuple[dict[str, str], Path, Path]) -> None:
+    env, cwd, _ = setup
+    events = [
+        json.loads(x) for x in cli(env, cwd, "audit", "export", "--workflow", "pay").stdout.splitlines()
+    ]
+    assert events
+    assert all(e["run_id"] is not None for e in events)
+    assert cli(env, cwd, "audit", "export", "--workflow", "other").stdout == ""
