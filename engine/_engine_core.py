@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from engine.catalog import WorkflowCatalog
+from engine.errors import NotFound
 from engine.gate import Gate
 from engine.model import (
     Checkpoint,
@@ -15,6 +16,7 @@ from engine.model import (
 )
 from engine.nodes.base import NodeDeps
 from engine.ports import AuditDraft, Claimed, RunStore
+from engine.sensitive import Redactor
 
 __all__ = ["EngineCore"]
 
@@ -47,6 +49,23 @@ class EngineCore:
         self._published: set[str] = set()
         self._held: dict[str, Claimed] = {}
         self.gate = Gate(roles=catalog.roles, deps=deps, store=store)
+
+    async def redactor(self, run: Run) -> Redactor:
+        """What every surface masks when it shows ``run``: the values its workflow's inputs schema
+        and its checkpoints' response schemas mark sensitive (``engine.sensitive``)."""
+        try:
+            workflow = await self.catalog.pinned(run.workflow_hash, self.store)
+            schema: Any = workflow.inputs
+        except NotFound:
+            schema = {}
+        pairs: list[tuple[Any, Any]] = [(run.inputs, schema)]
+        checkpoints = {cp.id: cp for cp in await self.store.list_checkpoints(run_id=run.id, limit=10_000)}
+        pairs += [(cp.proposed, cp.response_schema) for cp in checkpoints.values()]
+        for decision in await self.store.list_decisions(run_id=run.id):
+            decided = checkpoints.get(decision.checkpoint_id)
+            if decided is not None:
+                pairs.append((decision.data, decided.response_schema))
+        return Redactor.collect(pairs)
 
     # ------------------------------------------------------------------ helpers
 

@@ -1,0 +1,122 @@
+"""Sensitive values: marked in a schema, masked on every surface, given only to the steps that use them.
+
+A workflow marks an input or a response field as sensitive in its JSON Schema, with
+``"x-signoff-sensitive": true`` or ``"writeOnly": true`` (at any depth of ``properties``). Steps
+receive the real values (a template that reads ``inputs.card`` gets the card number); every
+surface that shows a run — the console, Slack, the CLI, the API, audit exports, logs — masks
+them. Masking is by value: the run's sensitive values are collected from its inputs and its
+decisions, and every occurrence of one of them in anything shown (step inputs and outputs,
+context, proposals, messages, audit payloads) is replaced, so a value copied into a context
+field or a command's output by a template is masked too. Values shorter than
+``MIN_MASKED`` characters are masked where their field is marked, but not searched for
+elsewhere (a sensitive "1" would mask every 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["MASK", "MIN_MASKED", "Redactor", "is_sensitive", "mask_marked", "sensitive_paths"]
+
+MASK = "••••••"
+MIN_MASKED = 4
+
+
+def is_sensitive(schema: Any) -> bool:
+    """True when a property schema is marked sensitive."""
+    return isinstance(schema, dict) and (
+        schema.get("x-signoff-sensitive") is True or schema.get("writeOnly") is True
+    )
+
+
+def sensitive_paths(schema: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The property paths a JSON Schema marks sensitive (``("card",)``, ``("payer", "iban")``)."""
+    if not isinstance(schema, dict):
+        return []
+    out: list[tuple[str, ...]] = []
+    for name, prop in (schema.get("properties") or {}).items():
+        path = (*prefix, str(name))
+        if is_sensitive(prop):
+            out.append(path)
+        else:
+            out += sensitive_paths(prop, path)
+    return out
+
+
+def _values_at(data: Any, path: tuple[str, ...]) -> list[Any]:
+    if not path:
+        return [data]
+    if isinstance(data, dict) and path[0] in data:
+        return _values_at(data[path[0]], path[1:])
+    return []
+
+
+def _mask_at(data: Any, path: tuple[str, ...]) -> Any:
+    if not isinstance(data, dict) or not path or path[0] not in data:
+        return data
+    if len(path) == 1:
+        return {**data, path[0]: MASK}
+    return {**data, path[0]: _mask_at(data[path[0]], path[1:])}
+
+
+def mask_marked(data: dict[str, Any], schema: Any) -> dict[str, Any]:
+    """``data`` with the fields ``schema`` marks sensitive replaced by the mask."""
+    for path in sensitive_paths(schema):
+        data = _mask_at(data, path)
+    return data
+
+
+def _leaves(value: Any) -> Iterable[str]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
+    elif value is not None and not isinstance(value, bool):
+        yield str(value)
+
+
+class Redactor:
+    """Masks a run's sensitive values wherever they appear in what is shown."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        found = {v for v in values if len(v) >= MIN_MASKED}
+        # longest first, so a value that contains another is replaced whole
+        self.values = sorted(found, key=len, reverse=True)
+
+    @classmethod
+    def collect(cls, pairs: Iterable[tuple[Any, Any]]) -> Redactor:
+        """From ``(data, schema)`` pairs: a run's inputs and its inputs schema, each decision's
+        data and its checkpoint's response schema."""
+        values: list[str] = []
+        for data, schema in pairs:
+            for path in sensitive_paths(schema):
+                for found in _values_at(data, path):
+                    values += list(_leaves(found))
+        return cls(values)
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+    def text(self, text: str) -> str:
+        """``text`` with every sensitive value replaced."""
+        for value in self.values:
+            if value in text:
+                text = text.replace(value, MASK)
+        return text
+
+    def value(self, value: Any) -> Any:
+        """A JSON-like value with every sensitive value replaced (in strings, numbers too)."""
+        if not self.values:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        if isinstance(value, int | float) and not isinstance(value, bool) and str(value) in self.values:
+            return MASK
+        return value
