@@ -387,6 +387,33 @@ class InMemoryRunStore:
         found.sort(key=lambda c: c.created_at, reverse=True)
         return [_copy(c) for c in found[:limit]]
 
+    async def open_checkpoints_for(
+        self, principals: list[str], *, limit: int = 100, before: tuple[datetime, str] | None = None
+    ) -> list[Checkpoint]:
+        """Open checkpoints assigned to any of ``principals``, newest first."""
+        wanted = set(principals)
+        found = [
+            c
+            for c in self._checkpoints.values()
+            if c.status is CheckpointStatus.open
+            and wanted & set(c.assignees)
+            and (before is None or (c.created_at, c.id) < before)
+        ]
+        found.sort(key=lambda c: (c.created_at, c.id), reverse=True)
+        return [_copy(c) for c in found[:limit]]
+
+    async def open_principals(self, kinds: tuple[str, ...] = ("group", "channel")) -> list[str]:
+        """Distinct principals of ``kinds`` among open checkpoints' assignees."""
+        return sorted(
+            {
+                a
+                for c in self._checkpoints.values()
+                if c.status is CheckpointStatus.open
+                for a in c.assignees
+                if a.split(":", 1)[0] in kinds
+            }
+        )
+
     async def list_decisions(
         self, *, run_id: str | None = None, checkpoint_id: str | None = None
     ) -> list[Decision]:

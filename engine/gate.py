@@ -106,7 +106,11 @@ class Gate:
 
     async def reach(self, cp: Checkpoint) -> Reach:
         """The people named by ``cp``'s assignees (roles and groups expanded now) and its channels."""
-        users, channels = await self._expand(cp.assignees, set())
+        return await self.reach_of(cp.assignees)
+
+    async def reach_of(self, principals: list[str]) -> Reach:
+        """The people ``principals`` name (roles and groups expanded now) and their channels."""
+        users, channels = await self._expand(principals, set())
         return Reach(frozenset(users), tuple(dict.fromkeys(channels)))
 
     async def _expand(self, principals: list[str], seen_roles: set[str]) -> tuple[set[str], list[str]]:

@@ -298,6 +298,19 @@ class RunStore(Protocol):
         """Newest first."""
         ...
 
+    async def open_checkpoints_for(
+        self, principals: list[str], *, limit: int = 100, before: tuple[datetime, str] | None = None
+    ) -> list[Checkpoint]:
+        """Open checkpoints assigned to any of ``principals`` (through an index), newest first.
+
+        ``before`` is the ``(created_at, id)`` of the last checkpoint of the previous page.
+        """
+        ...
+
+    async def open_principals(self, kinds: tuple[str, ...] = ("group", "channel")) -> list[str]:
+        """The distinct principals of those ``kinds`` that open checkpoints are assigned to."""
+        ...
+
     async def list_decisions(
         self, *, run_id: str | None = None, checkpoint_id: str | None = None
     ) -> list[Decision]:

@@ -75,6 +75,8 @@ def update(tx: Tx, upd: CheckpointUpdate) -> Checkpoint:
         tx.run(_INSERT_DECISION, DECISIONS.params(upd.decision, tx.pg))
     if upd.step is not None:
         _runs.upsert_step(tx, upd.step)
+    if upd.assignees is not None:
+        _runs.index_assignees(tx, checkpoint.id, upd.assignees, replace=True)
     changes: dict[str, Any] = {}
     if upd.pending_add:
         changes["pending"] = merge_pending(run.pending, [], upd.pending_add)

@@ -16,6 +16,8 @@ __all__ = [
     "checkpoint",
     "checkpoints",
     "decisions",
+    "open_for",
+    "open_principals",
     "publish",
     "run",
     "runnable",
@@ -101,6 +103,40 @@ def checkpoints(tx: Tx, *, run_id: str | None, open_only: bool, limit: int) -> l
     sql = _checkpoints_sql(run_id is not None, open_only)
     rows = tx.query(sql, {"run_id": run_id, "limit": limit}).fetchall()
     return CHECKPOINTS.load_all(rows, tx.pg)
+
+
+def open_for(
+    tx: Tx, principals: list[str], limit: int, before: tuple[datetime, str] | None
+) -> list[Checkpoint]:
+    """Open checkpoints assigned to any of ``principals``, newest first, through the assignee index."""
+    if not principals:
+        return []
+    names = [f"p{i}" for i in range(len(principals))]
+    params: dict[str, object] = dict(zip(names, principals, strict=True))
+    params["limit"] = limit
+    where = [
+        f"status = '{CheckpointStatus.open.value}'",
+        "id IN (SELECT checkpoint_id FROM checkpoint_assignees WHERE principal IN "
+        f"({', '.join(':' + n for n in names)}))",
+    ]
+    if before is not None:
+        where.append("(created_at < :before_at OR (created_at = :before_at AND id < :before_id))")
+        params.update(before_at=bind_when(before[0], tx.pg), before_id=before[1])
+    sql = CHECKPOINTS.select(f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT :limit")
+    return CHECKPOINTS.load_all(tx.query(sql, params).fetchall(), tx.pg)
+
+
+def open_principals(tx: Tx, kinds: tuple[str, ...]) -> list[str]:
+    """Distinct principals of ``kinds`` among open checkpoints' assignees."""
+    if not kinds:
+        return []
+    likes = " OR ".join(f"a.principal LIKE :k{i}" for i in range(len(kinds)))
+    sql = Sql(
+        "SELECT DISTINCT a.principal FROM checkpoint_assignees a JOIN checkpoints c ON c.id = a.checkpoint_id"
+        f" WHERE c.status = '{CheckpointStatus.open.value}' AND ({likes}) ORDER BY a.principal"
+    )
+    params = {f"k{i}": f"{kind}:%" for i, kind in enumerate(kinds)}
+    return [str(r[0]) for r in tx.query(sql, params).fetchall()]
 
 
 @cache

@@ -32,6 +32,8 @@ _LOCK_RUN = RUNS.select("WHERE id = :run_id", lock=True)
 _INSERT_RUN = insert(RUNS, "ON CONFLICT (id) DO NOTHING RETURNING pk")
 _UPSERT_STEP = upsert(STEPS, "id", {"id", "run_id"})
 _INSERT_CHECKPOINT = insert(CHECKPOINTS)
+_INDEX_ASSIGNEE = Sql("INSERT INTO checkpoint_assignees (checkpoint_id, principal) VALUES (:cid, :principal)")
+_UNINDEX_ASSIGNEES = Sql("DELETE FROM checkpoint_assignees WHERE checkpoint_id = :cid")
 _INSERT_DELIVERY = insert(DELIVERIES)
 SELECT_STEPS = STEPS.select("WHERE run_id = :run_id ORDER BY started_at, pk")
 # the lease rules of RunStore.claim_run in one statement: no read-modify-write round trip
@@ -149,6 +151,15 @@ def renew(tx: Tx, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
     return lease.model_copy(update={"expires_at": expires})
 
 
+def index_assignees(tx: Tx, checkpoint_id: str, principals: list[str], *, replace: bool) -> None:
+    """Record who ``checkpoint_id`` is assigned to, one row per principal (``replace``: anew)."""
+    if replace:
+        tx.run(_UNINDEX_ASSIGNEES, {"cid": checkpoint_id})
+    rows = [{"cid": checkpoint_id, "principal": p} for p in dict.fromkeys(principals)]
+    if rows:
+        tx.many(_INDEX_ASSIGNEE, rows)
+
+
 def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
     """Apply one step's results under a fenced lease. Raises LeaseLost."""
     locked = tx.query(_LOCK_RUN, {"run_id": lease.run_id})
@@ -162,6 +173,8 @@ def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
         upsert_step(tx, step)
     if change.checkpoints:
         tx.many(_INSERT_CHECKPOINT, [CHECKPOINTS.params(c, tx.pg) for c in change.checkpoints])
+        for cp in change.checkpoints:
+            index_assignees(tx, cp.id, cp.assignees, replace=False)
     changes: dict[str, Any] = {"updated_at": change.at, "rejected": run.rejected or change.rejected}
     if change.pending_remove or change.pending_add:
         changes["pending"] = merge_pending(run.pending, change.pending_remove, change.pending_add)

@@ -139,6 +139,16 @@ class SqlStore:
             lambda tx: _queries.checkpoints(tx, run_id=run_id, open_only=open_only, limit=limit)
         )
 
+    async def open_checkpoints_for(
+        self, principals: list[str], *, limit: int = 100, before: tuple[datetime, str] | None = None
+    ) -> list[Checkpoint]:
+        """Open checkpoints assigned to any of ``principals``, newest first (assignee index)."""
+        return await self._db.read(lambda tx: _queries.open_for(tx, principals, limit, before))
+
+    async def open_principals(self, kinds: tuple[str, ...] = ("group", "channel")) -> list[str]:
+        """Distinct principals of ``kinds`` among open checkpoints' assignees."""
+        return await self._db.read(lambda tx: _queries.open_principals(tx, kinds))
+
     async def list_decisions(
         self, *, run_id: str | None = None, checkpoint_id: str | None = None
     ) -> list[Decision]:

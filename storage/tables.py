@@ -186,6 +186,17 @@ class CheckpointRow(SQLModel, table=True):
     content_version: int = 0
 
 
+class CheckpointAssigneeRow(SQLModel, table=True):
+    """Who a checkpoint is assigned to, one principal per row: "waiting for me" through an index."""
+
+    __tablename__ = "checkpoint_assignees"
+    __table_args__ = (sa.UniqueConstraint("checkpoint_id", "principal"),)
+
+    pk: int | None = _pk()
+    checkpoint_id: str = Field(index=True)
+    principal: str = Field(index=True)
+
+
 class DelegationRow(SQLModel, table=True):
     """``delegator``'s new checkpoints go to ``delegate`` from ``starts_at`` until ``until``."""
 

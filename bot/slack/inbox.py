@@ -6,48 +6,16 @@ from typing import Any
 
 from bot.blocks import home_view
 from bot.wiring import Container
-from engine.model import Checkpoint, CheckpointStatus, Decision, Delegation, Run
+from engine.model import Checkpoint, CheckpointStatus, Decision, Run
 from engine.ports import Directory
 
-__all__ = ["affected_users", "home_for", "may_decide", "waiting_for"]
+__all__ = ["affected_users", "home_for", "waiting_for"]
 
-_OPEN_SCAN = 500
+_WAITING = 200
 _RUN_SCAN = 200
 _RECENT_SCAN = 100
 _REQUESTS = 30
 _DECIDED = 10
-
-
-async def may_decide(
-    container: Container,
-    directory: Directory,
-    cp: Checkpoint,
-    user: str,
-    *,
-    named: bool = False,
-    active: list[Delegation] | None = None,
-) -> bool:
-    """True when ``user`` could decide ``cp`` now (the decision gate's rules, nothing audited).
-
-    Args:
-        container: the wired process.
-        directory: resolves user groups and channels (the engine's gate reads the same one).
-        cp: the checkpoint.
-        user: a Slack user id.
-        named: count only people reached by name, role, group or delegation, not everyone in an
-            assigned channel (the Home tab lists what is waiting for *you*).
-    """
-    if named and not await _named(container, cp, user, active):
-        return False
-    return await container.engine.can_decide(cp, user, active)
-
-
-async def _named(container: Container, cp: Checkpoint, user: str, active: list[Delegation] | None) -> bool:
-    reach = await container.engine.gate.reach(cp)
-    if user in reach.users:
-        return True
-    found = await container.engine.gate.principal_of(cp, user, container.clock.now(), active)
-    return found is not None and found[1] == "delegation"
 
 
 async def affected_users(container: Container, directory: Directory, cp: Checkpoint) -> list[str]:
@@ -62,13 +30,10 @@ async def affected_users(container: Container, directory: Directory, cp: Checkpo
 
 
 async def waiting_for(container: Container, directory: Directory, user: str) -> list[Checkpoint]:
-    """Open checkpoints ``user`` may decide, newest first."""
-    found = []
-    active = await container.store.list_delegations(active_at=container.clock.now())
-    for cp in await container.store.list_checkpoints(open_only=True, limit=_OPEN_SCAN):
-        if await may_decide(container, directory, cp, user, named=True, active=active):
-            found.append(cp)
-    return found
+    """Open checkpoints ``user`` may decide, newest first (through the assignee index, so the
+    oldest are found as surely as the newest; the Home tab shows the newest ``_WAITING``)."""
+    page = await container.engine.waiting_for(user, limit=_WAITING)
+    return page.items
 
 
 async def _requests(container: Container, user: str) -> list[Run]:

@@ -22,10 +22,12 @@ from engine.audit import GENESIS_HASH
 from engine.ports import RunStore
 from engine.testing import InMemoryRunStore
 from storage import SqlStore, create_store, migrate
+from storage.tables import metadata
 
 PG_ENV = "SIGNOFF_TEST_POSTGRES_URL"
 _NO_PG = f"postgres backend deselected: {PG_ENV} is not set (CI sets it)"
-_TABLES = ["workflow_versions", "runs", "steps", "checkpoints", "decisions", "deliveries", "audit_events"]
+# every table of the schema but the audit head, which is reset to the genesis below
+_TABLES = [t.name for t in metadata.sorted_tables if t.name != "audit_head"]
 
 ALL_BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
