@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from aiohttp import web
-from itsdangerous import BadSignature, Signer, URLSafeTimedSerializer
+from itsdangerous import BadData, Signer, URLSafeTimedSerializer
 
 from bot.config import ConfigError, Settings
 
@@ -86,7 +86,7 @@ class Sessions:
             return None, False
         try:
             sid, signed_at = self._cookie.loads(raw, max_age=_MAX_AGE_S, return_timestamp=True)
-        except BadSignature:
+        except BadData:
             return None, False
         if not isinstance(sid, str):
             return None, False
