@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 
 from bot._cli_output import (
     checkpoint_json,
@@ -53,7 +54,8 @@ EXIT_BAD_INPUT = 2
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    # one line however long (no wrapping at the terminal width), and the message is text, not markup
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from engine.errors import EngineError
 
 __all__ = ["ConfigError", "Settings"]
+
+_MIN_SECRET = 32
+# a Host header value: a DNS name, an IPv4 address or a bracketed IPv6 address, and an optional port
+_HOST = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::\d{1,5})?"
+)
 
 
 class ConfigError(EngineError):
@@ -42,6 +50,9 @@ class Settings(BaseModel):
     lease_ttl_s: float = 30.0
     web_console: bool = False
     delegation_max_days: float = 30.0
+    secret_key: SecretStr | None = None
+    secret_key_file: Path = Path(".signoff/secret_key")
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def slack_enabled(self) -> bool:
@@ -92,6 +103,9 @@ class Settings(BaseModel):
             raise ConfigError(f"SIGNOFF_DELEGATION_MAX_DAYS must be positive, not {max_raw!r}")
         if sandbox not in {"auto", "bwrap", "docker", "subprocess"}:
             raise ConfigError(f"SIGNOFF_SANDBOX must be auto, bwrap, docker or subprocess, not {sandbox!r}")
+        public_url = get("SIGNOFF_PUBLIC_URL") or None
+        if public_url is not None:
+            _check_public_url(public_url)
         return cls(
             database_url=get("SIGNOFF_DATABASE_URL", "sqlite:///./signoff.db"),
             workflows_dir=Path(get("SIGNOFF_WORKFLOWS_DIR", "workflows")),
@@ -108,10 +122,42 @@ class Settings(BaseModel):
             default_model=get("SIGNOFF_DEFAULT_MODEL", "claude-sonnet-4-6"),
             sandbox=sandbox,
             queue_channel=get("SIGNOFF_QUEUE_CHANNEL") or None,
-            public_url=get("SIGNOFF_PUBLIC_URL") or None,
+            public_url=public_url,
             workspace_dir=Path(get("SIGNOFF_WORKSPACE_DIR", ".signoff/workspaces")),
             fault_points=get("SIGNOFF_TEST_FAULTS") or None,
             lease_ttl_s=lease_ttl_s,
             web_console=get("SIGNOFF_WEB_CONSOLE", "").lower() in {"1", "true", "on", "yes"},
             delegation_max_days=delegation_max_days,
+            secret_key=_secret(get("SIGNOFF_SECRET_KEY") or None),
+            secret_key_file=Path(get("SIGNOFF_SECRET_KEY_FILE") or ".signoff/secret_key"),
+            allowed_hosts=_hosts(get("SIGNOFF_ALLOWED_HOSTS", "")),
         )
+
+
+def _secret(raw: str | None) -> SecretStr | None:
+    if raw is not None and len(raw) < _MIN_SECRET:
+        raise ConfigError(
+            f"SIGNOFF_SECRET_KEY must be at least {_MIN_SECRET} characters (make one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    return SecretStr(raw) if raw is not None else None
+
+
+def _check_public_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(
+            f"SIGNOFF_PUBLIC_URL must be an http(s) URL like https://signoff.example.com, not {url!r}"
+        )
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    """``SIGNOFF_ALLOWED_HOSTS``: comma-separated ``host[:port]`` values, as a browser sends them."""
+    hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    for host in hosts:
+        if not _HOST.fullmatch(host):
+            raise ConfigError(
+                f"SIGNOFF_ALLOWED_HOSTS: {host!r} is not a host[:port] (like signoff.example.com "
+                "or localhost:8080; no scheme, path or wildcard)"
+            )
+    return hosts

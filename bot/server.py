@@ -28,17 +28,15 @@ log = logging.getLogger("signoff.server")
 
 
 async def create_app(container: Container) -> web.Application:
-    """The aiohttp application with every route of this process."""
+    """The aiohttp application with every route of this process.
+
+    The web console is served in local mode only (``serve`` refuses the configurations that
+    would expose it); in Slack mode the process serves ``/healthz`` and Slack's endpoint.
+    """
     from bot.web import add_routes
 
     app = web.Application()
-    settings = container.settings
-    add_routes(
-        app,
-        container,
-        console=not settings.slack_enabled or settings.web_console,
-        read_only=settings.slack_enabled,
-    )
+    add_routes(app, container, console=not container.settings.slack_enabled)
     return app
 
 
@@ -72,10 +70,25 @@ def _arm_faults(settings: Settings) -> None:
 async def serve(
     settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
 ) -> None:
-    """Run until SIGINT/SIGTERM (or ``stop`` is set)."""
-    base_url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    """Run until SIGINT/SIGTERM (or ``stop`` is set).
+
+    Raises:
+        ConfigError: before anything starts, for a console that would be exposed without a
+            login (local mode on a non-loopback ``SIGNOFF_HOST``, ``SIGNOFF_WEB_CONSOLE=on``
+            in Slack mode), and for unusable settings.
+    """
+    from bot.web import refuse_exposure
+
+    refuse_exposure(settings)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    base_url = settings.public_url or f"http://{host}:{settings.port}"
     _arm_faults(settings)
     container = await build(settings, sender=None if settings.slack_enabled else LocalSender(base_url))
+    try:
+        app = await create_app(container)
+    except BaseException:
+        await container.close()
+        raise
     worker = Worker(container)
     timers = Timers(
         Timeouts(container.engine, queue_channel=settings.queue_channel), database_url(settings.database_url)
@@ -90,7 +103,6 @@ async def serve(
             raise
     for broken in container.catalog.errors:
         log.error("workflow not loaded:\n%s", broken)
-    app = await create_app(container)
     if slack is not None and not slack.socket_mode:
         slack.mount(app)
     runner = web.AppRunner(app, access_log=None)

@@ -13,9 +13,9 @@ from jinja2 import Environment
 
 from bot.web import _forms
 from bot.wiring import Container
-from engine.commands import Cancel, Decide
-from engine.errors import Conflict, InvalidInput, NeedsDetail, NotAllowed
-from engine.model import Checkpoint, RunStatus, parse_duration
+from engine.commands import Cancel
+from engine.errors import Conflict, InvalidInput, NotAllowed
+from engine.model import RunStatus, parse_duration
 from engine.stats import load_stats
 
 log = logging.getLogger("signoff.web")
@@ -23,6 +23,8 @@ log = logging.getLogger("signoff.web")
 CONTAINER = web.AppKey("signoff.web.container", Container)
 JINJA = web.AppKey("signoff.web.jinja", Environment)
 TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("signoff.web.tasks")
+# the CSRF token of the request's session, put there by the guard for the forms of the page
+CSRF_TOKEN = web.RequestKey("signoff.web.csrf", str)
 
 ACTOR_COOKIE = "signoff_actor"
 DEFAULT_ACTOR = "local-user"
@@ -49,16 +51,22 @@ def render(request: web.Request, template: str, *, status: int = 200, **context:
     html = (
         request.app[JINJA]
         .get_template(template)
-        .render(actor=actor_of(request), now=container.clock.now(), path=request.path_qs, **context)
+        .render(
+            actor=actor_of(request),
+            now=container.clock.now(),
+            path=request.path_qs,
+            csrf=request.get(CSRF_TOKEN, ""),
+            **context,
+        )
     )
     return web.Response(text=html, status=status, content_type="text/html")
 
 
-def _redirect(location: str) -> web.HTTPSeeOther:
+def redirect(location: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(location)
 
 
-async def _drive_soon(app: web.Application, run_id: str) -> None:
+async def drive_soon(app: web.Application, run_id: str) -> None:
     engine = app[CONTAINER].engine
 
     async def drive() -> None:
@@ -83,7 +91,7 @@ async def stop_tasks(app: web.Application) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _flags(events: list[Any]) -> dict[str, str]:
+def flags_of(events: list[Any]) -> dict[str, str]:
     """Decision id -> why the verifier flagged it (``decision.flagged`` events)."""
     return {
         str(e.payload.get("decision")): str(e.payload.get("reason", ""))
@@ -92,7 +100,7 @@ def _flags(events: list[Any]) -> dict[str, str]:
     }
 
 
-def _history(events: list[Any], checkpoint_id: str | None = None) -> list[Any]:
+def history_of(events: list[Any], checkpoint_id: str | None = None) -> list[Any]:
     return [
         e
         for e in events
@@ -165,8 +173,8 @@ async def start_run(request: web.Request) -> web.Response:
         )
     except InvalidInput as exc:
         return await _start_form(request, workflow, parsed.shown(), exc.errors or {"": str(exc)}, 400)
-    await _drive_soon(request.app, run.id)
-    raise _redirect(f"/runs/{run.id}")
+    await drive_soon(request.app, run.id)
+    raise redirect(f"/runs/{run.id}")
 
 
 async def runs_page(request: web.Request) -> web.Response:
@@ -233,8 +241,8 @@ async def _run_view(request: web.Request, run_id: str, notice: str = "", status:
         steps=await store.list_steps(run.id),
         checkpoints=checkpoints,
         decisions=decisions,
-        flags=_flags(events),
-        history=_history(events),
+        flags=flags_of(events),
+        history=history_of(events),
         notice=notice,
     )
 
@@ -249,102 +257,7 @@ async def cancel_run(request: web.Request) -> web.Response:
         return await _run_view(request, run_id, f"Not allowed: {exc}", 403)
     except Conflict as exc:
         return await _run_view(request, run_id, str(exc), 409)
-    raise _redirect(f"/runs/{run_id}")
-
-
-async def checkpoint_page(request: web.Request) -> web.Response:
-    """A checkpoint: what the person is shown, and the forms to decide it."""
-    cp = await request.app[CONTAINER].store.get_checkpoint(request.match_info["checkpoint_id"])
-    return await _checkpoint_view(request, cp)
-
-
-async def _checkpoint_view(
-    request: web.Request,
-    cp: Checkpoint,
-    *,
-    active: str = "",
-    values: dict[str, Any] | None = None,
-    errors: dict[str, str] | None = None,
-    notice: str = "",
-    question: str = "",
-    comment: str = "",
-    status: int = 200,
-) -> web.Response:
-    store = request.app[CONTAINER].store
-    errors = errors or {}
-    fields = _forms.build_fields(cp.response_schema, cp.proposed if values is None else values, errors)
-    events = await store.audit_events(run_id=cp.run_id)
-    return render(
-        request,
-        "checkpoint.html",
-        status=status,
-        cp=cp,
-        run=await store.get_run(cp.run_id),
-        decisions=await store.list_decisions(checkpoint_id=cp.id),
-        flags=_flags(events),
-        question=question,
-        comment=comment,
-        history=_history(events, cp.id),
-        fields=fields,
-        general=_forms.general_errors(cp.response_schema, errors),
-        active=active,
-        notice=notice,
-        custom=[o for o in cp.options if o not in {"approve", "reject", "edit", "answer"}],
-    )
-
-
-async def decide(request: web.Request) -> web.Response:
-    """Turn a posted form into a ``Decide`` command; refusals re-render the page with the reason."""
-    c = request.app[CONTAINER]
-    cp = await c.store.get_checkpoint(request.match_info["checkpoint_id"])
-    form = await request.post()
-    action = str(form.get("action", ""))
-    with_fields = action in {"edit", "answer"}
-    parsed = _forms.parse_form(cp.response_schema, form) if with_fields else _forms.Parsed()
-    shown = parsed.shown() if with_fields else None
-    if parsed.errors:
-        errors = {
-            **_forms.other_errors(cp.response_schema, {**cp.proposed, **parsed.values}),
-            **parsed.errors,
-        }
-        return await _checkpoint_view(request, cp, active=action, values=shown, errors=errors, status=400)
-    command = Decide(
-        checkpoint_id=cp.id,
-        action=action,
-        actor=actor_of(request),
-        channel="web",
-        data=parsed.values,
-        comment=str(form.get("comment", "")).strip() or None,
-        confirm=str(form.get("confirm", "")).strip() or None,
-    )
-    try:
-        decision = await c.engine.decide(command, drive=False)
-    except InvalidInput as exc:
-        # approve passes the proposed values on, so its field errors are about those values
-        notice = "" if with_fields else f"{exc}: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
-        errs = exc.errors or {"": str(exc)}
-        return await _checkpoint_view(
-            request, cp, active=action, values=shown, errors=errs, notice=notice, status=400
-        )
-    except NeedsDetail as exc:
-        # nothing was decided: the question goes next to the form, with the answer kept
-        return await _checkpoint_view(
-            request,
-            cp,
-            active=action,
-            values=shown,
-            question=exc.question,
-            comment=command.comment or "",
-            status=400,
-        )
-    except NotAllowed as exc:
-        return await _checkpoint_view(request, cp, active=action, values=shown, notice=str(exc), status=403)
-    except Conflict as exc:
-        fresh = await c.store.get_checkpoint(cp.id)
-        return await _checkpoint_view(request, fresh, notice=str(exc), status=409)
-    if decision is not None:
-        await _drive_soon(request.app, cp.run_id)
-    raise _redirect(f"/runs/{cp.run_id}")
+    raise redirect(f"/runs/{run_id}")
 
 
 async def set_actor(request: web.Request) -> web.Response:
@@ -358,6 +271,6 @@ async def set_actor(request: web.Request) -> web.Response:
     if not _ACTOR.match(name):
         message = "A name is 1 to 64 letters, digits or . _ @ + - (e.g. alice, or a Slack id like U024BE7LH)."
         return render(request, "error.html", status=400, title="That name cannot be used", message=message)
-    response = _redirect(back)
+    response = redirect(back)
     response.set_cookie(ACTOR_COOKIE, name, httponly=True, samesite="Strict", max_age=365 * 86400)
     raise response

@@ -48,6 +48,7 @@ async def container(tmp_path: Path, workflows_dir: Path, sender: RecordingSender
         skills_dir=tmp_path / "none",
         roles_file=tmp_path / "roles.yml",
         workspace_dir=tmp_path / "workspaces",
+        secret_key_file=tmp_path / "secret_key",
     )
     built = await build(settings, sender=sender, with_sandbox=False)
     yield built

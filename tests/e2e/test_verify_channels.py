@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.web import add_routes
 from bot.wiring import Container, build
 from engine.model import CheckpointStatus, RunStatus
+from tests.e2e._console import act_as, decide
 from tests.e2e.conftest import RecordingSender
 from tests.fakes.anthropic import FakeAnthropic
 
@@ -57,6 +58,7 @@ def settings(tmp_path: Path, llm: FakeAnthropic) -> Settings:
         skills_dir=tmp_path / "none",
         roles_file=tmp_path / "roles.yml",
         workspace_dir=tmp_path / "workspaces",
+        secret_key_file=tmp_path / "secret_key",
         anthropic_api_key="sk-test",
         anthropic_base_url=llm.base_url,
     )
@@ -75,7 +77,7 @@ async def client(container: Container) -> AsyncIterator[Client]:
     app = web.Application()
     add_routes(app, container)
     async with TestClient(TestServer(app)) as test_client:
-        await test_client.post("/actor", data={"actor": "mia", "next": "/"}, allow_redirects=False)
+        await act_as(test_client, "mia")
         yield test_client
 
 
@@ -91,9 +93,7 @@ async def test_web_console_shows_the_question_next_to_the_form(
 ) -> None:
     llm.reply_tool({"ok": False, "reason": QUESTION})
     cp_id = await _waiting(container, "ask")
-    resp = await client.post(
-        f"/checkpoints/{cp_id}/decide", data={"action": "reject", "comment": "nope"}, allow_redirects=False
-    )
+    resp = await decide(client, cp_id, action="reject", comment="nope")
     assert resp.status == 400
     page = await resp.text()
     reject_form = page.split('value="reject"')[1].split("</form>")[0]
@@ -102,8 +102,9 @@ async def test_web_console_shows_the_question_next_to_the_form(
     assert (await container.store.get_checkpoint(cp_id)).status is CheckpointStatus.open
 
     llm.reply_tool({"ok": True, "reason": "fine"})
-    data = {"action": "reject", "comment": "Breaks policy R-7: no refunds after 90 days."}
-    resp = await client.post(f"/checkpoints/{cp_id}/decide", data=data, allow_redirects=False)
+    resp = await decide(
+        client, cp_id, action="reject", comment="Breaks policy R-7: no refunds after 90 days."
+    )
     assert resp.status == 303
     assert (await container.store.get_checkpoint(cp_id)).status is CheckpointStatus.resolved
 
@@ -113,9 +114,7 @@ async def test_run_page_shows_a_flagged_decision(
 ) -> None:
     llm.reply_tool({"ok": False, "reason": "Approved without a reason."})
     cp_id = await _waiting(container, "flag")
-    resp = await client.post(
-        f"/checkpoints/{cp_id}/decide", data={"action": "approve"}, allow_redirects=False
-    )
+    resp = await decide(client, cp_id, action="approve")
     assert resp.status == 303
     run_id = resp.headers["Location"].rsplit("/", 1)[1]
     for _ in range(200):

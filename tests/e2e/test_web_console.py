@@ -16,6 +16,7 @@ import bot.web
 from bot.web import add_routes
 from bot.wiring import Container
 from engine.model import CheckpointStatus, RunStatus
+from tests.e2e._console import act_as, decide, payload, submit
 
 PAYOUT = """\
 id: payout
@@ -108,12 +109,6 @@ async def client(container: Container) -> AsyncIterator[TestClient[web.Request, 
 Client = TestClient[web.Request, web.Application]
 
 
-async def act_as(client: Client, name: str) -> None:
-    """Choose the acting person through the header form."""
-    resp = await client.post("/actor", data={"actor": name, "next": "/"}, allow_redirects=False)
-    assert resp.status == 303
-
-
 def field_html(page: str, name: str) -> str:
     """The markup of the form field whose input is called ``name``."""
     chunks = [c for c in page.split('<div class="field') if f'name="{name}"' in c]
@@ -124,7 +119,7 @@ def field_html(page: str, name: str) -> str:
 async def start(client: Client, **fields: str) -> str:
     """Start a payout as the current actor; returns the run id."""
     data = {"f:vendor": "ACME", "f:amount": "120", **{f"f:{k}": v for k, v in fields.items()}}
-    resp = await client.post("/workflows/payout/runs", data=data, allow_redirects=False)
+    resp = await submit(client, "/workflows/payout", "/workflows/payout/runs", data)
     assert resp.status == 303, await resp.text()
     match = re.fullmatch(r"/runs/(run_\w+)", resp.headers["Location"])
     assert match
@@ -149,12 +144,8 @@ async def open_checkpoint(container: Container, run_id: str) -> str:
     return cps[0].id
 
 
-async def decide(client: Client, cp_id: str, **data: str) -> Any:
-    return await client.post(f"/checkpoints/{cp_id}/decide", data=data, allow_redirects=False)
-
-
 def test_public_api() -> None:
-    assert bot.web.__all__ == ["add_routes"]
+    assert bot.web.__all__ == ["add_routes", "refuse_exposure"]
 
 
 async def test_healthz(client: Client, container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,7 +196,9 @@ async def test_start_form_renders_every_field_type(client: Client) -> None:
 
 
 async def test_invalid_start_is_refused_next_to_each_field(client: Client, container: Container) -> None:
+    token = (await payload(client, "/workflows/payout", "/workflows/payout/runs"))["csrf"]
     data = [
+        ("csrf", token),
         ("f:vendor", ""),
         ("f:amount", "lots"),
         ("f:count", "0"),
@@ -302,11 +295,14 @@ async def test_approve_finishes_the_run_and_a_second_approve_conflicts(
     run_id = await start(client)
     cp_id = await open_checkpoint(container, run_id)
     await act_as(client, "alice")
-    resp = await decide(client, cp_id, action="approve", comment="fine by me")
+    target = f"/checkpoints/{cp_id}/decide"
+    form = await payload(client, f"/checkpoints/{cp_id}", target, "approve")
+    resp = await client.post(target, data={**form, "comment": "fine by me"}, allow_redirects=False)
     assert resp.status == 303
     assert resp.headers["Location"] == f"/runs/{run_id}"
     assert await settle(container, run_id, RunStatus.succeeded) is RunStatus.succeeded
-    resp = await decide(client, cp_id, action="approve")
+    # the same page, submitted again (a double click, or a second tab)
+    resp = await client.post(target, data=form, allow_redirects=False)
     assert resp.status == 409
     page = await resp.text()
     assert "already approved by alice at" in page
@@ -315,7 +311,7 @@ async def test_approve_finishes_the_run_and_a_second_approve_conflicts(
 
 
 async def test_quorum_progress_is_shown(client: Client, container: Container) -> None:
-    resp = await client.post("/workflows/dual/runs", allow_redirects=False)
+    resp = await submit(client, "/workflows/dual", "/workflows/dual/runs")
     run_id = resp.headers["Location"].rsplit("/", 1)[1]
     cp_id = await open_checkpoint(container, run_id)
     await act_as(client, "alice")
@@ -355,15 +351,17 @@ async def test_cancel_only_by_the_requester(client: Client, container: Container
     run_id = await start(client)
     await open_checkpoint(container, run_id)
     await act_as(client, "mallory")
-    resp = await client.post(f"/runs/{run_id}/cancel", allow_redirects=False)
+    cancel = f"/runs/{run_id}/cancel"
+    resp = await submit(client, f"/runs/{run_id}", cancel)
     assert resp.status == 403
     assert "only the person who started this run" in await resp.text()
     assert (await container.store.get_run(run_id)).status is RunStatus.waiting
     await act_as(client, "local-user")
-    resp = await client.post(f"/runs/{run_id}/cancel", allow_redirects=False)
+    form = await payload(client, f"/runs/{run_id}", cancel)
+    resp = await client.post(cancel, data=form, allow_redirects=False)
     assert resp.status == 303
     assert (await container.store.get_run(run_id)).status is RunStatus.cancelled
-    resp = await client.post(f"/runs/{run_id}/cancel", allow_redirects=False)
+    resp = await client.post(cancel, data=form, allow_redirects=False)
     assert resp.status == 409
 
 
@@ -407,14 +405,16 @@ async def test_errors_are_pages_not_tracebacks(
 
 
 async def test_actor_names_and_cross_site_posts_are_checked(client: Client) -> None:
-    resp = await client.post("/actor", data={"actor": "<b>x</b>", "next": "/"}, allow_redirects=False)
+    resp = await submit(client, "/", "/actor", {"actor": "<b>x</b>", "next": "/"})
     assert resp.status == 400
-    resp = await client.post(
-        "/actor", data={"actor": "alice", "next": "//evil.example"}, allow_redirects=False
-    )
+    resp = await submit(client, "/", "/actor", {"actor": "alice", "next": "//evil.example"})
     assert resp.headers["Location"] == "/"
-    resp = await client.post(
-        "/workflows/payout/runs", data={"f:vendor": "x"}, headers={"Origin": "https://evil.example"}
+    resp = await submit(
+        client,
+        "/workflows/payout",
+        "/workflows/payout/runs",
+        {"f:vendor": "x"},
+        headers={"Origin": "https://evil.example"},
     )
     assert resp.status == 403
 
@@ -433,12 +433,3 @@ async def test_stats_page(client: Client, container: Container) -> None:
     assert "No checkpoints in this period." in empty
     bad = await (await client.get("/stats?since=soon")).text()
     assert "bad duration" in bad
-
-
-async def test_read_only_console_has_no_form_targets(container: Container) -> None:
-    app = web.Application()
-    add_routes(app, container, read_only=True)
-    async with TestClient(TestServer(app)) as ro:
-        assert (await ro.get("/")).status == 200
-        for path in ("/actor", "/workflows/payout/runs", "/checkpoints/cp_1/decide", "/runs/run_1/cancel"):
-            assert (await ro.post(path, data={})).status in {404, 405}, path

@@ -1,0 +1,84 @@
+"""Jinja environment of the console's templates, and its filters (private)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def environment() -> Environment:
+    """Autoescaped, strict: a missing value is an error, never an empty string."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        when=_when, pretty=_pretty, compact=_compact, brief=_brief, left=_left, took=_took, short=_short
+    )
+    return env
+
+
+def _when(moment: datetime | None) -> str:
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _pretty(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _brief(value: Any) -> str:
+    # one line for an audit payload value: lists joined, timestamps in the page's format
+    if isinstance(value, list):
+        return ", ".join(v if isinstance(v, str) else _compact(v) for v in value)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return _when(moment) if moment.tzinfo is not None else value
+    return _compact(value)
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(abs(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m" if minutes else f"{secs}s"
+
+
+def _left(due: datetime | None, now: datetime) -> str:
+    if due is None:
+        return "no deadline"
+    delta = due - now
+    return f"in {_span(delta)}" if delta.total_seconds() >= 0 else f"overdue by {_span(delta)}"
+
+
+def _took(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "—"
+    ms = (end - start).total_seconds() * 1000
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s" if ms < 60_000 else _span(end - start)
+
+
+def _short(value: str, length: int = 12) -> str:
+    return value if len(value) <= length else value[:length] + "…"
