@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.egress import EgressPolicy
 from engine.errors import EngineError
 
 __all__ = ["ConfigError", "Settings"]
@@ -41,6 +42,7 @@ class Settings(BaseModel):
     fault_points: str | None = None
     lease_ttl_s: float = 30.0
     web_console: bool = False
+    http_allow: EgressPolicy = EgressPolicy()
 
     @property
     def slack_enabled(self) -> bool:
@@ -82,6 +84,10 @@ class Settings(BaseModel):
             raise ConfigError(f"SIGNOFF_LEASE_TTL must be positive, not {lease_raw!r}")
         if sandbox not in {"auto", "bwrap", "docker", "subprocess"}:
             raise ConfigError(f"SIGNOFF_SANDBOX must be auto, bwrap, docker or subprocess, not {sandbox!r}")
+        try:
+            http_allow = EgressPolicy.parse(get("SIGNOFF_HTTP_ALLOW", ""))
+        except ValueError as exc:
+            raise ConfigError(f"SIGNOFF_HTTP_ALLOW: {exc}") from None
         return cls(
             database_url=get("SIGNOFF_DATABASE_URL", "sqlite:///./signoff.db"),
             workflows_dir=Path(get("SIGNOFF_WORKFLOWS_DIR", "workflows")),
@@ -103,4 +109,5 @@ class Settings(BaseModel):
             fault_points=get("SIGNOFF_TEST_FAULTS") or None,
             lease_ttl_s=lease_ttl_s,
             web_console=get("SIGNOFF_WEB_CONSOLE", "").lower() in {"1", "true", "on", "yes"},
+            http_allow=http_allow,
         )
