@@ -91,10 +91,10 @@ def _me(user: str | None) -> str:
 @app.command()
 def validate(paths: Annotated[list[Path] | None, typer.Argument(help="files or folders")] = None) -> None:
     """Check workflow files; every problem is shown as file:line: node: message."""
-    settings = Settings.from_env()
     try:
+        settings = Settings.from_env()
         roles = load_roles(settings.roles_file)
-    except InvalidWorkflow as exc:
+    except (InvalidWorkflow, ConfigError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
     files: list[Path] = []
     for path in paths or [settings.workflows_dir]:

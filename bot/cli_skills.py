@@ -125,8 +125,8 @@ def run_tests(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Run a skill's fixtures without running a workflow; exit 2 when one fails."""
+    skills = _select(_library(), ref, every_version=True)  # reports bad settings too
     settings = Settings.from_env()
-    skills = _select(_library(), ref, every_version=True)
     results: list[FixtureResult] = []
     with tempfile.TemporaryDirectory(prefix="signoff-skill-test-") as tmp:
         for skill in skills:

@@ -165,7 +165,7 @@ async def build(
     catalog = WorkflowCatalog.from_directory(
         settings.workflows_dir, roles=roles, skills=skill_runner, llm_available=llm is not None
     )
-    http = AiohttpClient()
+    http = AiohttpClient(settings.http_allow)
     closers.append(http.close)
     deps = NodeDeps(
         clock=clock,

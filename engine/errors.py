@@ -10,6 +10,7 @@ from datetime import datetime
 
 __all__ = [
     "Conflict",
+    "EgressRefused",
     "EngineError",
     "InvalidInput",
     "InvalidWorkflow",
@@ -151,3 +152,17 @@ class SkillFailed(EngineError):
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class EgressRefused(SkillFailed):
+    """The outbound HTTP policy refused a destination (``engine.egress``); never retryable.
+
+    Attributes:
+        host: the host that was refused, as the request named it.
+        port: its port.
+    """
+
+    def __init__(self, message: str, *, host: str, port: int | None) -> None:
+        super().__init__(message, retryable=False)
+        self.host = host
+        self.port = port

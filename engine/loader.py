@@ -262,7 +262,7 @@ def _load_node(
         timeout=timeout,
     )
     for fld, message in kind.check(spec, ctx):
-        issues.add(message, (*path, fld) if fld else path, node_id, fld)
+        issues.add(message, (*path, *fld.split(".")) if fld else path, node_id, fld)
     return spec
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,13 +49,11 @@ class HttpNode:
 
     @classmethod
     def check(cls, node: NodeSpec, ctx: LoadContext) -> list[tuple[str | None, str]]:
-        """URL must be http(s) or a template."""
+        """The URL's scheme, host and port are literal; templates fill only the path and query."""
         config = node.config
         assert isinstance(config, HttpConfig)
-        url = config.request.url
-        if not (url.startswith(("http://", "https://")) or url.lstrip().startswith("{{")):
-            return [("request.url", f"url {url!r} must start with http:// or https://")]
-        return []
+        problem = url_problem(config.request.url)
+        return [("request.url", problem)] if problem else []
 
     @classmethod
     async def execute(cls, ctx: NodeContext) -> NodeResult:
@@ -61,6 +61,9 @@ class HttpNode:
         if ctx.deps.http is None:
             raise SkillFailed("no HTTP client is configured for http nodes")
         spec = render_value(ctx.compiled["request"], ctx.scope)
+        config = ctx.node.config
+        assert isinstance(config, HttpConfig)
+        _check_origin(config.request.url, str(spec["url"]))
         headers = {str(k): str(v) for k, v in (spec.get("headers") or {}).items()}
         headers.setdefault("Idempotency-Key", ctx.idempotency_key)
         timeout = ctx.node.timeout.total_seconds() if ctx.node.timeout else 30.0
@@ -73,14 +76,78 @@ class HttpNode:
             timeout_s=timeout,
         )
         response = await _send(ctx, request)
-        config = ctx.node.config
-        assert isinstance(config, HttpConfig)
         ok = response.status in config.ok_status if config.ok_status else 200 <= response.status < 300
         if not ok:
             raise SkillFailed(
                 f"{request.method} {request.url} answered {response.status}: {response.text[:300]}"
             )
         return Completed(output=_deliverable(response), input={"method": request.method, "url": request.url})
+
+
+_TAG = re.compile(r"\{[{%#]")
+_ORIGIN = re.compile(
+    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<rest>[/?#].*)?$", re.DOTALL
+)
+_TEMPLATED_ORIGIN = (
+    "the scheme, host or port comes from a template, so a run's data could send the request "
+    "anywhere: write the origin literally and end it with '/' or '?' before the first template, "
+    "e.g. 'https://api.example.com/items/{{ inputs.id }}' (templates fill only the path and query); "
+    "for an internal service, write its address and list it in SIGNOFF_HTTP_ALLOW"
+)
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with an ``http`` node's URL template, or None.
+
+    The part before the first template tag must hold the whole origin (scheme, host, port) and
+    end it with ``/``, ``?`` or ``#``, so rendering can only change what follows.
+    """
+    tag = _TAG.search(url)
+    literal = url if tag is None else url[: tag.start()]
+    match = _ORIGIN.match(literal)
+    if match is None or (tag is not None and match["rest"] is None):
+        if tag is not None:
+            return _TEMPLATED_ORIGIN
+        return f"url {url!r} must be an absolute URL starting with http:// or https://"
+    if match["scheme"].lower() not in {"http", "https"}:
+        return f"url {url!r} must start with http:// or https://"
+    authority = match["authority"]
+    if "@" in authority:
+        return "the URL carries credentials ('user@host'): send them in a header (e.g. Authorization)"
+    if not authority or any(c == "\\" or c.isspace() or not c.isprintable() for c in authority):
+        return f"url {url!r}: the host is empty or holds a backslash, space or control character"
+    try:
+        _origin(f"http://{authority}/")
+    except ValueError:
+        return f"url {url!r}: the port must be a number from 0 to 65535"
+    return None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port. Raises ValueError on a bad port."""
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").rstrip("."), parts.port
+
+
+def _check_origin(source: str, rendered: str) -> None:
+    """The rendered URL must keep the origin written in the workflow (a second line of defence)."""
+    tag = _TAG.search(source)
+    literal = source if tag is None else source[: tag.start()]
+    try:
+        written, sent = _origin(literal), _origin(rendered)
+        credentials = urlsplit(rendered).username is not None
+    except ValueError as exc:
+        raise SkillFailed(f"request.url rendered to an invalid URL: {exc}") from exc
+    if sent != written or credentials:
+        raise SkillFailed(
+            f"request.url rendered to {_show(sent)}, not the origin written in the workflow "
+            f"({_show(written)}); a template may fill only the path and query"
+        )
+
+
+def _show(origin: tuple[str, str, int | None]) -> str:
+    scheme, host, port = origin
+    return f"{scheme}://{host}" + ("" if port is None else f":{port}")
 
 
 async def _send(ctx: NodeContext, request: HttpRequest) -> HttpResponse:
