@@ -49,18 +49,36 @@ class _Pumps:
         self._cap = cap
         self._on_over = on_over
         self._lock = threading.Lock()
+        self._streams: list[Any] = []
+        self._closed = False
 
     def pump(self, stream: str) -> None:
         flags = {"stdout": stream == "stdout", "stderr": stream == "stderr"}
-        logs = self._container.logs(stream=True, follow=True, **flags)
-        for chunk in logs:
+        try:
+            logs = self._container.logs(stream=True, follow=True, **flags)
             with self._lock:
-                ok = self._cap.add(stream, chunk)
-            if not ok:
-                with contextlib.suppress(docker.errors.DockerException):
-                    self._container.kill()
-                self._on_over()
-                return
+                self._streams.append(logs)
+                if self._closed:
+                    logs.close()
+            for chunk in logs:
+                with self._lock:
+                    ok = self._cap.add(stream, chunk)
+                if not ok:
+                    with contextlib.suppress(docker.errors.DockerException):
+                        self._container.kill()
+                    self._on_over()
+                    return
+        except Exception:  # a stream closed by close() or by the engine ends the pump: never unretrieved
+            return
+
+    def close(self) -> None:
+        """Close the streams still open: some engines never end a follow on a removed container."""
+        with self._lock:
+            self._closed = True
+            streams = list(self._streams)
+        for logs in streams:
+            with contextlib.suppress(Exception):
+                logs.close()
 
 
 class DockerSandbox:
@@ -202,7 +220,10 @@ class DockerSandbox:
         finally:
             capped.cancel()
             full.cancel()
-            await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
+            _, stuck = await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
+            if stuck:
+                await asyncio.to_thread(pumps.close)
+                await asyncio.wait(stuck)
         duration = time.monotonic() - started
         code = int(status.get("StatusCode", -1))
         if killed is None and cap.truncated:
