@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepares the sandbox backends for the test suite: bubblewrap, and Podman's Docker-compatible
-# API serving a busybox image imported from a tar (no registry is reachable from CI).
+# Prepares the sandbox backends for the test suite: bubblewrap (and libseccomp, which builds its
+# seccomp filter), and Podman's Docker-compatible API serving a busybox image imported from a tar
+# (no registry is reachable from CI).
 #
 # Idempotent: run it again and it reuses the packages, the image and a live service.
 # Usage:  eval "$(.ci/sandbox-setup.sh)"     or     source .ci/sandbox-setup.sh
@@ -23,6 +24,9 @@ for pair in bwrap:bubblewrap podman:podman runc:runc /bin/busybox:busybox-static
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# libseccomp builds bwrap's seccomp filter (through the pyseccomp package)
+# (grep without -q reads all of ldconfig's output, so pipefail never sees a SIGPIPE)
+ldconfig -p 2>/dev/null | grep 'libseccomp\.so\.2 ' >/dev/null || missing+=(libseccomp2)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -1,7 +1,9 @@
 """Start-up overhead of one sandboxed ``code`` step: run ``true`` N times per backend.
 
 Usage: ``python bench/sandbox.py --json [-n 50]``. Docker is measured when DOCKER_HOST is set
-(``.ci/sandbox-setup.sh`` prints it) and the engine has SIGNOFF_TEST_DOCKER_IMAGE.
+(``.ci/sandbox-setup.sh`` prints it) and the engine has SIGNOFF_TEST_DOCKER_IMAGE. bwrap is
+measured with its seccomp filter (the default) and without it (``bwrap_no_seccomp``), in
+alternating rounds so that a busy host weighs on both alike.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def _percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _measure(backend: Sandbox, n: int) -> dict[str, float]:
+async def _sample(backend: Sandbox, n: int) -> list[float]:
     samples = []
     with tempfile.TemporaryDirectory(prefix="signoff-bench-") as tmp:
         for i in range(n + 1):
@@ -39,6 +41,11 @@ async def _measure(backend: Sandbox, n: int) -> dict[str, float]:
                 raise SystemExit(f"{backend.name}: `true` failed: {res.stderr}")
             if i:  # the first run warms caches (page cache, image layers)
                 samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    n = len(samples)
     return {
         "n": n,
         "p50_ms": round(statistics.median(samples), 2),
@@ -52,12 +59,21 @@ async def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("-n", type=int, default=50)
     args = parser.parse_args()
-    backends: list[Sandbox] = [BwrapSandbox(), SubprocessSandbox()]
+    backends: dict[str, Sandbox] = {
+        "bwrap": BwrapSandbox(),
+        "bwrap_no_seccomp": BwrapSandbox(seccomp=False),
+        "subprocess": SubprocessSandbox(),
+    }
     if os.environ.get("DOCKER_HOST"):
-        backends.append(DockerSandbox(IMAGE))
+        backends["docker"] = DockerSandbox(IMAGE)
     out: dict[str, object] = {"benchmark": "sandbox start-up overhead per code step (`true`)"}
-    for backend in backends:
-        out[backend.name] = await _measure(backend, args.n)
+    samples: dict[str, list[float]] = {name: [] for name in backends}
+    rounds = 5
+    for _ in range(rounds):
+        for name, backend in backends.items():
+            samples[name] += await _sample(backend, max(1, args.n // rounds))
+    for name, values in samples.items():
+        out[name] = _summary(values)
     if "docker" not in out:
         out["docker"] = "skipped: DOCKER_HOST not set"
     if args.json:

@@ -472,7 +472,11 @@ class HttpClient(Protocol):
 
 
 class SandboxLimits(_Msg):
-    """Resource limits of one sandboxed command."""
+    """Resource limits of one sandboxed command.
+
+    ``max_workspace_bytes`` bounds everything in the step's workspace together (each file or
+    directory counts at least one 4 KiB block); ``max_file_bytes`` bounds each file.
+    """
 
     cpu_seconds: float = 10.0
     memory_bytes: int = 256 * 1024 * 1024
@@ -480,6 +484,7 @@ class SandboxLimits(_Msg):
     max_processes: int = 64
     max_file_bytes: int = 16 * 1024 * 1024
     max_output_bytes: int = 1024 * 1024
+    max_workspace_bytes: int = 256 * 1024 * 1024
 
 
 class SandboxRequest(_Msg):
@@ -506,7 +511,7 @@ class SandboxResult(_Msg):
     stdout: str
     stderr: str
     timed_out: bool = False
-    killed: Literal["wall_time", "cpu_time", "memory", "output", None] = None
+    killed: Literal["wall_time", "cpu_time", "memory", "output", "workspace", None] = None
     output_truncated: bool = False
     files: list[str] = Field(default_factory=list)
     duration_ms: float = 0.0

@@ -23,6 +23,7 @@ from engine.model import Deliverable, NodeSpec, parse_duration
 from engine.nodes.base import Completed, LoadContext, NodeContext, NodeResult
 from engine.ports import SandboxLimits, SandboxRequest, SandboxResult
 from engine.templates import has_template, render_value
+from engine.workspace import copy_beneath, relative_parts
 
 __all__ = [
     "IDEMPOTENCY_ENV",
@@ -79,6 +80,7 @@ class LimitsSpec(BaseModel):
     cpu: str | float | None = None
     processes: int | None = Field(default=None, ge=1, le=4096)
     output: str | int | None = None
+    workspace: str | int | None = None
 
 
 class CodeConfig(BaseModel):
@@ -119,6 +121,11 @@ class CodeNode:
         for name in config.files:
             if not _safe_name(name):
                 problems.append(("files", f"file name {name!r} must be a relative path inside the workspace"))
+        for path in _literal_artifacts(config.artifacts):
+            try:
+                relative_parts(path, "artifact")
+            except SkillFailed as exc:
+                problems.append(("artifacts", str(exc)))
         for name in config.env:
             if not _ENV_NAME.match(name):
                 problems.append(("env", f"{name!r} is not a valid environment variable name"))
@@ -143,13 +150,14 @@ class CodeNode:
         timeout = ctx.node.timeout.total_seconds() if ctx.node.timeout else DEFAULT_TIMEOUT_S
         compiled = ctx.compiled
         copied = _flatten(render_value(compiled.get("artifacts", []), ctx.scope))
-        await asyncio.to_thread(_fresh_workspace, workspace, run_ws, copied)
+        limits = _limits(config.limits, timeout)
+        await asyncio.to_thread(_fresh_workspace, workspace, run_ws, copied, limits.max_workspace_bytes)
         request = SandboxRequest(
             command=_command(render_value(compiled["run"], ctx.scope)),
             stdin=None if config.stdin is None else _text(render_value(compiled["stdin"], ctx.scope)),
             env=_env(render_value(compiled.get("env", {}), ctx.scope), ctx.idempotency_key),
             files={name: _text(v) for name, v in render_value(compiled.get("files", {}), ctx.scope).items()},
-            limits=_limits(config.limits, timeout),
+            limits=limits,
         )
         result = await sandbox.run(request, workspace)
         _check(result, request.limits)
@@ -179,6 +187,9 @@ def _limits(spec: LimitsSpec, wall_seconds: float) -> SandboxLimits:
         memory_bytes=parse_size(spec.memory) if spec.memory is not None else defaults.memory_bytes,
         max_processes=spec.processes or defaults.max_processes,
         max_output_bytes=parse_size(spec.output) if spec.output is not None else defaults.max_output_bytes,
+        max_workspace_bytes=(
+            parse_size(spec.workspace) if spec.workspace is not None else defaults.max_workspace_bytes
+        ),
     )
 
 
@@ -207,20 +218,23 @@ def _flatten(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _fresh_workspace(workspace: Path, run_ws: Path, copied: list[str]) -> None:
+def _literal_artifacts(value: list[str] | str) -> list[str]:
+    return [
+        path for path in ([value] if isinstance(value, str) else value) if path and not has_template(path)
+    ]
+
+
+def _fresh_workspace(
+    workspace: Path, run_ws: Path, copied: list[str], budget: int = SandboxLimits().max_workspace_bytes
+) -> None:
     # A step that runs again after a crash must not report or read what the lost attempt left.
     if workspace.exists():
         shutil.rmtree(workspace)
     workspace.mkdir(parents=True)
+    # Earlier steps' workspaces were written by sandboxed code: no link in an artifact's path
+    # is followed, and only regular files are copied (engine/workspace.py).
     for rel in copied:
-        if not _safe_name(rel):
-            raise SkillFailed(f"artifact {rel!r} is not a path inside this run's workspace")
-        source = run_ws.joinpath(*PurePosixPath(rel).parts)
-        if source.is_symlink() or not source.is_file():
-            raise SkillFailed(f"artifact {rel!r} does not exist in this run's workspace")
-        target = workspace.joinpath(*PurePosixPath(rel).parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        budget -= copy_beneath(run_ws, rel, workspace, what="artifact", budget=budget)
 
 
 def _check(result: SandboxResult, limits: SandboxLimits) -> None:
@@ -231,6 +245,7 @@ def _check(result: SandboxResult, limits: SandboxLimits) -> None:
             "cpu_time": f"CPU time {limits.cpu_seconds:g}s",
             "memory": f"memory {_human(limits.memory_bytes)}",
             "output": f"output {_human(limits.max_output_bytes)}",
+            "workspace": f"workspace size {_human(limits.max_workspace_bytes)}",
         }[killed or "wall_time"]
         # time limits may pass on a less busy host; memory and output limits will not
         raise SkillFailed(f"killed: {what} exceeded", retryable=killed in (None, "wall_time", "cpu_time"))

@@ -24,12 +24,19 @@ _INSTALL_HINT = (
 
 
 @functools.cache
-def _bwrap_problem() -> str | None:
+def _bwrap_problem(seccomp: bool) -> str | None:
     # Probed once per process: the answer does not change while the service runs.
     try:
-        return BwrapSandbox().probe()
+        return BwrapSandbox(seccomp=seccomp).probe()
     except EngineError as e:
         return str(e)
+
+
+def _seccomp_setting() -> bool:
+    value = os.environ.get("SIGNOFF_SANDBOX_SECCOMP", "on").strip().lower()
+    if value not in ("on", "off"):
+        raise EngineError(f"SIGNOFF_SANDBOX_SECCOMP={value!r} must be on (the default) or off")
+    return value == "on"
 
 
 def _docker(image: str | None) -> DockerSandbox:
@@ -53,6 +60,10 @@ def choose_sandbox(setting: str, *, docker_image: str | None = None) -> Sandbox:
             environment says ``SIGNOFF_SANDBOX=subprocess`` explicitly).
         docker_image: the image the docker backend runs commands in.
 
+    ``SIGNOFF_SANDBOX_SECCOMP`` (``on`` by default, or ``off``) says whether bwrap installs its
+    seccomp filter; when it is on and the filter cannot be built or loaded, bwrap counts as not
+    working here (fail closed).
+
     Raises:
         EngineError: an unknown setting, a backend that does not work on this machine, or
             ``subprocess`` without the explicit environment opt-in. The message says what to do.
@@ -68,13 +79,14 @@ def choose_sandbox(setting: str, *, docker_image: str | None = None) -> Sandbox:
         return SubprocessSandbox()
     if setting == "docker":
         return _docker(docker_image)
-    problem = _bwrap_problem()
+    seccomp = _seccomp_setting()
+    problem = _bwrap_problem(seccomp)
     if setting == "bwrap":
         if problem is not None:
             raise EngineError(f"SIGNOFF_SANDBOX=bwrap: bubblewrap does not work here: {problem}")
-        return BwrapSandbox()
+        return BwrapSandbox(seccomp=seccomp)
     if problem is None:
-        return BwrapSandbox()
+        return BwrapSandbox(seccomp=seccomp)
     if docker_image:
         try:
             return _docker(docker_image)

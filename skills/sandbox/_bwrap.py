@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.errors import EngineError, SkillFailed
 from engine.ports import SandboxRequest, SandboxResult
-from skills.sandbox import _common
+from skills.sandbox import _common, _seccomp
 from skills.sandbox._subprocess import Outcome, argv_of, find_prlimit, outcome_result, run_limited
 
 # System paths made visible read-only. Everything else on the host (home directories, /work,
@@ -50,13 +50,16 @@ def _system_mounts() -> list[str]:
     return args
 
 
-def bwrap_argv(bwrap: str, request: SandboxRequest, workspace: Path, uid: int | None) -> list[str]:
+def bwrap_argv(
+    bwrap: str, request: SandboxRequest, workspace: Path, uid: int | None, seccomp_fd: int | None = None
+) -> list[str]:
     """The bwrap command line (without the rlimit wrapper) for ``request``.
 
     With ``uid`` (the service runs as root) bwrap runs as root without a user namespace, so
     that it may mount a workspace whose host path only root can walk, and ``setpriv`` drops
     to ``uid`` with no capabilities before the command starts. RLIMIT_NPROC then counts that
-    uid's processes only. Without ``uid`` bwrap runs unprivileged in a user namespace.
+    uid's processes only. Without ``uid`` bwrap runs unprivileged in a user namespace. With
+    ``seccomp_fd`` bwrap loads the BPF program it reads there before it starts the command.
     """
     has_skill = request.readonly_dir is not None
     args = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
@@ -87,6 +90,8 @@ def bwrap_argv(bwrap: str, request: SandboxRequest, workspace: Path, uid: int | 
     ]
     if has_skill:
         args += ["--ro-bind", str(Path(str(request.readonly_dir)).resolve(strict=True)), "/skill"]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
     args += [
         "--remount-ro",
         "/",
@@ -112,16 +117,21 @@ class BwrapSandbox:
 
     name = "bwrap"
 
-    def __init__(self, *, bwrap: str | None = None, uid_pool: _common.UidPool | None = None) -> None:
+    def __init__(
+        self, *, bwrap: str | None = None, uid_pool: _common.UidPool | None = None, seccomp: bool = True
+    ) -> None:
         """Create the backend.
 
         Args:
             bwrap: path of the bwrap binary; found on PATH when omitted.
             uid_pool: uids to run commands as when the service runs as root; by default
                 2_000_000 .. 2_000_999, which no login user has.
+            seccomp: install the seccomp filter (``_seccomp.DENIED``) in every sandbox. When
+                it cannot be built this fails: the sandbox never runs without it silently.
 
         Raises:
-            EngineError: bubblewrap or prlimit is not installed.
+            EngineError: bubblewrap or prlimit is not installed, or the seccomp filter cannot
+                be built (libseccomp or pyseccomp missing).
         """
         found = bwrap or shutil.which("bwrap")
         if found is None:
@@ -130,6 +140,7 @@ class BwrapSandbox:
             raise EngineError("the bwrap sandbox needs setpriv when run as root (apt-get install util-linux)")
         self._bwrap = found
         self._prlimit = find_prlimit()
+        self._seccomp = _seccomp.build_filter() if seccomp else None
         self._uids = uid_pool or (_common.UidPool(2_000_000, 1000) if os.geteuid() == 0 else None)
 
     def probe(self) -> str | None:
@@ -138,14 +149,20 @@ class BwrapSandbox:
         Blocking: meant for start-up (``choose_sandbox``), not for the request path.
         """
         uid = self._uids.take() if self._uids else None
+        fds = self._filter_fds()
         try:
             with tempfile.TemporaryDirectory(prefix="signoff-probe-") as tmp:
                 _common.prepare_workspace(SandboxRequest(command="true"), Path(tmp), uid)
-                argv = bwrap_argv(self._bwrap, SandboxRequest(command=["/bin/true"]), Path(tmp), uid)
-                done = subprocess.run(argv, capture_output=True, timeout=10, check=False, env={}, cwd="/")
+                request = SandboxRequest(command=["/bin/true"])
+                argv = bwrap_argv(self._bwrap, request, Path(tmp), uid, fds[0] if fds else None)
+                done = subprocess.run(
+                    argv, capture_output=True, timeout=10, check=False, env={}, cwd="/", pass_fds=fds
+                )
         except (OSError, subprocess.SubprocessError) as e:
             return str(e)
         finally:
+            for fd in fds:
+                os.close(fd)
             if uid is not None and self._uids:
                 self._uids.give(uid)
         if done.returncode != 0:
@@ -167,15 +184,33 @@ class BwrapSandbox:
                 self._uids.give(uid)
         return await outcome_result(out, request, workspace, before)
 
+    def _filter_fds(self) -> tuple[int, ...]:
+        return () if self._seccomp is None else (_seccomp.filter_fd(self._seccomp),)
+
     async def _run_in(self, request: SandboxRequest, workspace: Path, uid: int | None) -> Outcome:
+        fds = self._filter_fds()
         try:
-            inner = await asyncio.to_thread(bwrap_argv, self._bwrap, request, workspace, uid)
-        except OSError as e:
-            raise SkillFailed(f"skill folder {request.readonly_dir!r} cannot be opened: {e}") from e
-        extra = _BWRAP_OWN_PROCESSES if uid is None else 0  # as root, bwrap's own are not counted
-        argv = _common.prlimit_args(self._prlimit, request.limits, extra) + inner
-        env = _common.base_env(request, "/workspace")
-        try:
-            return await run_limited(argv, env=env, cwd=Path("/"), stdin=request.stdin, limits=request.limits)
-        except OSError as e:
-            raise SkillFailed(f"could not start bwrap: {e}") from e
+            try:
+                inner = await asyncio.to_thread(
+                    bwrap_argv, self._bwrap, request, workspace, uid, fds[0] if fds else None
+                )
+            except OSError as e:
+                raise SkillFailed(f"skill folder {request.readonly_dir!r} cannot be opened: {e}") from e
+            extra = _BWRAP_OWN_PROCESSES if uid is None else 0  # as root, bwrap's own are not counted
+            argv = _common.prlimit_args(self._prlimit, request.limits, extra) + inner
+            env = _common.base_env(request, "/workspace")
+            try:
+                return await run_limited(
+                    argv,
+                    env=env,
+                    cwd=Path("/"),
+                    stdin=request.stdin,
+                    limits=request.limits,
+                    workspace=workspace,
+                    pass_fds=fds,
+                )
+            except OSError as e:
+                raise SkillFailed(f"could not start bwrap: {e}") from e
+        finally:
+            for fd in fds:
+                os.close(fd)

@@ -10,15 +10,16 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
 from engine.errors import SkillFailed
 from engine.ports import SandboxLimits, SandboxRequest, SandboxResult
+from engine.workspace import relative_parts, write_beneath
 
 #: PATH inside every sandbox; the host's PATH may point into home directories.
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
-KillReason = Literal["wall_time", "cpu_time", "memory", "output"] | None
+KillReason = Literal["wall_time", "cpu_time", "memory", "output", "workspace"] | None
 
 # Messages that runtimes print when an allocation fails under RLIMIT_AS or a cgroup limit.
 _MEMORY_HINTS = re.compile(r"MemoryError|Cannot allocate memory|out of memory|ENOMEM|bad_alloc", re.I)
@@ -38,11 +39,9 @@ def base_env(request: SandboxRequest, home: str) -> dict[str, str]:
     return env
 
 
-def _safe_relpath(name: str) -> PurePosixPath:
-    rel = PurePosixPath(name)
-    if not name or rel.is_absolute() or any(part in ("..", "") for part in rel.parts) or "\0" in name:
-        raise SkillFailed(f"sandbox file name {name!r} must be a relative path inside the workspace")
-    return rel
+def file_size_limit(limits: SandboxLimits) -> int:
+    """RLIMIT_FSIZE: the per-file cap, and never more than the whole workspace may hold."""
+    return min(limits.max_file_bytes, limits.max_workspace_bytes)
 
 
 def prepare_workspace(request: SandboxRequest, workspace: Path, owner: int | None) -> dict[str, Fingerprint]:
@@ -54,14 +53,16 @@ def prepare_workspace(request: SandboxRequest, workspace: Path, owner: int | Non
         owner: uid (and gid) that the sandboxed command runs as, or None to keep ours.
 
     Raises:
-        SkillFailed: a file name is absolute or climbs out of the workspace.
+        SkillFailed: a file name is absolute or climbs out of the workspace, or a symbolic
+            link (or anything but a regular file) left in the workspace is in its way.
     """
+    for name in request.files:
+        relative_parts(name, "sandbox file name")
     workspace.mkdir(parents=True, exist_ok=True)
     workspace.chmod(0o700)
     for name, content in request.files.items():
-        target = workspace.joinpath(*_safe_relpath(name).parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content, encoding="utf-8")
+        # A reused workspace may hold links left by sandboxed code: never write through one.
+        write_beneath(workspace, name, content.encode("utf-8"), what="sandbox file")
     if owner is not None:
         _chown_tree(workspace, owner)
     return snapshot(workspace, digest=True)
@@ -147,7 +148,7 @@ def prlimit_args(prlimit: str, limits: SandboxLimits, extra_processes: int = 0) 
         f"--cpu={cpu}:{cpu + 1}",
         f"--as={limits.memory_bytes}",
         f"--nproc={limits.max_processes + extra_processes}",
-        f"--fsize={limits.max_file_bytes}",
+        f"--fsize={file_size_limit(limits)}",
         "--core=0",
         "--",
     ]

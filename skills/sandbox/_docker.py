@@ -19,7 +19,7 @@ from docker.types import Ulimit
 
 from engine.errors import EngineError, SkillFailed
 from engine.ports import SandboxLimits, SandboxRequest, SandboxResult
-from skills.sandbox import _common
+from skills.sandbox import _common, _quota
 from skills.sandbox._subprocess import argv_of
 
 _STDIN_DIR = "/run/signoff"
@@ -34,7 +34,7 @@ def _ulimits(limits: SandboxLimits) -> list[Ulimit]:
     cpu = max(1, int(limits.cpu_seconds + 0.999))
     return [
         Ulimit(name="cpu", soft=cpu, hard=cpu + 1),
-        Ulimit(name="fsize", soft=limits.max_file_bytes, hard=limits.max_file_bytes),
+        Ulimit(name="fsize", soft=_common.file_size_limit(limits), hard=_common.file_size_limit(limits)),
         Ulimit(name="nofile", soft=_NOFILE, hard=_NOFILE),
         Ulimit(name="nproc", soft=_NPROC, hard=_NPROC),
         Ulimit(name="core", soft=0, hard=0),
@@ -49,18 +49,36 @@ class _Pumps:
         self._cap = cap
         self._on_over = on_over
         self._lock = threading.Lock()
+        self._streams: list[Any] = []
+        self._closed = False
 
     def pump(self, stream: str) -> None:
         flags = {"stdout": stream == "stdout", "stderr": stream == "stderr"}
-        logs = self._container.logs(stream=True, follow=True, **flags)
-        for chunk in logs:
+        try:
+            logs = self._container.logs(stream=True, follow=True, **flags)
             with self._lock:
-                ok = self._cap.add(stream, chunk)
-            if not ok:
-                with contextlib.suppress(docker.errors.DockerException):
-                    self._container.kill()
-                self._on_over()
-                return
+                self._streams.append(logs)
+                if self._closed:
+                    logs.close()
+            for chunk in logs:
+                with self._lock:
+                    ok = self._cap.add(stream, chunk)
+                if not ok:
+                    with contextlib.suppress(docker.errors.DockerException):
+                        self._container.kill()
+                    self._on_over()
+                    return
+        except Exception:  # a stream closed by close() or by the engine ends the pump: never unretrieved
+            return
+
+    def close(self) -> None:
+        """Close the streams still open: some engines never end a follow on a removed container."""
+        with self._lock:
+            self._closed = True
+            streams = list(self._streams)
+        for logs in streams:
+            with contextlib.suppress(Exception):
+                logs.close()
 
 
 class DockerSandbox:
@@ -171,13 +189,13 @@ class DockerSandbox:
         args = await asyncio.to_thread(self._create_args, request, workspace, stdin_dir)
         container: Container = await asyncio.to_thread(self._client.containers.create, **args)
         try:
-            return await self._supervise(container, request.limits)
+            return await self._supervise(container, request.limits, workspace)
         finally:
             with contextlib.suppress(docker.errors.DockerException):
                 await asyncio.to_thread(container.remove, force=True)
 
     async def _supervise(
-        self, container: Container, limits: SandboxLimits
+        self, container: Container, limits: SandboxLimits, workspace: Path
     ) -> tuple[_common.OutputCap, int, _common.KillReason, float]:
         loop = asyncio.get_running_loop()
         cap = _common.OutputCap(limits.max_output_bytes)
@@ -188,23 +206,30 @@ class DockerSandbox:
         readers = [asyncio.ensure_future(asyncio.to_thread(pumps.pump, s)) for s in ("stdout", "stderr")]
         waiter = asyncio.ensure_future(asyncio.to_thread(container.wait))
         capped = asyncio.ensure_future(over.wait())
+        full = asyncio.ensure_future(_quota.watch(workspace, limits.max_workspace_bytes))
         killed: _common.KillReason = None
         try:
             done, _ = await asyncio.wait(
-                {waiter, capped}, timeout=limits.wall_seconds, return_when="FIRST_COMPLETED"
+                {waiter, capped, full}, timeout=limits.wall_seconds, return_when="FIRST_COMPLETED"
             )
             if waiter not in done:
-                killed = "output" if capped in done else "wall_time"
+                killed = "output" if capped in done else "workspace" if full in done else "wall_time"
                 with contextlib.suppress(docker.errors.DockerException):
                     await asyncio.to_thread(container.kill)
             status = await waiter
         finally:
             capped.cancel()
-            await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
+            full.cancel()
+            _, stuck = await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
+            if stuck:
+                await asyncio.to_thread(pumps.close)
+                await asyncio.wait(stuck)
         duration = time.monotonic() - started
         code = int(status.get("StatusCode", -1))
         if killed is None and cap.truncated:
             killed = "output"
+        if killed is None and await _quota.over(workspace, limits.max_workspace_bytes):
+            killed = "workspace"  # filled between two scans, then exited
         if killed is None:
             await asyncio.to_thread(container.reload)
             if container.attrs.get("State", {}).get("OOMKilled"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine.errors import EngineError, SkillFailed
 from engine.ports import SandboxLimits, SandboxRequest, SandboxResult
-from skills.sandbox import _common
+from skills.sandbox import _common, _quota
 
 _CHUNK = 1 << 16
 # After the command exits, a stray descendant may still hold the pipes open; stop reading then.
@@ -107,7 +107,9 @@ async def run_limited(
     cwd: Path,
     stdin: str | None,
     limits: SandboxLimits,
+    workspace: Path,
     uid: int | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> Outcome:
     """Run ``argv`` in a new session, enforce wall time and the output cap, capture output.
 
@@ -116,8 +118,11 @@ async def run_limited(
         env: the complete environment of the child.
         cwd: its working directory on the host.
         stdin: text delivered on stdin, then closed.
-        limits: wall time and output cap are enforced here; the rest by the argv's wrapper.
+        limits: wall time, output cap and workspace size are enforced here; the rest by the
+            argv's wrapper.
+        workspace: the step's workspace on the host, whose total size is watched.
         uid: run as this uid and gid with no supplementary groups (root only), or None.
+        pass_fds: descriptors the child inherits (e.g. bwrap's seccomp program).
     """
     cap = _common.OutputCap(limits.max_output_bytes)
     over = asyncio.Event()
@@ -134,6 +139,7 @@ async def run_limited(
         cwd=cwd,
         start_new_session=True,
         close_fds=True,
+        pass_fds=pass_fds,
         **ids,  # type: ignore[arg-type]  # typeshed's overloads do not spell out user/group
     )
     proc = asyncio.subprocess.Process(transport, protocol, loop)
@@ -147,18 +153,20 @@ async def run_limited(
     feeder = asyncio.create_task(_feed(proc, stdin))
     waiter = asyncio.create_task(protocol.exited.wait())
     capped = asyncio.create_task(over.wait())
+    full = asyncio.create_task(_quota.watch(workspace, limits.max_workspace_bytes))
     killed: _common.KillReason = None
     try:
         done, _ = await asyncio.wait(
-            {waiter, capped}, timeout=limits.wall_seconds, return_when="FIRST_COMPLETED"
+            {waiter, capped, full}, timeout=limits.wall_seconds, return_when="FIRST_COMPLETED"
         )
         if waiter not in done:
-            killed = "output" if capped in done else "wall_time"
+            killed = "output" if capped in done else "workspace" if full in done else "wall_time"
             _kill_group(proc)
         await waiter
     finally:
         _kill_group(proc)  # descendants that outlived the command are not allowed to linger
         capped.cancel()
+        full.cancel()
         _, pending = await asyncio.wait([*pumps, feeder], timeout=_DRAIN_GRACE_S)
         for task in pending:
             task.cancel()
@@ -166,6 +174,8 @@ async def run_limited(
         code = transport.get_returncode()
         transport.close()
     code = -signal.SIGKILL if code is None else code
+    if killed is None and await _quota.over(workspace, limits.max_workspace_bytes):
+        killed = "workspace"  # filled between two scans, then exited
     return Outcome(
         exit_code=128 - code if code < 0 else code,
         cap=cap,
@@ -228,7 +238,13 @@ class SubprocessSandbox:
             env = _common.base_env(request, str(workspace))
             try:
                 out = await run_limited(
-                    argv, env=env, cwd=cwd, stdin=request.stdin, limits=request.limits, uid=uid
+                    argv,
+                    env=env,
+                    cwd=cwd,
+                    stdin=request.stdin,
+                    limits=request.limits,
+                    workspace=workspace,
+                    uid=uid,
                 )
             except OSError as e:
                 raise SkillFailed(f"could not start sandboxed command: {e}") from e

@@ -175,19 +175,21 @@ async def test_a_rerun_starts_from_a_clean_workspace(sandbox: Sandbox, root: Pat
         ("cpu_time", "killed: CPU time 1s exceeded"),
         ("memory", "killed: memory 64MB exceeded"),
         ("output", "killed: output 1KB exceeded"),
+        ("workspace", "killed: workspace size 20MB exceeded"),
     ],
 )
 async def test_limit_kills_say_which_limit(tmp_path: Path, killed: Any, message: str) -> None:
     fake = ScriptedSandbox(SandboxResult(exit_code=137, stdout="", stderr="", killed=killed))
     text = (
         "id: t\nnodes:\n  - {id: c, type: code, run: x, timeout: 2s,"
-        " limits: {cpu: 1s, memory: 64MB, output: 1KB, processes: 4}}\nedges: []\n"
+        " limits: {cpu: 1s, memory: 64MB, output: 1KB, processes: 4, workspace: 20MB}}\nedges: []\n"
     )
     (step,) = await _run(text, fake, tmp_path)
     assert step.error == message
     limits = fake.requests[0].limits
     assert (limits.wall_seconds, limits.cpu_seconds, limits.memory_bytes) == (2, 1, 64 * 1024**2)
     assert (limits.max_output_bytes, limits.max_processes) == (1024, 4)
+    assert limits.max_workspace_bytes == 20 * 1024**2
 
 
 async def test_no_sandbox_is_a_clear_failure(tmp_path: Path) -> None:
@@ -196,10 +198,24 @@ async def test_no_sandbox_is_a_clear_failure(tmp_path: Path) -> None:
     assert "no sandbox is configured" in (step.error or "")
 
 
-async def test_missing_artifact_fails_the_step(sandbox: Sandbox, root: Path) -> None:
-    text = "id: t\nnodes:\n  - {id: c, type: code, run: ls, artifacts: [../../etc/passwd]}\nedges: []\n"
-    steps = await _run(text, sandbox, root)
-    assert "is not a path inside this run's workspace" in (steps[0].error or "")
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("../../etc/passwd", "must be a relative path inside the workspace"),
+        ("/etc/passwd", "must be a relative path inside the workspace"),
+        ("c/./x", "must be a relative path inside the workspace"),
+        ("nothing/here.txt", "does not exist in this run's workspace"),
+    ],
+)
+async def test_bad_or_missing_artifact_fails_the_step(
+    sandbox: Sandbox, root: Path, path: str, message: str
+) -> None:
+    text = (
+        "id: t\ninputs: {type: object, properties: {p: {type: string}}}\nnodes:\n"
+        '  - {id: c, type: code, run: ls, artifacts: ["{{ inputs.p }}"]}\nedges: []\n'
+    )
+    steps = await _run(text, sandbox, root, {"p": path})
+    assert message in (steps[0].error or "")
 
 
 @pytest.mark.parametrize(
@@ -208,6 +224,9 @@ async def test_missing_artifact_fails_the_step(sandbox: Sandbox, root: Path) -> 
         ('run: "echo {{ inputs.x }}"', "cannot hold templates; use an argv list"),
         ("run: []", "needs at least the program"),
         ("run: ls, files: {/etc/x: y}", "must be a relative path inside the workspace"),
+        ("run: ls, artifacts: [../../etc/passwd]", "artifact '../../etc/passwd' must be a relative path"),
+        ("run: ls, artifacts: /etc/passwd", "artifact '/etc/passwd' must be a relative path"),
+        ("run: ls, limits: {workspace: huge}", "bad size 'huge'"),
         ("run: ls, env: {1BAD: y}", "not a valid environment variable name"),
         ("run: ls, limits: {memory: lots}", "bad size 'lots'"),
         ("run: ls, limits: {cpu: forever}", "bad duration 'forever'"),
