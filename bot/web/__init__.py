@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from bot.web import _views
 from bot.wiring import Container
 from engine.errors import Conflict, EngineError, InvalidInput, NotAllowed, NotFound
+from engine.shown import markup_text
 
 __all__ = ["add_routes"]
 
@@ -83,7 +84,14 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        when=_when, pretty=_pretty, compact=_compact, brief=_brief, left=_left, took=_took, short=_short
+        when=_when,
+        pretty=_pretty,
+        compact=_compact,
+        brief=_brief,
+        left=_left,
+        took=_took,
+        short=_short,
+        markup_text=markup_text,  # a prompt is Slack markup: shown here as text
     )
     return env
 
