@@ -46,9 +46,10 @@ def prompt_blocks(cp: Checkpoint, interactive: bool) -> list[Block]:
         return []
     # the prompt is the author's Slack markup; the data it interpolates was made inert when it
     # was rendered (engine.templates.render_markup)
-    cut = len(cp.prompt) > SECTION_TEXT
+    prompt = _parts.prompt_markup(cp)
+    cut = len(prompt) > SECTION_TEXT
     accessory = _show(cp, PROMPT_FIELD) if cut and interactive else None
-    return [section(cp.prompt, _parts.block_id("prompt", cp), accessory=accessory)]
+    return [section(prompt, _parts.block_id("prompt", cp), accessory=accessory)]
 
 
 def context_blocks(cp: Checkpoint, interactive: bool) -> list[Block]:
@@ -133,7 +134,8 @@ def meta_blocks(
 def fallback(cp: Checkpoint, workflow_title: str, prefix: str = "") -> str:
     # the notification text: the title is data, the prompt is markup whose data is already inert
     title = escape_markup(_parts.title_text(cp, workflow_title))
-    return clip(f"{prefix}{title}: {cp.prompt}" if cp.prompt else f"{prefix}{title}", MESSAGE_TEXT)
+    prompt = _parts.prompt_markup(cp)
+    return clip(f"{prefix}{title}: {prompt}" if prompt else f"{prefix}{title}", MESSAGE_TEXT)
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

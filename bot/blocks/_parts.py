@@ -14,7 +14,7 @@ from bot.blocks._kit import (
     utc_time,
 )
 from engine.model import Checkpoint, Decision, Priority, ResolvedBy
-from engine.shown import escape_markup, humanize
+from engine.shown import escape_markup, humanize, shown_hash
 
 APPROVE = "checkpoint.approve"
 REJECT = "checkpoint.reject"
@@ -45,6 +45,17 @@ def parse_block_id(value: str) -> tuple[str, int] | None:
     if len(parts) != 3 or not parts[1].startswith("v") or not parts[1][1:].isdigit():
         return None
     return parts[2], int(parts[1][1:])
+
+
+def prompt_markup(cp: Checkpoint) -> str:
+    """The prompt as Slack markup: the author's markup, its data made inert when it was rendered.
+
+    A checkpoint opened before prompts were rendered that way (its stored ``shown_hash`` is not
+    the hash of what is shown now) may hold raw data in its prompt: that prompt is escaped whole.
+    """
+    if not cp.prompt or cp.shown_hash == shown_hash(cp):
+        return cp.prompt
+    return escape_markup(cp.prompt)
 
 
 def rank(priority: Priority) -> int:

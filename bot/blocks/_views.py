@@ -18,7 +18,7 @@ from bot.blocks._kit import (
     plain,
     section,
 )
-from bot.blocks._parts import OPEN_WEB
+from bot.blocks._parts import OPEN_WEB, prompt_markup
 from bot.blocks._proposal import view_blocks
 from engine.model import Checkpoint
 from engine.shown import ShownField, escape_markup
@@ -58,7 +58,7 @@ def modal(
 def summary(cp: Checkpoint) -> list[Block]:
     # the title is data; the prompt is markup whose data was made inert when it was rendered
     title = f"*{escape_markup(cp.title)}*" if cp.title else ""
-    text = "\n".join(t for t in (title, cp.prompt) if t)
+    text = "\n".join(t for t in (title, prompt_markup(cp)) if t)
     return [section(clip(text, SECTION_TEXT), "summary")] if text.strip() else []
 
 

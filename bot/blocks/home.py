@@ -55,7 +55,7 @@ def _waiting_item(cp: Checkpoint, now: datetime | None) -> list[Block]:
     does not fit, "Review and approve…" instead of Approve."""
     lines = [f"*{escape_markup(_parts.title_text(cp))}*"]
     if cp.prompt:
-        lines.append(clip(cp.prompt, _PROMPT_PREVIEW))  # markup whose data is already inert
+        lines.append(clip(_parts.prompt_markup(cp), _PROMPT_PREVIEW))
     details = [f"Requested by {mention(cp.requester)}"] if cp.requester else []
     if cp.due_at is not None:
         details.append(_parts.due_text(cp.due_at, now))

@@ -17,7 +17,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot import messages
 from bot.blocks import answer_modal, confirm_modal, edit_modal, full_text_modal, reject_modal
-from bot.blocks._parts import parse_block_id
+from bot.blocks._parts import parse_block_id, prompt_markup
 from bot.blocks._proposal import shows_in_full
 from bot.blocks.checkpoint import (
     ALL_FIELDS,
@@ -232,7 +232,7 @@ def _fallback(cp: Checkpoint, form: str) -> dict[str, Any]:
 
 def _full_text(cp: Checkpoint, field: str) -> tuple[str, str]:
     if field == PROMPT_FIELD:
-        return cp.title or "Request", cp.prompt
+        return cp.title or "Request", prompt_markup(cp)
     if field == ALL_FIELDS:
         parts = [f"{humanize(k)}:\n{display_text(v)}" for k, v in cp.context.items()]
         return "All details", "\n\n".join(parts)

@@ -146,3 +146,18 @@ def test_reminders_and_escalations_are_inert() -> None:
 )
 def test_every_notice_is_inert(notice: messages.Notice) -> None:
     inert(notice.text)
+
+
+def test_a_prompt_is_markup_only_when_the_checkpoint_rendered_it_so() -> None:
+    from engine.shown import shown_hash
+
+    current = make_cp(prompt="Pay *&lt;!channel&gt;*?")
+    current = current.model_copy(update={"shown_hash": shown_hash(current)})
+    [prompt] = [t for t in mrkdwn_texts(cpb.checkpoint_message(current)["blocks"]) if t.startswith("Pay")]
+    assert prompt == "Pay *&lt;!channel&gt;*?", "the author's bold stays; the data was escaped when rendered"
+    # opened before prompts escaped their data: the stored prompt may hold raw data, so all of it is escaped
+    legacy = make_cp(prompt=f"Pay *{FORGED}*?", shown_hash="0" * 64)
+    message = cpb.checkpoint_message(legacy)
+    all_mrkdwn_inert(message)
+    all_mrkdwn_inert(home_view(waiting=[legacy], requests=[], decided=[]))
+    all_mrkdwn_inert(confirm_modal(legacy))
