@@ -6,6 +6,7 @@ what a person sees, or is shown as something other than labelled plain text.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -142,3 +143,39 @@ def test_edit_and_answer_forms_show_the_values_they_keep() -> None:
     answer = answer_modal(pay(kind="input", proposed=kept, options=["reject"]))
     check_view(answer)
     assert missing_fields(answer["blocks"], cp, {"memo": kept["memo"], "extra": kept["extra"]}) == []
+
+
+@pytest.mark.parametrize("size", [20, 25], ids=["full card", "past a card's room"])
+def test_the_largest_cards_stay_within_slack_limits(size: int) -> None:
+    cp = pay(
+        context={f"c_{i}": "v" * 3000 for i in range(60)},
+        highlight=[f"c_{i}" for i in range(6)],
+        proposed={f"p_{i}": "w" * 400 for i in range(size)},
+        options=["approve", "reject", "edit", *[f"opt{i}" for i in range(30)]],
+        quorum=3,
+        approvals=["U1", "U2"],
+    )
+    message = cpb.checkpoint_message(cp, web_url="https://signoff.example/cp/cp_7")
+    check_message(message)
+    assert (cpb.APPROVE in actions_of(message)) is (size == 20)
+    check_message(cpb.decided_message(cp, make_decision(data=dict(cp.proposed))))
+
+
+def test_home_pages_stay_under_100_blocks_and_250_kb_with_full_proposals() -> None:
+    waiting = [pay(id=f"cp_{i}", proposed={f"p_{j}": "z" * 1500 for j in range(5)}) for i in range(60)]
+    page, pages = 0, 0
+    while True:
+        view = home_view(waiting=waiting, requests=[], decided=[], page=page)
+        check_home(view)
+        assert len(json.dumps(view).encode()) < 250_000
+        pages += 1
+        following = [
+            e["value"]
+            for b in view["blocks"]
+            for e in b.get("elements", [])
+            if e.get("text", {}).get("text") == "Next page"
+        ]
+        if not following:
+            break
+        page = int(following[0])
+    assert pages > 1
