@@ -133,7 +133,7 @@ def meta_blocks(
 
 def fallback(cp: Checkpoint, workflow_title: str, prefix: str = "") -> str:
     # the notification text: the title is data, the prompt is markup whose data is already inert
-    title = escape_markup(_parts.title_text(cp, workflow_title))
+    title = _parts.title_markup(cp, workflow_title)
     prompt = _parts.prompt_markup(cp)
     return clip(f"{prefix}{title}: {prompt}" if prompt else f"{prefix}{title}", MESSAGE_TEXT)
 

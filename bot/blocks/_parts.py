@@ -69,6 +69,14 @@ def title_text(cp: Checkpoint, workflow_title: str = "") -> str:
     return _MARKERS.get(cp.priority, "") + title
 
 
+def title_markup(cp: Checkpoint, workflow_title: str = "", *, bold: bool = False) -> str:
+    """``title_text`` as Slack markup: the priority marker is ours, the title is data (escaped)."""
+    title = escape_markup(
+        cp.title or workflow_title or ("Input needed" if cp.kind == "input" else "Approval needed")
+    )
+    return _MARKERS.get(cp.priority, "") + (f"*{title}*" if bold else title)
+
+
 def due_text(due_at: datetime, now: datetime | None) -> str:
     """``Due in 2h 5m (10:32 UTC)``; Slack's date token shows local time to each reader."""
     at = as_utc(due_at)

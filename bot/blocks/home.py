@@ -53,7 +53,7 @@ def _waiting_key(cp: Checkpoint) -> tuple[int, datetime, datetime]:
 def _waiting_item(cp: Checkpoint, now: datetime | None) -> list[Block]:
     """Title, prompt preview and details; the proposal in full next to the buttons, or, when it
     does not fit, "Review and approve…" instead of Approve."""
-    lines = [f"*{escape_markup(_parts.title_text(cp))}*"]
+    lines = [_parts.title_markup(cp, bold=True)]
     if cp.prompt:
         lines.append(clip(_parts.prompt_markup(cp), _PROMPT_PREVIEW))
     details = [f"Requested by {mention(cp.requester)}"] if cp.requester else []
@@ -87,7 +87,7 @@ def _request_item(run: Run) -> list[Block]:
 
 
 def _decided_item(cp: Checkpoint, decision: Decision) -> list[Block]:
-    text = f"*{escape_markup(_parts.title_text(cp))}*\n{_parts.decision_line(decision)}"
+    text = f"{_parts.title_markup(cp, bold=True)}\n{_parts.decision_line(decision)}"
     return [section(text, f"decided:{decision.id}")]
 
 
