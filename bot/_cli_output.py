@@ -1,20 +1,29 @@
-"""Rendering for the CLI: Rich tables for people, plain JSON for scripts."""
+"""Rendering for the CLI: Rich tables for people, plain JSON for scripts.
+
+Data is never Rich markup: every value is printed as a ``Text`` (or with ``markup=False``), with
+control characters shown as escapes, so a value cannot style, move the cursor or rewrite a line.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from engine.model import Checkpoint, Decision, Run, Step
+from engine.shown import markup_text, shown_document
 
 __all__ = [
     "checkpoint_json",
     "console",
     "err_console",
+    "outcome_line",
+    "print_checkpoint",
     "print_json",
     "run_json",
     "runs_table",
@@ -24,6 +33,20 @@ __all__ = [
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+# C0/C1 control characters but new line and tab, and the bidirectional overrides
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: str) -> str:
+    """``text`` for a terminal: control characters shown as ``\\x1b``-style escapes."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
+def data(text: str, style: str = "") -> Text:
+    """A piece of data as Rich text: never markup, never a control sequence."""
+    return Text(safe(text), style=style)
 
 
 def print_json(value: Any) -> None:
@@ -69,6 +92,7 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         "rule": decision.rule,
         "at": decision.created_at.isoformat(),
         "diff": decision.diff,
+        "shown_hash": decision.shown_hash,
     }
 
 
@@ -95,14 +119,21 @@ def run_json(
 
 
 def checkpoint_json(cp: Checkpoint) -> dict[str, Any]:
-    """An open checkpoint for ``tasks --json``."""
+    """A checkpoint for ``tasks --json`` and ``show --json``: its version and, in full, what
+    Approve passes on (``proposed`` as values, ``proposal`` labelled as every surface shows it)."""
+    doc = shown_document(cp)
     return {
         "id": cp.id,
         "run_id": cp.run_id,
         "node_id": cp.node_id,
+        "version": cp.version,
+        "status": cp.status.value,
         "kind": cp.kind,
         "title": cp.title,
         "prompt": cp.prompt,
+        "proposed": cp.proposed,
+        "proposal": [f.model_dump() for f in doc.proposal],
+        "shown_hash": cp.shown_hash,
         "assignees": cp.assignees,
         "options": cp.options,
         "priority": cp.priority.value,
@@ -113,40 +144,87 @@ def checkpoint_json(cp: Checkpoint) -> dict[str, Any]:
     }
 
 
+def _lines(label: Text, text: str, indent: str) -> Text:
+    """``label: value``; a value over several lines continues under the label, indented."""
+    first, *rest = safe(text).split("\n") if text else ["(empty)"]
+    out = Text(indent) + label + Text(": ") + Text(first)
+    for line in rest:
+        out += Text("\n" + indent + "    " + line)
+    return out
+
+
+def outcome_line(action: str, decision: Decision | None, after: Checkpoint, run: Run) -> str:
+    """What ``respond`` did: the decision, or the vote or edit a quorum still waits on."""
+    if decision is not None:
+        return f"{decision.action} recorded; run {run.id} is {run.status.value}"
+    needed = after.quorum - len(after.approvals)
+    if action in {"edit", "modify"}:
+        # a quorum edit replaces the proposal: everyone but its editors approves it anew
+        return f"edit recorded; {needed} approvals of the edited proposal needed"
+    return f"approval recorded; {len(after.approvals)} of {after.quorum} approvals, {needed} more needed"
+
+
+def print_checkpoint(cp: Checkpoint, *, intro: str | None = None) -> None:
+    """A checkpoint as a person decides on it: title, version, prompt, context and, in full and
+    labelled, every field Approve passes on."""
+    doc = shown_document(cp)
+    head = data(intro or "") + Text("checkpoint ") + data(cp.id, "bold") + Text(f" (version {cp.version}): ")
+    console.print(head + data(doc.title or cp.node_id, "bold"), soft_wrap=True)
+    if doc.prompt:
+        console.print(_lines(Text("prompt"), markup_text(doc.prompt), "  "), soft_wrap=True)
+    for f in doc.context:
+        console.print(_lines(data(f.label), f.text, "  "), soft_wrap=True)
+    if not doc.proposal:
+        console.print(Text("  Approve passes on nothing."), soft_wrap=True)
+        return
+    console.print(Text("  Approve passes on:", style="bold"), soft_wrap=True)
+    for f in doc.proposal:
+        label = data(f.label, "bold") + data(f" ({f.field})", "dim")
+        console.print(_lines(label, f.text, "    "), soft_wrap=True)
+
+
 def runs_table(runs: list[Run]) -> Table:
     """Runs, newest first."""
     table = Table("run", "workflow", "status", "requester", "started", "reason")
     for run in runs:
         table.add_row(
-            run.id,
-            run.workflow_id,
+            data(run.id),
+            data(run.workflow_id),
             run.status.value,
-            run.requester,
+            data(run.requester),
             f"{run.created_at:%Y-%m-%d %H:%M:%S}",
-            run.reason or "",
+            data(run.reason or ""),
         )
     return table
 
 
 def tasks_table(checkpoints: list[Checkpoint], now: datetime) -> Table:
-    """Open checkpoints with their time left."""
-    table = Table("checkpoint", "run", "node", "title", "assignees", "priority", "due")
+    """Open checkpoints with their version and time left."""
+    table = Table("checkpoint", "version", "run", "node", "title", "assignees", "priority", "due")
     for cp in checkpoints:
         due = ""
         if cp.due_at is not None:
             left = (cp.due_at - now).total_seconds()
             due = f"overdue by {-left:.0f}s" if left < 0 else f"in {left / 60:.0f} min"
-        table.add_row(cp.id, cp.run_id, cp.node_id, cp.title, ", ".join(cp.assignees), cp.priority.value, due)
+        table.add_row(
+            data(cp.id),
+            str(cp.version),
+            data(cp.run_id),
+            data(cp.node_id),
+            data(cp.title),
+            data(", ".join(cp.assignees)),
+            cp.priority.value,
+            due,
+        )
     return table
 
 
-def show_run(run: Run, steps: list[Step], decisions: list[Decision]) -> None:
-    """Print a run with its steps and decisions."""
-    console.print(
-        f"[bold]{run.id}[/bold]  {run.workflow_id}  [bold]{run.status.value}[/bold]  by {run.requester}"
-    )
+def show_run(run: Run, steps: list[Step], decisions: list[Decision], checkpoints: list[Checkpoint]) -> None:
+    """Print a run with its steps, its decisions and, in full, what its open checkpoints propose."""
+    head = data(run.id, "bold") + Text("  ") + data(run.workflow_id) + Text("  ")
+    console.print(head + Text(run.status.value, style="bold") + Text("  by ") + data(run.requester))
     if run.reason:
-        console.print(f"reason: {run.reason}")
+        console.print(Text("reason: ") + data(run.reason), soft_wrap=True)
     table = Table("node", "type", "status", "duration", "output / error", "tokens", "cost")
     for step in steps:
         ms = _ms(step.started_at, step.ended_at)
@@ -154,20 +232,21 @@ def show_run(run: Run, steps: list[Step], decisions: list[Decision]) -> None:
         tokens = f"{step.input_tokens}/{step.output_tokens}" if step.input_tokens is not None else ""
         cost = f"${step.cost_usd:.4f}" if step.cost_usd is not None else ""
         table.add_row(
-            step.node_id,
+            data(step.node_id),
             step.node_type,
             step.status.value,
             "" if ms is None else f"{ms:.1f} ms",
-            out,
+            data(out),
             tokens,
             cost,
         )
     console.print(table)
     for d in decisions:
         who = d.actor if d.resolved_by.value == "human" else f"policy ({d.rule or d.resolved_by.value})"
-        console.print(
-            f"decision: {d.action} by {who} via {d.channel} at {d.created_at:%Y-%m-%d %H:%M:%S}"
-            + (f" — {d.comment}" if d.comment else "")
-        )
+        line = data(f"decision: {d.action} by {who} via {d.channel} at {d.created_at:%Y-%m-%d %H:%M:%S}")
+        console.print(line + (data(f" — {d.comment}") if d.comment else Text()), soft_wrap=True)
         for field, change in d.diff.items():
-            console.print(f"  {field}: {change['before']!r} → {change['after']!r}")
+            console.print(data(f"  {field}: {change['before']!r} → {change['after']!r}"), soft_wrap=True)
+    for cp in checkpoints:
+        if cp.status.value == "open":
+            print_checkpoint(cp, intro="waiting: ")

@@ -17,6 +17,8 @@ from bot._cli_output import (
     checkpoint_json,
     console,
     err_console,
+    outcome_line,
+    print_checkpoint,
     print_json,
     run_json,
     runs_table,
@@ -211,20 +213,23 @@ def runs(
 
 @app.command()
 def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """A run with its steps (timings, outputs) and decisions."""
+    """A run with its steps (timings, outputs), decisions and, in full, what its open checkpoints propose."""
 
     async def work(c: Container) -> Any:
         return (
             await c.store.get_run(run_id),
             await c.store.list_steps(run_id),
             await c.store.list_decisions(run_id=run_id),
+            await c.store.list_checkpoints(run_id=run_id),
         )
 
-    found, steps, decisions = _run(work)
+    found, steps, decisions, checkpoints = _run(work)
     if as_json:
-        print_json(run_json(found, steps, decisions))
+        print_json(
+            {**run_json(found, steps, decisions), "checkpoints": [checkpoint_json(cp) for cp in checkpoints]}
+        )
     else:
-        show_run(found, steps, decisions)
+        show_run(found, steps, decisions, checkpoints)
 
 
 @app.command()
@@ -232,7 +237,7 @@ def tasks(
     overdue: Annotated[bool, typer.Option("--overdue", help="only checkpoints past their deadline")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Open checkpoints."""
+    """Open checkpoints, each with its version and, in full, what Approve passes on."""
 
     async def work(c: Container) -> Any:
         open_cps = await c.store.list_checkpoints(open_only=True)
@@ -244,8 +249,11 @@ def tasks(
     open_cps, now = _run(work)
     if as_json:
         print_json([checkpoint_json(cp) for cp in open_cps])
-    else:
-        console.print(tasks_table(open_cps, now))
+        return
+    console.print(tasks_table(open_cps, now))
+    for cp in open_cps:
+        console.print()
+        print_checkpoint(cp)
 
 
 @app.command()
@@ -260,8 +268,15 @@ def respond(
     confirm: Annotated[
         str | None, typer.Option("--confirm", help="the confirmation word, when asked")
     ] = None,
+    version: Annotated[
+        int | None,
+        typer.Option(
+            "--version",
+            help="the checkpoint version you reviewed (signoff tasks shows it); refused when it has changed",
+        ),
+    ] = None,
 ) -> None:
-    """Decide a checkpoint; the run then continues in this process."""
+    """Decide a checkpoint; prints the proposal it decides on first. The run then continues here."""
     try:
         payload = json.loads(data) if data else {}
     except ValueError as exc:
@@ -276,17 +291,24 @@ def respond(
         data=payload,
         comment=comment,
         confirm=confirm,
+        expected_version=version,
     )
 
     async def work(c: Container) -> Any:
+        cp = await c.store.get_checkpoint(checkpoint_id)
+        # what the decision passes on, printed before deciding; without --version it is the
+        # current version, which the engine records on the decision
+        print_checkpoint(cp, intro=f"{command.action} ")
+        if version is not None and version != cp.version:
+            raise Conflict(
+                f"checkpoint {cp.id} changed since you reviewed version {version}: it is now at version "
+                f"{cp.version} (shown above); review it and decide again with --version {cp.version}"
+            )
         decision = await c.engine.decide(command)
-        return decision, await c.store.get_run((await c.store.get_checkpoint(checkpoint_id)).run_id)
+        return decision, await c.store.get_checkpoint(checkpoint_id), await c.store.get_run(cp.run_id)
 
-    decision, current = _run(work, with_sandbox=True)
-    if decision is None:
-        console.print("approval recorded; more approvals are needed")
-    else:
-        console.print(f"{decision.action} recorded; run {current.id} is {current.status.value}")
+    decision, after, current = _run(work, with_sandbox=True)
+    console.print(outcome_line(command.action, decision, after, current), markup=False)
 
 
 @app.command()

@@ -1,7 +1,9 @@
 """Every user-facing text of the Slack surface, with stable error codes.
 
 Listeners never write prose themselves: they call these functions, so wording changes in one
-place and tests can match on ``Notice.code`` instead of on sentences.
+place and tests can match on ``Notice.code`` instead of on sentences. The texts are Slack
+markup: every piece of data in them goes through ``escape`` (``engine.shown.escape_markup``),
+mentions through ``mention`` and engine ids through ``ident``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from bot.blocks._kit import MESSAGE_TEXT, clip, escape, mention, utc_time
+from bot.blocks._kit import MESSAGE_TEXT, clip, ident, mention, principal, utc_time
+from engine.model import Checkpoint, Run
+from engine.shown import escape_markup as escape
 
 __all__ = [
     "COMMAND",
@@ -33,10 +37,12 @@ __all__ = [
     "run_finished",
     "run_not_found",
     "run_started",
+    "run_status",
     "self_approval",
     "trigger_expired",
     "unknown_command",
     "unknown_workflow",
+    "waiting_list",
     "workflow_list",
 ]
 
@@ -87,7 +93,7 @@ Quote values with spaces: `title="Deploy api v2.3"`."""
 
 def not_assignee(assignees: list[str]) -> Notice:
     """A click by someone who may not decide this checkpoint."""
-    who = ", ".join(mention(a) for a in assignees[:10]) or "the assignees"
+    who = ", ".join(principal(a) for a in assignees[:10]) or "the assignees"
     return Notice(f"Only {who} can decide this. Nothing was changed.", ErrorCode.NOT_ASSIGNEE)
 
 
@@ -108,7 +114,7 @@ _PAST = {
 def already_decided(outcome: str, actor: str, at: datetime, *, by_policy: bool = False) -> Notice:
     """A click on a checkpoint that is already resolved: ``Already approved by <@U1> at 10:32 UTC``."""
     verb = _PAST.get(outcome, "decided")
-    who = f"by policy ({escape(actor)})" if by_policy else f"by {mention(actor)}"
+    who = f"by policy ({ident(actor)})" if by_policy else f"by {mention(actor)}"
     return Notice(f"Already {verb} {who} at {utc_time(at)}.", ErrorCode.ALREADY_DECIDED)
 
 
@@ -132,7 +138,7 @@ def unknown_workflow(name: str, known: list[str]) -> Notice:
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     text = f"There is no workflow `{escape(name)}`."
     if close:
-        text += " Did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
+        text += " Did you mean " + " or ".join(f"`{escape(c)}`" for c in close) + "?"
     else:
         text += f" `{COMMAND} list` shows the workflows you can run."
     return Notice(text, ErrorCode.UNKNOWN_WORKFLOW)
@@ -147,12 +153,12 @@ def unknown_command(command: str) -> Notice:
 
 def run_not_found(run_id: str) -> Notice:
     """``status``/``cancel`` of a run that does not exist (or that the user may not see)."""
-    return Notice(f"There is no run `{escape(run_id)}`.", ErrorCode.RUN_NOT_FOUND)
+    return Notice(f"There is no run `{ident(run_id)}`.", ErrorCode.RUN_NOT_FOUND)
 
 
 def run_finished(run_id: str, status: str) -> Notice:
     """``cancel`` of a run that has already ended."""
-    return Notice(f"Run `{escape(run_id)}` has already ended ({status}).", ErrorCode.RUN_FINISHED)
+    return Notice(f"Run `{ident(run_id)}` has already ended ({escape(status)}).", ErrorCode.RUN_FINISHED)
 
 
 def checkpoint_not_found() -> Notice:
@@ -183,18 +189,18 @@ def trigger_expired() -> Notice:
 
 def internal_error(run_id: str | None = None) -> Notice:
     """Something failed on our side; the run id helps whoever looks at the logs."""
-    suffix = f" (run `{escape(run_id)}`)" if run_id else ""
+    suffix = f" (run `{ident(run_id)}`)" if run_id else ""
     return Notice(f"Something went wrong on our side{suffix}. Please try again.", ErrorCode.INTERNAL)
 
 
 def run_started(workflow_title: str, run_id: str) -> Notice:
     """The answer to a successful ``run``."""
-    return Notice(f"Started *{escape(workflow_title)}* (run `{escape(run_id)}`).")
+    return Notice(f"Started *{escape(workflow_title)}* (run `{ident(run_id)}`).")
 
 
 def cancelled(run_id: str) -> Notice:
     """The answer to a successful ``cancel``."""
-    return Notice(f"Cancelled run `{escape(run_id)}`.")
+    return Notice(f"Cancelled run `{ident(run_id)}`.")
 
 
 def delegation_set(delegate: str, until: str) -> Notice:
@@ -219,5 +225,22 @@ def workflow_list(workflows: list[tuple[str, str]]) -> Notice:
     """``list``: ``(id, title)`` pairs, cut to fit one message."""
     if not workflows:
         return Notice("No workflows are available yet.")
-    lines = [f"• `{escape(wid)}` {escape(title)}" for wid, title in workflows]
+    lines = [f"• `{ident(wid)}` {escape(title)}" for wid, title in workflows]
     return Notice(clip("Workflows you can run:\n" + "\n".join(lines), MESSAGE_TEXT))
+
+
+def run_status(run: Run, open_checkpoints: list[Checkpoint]) -> Notice:
+    """``status``: where a run is, and who it waits for."""
+    text = f"Run `{ident(run.id)}` ({escape(run.workflow_id)}): *{run.status.value}*"
+    text += f" — {escape(run.reason)}" if run.reason else ""
+    for cp in open_checkpoints:
+        who = ", ".join(principal(a) for a in cp.assignees) or "someone"
+        text += f"\n• waiting for {who}: {escape(cp.title)}"
+    return Notice(clip(text, MESSAGE_TEXT))
+
+
+def waiting_list(waiting: list[Checkpoint]) -> Notice:
+    """``inbox``: what waits for the person (deciding happens on the Home tab or the cards)."""
+    lines = [f"• *{escape(cp.title)}* (run `{ident(cp.run_id)}`, {cp.priority.value})" for cp in waiting[:20]]
+    text = "Waiting for you (open the Signoff Home tab to decide):\n" + "\n".join(lines)
+    return Notice(clip(text, MESSAGE_TEXT))

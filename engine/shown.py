@@ -16,6 +16,7 @@ or a link. Data put into a sentence of Slack markup (a prompt, a notice) goes th
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -31,6 +32,7 @@ __all__ = [
     "escape_markup",
     "field_label",
     "humanize",
+    "markup_text",
     "proposal_fields",
     "shown_document",
     "shown_hash",
@@ -139,3 +141,12 @@ _MARKUP = str.maketrans(
 def escape_markup(text: str) -> str:
     """``text`` (data) made inert inside Slack markup: no formatting, mention, link or new line."""
     return text.translate(_MARKUP)
+
+
+_ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&"}
+
+
+def markup_text(markup: str) -> str:
+    """A Slack-markup text (a prompt, a ``notify`` message) for a surface that is not Slack (the
+    console, the CLI), which shows it as text: its entities decoded; data in it stays inert."""
+    return re.sub(r"&(?:lt|gt|amp);", lambda m: _ENTITIES[m.group()], markup)

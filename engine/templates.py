@@ -2,19 +2,36 @@
 
 A value that is one single ``{{ expression }}`` keeps the expression's type (number, boolean,
 list, object); anything else renders to a string. Templates are compiled once, at load time.
+
+Texts that people read in Slack (a checkpoint's prompt, a ``notify`` message) are Slack markup
+written by the workflow's author, but the values they interpolate are data: ``render_markup``
+renders them on a path whose every ``{{ }}`` output goes through ``engine.shown.escape_markup``
+(Jinja2's ``finalize`` hook), so the author's ``*bold*`` works and data cannot format, mention
+or link.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-__all__ = ["Template", "TemplateFailure", "compile_template", "compile_value", "has_template", "render_value"]
+from engine.shown import escape_markup
+
+__all__ = [
+    "Template",
+    "TemplateFailure",
+    "compile_template",
+    "compile_value",
+    "has_template",
+    "render_markup",
+    "render_value",
+]
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 MAX_SIZE = 1_000_000  # characters or items one operation may produce
@@ -45,6 +62,17 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
 _ENV = _BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
+def _inert(value: Any) -> str:
+    # str() of a StrictUndefined raises UndefinedError, naming the variable, as on the plain path
+    return escape_markup(value if isinstance(value, str) else str(value))
+
+
+# The same sandbox for Slack markup: every {{ }} output is data, made inert before it is output.
+_MARKUP_ENV = _BoundedEnvironment(
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_inert
+)
+
+
 class TemplateFailure(ValueError):
     """A template that does not parse, names an unknown variable, or fails while rendering."""
 
@@ -57,7 +85,7 @@ def has_template(text: str) -> bool:
 class Template:
     """A compiled template string."""
 
-    __slots__ = ("_expr", "_template", "node_refs", "roots", "source")
+    __slots__ = ("_expr", "_markup", "_template", "node_refs", "roots", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -70,6 +98,7 @@ class Template:
         single = _SINGLE.match(source)
         self._expr: Any = None
         self._template: Any = None
+        self._markup: Any = None  # compiled on first use: only prompts and messages need it
         if single and "{{" not in single.group("expr") and "{%" not in source:
             self._expr = _ENV.compile_expression(single.group("expr"), undefined_to_none=False)
         else:
@@ -81,13 +110,30 @@ class Template:
         Raises:
             TemplateFailure: an undefined variable, a sandbox violation or any other error.
         """
-        try:
+        with self._failing():
             if self._expr is not None:
                 value = self._expr(**scope)
                 if isinstance(value, StrictUndefined):
                     str(value)  # raises UndefinedError with the variable's name
                 return value
             return self._template.render(**scope)
+
+    def render_markup(self, scope: Mapping[str, Any]) -> str:
+        """Render as Slack markup: the template's own text as written, every ``{{ }}`` output
+        made inert with ``escape_markup``; always a string.
+
+        Raises:
+            TemplateFailure: as ``render``.
+        """
+        with self._failing():
+            if self._markup is None:
+                self._markup = _MARKUP_ENV.from_string(self.source)
+            return str(self._markup.render(**scope))
+
+    @contextmanager
+    def _failing(self) -> Iterator[None]:
+        try:
+            yield
         except SecurityError as exc:
             raise TemplateFailure(f"template {self.source!r} was refused by the sandbox: {exc}") from exc
         except TemplateError as exc:
@@ -145,6 +191,14 @@ def render_value(value: Any, scope: Mapping[str, Any]) -> Any:
     if isinstance(value, list):
         return [render_value(v, scope) for v in value]
     return value
+
+
+def render_markup(value: Template | str, scope: Mapping[str, Any]) -> str:
+    """Render a Slack-markup text (a prompt, a message): the author's markup is kept, the data
+    each ``{{ }}`` interpolates is made inert (``Template.render_markup``)."""
+    if isinstance(value, Template):
+        return value.render_markup(scope)
+    return Template(value).render_markup(scope) if has_template(value) else value
 
 
 def walk_templates(value: Any) -> list[Template]:

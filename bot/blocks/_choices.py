@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.blocks._kit import OPTION_TEXT, OPTION_VALUE, OPTIONS, Block, display_value, plain
+from bot.blocks._kit import OPTION_TEXT, OPTION_VALUE, OPTIONS, Block, plain
+from engine.shown import display_text as display_value
 
 # Separates the index from nothing: an index value is "#3". A real enum value of "#3" is
 # fine too, because a schema uses either all real values or all indexes, never a mix.

@@ -2,13 +2,21 @@
 
 Every helper clips text to the limit Slack documents for that spot, because Slack rejects the
 whole message or view when a single field is one character too long.
+
+Data never becomes markup: a value is shown as ``plain_text`` (``data``), and data that has to
+sit inside a sentence of Slack markup goes through ``engine.shown.escape_markup`` first. Only
+well-formed Slack ids become mentions (``mention``) and only engine ids are shown as they are
+(``ident``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
+
+from engine.shown import escape_markup
 
 Block = dict[str, Any]
 
@@ -50,8 +58,14 @@ def clip(text: str, limit: int) -> str:
 
 
 def plain(text: str, limit: int = SECTION_TEXT) -> dict[str, Any]:
-    """A plain_text object (emoji on), clipped to ``limit``; Slack refuses empty text."""
+    """A plain_text object (emoji on) for the product's own words, clipped to ``limit``; Slack
+    refuses empty text."""
     return {"type": "plain_text", "text": clip(text or " ", limit), "emoji": True}
+
+
+def data(text: str, limit: int = SECTION_TEXT) -> dict[str, Any]:
+    """A plain_text object for data: never formatted, never a mention or a link, no emoji codes."""
+    return {"type": "plain_text", "text": clip(text or " ", limit), "emoji": False}
 
 
 def mrkdwn(text: str, limit: int = SECTION_TEXT) -> dict[str, Any]:
@@ -59,22 +73,48 @@ def mrkdwn(text: str, limit: int = SECTION_TEXT) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": clip(text or " ", limit)}
 
 
-def escape(text: str) -> str:
-    """Escape the three characters Slack mrkdwn treats as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+# Slack ids: users U…/W…, user groups S…, channels C…/G…; engine ids (run_…, cp_…) and
+# workflow ids: lower-case words joined by _ or -, which nothing in Slack markup formats
+# inside a code span
+_USER_ID = re.compile(r"[UW][A-Z0-9]+")
+_GROUP_ID = re.compile(r"S[A-Z0-9]+")
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]+")
+_ENGINE_ID = re.compile(r"[a-z0-9]+(?:[_-][a-z0-9]+)*")
 
 
 def mention(ref: str) -> str:
-    """A Slack mention for a user (U…/W…), a user group (S…) or a channel (C…/G…)."""
+    """A Slack mention of a user (U…/W…), a user group (S…) or a channel (C…/G…).
+
+    Only a well-formed Slack id becomes a mention; anything else (a CLI user name, a forged
+    ``<!channel>``) is shown as escaped text.
+    """
     if not ref:
         return "someone"
-    if ref.startswith("<"):
-        return ref
-    if ref[0] == "S":
+    if _USER_ID.fullmatch(ref):
+        return f"<@{ref}>"
+    if _GROUP_ID.fullmatch(ref):
         return f"<!subteam^{ref}>"
-    if ref[0] in "CG":
+    if _CHANNEL_ID.fullmatch(ref):
         return f"<#{ref}>"
-    return f"<@{ref}>"
+    return escape_markup(ref)
+
+
+def principal(ref: str) -> str:
+    """How a principal (``user:U1``, ``group:S1``, ``channel:C1``, ``role:manager``) reads in
+    Slack markup: a mention for a well-formed Slack id, escaped text otherwise."""
+    kind, _, name = ref.partition(":")
+    if kind in {"user", "group", "channel"} and name:
+        return mention(name)
+    if kind == "role" and name:
+        return f"the {escape_markup(name)} role"
+    return mention(ref)
+
+
+def ident(ref: str) -> str:
+    """An id as it is (``run_3f2a``, ``auto_reject``), so it can be read and copied into a command;
+    anything but lower-case words joined by ``_`` or ``-`` is escaped. Slack formats no ``_``
+    inside a word, nor anything inside a code span."""
+    return ref if _ENGINE_ID.fullmatch(ref) else escape_markup(ref)
 
 
 def header(text: str, block_id: str) -> Block:
@@ -116,22 +156,6 @@ def button(
 def actions(elements: list[Block], block_id: str) -> Block:
     """An actions block of at most 25 elements."""
     return {"type": "actions", "block_id": block_id, "elements": elements[:ACTIONS_ELEMENTS]}
-
-
-def display_value(value: Any) -> str:
-    """How a context value reads in a message: strings as they are, the rest as compact JSON."""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def humanize(name: str) -> str:
-    """``due_date`` -> ``Due date``: a label for a field without a title."""
-    words = name.replace("_", " ").replace("-", " ").strip()
-    return words[:1].upper() + words[1:] if words else name
 
 
 def utc_time(at: datetime) -> str:

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from bot.blocks._kit import (
-    FIELD_TEXT,
     Block,
     as_utc,
     button,
-    clip,
-    display_value,
     duration,
-    escape,
-    humanize,
+    ident,
     mention,
     utc_time,
 )
 from engine.model import Checkpoint, Decision, Priority, ResolvedBy
+from engine.shown import escape_markup, humanize, shown_hash
 
 APPROVE = "checkpoint.approve"
 REJECT = "checkpoint.reject"
@@ -28,6 +24,7 @@ ANSWER = "checkpoint.answer"
 SHOW_FULL = "checkpoint.show_full"
 OPEN_WEB = "checkpoint.open_web"
 REOPEN = "checkpoint.reopen"
+REVIEW = "checkpoint.review"
 
 PROMPT_FIELD = "_prompt"
 ALL_FIELDS = "*"
@@ -50,6 +47,17 @@ def parse_block_id(value: str) -> tuple[str, int] | None:
     return parts[2], int(parts[1][1:])
 
 
+def prompt_markup(cp: Checkpoint) -> str:
+    """The prompt as Slack markup: the author's markup, its data made inert when it was rendered.
+
+    A checkpoint opened before prompts were rendered that way (its stored ``shown_hash`` is not
+    the hash of what is shown now) may hold raw data in its prompt: that prompt is escaped whole.
+    """
+    if not cp.prompt or cp.shown_hash == shown_hash(cp):
+        return cp.prompt
+    return escape_markup(cp.prompt)
+
+
 def rank(priority: Priority) -> int:
     """Sort key: urgent first, low last."""
     return _RANK.get(priority, 2)
@@ -59,6 +67,14 @@ def title_text(cp: Checkpoint, workflow_title: str = "") -> str:
     """The header line: priority marker for high/urgent, then the checkpoint title."""
     title = cp.title or workflow_title or ("Input needed" if cp.kind == "input" else "Approval needed")
     return _MARKERS.get(cp.priority, "") + title
+
+
+def title_markup(cp: Checkpoint, workflow_title: str = "", *, bold: bool = False) -> str:
+    """``title_text`` as Slack markup: the priority marker is ours, the title is data (escaped)."""
+    title = escape_markup(
+        cp.title or workflow_title or ("Input needed" if cp.kind == "input" else "Approval needed")
+    )
+    return _MARKERS.get(cp.priority, "") + (f"*{title}*" if bold else title)
 
 
 def due_text(due_at: datetime, now: datetime | None) -> str:
@@ -84,29 +100,32 @@ def quorum_text(cp: Checkpoint) -> str:
     return text
 
 
-def option_buttons(cp: Checkpoint) -> list[Block]:
-    """Approve / Reject / Edit / custom options / Answer; values carry the checkpoint id only."""
+def option_buttons(cp: Checkpoint, *, review: bool = False) -> list[Block]:
+    """Approve / Reject / Edit / custom options / Answer; values carry the checkpoint id only.
+
+    With ``review`` (the proposal is not shown in full next to the buttons), Approve and the
+    custom options, which pass the proposal on, give way to one "Review and approve…" button
+    that opens the whole proposal.
+    """
     elements: list[Block] = []
+    custom = [o for o in cp.options if o not in _BUILT_IN]
+    approve = "approve" in cp.options and cp.kind != "input"
     if cp.kind == "input":
         elements.append(button("Answer", ANSWER, value=cp.id, style="primary"))
-    elif "approve" in cp.options:
+    if review and (approve or custom):
+        style = "primary" if cp.kind != "input" else None
+        elements.append(button("Review and approve…", REVIEW, value=cp.id, style=style))
+        custom = []
+    elif approve:
         elements.append(button("Approve", APPROVE, value=cp.id, style="primary"))
     if "reject" in cp.options:
         elements.append(button("Reject", REJECT, value=cp.id, style="danger"))
     if "edit" in cp.options and cp.kind != "input":
         elements.append(button("Edit…", EDIT, value=cp.id))
-    custom = [o for o in cp.options if o not in _BUILT_IN]
     for n, option in enumerate(custom):
         # action ids must be unique within a block: options after the first get a suffix
         elements.append(button(humanize(option), f"{OPTION}:{n}" if n else OPTION, value=f"{cp.id}|{option}"))
     return elements
-
-
-def field_text(label: str, value: Any, limit: int, cap: int = FIELD_TEXT) -> tuple[str, bool]:
-    """``*Label*\\nvalue`` with the value cut to ``limit`` and the whole to ``cap``; True when cut."""
-    shown = escape(display_value(value))
-    text = f"*{escape(label)}*\n{clip(shown, limit)}"
-    return clip(text, cap), len(shown) > limit or len(text) > cap
 
 
 _VERBS = {
@@ -130,11 +149,11 @@ def decision_line(decision: Decision) -> str:
     at = utc_time(decision.created_at)
     rule = decision.rule or (f"auto_{action}" if action in ("approve", "reject") else action)
     if decision.resolved_by is ResolvedBy.timeout:
-        return f":hourglass: Timed out — resolved by policy ({escape(rule)}) at {at}"
+        return f":hourglass: Timed out — resolved by policy ({ident(rule)}) at {at}"
     if decision.resolved_by is ResolvedBy.policy:
-        verb = _POLICY_ACTIONS.get(action) or _VERBS.get(action) or f"Resolved ({escape(action)})"
-        return f":robot_face: {verb} by policy ({escape(rule)}) at {at}"
-    verb = _VERBS.get(action) or f"Chose “{escape(humanize(action))}”"
+        verb = _POLICY_ACTIONS.get(action) or _VERBS.get(action) or f"Resolved ({escape_markup(action)})"
+        return f":robot_face: {verb} by policy ({ident(rule)}) at {at}"
+    verb = _VERBS.get(action) or f"Chose “{escape_markup(humanize(action))}”"
     return f"{_ICON.get(verb, ':ballot_box_with_check:')} {verb} by {mention(decision.actor)} at {at}"
 
 

@@ -11,7 +11,8 @@ import hashlib
 from typing import Any
 
 from bot.blocks import _elements, _state, _validation
-from bot.blocks._kit import ID_TEXT, LABEL_TEXT, Block, clip, humanize, plain
+from bot.blocks._kit import ID_TEXT, LABEL_TEXT, Block, clip, plain
+from engine.shown import humanize
 
 __all__ = [
     "GENERAL_ERROR_KEY",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,12 +14,15 @@ from bot.blocks._kit import (
     as_utc,
     button,
     clip,
-    escape,
+    context,
     header,
+    ident,
     mention,
     section,
 )
+from bot.blocks._proposal import fits_card, pair_sections
 from engine.model import Checkpoint, Decision, Run, RunStatus
+from engine.shown import escape_markup, proposal_fields
 
 __all__ = ["HOME_PAGE", "home_view"]
 
@@ -26,6 +30,8 @@ HOME_PAGE = "home.page"
 
 # Room kept on every page for the pager: divider, "Page x of n", Previous, Next.
 _PAGER_BLOCKS = 4
+# a view over 250 kB is refused (view_too_large); a page stays well under it
+_PAGE_BYTES = 180_000
 _PROMPT_PREVIEW = 280
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 _STATUS = {
@@ -45,9 +51,11 @@ def _waiting_key(cp: Checkpoint) -> tuple[int, datetime, datetime]:
 
 
 def _waiting_item(cp: Checkpoint, now: datetime | None) -> list[Block]:
-    lines = [f"*{escape(_parts.title_text(cp))}*"]
+    """Title, prompt preview and details; the proposal in full next to the buttons, or, when it
+    does not fit, "Review and approve…" instead of Approve."""
+    lines = [_parts.title_markup(cp, bold=True)]
     if cp.prompt:
-        lines.append(clip(escape(cp.prompt), _PROMPT_PREVIEW))
+        lines.append(clip(_parts.prompt_markup(cp), _PROMPT_PREVIEW))
     details = [f"Requested by {mention(cp.requester)}"] if cp.requester else []
     if cp.due_at is not None:
         details.append(_parts.due_text(cp.due_at, now))
@@ -56,38 +64,53 @@ def _waiting_item(cp: Checkpoint, now: datetime | None) -> list[Block]:
     if details:
         lines.append(" · ".join(details))
     blocks = [section("\n".join(lines), _parts.block_id("home", cp))]
-    if buttons := _parts.option_buttons(cp):
+    proposal = proposal_fields(cp)
+    in_full = fits_card(proposal)
+    if proposal and in_full:
+        heading = "*Proposed answer:*" if cp.kind == "input" else "*Approve passes on:*"
+        pairs, _ = pair_sections(proposal, lambda n: _parts.block_id(f"hprop{n}", cp), heading=heading)
+        blocks += pairs
+    elif proposal:
+        note = f"{len(proposal)} proposed values, too long to show here: *Review and approve…* shows them."
+        blocks.append(context([note], _parts.block_id("hprop", cp)))
+    if buttons := _parts.option_buttons(cp, review=not in_full):
         blocks.append(actions(buttons, _parts.block_id("actions", cp)))
     return blocks
 
 
 def _request_item(run: Run) -> list[Block]:
     status = _STATUS.get(run.status, str(run.status))
-    text = f"*{escape(run.workflow_id)}* · run `{escape(run.id)}`\n{status}"
+    text = f"*{escape_markup(run.workflow_id)}* · run `{ident(run.id)}`\n{status}"
     if run.reason:
-        text += f" — {clip(escape(run.reason), _PROMPT_PREVIEW)}"
+        text += f" — {clip(escape_markup(run.reason), _PROMPT_PREVIEW)}"
     return [section(text, f"run:{run.id}")]
 
 
 def _decided_item(cp: Checkpoint, decision: Decision) -> list[Block]:
-    text = f"*{escape(_parts.title_text(cp))}*\n{_parts.decision_line(decision)}"
+    text = f"{_parts.title_markup(cp, bold=True)}\n{_parts.decision_line(decision)}"
     return [section(text, f"decided:{decision.id}")]
 
 
 def _paginate(groups: list[tuple[str, str, list[list[Block]]]]) -> list[list[Block]]:
-    """Greedy paging; a group continued on a new page repeats its header as "(continued)"."""
+    """Greedy paging under 100 blocks and 250 kB a page; a group continued on a new page repeats
+    its header as "(continued)"."""
     budget = VIEW_BLOCKS - _PAGER_BLOCKS
     pages: list[list[Block]] = [[]]
+    used = [0]
     for n, (title, empty, items) in enumerate(groups):
         if len(pages[-1]) + 2 > budget:
             pages.append([])
+            used.append(0)
         pages[-1].append(header(title, f"h{n}"))
         if not items:
             pages[-1].append(section(f"_{empty}_", f"empty{n}"))
         for item in items:
-            if len(pages[-1]) + len(item) > budget:
+            size = len(json.dumps(item).encode())
+            if len(pages[-1]) + len(item) > budget or (used[-1] + size > _PAGE_BYTES and len(pages[-1]) > 1):
                 pages.append([header(f"{title} (continued)", f"h{n}")])
+                used.append(0)
             pages[-1].extend(item)
+            used[-1] += size
     return pages
 
 

@@ -1,7 +1,11 @@
-"""Checkpoint modals: reject (reason), edit (schema form), answer, confirm word, full text.
+"""Checkpoint modals: reject (reason), edit (schema form), answer, review/confirm, full text.
 
 ``private_metadata`` carries ids only (checkpoint id + version), never state; the listener
 re-reads the checkpoint and compares the version before resolving it.
+
+A modal that decides shows every value the decision passes on, in full: the review/confirm
+modal the whole proposal, the edit and answer forms the values they keep without an input.
+When they do not fit a modal, the modal says so and offers no decision.
 """
 
 from __future__ import annotations
@@ -11,20 +15,19 @@ from typing import Any
 
 from bot.blocks import forms
 from bot.blocks._kit import (
+    OPTION_TEXT,
+    OPTION_VALUE,
     SECTION_TEXT,
-    VIEW_BLOCKS,
-    VIEW_TITLE,
+    SMALL_OPTIONS,
     Block,
-    button,
     clip,
-    escape,
-    humanize,
     metadata,
     plain,
     section,
 )
-from bot.blocks._parts import OPEN_WEB
+from bot.blocks._views import full_text_modal, in_full, modal, summary, too_long_modal
 from engine.model import Checkpoint
+from engine.shown import ShownField, escape_markup, humanize, proposal_fields
 
 __all__ = [
     "ANSWER_SUBMIT",
@@ -39,6 +42,7 @@ __all__ = [
     "full_text_modal",
     "modal",
     "reject_modal",
+    "too_long_modal",
 ]
 
 REJECT_SUBMIT = "checkpoint.reject_submit"
@@ -47,36 +51,10 @@ ANSWER_SUBMIT = "checkpoint.answer_submit"
 CONFIRM_SUBMIT = "checkpoint.confirm_submit"
 REASON_BLOCK = "reason"
 CONFIRM_BLOCK = "confirm"
+CHOICE_BLOCK = "choice"
 
-# A view over 250 kB is refused (view_too_large); stay well under it, counting bytes.
-_FULL_TEXT_BYTES = 200_000
-_FULL_TEXT_CHUNK = 2900
 _LONG_TEXT = 200
-
-
-def modal(
-    title: str,
-    blocks: list[Block],
-    *,
-    callback_id: str = "",
-    private_metadata: str = "",
-    submit: str | None = None,
-    close: str = "Cancel",
-) -> dict[str, Any]:
-    """A modal view with Slack's limits applied: title/submit/close <= 24, blocks <= 100."""
-    view: dict[str, Any] = {
-        "type": "modal",
-        "title": plain(title, VIEW_TITLE),
-        "close": plain(close, VIEW_TITLE),
-        "blocks": blocks[:VIEW_BLOCKS],
-    }
-    if submit is not None:
-        view["submit"] = plain(submit, VIEW_TITLE)
-    if callback_id:
-        view["callback_id"] = callback_id
-    if private_metadata:
-        view["private_metadata"] = private_metadata
-    return view
+_BUILT_IN = ("approve", "reject", "edit")
 
 
 def _ref(cp: Checkpoint) -> str:
@@ -93,11 +71,6 @@ def checkpoint_ref(private_metadata: str) -> tuple[str, int] | None:
         return None
     version = data.get("version")
     return data["checkpoint_id"], version if isinstance(version, int) else 0
-
-
-def _summary(cp: Checkpoint) -> list[Block]:
-    text = f"*{escape(cp.title)}*\n{escape(cp.prompt)}" if cp.title else escape(cp.prompt)
-    return [section(clip(text, SECTION_TEXT), "summary")] if text.strip() else []
 
 
 def _text_block(label: str, hint: str, value: str | None) -> Block:
@@ -119,7 +92,7 @@ def reject_modal(cp: Checkpoint, *, reason: str | None = None) -> dict[str, Any]
     reason_block = _text_block("Reason", "The requester sees this reason.", reason)
     return modal(
         "Reject",
-        [*_summary(cp), reason_block],
+        [*summary(cp), reason_block],
         callback_id=REJECT_SUBMIT,
         private_metadata=_ref(cp),
         submit="Reject",
@@ -163,50 +136,93 @@ def kept_fields(cp: Checkpoint) -> dict[str, Any]:
     return {k: v for k, v in cp.proposed.items() if isinstance(v, str) and len(v) > _INPUT_MAX}
 
 
+def _unedited(cp: Checkpoint, editable: list[str]) -> list[ShownField]:
+    """Proposed values the form has no input for: passed on as they are, so shown in full."""
+    return [f for f in proposal_fields(cp) if f.field not in editable]
+
+
+def _form_modal(
+    cp: Checkpoint, title: str, callback_id: str, submit: str, values: dict[str, Any] | None
+) -> dict[str, Any]:
+    schema = form_schema(cp)
+    kept = kept_fields(cp)
+    editable = [f for f in forms.schema_fields(schema) if f not in kept]
+    blocks = [*summary(cp), *forms.schema_to_blocks(schema, values=values or cp.proposed, only=editable)]
+    heading = (
+        "*Passed on unchanged* (too long to edit in Slack, or not in the form; edit them in the console):"
+    )
+    unedited = in_full(_unedited(cp, editable), heading, blocks)
+    if unedited is None:
+        return too_long_modal(cp)
+    blocks += unedited
+    if cp.confirm and callback_id == EDIT_SUBMIT:
+        blocks += _confirm_blocks(cp.confirm)
+    return modal(title, blocks, callback_id=callback_id, private_metadata=_ref(cp), submit=submit)
+
+
 def edit_modal(cp: Checkpoint, *, values: dict[str, Any] | None = None) -> dict[str, Any]:
     """The schema form pre-filled with ``cp.proposed`` (or ``values`` on a re-render).
 
-    Fields too long to edit in Slack are left out (with a note); a confirm word, when the
-    checkpoint has one, is asked for here too, because an edit approves.
+    Values the form has no input for (too long for a Slack input, or not in the schema) are
+    shown in full and passed on as proposed; a confirm word, when the checkpoint has one, is
+    asked for here too, because an edit approves.
     """
-    schema = form_schema(cp)
-    kept = kept_fields(cp)
-    fields = [f for f in forms.schema_fields(schema) if f not in kept]
-    blocks = [*_summary(cp), *forms.schema_to_blocks(schema, values=values or cp.proposed, only=fields)]
-    if kept:
-        names = ", ".join(escape(humanize(k)) for k in kept)
-        blocks.append(
-            section(
-                f"_{names}: too long to edit in Slack; kept as proposed (edit it in the console)._", "kept"
-            )
-        )
-    if cp.confirm:
-        blocks += _confirm_blocks(cp.confirm)
-    return modal(
-        "Edit and approve", blocks, callback_id=EDIT_SUBMIT, private_metadata=_ref(cp), submit="Approve"
-    )
+    return _form_modal(cp, "Edit and approve", EDIT_SUBMIT, "Approve", values)
 
 
 def answer_modal(cp: Checkpoint, *, values: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The answer form of an ``input`` checkpoint."""
-    blocks = [*_summary(cp), *forms.schema_to_blocks(form_schema(cp), values=values or cp.proposed)]
-    return modal("Answer", blocks, callback_id=ANSWER_SUBMIT, private_metadata=_ref(cp), submit="Send")
+    """The answer form of an ``input`` checkpoint (values it keeps shown in full, as in ``edit_modal``)."""
+    return _form_modal(cp, "Answer", ANSWER_SUBMIT, "Send", values)
 
 
-def confirm_modal(cp: Checkpoint, *, comment: str | None = None) -> dict[str, Any]:
-    """Ask the approver to type ``cp.confirm`` (block ``confirm``) before approving.
+def _choices(cp: Checkpoint) -> list[str]:
+    """The decisions that pass the proposal on: approve and the custom options."""
+    approve = ["approve"] if "approve" in cp.options and cp.kind != "input" else []
+    return approve + [o for o in cp.options if o not in _BUILT_IN]
 
-    With ``comment`` (an approval the verifier asked about), the form also asks for a comment
-    (block ``reason``) pre-filled with it; without ``cp.confirm`` it then asks for that alone.
+
+def _choice_block(options: list[str]) -> Block:
+    items = [{"text": plain(humanize(o), OPTION_TEXT), "value": o[:OPTION_VALUE]} for o in options]
+    element: Block = {
+        "type": "radio_buttons" if len(items) <= SMALL_OPTIONS else "static_select",
+        "action_id": "value",
+        "options": items[:100],
+        "initial_option": items[0],
+    }
+    return {
+        "type": "input",
+        "block_id": CHOICE_BLOCK,
+        "label": plain("Your decision"),
+        "optional": False,
+        "element": element,
+    }
+
+
+def confirm_modal(cp: Checkpoint, *, comment: str | None = None, choose: bool = False) -> dict[str, Any]:
+    """The whole proposal, and the Approve that passes it on.
+
+    Opened by Approve when the checkpoint asks for a confirm word (block ``confirm``), by
+    "Review and approve…" when the card could not show the proposal in full (``choose``: a
+    choice between Approve and the custom options, block ``choice``), and again when the
+    verifier asked about an approval (``comment``: block ``reason``, pre-filled).
     """
-    blocks = _summary(cp)
-    if cp.confirm or comment is None:
-        blocks += _confirm_blocks(cp.confirm or "approve")
+    blocks = summary(cp)
+    shown = in_full(proposal_fields(cp), "*Approve passes on:*", blocks)
+    if shown is None:
+        return too_long_modal(cp)
+    blocks += shown
+    # anything but a plain approval is chosen in the form, so the submission says which
+    options = _choices(cp) if choose else []
+    choice = bool(options) and options != ["approve"]
+    if choice:
+        blocks.append(_choice_block(options))
+    if cp.confirm:
+        blocks += _confirm_blocks(cp.confirm)
     if comment is not None:
         blocks.append(_text_block("Comment", "Why you approve; the reviewer reads it.", comment))
-    return modal(
-        "Confirm approval", blocks, callback_id=CONFIRM_SUBMIT, private_metadata=_ref(cp), submit="Approve"
-    )
+    title = "Confirm approval" if cp.confirm or comment is not None else "Review and approve"
+    submit = "Submit" if choice else "Approve"
+    return modal(title, blocks, callback_id=CONFIRM_SUBMIT, private_metadata=_ref(cp), submit=submit)
 
 
 def _confirm_blocks(word: str) -> list[Block]:
@@ -218,7 +234,8 @@ def _confirm_blocks(word: str) -> list[Block]:
         "element": {"type": "plain_text_input", "action_id": "value", "max_length": 3000},
     }
     warning = section(
-        clip(f":warning: This cannot be undone. Type *{escape(word)}* to approve.", SECTION_TEXT), "warn"
+        clip(f":warning: This cannot be undone. Type *{escape_markup(word)}* to approve.", SECTION_TEXT),
+        "warn",
     )
     return [warning, typed]
 
@@ -244,29 +261,3 @@ def again_modal(cp: Checkpoint, asked: dict[str, Any]) -> dict[str, Any] | None:
     if action == "approve":
         return confirm_modal(cp, comment=str(comment or ""))
     return None
-
-
-def full_text_modal(title: str, text: str, *, url: str | None = None) -> dict[str, Any]:
-    """A read-only modal with a long text, split into sections, within the 250 kB view limit.
-
-    Args:
-        title: the modal title (cut to 24 characters).
-        text: the full text.
-        url: where the whole text can be read when it does not fit (e.g. the web UI).
-    """
-    blocks: list[Block] = []
-    used = shown = 0
-    while shown < len(text) and len(blocks) < VIEW_BLOCKS - 2:
-        chunk = text[shown : shown + _FULL_TEXT_CHUNK]
-        size = len(chunk.encode())
-        if used + size > _FULL_TEXT_BYTES:
-            break
-        blocks.append({"type": "section", "block_id": f"t{len(blocks)}", "text": plain(chunk)})
-        used, shown = used + size, shown + len(chunk)
-    if not text:
-        blocks.append(section("_(empty)_", "t0"))
-    if shown < len(text):
-        note = f"Showing the first {shown:,} of {len(text):,} characters."
-        accessory = button("Open full text", OPEN_WEB, url=url) if url else None
-        blocks.append(section(note, "more", accessory=accessory))
-    return modal(title, blocks, close="Close")

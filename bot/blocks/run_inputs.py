@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from bot.blocks import forms
-from bot.blocks._kit import PRIVATE_METADATA, VIEW_BLOCKS, escape, metadata, section
+from bot.blocks._kit import PRIVATE_METADATA, VIEW_BLOCKS, metadata, section
 from bot.blocks.modals import modal
+from engine.shown import escape_markup
 
 __all__ = ["RUN_INPUTS_SUBMIT", "fields_to_ask", "read_run_metadata", "run_inputs_modal"]
 
@@ -67,7 +68,7 @@ def run_inputs_modal(
     invalid = forms.validate_data(schema, values)
     prefill = {k: v for k, v in values.items() if k not in invalid}
     inputs = forms.schema_to_blocks(schema, values=prefill, only=asked)
-    intro = section(f"Starting *{escape(title or workflow_id)}*. Fill in the fields below.", "intro")
+    intro = section(f"Starting *{escape_markup(title or workflow_id)}*. Fill in the fields below.", "intro")
     return modal(
         f"Run {title or workflow_id}",
         [intro, *inputs][:VIEW_BLOCKS],

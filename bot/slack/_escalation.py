@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.blocks._kit import escape
+from bot.blocks._kit import principal
+from engine.shown import escape_markup
 
 __all__ = ["escalation_note", "principal_label", "reminder_text", "span"]
 
@@ -22,16 +23,9 @@ def span(seconds: float | int | None) -> str:
     return text or f"{secs}s"
 
 
-def principal_label(principal: str) -> str:
-    """How a principal reads in Slack mrkdwn."""
-    kind, _, name = principal.partition(":")
-    if kind == "user":
-        return f"<@{name}>"
-    if kind == "group":
-        return f"<!subteam^{name}>"
-    if kind == "channel":
-        return f"<#{name}>"
-    return f"the {escape(name)} role" if kind == "role" else escape(principal)
+def principal_label(ref: str) -> str:
+    """How a principal reads in Slack mrkdwn (a mention only for a well-formed Slack id)."""
+    return principal(ref)
 
 
 def escalation_note(payload: dict[str, Any]) -> str | None:
@@ -55,4 +49,4 @@ def escalation_note(payload: dict[str, Any]) -> str | None:
 def reminder_text(title: str, left_s: float | int | None) -> str:
     """A reminder DM."""
     left = f" — {span(left_s)} left before it escalates or times out" if left_s is not None else ""
-    return f":alarm_clock: Reminder: *{escape(title)}* is waiting for your decision{left}."
+    return f":alarm_clock: Reminder: *{escape_markup(title)}* is waiting for your decision{left}."

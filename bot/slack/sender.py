@@ -20,8 +20,10 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.blocks._kit import ident, principal
 from bot.blocks.checkpoint import question_message
 from bot.blocks.modals import again_modal
+from bot.blocks.notices import notice_message
 from bot.slack._errors import slack_error
 from bot.slack._escalation import escalation_note, reminder_text
 from bot.slack._post import Poster
@@ -80,6 +82,11 @@ class SlackSender:
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             return SendResult(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}")
         except NotFound as exc:
+            return SendResult(ok=False, error=str(exc))
+        except ValueError as exc:
+            # a target that is not a Slack principal (a CLI user such as "alice" or "<!channel>"):
+            # this row can never be sent, and must not stop the rows after it
+            log.warning("delivery %s cannot be sent to Slack: %s", delivery.id, exc)
             return SendResult(ok=False, error=str(exc))
 
     # ------------------------------------------------------------------ kinds
@@ -168,16 +175,18 @@ class SlackSender:
 
     async def _notice(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
         origin = delivery.payload.get("origin") or {}
-        text = str(delivery.payload.get("text", ""))
-        if detail := delivery.payload.get("detail"):
-            text += "\n> " + str(detail).replace("\n", "\n> ")
+        # the engine's sentence carries data (titles, names, reasons, comments): plain text
+        detail = delivery.payload.get("detail")
+        message = notice_message(str(delivery.payload.get("text", "")), str(detail) if detail else None)
         thread = origin.get("thread_ts")
         channel = origin.get("slack_channel")
         if thread and channel:
-            got_channel, ts = await self.post.thread(str(channel), str(thread), text, delivery_id=delivery.id)
+            got_channel, ts = await self.post.thread(
+                str(channel), str(thread), message["text"], blocks=message["blocks"], delivery_id=delivery.id
+            )
         else:
             kind, name = parse_principal(delivery.target)
-            got_channel, ts = await self._message(delivery, kind, name, {"text": text})
+            got_channel, ts = await self._message(delivery, kind, name, message)
         if delivery.target.startswith("user:"):
             await self.deps.publish_home([delivery.target.removeprefix("user:")])
         return SendResult(ok=True, channel_ref=got_channel, message_ts=ts)
@@ -230,6 +239,7 @@ class SlackSender:
         kind, name = parse_principal(delivery.target)
         if kind in {"group", "role"}:
             return await self._fan_out(delivery, [])
+        # the author's markup, with every interpolated value made inert when the node rendered it
         channel, ts = await self._message(
             delivery, kind, name, {"text": str(delivery.payload.get("text", ""))}
         )
@@ -345,7 +355,8 @@ class SlackSender:
         rows = []
         fallback = delivery.kind in {REPLY, HOME} or delivery.target == f"user:{requester}"
         if requester and not fallback:
-            text = f"I could not deliver a message to {delivery.target} ({error}); run `{delivery.run_id}`."
+            target, run = principal(delivery.target), ident(delivery.run_id or "")
+            text = f"I could not deliver a message to {target} (`{ident(error)}`); run `{run}`."
             rows = [self.deps.row(REPLY, requester, {"text": text, "fallback": True}, delivery.run_id)]
         await self.deps.queue(rows, [audit])
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from engine.shown import markup_text
+
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -22,7 +24,14 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        when=_when, pretty=_pretty, compact=_compact, brief=_brief, left=_left, took=_took, short=_short
+        when=_when,
+        pretty=_pretty,
+        compact=_compact,
+        brief=_brief,
+        left=_left,
+        took=_took,
+        short=_short,
+        markup_text=markup_text,  # a prompt is Slack markup: shown here as text
     )
     return env
 

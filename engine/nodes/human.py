@@ -14,7 +14,7 @@ from engine.nodes.base import Completed, LoadContext, NodeContext, NodeResult, P
 from engine.policy import assignee_principals, card_targets, check_assignee_spec, expand_principals
 from engine.ports import AuditDraft
 from engine.shown import shown_hash
-from engine.templates import render_value
+from engine.templates import render_markup, render_value
 
 __all__ = ["RESERVED_RESPONSE_FIELDS", "HumanNode"]
 
@@ -118,7 +118,8 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
         node_id=ctx.node.id,
         kind=config.kind,
         title=title,
-        prompt=str(render_value(compiled.get("prompt", ""), ctx.scope)),
+        # the prompt is the author's Slack markup; the data it interpolates is made inert
+        prompt=render_markup(compiled.get("prompt", ""), ctx.scope),
         context=context if isinstance(context, dict) else {"context": context},
         options=config.options if config.kind != "input" else ["answer"],
         response_schema=config.response_schema,

@@ -1,4 +1,8 @@
-"""``notify``: post a message (to ``requester``, ``user:``, ``channel:`` or ``role:``) via the outbox."""
+"""``notify``: post a message (to ``requester``, ``user:``, ``channel:`` or ``role:``) via the outbox.
+
+The text is Slack markup: the author's own text as written, every interpolated value made inert
+(``engine.templates.render_markup``), so a value cannot mention, link or format.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from engine.model import Deliverable, Delivery, NodeSpec
 from engine.nodes.base import Completed, LoadContext, NodeContext, NodeResult
 from engine.roles import parse_principal
-from engine.templates import has_template, render_value
+from engine.templates import has_template, render_markup, render_value
 
 __all__ = ["NotifyNode"]
 
@@ -51,7 +55,8 @@ class NotifyNode:
     async def execute(cls, ctx: NodeContext) -> NodeResult:
         """Render the text and queue one delivery."""
         compiled = ctx.compiled
-        text = str(render_value(compiled["text"], ctx.scope))
+        # the text is the author's Slack markup; the data it interpolates is made inert
+        text = render_markup(compiled["text"], ctx.scope)
         to = str(render_value(compiled.get("to", "requester"), ctx.scope))
         target = f"user:{ctx.run.requester}" if to == "requester" else to
         now = ctx.deps.clock.now()

@@ -13,6 +13,7 @@ from bot.slack.deps import SlackDeps
 from engine.audit import sha256_of
 from engine.errors import Conflict, NotAllowed
 from engine.model import Checkpoint
+from engine.shown import escape_markup
 
 log = logging.getLogger("signoff.slack")
 
@@ -122,7 +123,7 @@ OPEN_FORM = "slack.open_form"
 
 def form_fallback(form: str, ref: str, title: str, **ids: str | None) -> dict[str, Any]:
     """The DM sent instead of a modal: a line of text and an "Open form" button (ids only)."""
-    text = f"Slack could not open the form for *{title}* in time. Click to open it again."
+    text = f"Slack could not open the form for *{escape_markup(title)}* in time. Click to open it again."
     blocks = [
         {"type": "section", "block_id": "open_form_text", "text": {"type": "mrkdwn", "text": text}},
         {

@@ -1,8 +1,9 @@
 """Buttons on checkpoint cards (messages and the Home tab).
 
 Approve and custom options decide at once (ack, then ``engine.decide``, which resumes the
-run); Reject, Edit, Answer and a confirm word open a modal with the click's trigger id.
-The actor is the user of the signed payload; button values carry ids only.
+run); they are only offered next to the whole proposal. Reject, Edit, Answer, a confirm word
+and "Review and approve…" (a proposal too long for the card) open a modal with the click's
+trigger id. The actor is the user of the signed payload; button values carry ids only.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot import messages
 from bot.blocks import answer_modal, confirm_modal, edit_modal, full_text_modal, reject_modal
-from bot.blocks._kit import display_value, humanize
-from bot.blocks._parts import parse_block_id
+from bot.blocks._parts import parse_block_id, prompt_markup
+from bot.blocks._proposal import shows_in_full
 from bot.blocks.checkpoint import (
     ALL_FIELDS,
     ANSWER,
@@ -28,6 +29,7 @@ from bot.blocks.checkpoint import (
     PROMPT_FIELD,
     REJECT,
     REOPEN,
+    REVIEW,
     SHOW_FULL,
     parse_show_full,
 )
@@ -48,6 +50,7 @@ from bot.slack.listeners._runs import ask_inputs
 from engine.commands import Decide
 from engine.errors import Conflict, InvalidInput, NeedsDetail, NotAllowed, NotFound
 from engine.model import Checkpoint, CheckpointStatus
+from engine.shown import display_text, humanize, proposal_fields
 
 __all__ = ["decide_and_tell", "register"]
 
@@ -57,6 +60,7 @@ _FORMS: dict[str, _Form] = {
     "reject": reject_modal,
     "answer": answer_modal,
     "confirm": confirm_modal,
+    "review": lambda cp: confirm_modal(cp, choose=True),
 }
 
 
@@ -66,7 +70,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     async def approve(ack: AsyncAck, body: Body, action: Body) -> None:
         await ack()
         cp = await _checkpoint(deps, body, str(action.get("value", "")))
-        if cp is not None and cp.confirm and cp.status is CheckpointStatus.open:
+        if cp is not None and cp.status is CheckpointStatus.open and not _saw_proposal(body, cp):
+            await _form(deps, body, cp, "review")
+        elif cp is not None and cp.confirm and cp.status is CheckpointStatus.open:
             await _form(deps, body, cp, "confirm")
         elif cp is not None:
             await _decide(deps, body, cp, "approve")
@@ -75,7 +81,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack()
         cp_id, _, choice = str(action.get("value", "")).partition("|")
         cp = await _checkpoint(deps, body, cp_id)
-        if cp is not None:
+        if cp is not None and cp.status is CheckpointStatus.open and not _saw_proposal(body, cp):
+            await _form(deps, body, cp, "review")
+        elif cp is not None:
             await _decide(deps, body, cp, choice)
 
     def opens(form: str) -> Any:
@@ -94,7 +102,8 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         cp = await _checkpoint(deps, body, cp_id)
         if cp is not None:
             title, text = _full_text(cp, field)
-            await open_view(deps, body, full_text_modal(title, text), fallback=_fallback(cp, "show"))
+            view = full_text_modal(title, text, markup=field == PROMPT_FIELD)
+            await open_view(deps, body, view, fallback=_fallback(cp, "show"))
 
     async def open_form(ack: AsyncAck, body: Body, action: Body) -> None:
         await ack()
@@ -130,6 +139,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     app.action(re.compile(rf"^{re.escape(OPTION)}(:\d+)?$"))(option)
     app.action(REJECT)(opens("reject"))
     app.action(EDIT)(opens("edit"))
+    app.action(REVIEW)(opens("review"))
     app.action(ANSWER)(opens("answer"))
     app.action(re.compile(rf"^{re.escape(SHOW_FULL)}(:\d+)?$"))(show_full)
     app.action(OPEN_FORM)(open_form)
@@ -204,14 +214,23 @@ async def _blocked(deps: SlackDeps, body: Body, cp: Checkpoint, form: str) -> me
     return None
 
 
+def _saw_proposal(body: Body, cp: Checkpoint) -> bool:
+    """False when the click came from a copy of ``cp`` (a card, a Home item) that does not show
+    its current proposal in full: one rendered before proposals were shown, or before an edit
+    changed it. Such a click opens the whole proposal instead of deciding."""
+    source = (body.get("message") or {}).get("blocks") or (body.get("view") or {}).get("blocks") or []
+    ours = [b for b in source if isinstance(b, dict) and str(b.get("block_id", "")).endswith(f":{cp.id}")]
+    return not ours or shows_in_full(ours, proposal_fields(cp))
+
+
 def _fallback(cp: Checkpoint, form: str) -> dict[str, Any]:
     return form_fallback(form, cp.id, cp.title or "a request", run_id=cp.run_id, checkpoint_id=cp.id)
 
 
 def _full_text(cp: Checkpoint, field: str) -> tuple[str, str]:
     if field == PROMPT_FIELD:
-        return cp.title or "Request", cp.prompt
+        return cp.title or "Request", prompt_markup(cp)
     if field == ALL_FIELDS:
-        parts = [f"{humanize(k)}:\n{display_value(v)}" for k, v in cp.context.items()]
+        parts = [f"{humanize(k)}:\n{display_text(v)}" for k, v in cp.context.items()]
         return "All details", "\n\n".join(parts)
-    return humanize(field), display_value(cp.context.get(field, ""))
+    return humanize(field), display_text(cp.context.get(field, ""))

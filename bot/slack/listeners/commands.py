@@ -23,7 +23,6 @@ from engine.commands import Cancel
 from engine.delegation import delegate, end_delegations
 from engine.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from engine.inputs import coerce_inputs, parse_pairs
-from engine.model import Checkpoint
 
 __all__ = ["register"]
 
@@ -97,14 +96,7 @@ async def _status(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None
         await deps.reply(user, messages.run_not_found(rest), **where(body))
         return
     open_cps = [cp for cp in await store.list_checkpoints(run_id=run.id) if cp.status.value == "open"]
-    text = f"Run `{run.id}` ({run.workflow_id}): *{run.status.value}*"
-    text += f" — {run.reason}" if run.reason else ""
-    text += "".join(f"\n• waiting for {_who(cp)}: {cp.title}" for cp in open_cps)
-    await deps.reply(user, text, run_id=run.id, **where(body))
-
-
-def _who(cp: Checkpoint) -> str:
-    return ", ".join(cp.assignees) or "someone"
+    await deps.reply(user, messages.run_status(run, open_cps), run_id=run.id, **where(body))
 
 
 async def _inbox(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
@@ -114,9 +106,7 @@ async def _inbox(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
     if not waiting:
         await deps.reply(user, messages.empty_inbox(), **where(body))
         return
-    lines = [f"• *{cp.title}* (run `{cp.run_id}`, {cp.priority.value})" for cp in waiting[:20]]
-    text = "Waiting for you (open the Signoff Home tab to decide):\n" + "\n".join(lines)
-    await deps.reply(user, text, **where(body))
+    await deps.reply(user, messages.waiting_list(waiting), **where(body))
 
 
 async def _cancel(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:

@@ -22,7 +22,15 @@ from bot.blocks.checkpoint import (
     RUN_INPUTS_SUBMIT,
     checkpoint_ref,
 )
-from bot.blocks.modals import ANSWER_SUBMIT, CONFIRM_BLOCK, REASON_BLOCK, form_schema, kept_fields, modal
+from bot.blocks.modals import (
+    ANSWER_SUBMIT,
+    CHOICE_BLOCK,
+    CONFIRM_BLOCK,
+    REASON_BLOCK,
+    form_schema,
+    kept_fields,
+    modal,
+)
 from bot.blocks.run_inputs import read_run_metadata
 from bot.slack.deps import SlackDeps
 from bot.slack.listeners._common import Body, refusal, seen_hash, team_of, user_of
@@ -103,6 +111,11 @@ def _text(values: Body, block_id: str) -> str:
     return str(((values.get(block_id) or {}).get("value") or {}).get("value") or "").strip()
 
 
+def _chosen(values: Body) -> str:
+    selected = ((values.get(CHOICE_BLOCK) or {}).get("value") or {}).get("selected_option") or {}
+    return str(selected.get("value") or "")
+
+
 def _command(
     cp: Checkpoint, action: str, user: str, values: Body, seen: str | None, team: str | None
 ) -> Decide | dict[str, str]:
@@ -120,6 +133,8 @@ def _command(
         return Decide(**base, comment=reason) if reason else {REASON_BLOCK: "Required"}
     if action == "approve":
         comment = _text(values, REASON_BLOCK) or None  # asked for when the verifier questioned an approval
+        # "Review and approve…" with custom options: the person chose one (the engine checks it is offered)
+        base["action"] = _chosen(values) or action
         return Decide(**base, confirm=_text(values, CONFIRM_BLOCK), comment=comment)
     data, errors = forms.parse_submission(form_schema(cp), values, base=kept_fields(cp))
     if errors:

@@ -85,7 +85,15 @@ def test_open_card_structure() -> None:
         make_cp(options=["approve", "reject", "edit", "defer"]), workflow_title="Release"
     )
     check_message(message)
-    assert [b["type"] for b in message["blocks"]] == ["header", "section", "section", "context", "actions"]
+    kinds = [(b["type"], b["block_id"].split(":")[0]) for b in message["blocks"]]
+    assert kinds == [
+        ("header", "header"),
+        ("section", "prompt"),
+        ("section", "ctx0"),
+        ("section", "prop0"),
+        ("context", "meta"),
+        ("actions", "actions"),
+    ]
     assert message["blocks"][0]["text"]["text"] == "Deploy api v2.3"
     buttons = {e["action_id"]: e for e in elements(message)}
     assert buttons["checkpoint.approve"]["style"] == "primary"
@@ -126,9 +134,14 @@ def test_highlighted_fields_come_first_and_stand_out() -> None:
     blocks = cpb.checkpoint_message(cp)["blocks"]
     highlight = blocks[2]
     assert highlight["type"] == "section"
-    assert highlight["text"]["text"].startswith("*:star: Risk*")
-    fields = next(b for b in blocks if "fields" in b)["fields"]
-    assert [f["text"].split("\n")[0] for f in fields] == ["*Environment*", "*Version*"]
+    assert [f["text"] for f in highlight["fields"]] == ["*:star: Risk*", "low"]
+    fields = next(b for b in blocks if b["block_id"].startswith("ctx"))["fields"]
+    assert [(f["type"], f["text"]) for f in fields] == [
+        ("mrkdwn", "*Environment*"),
+        ("plain_text", "production"),
+        ("mrkdwn", "*Version*"),
+        ("plain_text", "v2.3.0"),
+    ]
 
 
 def test_one_megabyte_context_is_truncated_and_reachable() -> None:

@@ -1,0 +1,27 @@
+"""Messages whose words come from the engine and from data: notices to a requester (a run ended,
+a decision was made) and delivery problems.
+
+Their text is data from end to end (titles, names, reasons, comments), so it is shown as plain
+text blocks, exactly as it is; the notification ``text`` Slack also needs is the same text made
+inert with ``engine.shown.escape_markup``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.blocks._kit import MESSAGE_TEXT, SECTION_TEXT, Block, clip, data
+from engine.shown import escape_markup
+
+__all__ = ["notice_message"]
+
+
+def notice_message(text: str, detail: str | None = None) -> dict[str, Any]:
+    """``{"text", "blocks"}``: ``text`` as a plain-text section, ``detail`` (a comment, a
+    reason) under it as a second one."""
+    blocks: list[Block] = [{"type": "section", "block_id": "notice", "text": data(text, SECTION_TEXT)}]
+    fallback = escape_markup(text)
+    if detail:
+        blocks.append({"type": "section", "block_id": "detail", "text": data(detail, SECTION_TEXT)})
+        fallback += f" — {escape_markup(detail)}"
+    return {"text": clip(fallback, MESSAGE_TEXT), "blocks": blocks}
