@@ -95,6 +95,7 @@ def _home_click(env: SlackEnv, view: dict[str, Any], cp: Checkpoint, user: str) 
     """A click on a button of the Home tab, as Slack sends it (the view's blocks included)."""
     p = fixture("block_actions_home_tab.docs.json")
     p["user"]["id"] = user
+    env.our_team(p)
     p["trigger_id"] = env.fake.new_trigger_id()
     p["container"]["view_id"] = view["id"]
     p["view"] = {**p["view"], "id": view["id"], "blocks": view["blocks"]}

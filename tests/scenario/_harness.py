@@ -177,7 +177,7 @@ class SlackEnv:
         """A ``block_actions`` button click on a message, from the fixture."""
         p = fixture("block_actions_message_button.json")
         p["user"]["id"] = user
-        self._our_team(p)
+        self.our_team(p)
         p["trigger_id"] = self.fake.new_trigger_id()
         p["response_url"] = self.fake.base_url + "hooks.actions"
         p["container"]["channel_id"] = p["channel"]["id"] = channel
@@ -190,13 +190,13 @@ class SlackEnv:
         """A ``view_submission`` of a view FakeSlack stored, with ``state.values`` filled in."""
         p = fixture("view_submission_inputs.json")
         p["user"]["id"] = user
-        self._our_team(p)
+        self.our_team(p)
         sent = copy.deepcopy(view)
         sent["state"] = {"values": values}
         p["view"] = {**p["view"], **sent}
         return dict(p)
 
-    def _our_team(self, p: dict[str, Any]) -> None:
+    def our_team(self, p: dict[str, Any]) -> None:
         """Payloads come from the workspace FakeSlack's ``auth.test`` names (the gate checks it)."""
         team = self.fake.api.team_id
         if isinstance(p.get("team"), dict):

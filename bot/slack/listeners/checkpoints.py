@@ -203,7 +203,7 @@ async def _form(deps: SlackDeps, body: Body, cp: Checkpoint, form: str, build: _
 
 async def _blocked(deps: SlackDeps, body: Body, cp: Checkpoint, form: str) -> messages.Notice | None:
     """Why the person may not open this form (the decision gate, audited), or None."""
-    action = {"confirm": "approve", "answer": "answer"}.get(form, form)
+    action = _form_action(cp, form)
     command = Decide(
         checkpoint_id=cp.id, action=action, actor=user_of(body), channel="slack", team=team_of(body)
     )
@@ -212,6 +212,14 @@ async def _blocked(deps: SlackDeps, body: Body, cp: Checkpoint, form: str) -> me
     except (Conflict, NotAllowed) as exc:
         return refusal(cp, exc)
     return None
+
+
+def _form_action(cp: Checkpoint, form: str) -> str:
+    """The decision a form leads to, for the gate's check before it opens."""
+    if form in {"confirm", "review"}:
+        # the review form approves, or picks one of the options that pass the proposal on
+        return "approve" if "approve" in cp.options or not cp.options else cp.options[0]
+    return form
 
 
 def _saw_proposal(body: Body, cp: Checkpoint) -> bool:
