@@ -299,11 +299,7 @@ def respond(
         # what the decision passes on, printed before deciding; without --version it is the
         # current version, which the engine records on the decision
         print_checkpoint(cp, intro=f"{command.action} ")
-        if version is not None and version != cp.version:
-            raise Conflict(
-                f"checkpoint {cp.id} changed since you reviewed version {version}: it is now at version "
-                f"{cp.version} (shown above); review it and decide again with --version {cp.version}"
-            )
+        # the decision gate refuses a version older than the current proposal (and audits it)
         decision = await c.engine.decide(command)
         return decision, await c.store.get_checkpoint(checkpoint_id), await c.store.get_run(cp.run_id)
 

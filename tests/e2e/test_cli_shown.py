@@ -122,7 +122,7 @@ def test_respond_prints_the_proposal_and_refuses_a_stale_version(cli: CliRunner)
     task = _start(cli)
     stale = _invoke(cli, "respond", task["id"], "approve", "--as", "bob", "--version", "3", code=2)
     _shows_every_field(stale.output)
-    assert "changed since you reviewed version 3" in stale.output
+    assert "version 3 of this request never existed" in stale.output
     assert json.loads(_invoke(cli, "tasks", "--json").output), "nothing was decided"
     done = _invoke(cli, "respond", task["id"], "approve", "--as", "bob", "--version", "0")
     _shows_every_field(done.output)

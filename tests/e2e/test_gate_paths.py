@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bot.blocks.checkpoint import APPROVE, CONFIRM_SUBMIT
+from bot.blocks.modals import CONFIRM_BLOCK
 from bot.config import Settings
 from bot.web import add_routes
 from bot.wiring import Container, build
@@ -30,6 +33,7 @@ from engine.timeouts import Timeouts
 from tests.e2e._console import act_as, browser, payload, serving
 from tests.e2e._process import cli, env_for, free_port
 from tests.e2e.conftest import RecordingSender
+from tests.scenario._harness import SlackEnv, fixture, slack_env
 
 PAY = """\
 id: pay
@@ -199,14 +203,16 @@ async def test_the_console_refuses(container: Container, name: str) -> None:
 # ---------------------------------------------------------------- the CLI
 
 
-@pytest.mark.parametrize("name", [n for n, c in CASES.items() if not c.stale])
+@pytest.mark.parametrize("name", list(CASES))
 async def test_the_cli_refuses(sqlite_container: Container, tmp_path: Path, name: str) -> None:
     case, c = CASES[name], sqlite_container
     cp_id = await _prepare(c, case)
+    reviewed = (await c.store.get_checkpoint(cp_id)).version  # what `signoff tasks` showed
+    await _after_showing(c, case, cp_id)
     env = env_for(
         c.settings.database_url, tmp_path, free_port(), SIGNOFF_ROLES_FILE=str(tmp_path / "roles.yml")
     )
-    args = ["respond", cp_id, case.action, "--as", case.actor]
+    args = ["respond", cp_id, case.action, "--as", case.actor, "--version", str(reviewed)]
     if case.confirm is not None:
         args += ["--confirm", case.confirm]
 
@@ -269,3 +275,86 @@ async def test_a_timer_approves_only_where_the_workflow_says_so(container: Conta
         return str(info.value)
 
     await _refused(container, case, cp.id, attempt)
+
+
+# ---------------------------------------------------------------- Slack (signed requests over HTTP)
+
+SLACK_PATHS = ["button", "home", "modal"]
+SLACK_CASES = {**CASES, "wrong_team": Case("wrong_team", "pay", "UP1", told="another Slack workspace")}
+
+
+def _slack_applies(path: str, name: str) -> bool:
+    # on a card or the Home tab, a confirm word opens a form: the word is checked on its submission
+    return not (name == "confirm_word" and path != "modal")
+
+
+# what Slack says for each rule (its own words, in bot/messages.py)
+SLACK_TOLD = {
+    "not_assignee": "can decide this. nothing was changed",
+    "self_approval": "cannot approve your own request",
+    "delegate_counted_twice": "already approved",
+    "channel_non_member": "can decide this. nothing was changed",
+    "stale_version": "after your copy was shown",
+    "confirm_word": "type pay exactly to confirm",
+    "wrong_team": "another slack workspace",
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [(p, n) for p in SLACK_PATHS for n in SLACK_CASES if _slack_applies(p, n)],
+)
+async def test_slack_refuses(tmp_path: Path, path: str, name: str) -> None:
+    case = replace(SLACK_CASES[name], told=SLACK_TOLD[name])
+    extra = {"pay.yml": PAY, "word.yml": WORD, "chan.yml": CHANNEL}
+    async with slack_env(tmp_path, f"sqlite:///{tmp_path}/s.db", roles=ROLES, extra=extra) as env:
+        env.fake.api.channel_members["CQUEUE"] = ["UINSIDE"]
+        c = env.container
+        cp_id = await _prepare(c, case)
+        shown = (await c.store.get_checkpoint(cp_id)).version
+        await _after_showing(c, case, cp_id)
+        payload = _slack_payload(env, path, cp_id, shown, case)
+        if name == "wrong_team":
+            payload["team"] = {"id": "TOTHER", "domain": "other"}
+            payload["user"]["team_id"] = "TOTHER"
+
+        async def attempt() -> str:
+            status, ack = await env.send("interaction", payload)
+            assert status == 200
+            if path == "modal":
+                return json.dumps(ack).lower()
+            said = await env.until(lambda: [t for t in _private(env, case.actor) if case.told in t.lower()])
+            return str(said[0]).lower()
+
+        await _refused(c, case, cp_id, attempt)
+
+
+def _private(env: SlackEnv, user: str) -> list[str]:
+    """What only ``user`` was told: response_url posts, ephemerals, or a DM (a Home click has
+    neither a response_url nor a channel)."""
+    dm = env.fake.api.dm_channel(user)
+    direct = [
+        str(c.params.get("text")) for c in env.fake.calls_to("chat.postMessage") if c.params["channel"] == dm
+    ]
+    return [*env.replies(user), *direct]
+
+
+def _slack_payload(env: SlackEnv, path: str, cp_id: str, version: int, case: Case) -> dict[str, Any]:
+    if path == "modal":
+        view = {
+            "callback_id": CONFIRM_SUBMIT,
+            "private_metadata": json.dumps({"checkpoint_id": cp_id, "version": version}),
+            "blocks": [],
+        }
+        values = {CONFIRM_BLOCK: {"value": {"type": "plain_text_input", "value": case.confirm or ""}}}
+        return env.submission(view, values, case.actor)
+    click = env.click(APPROVE, cp_id, case.actor)
+    click["actions"][0]["block_id"] = f"actions:v{version}:{cp_id}"
+    if path == "home":
+        home = fixture("block_actions_home_tab.docs.json")
+        env.our_team(home)
+        home["user"]["id"] = case.actor
+        home["trigger_id"] = click["trigger_id"]
+        home["actions"] = click["actions"]
+        return dict(home)
+    return click

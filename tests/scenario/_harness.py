@@ -93,11 +93,15 @@ def fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 
 
-def write_project(root: Path, workflow: str = WORKFLOW) -> None:
-    """The workflows folder and roles file of the test process."""
+def write_project(
+    root: Path, workflow: str = WORKFLOW, *, roles: str = ROLES, extra: dict[str, str] | None = None
+) -> None:
+    """The workflows folder and roles file of the test process (``extra``: more files by name)."""
     (root / "workflows").mkdir(exist_ok=True)
     (root / "workflows" / "refund.yml").write_text(workflow)
-    (root / "roles.yml").write_text(ROLES)
+    for name, text in (extra or {}).items():
+        (root / "workflows" / name).write_text(text)
+    (root / "roles.yml").write_text(roles)
 
 
 def settings_for(
@@ -247,9 +251,11 @@ async def slack_env(
     socket: bool = False,
     workflow: str = WORKFLOW,
     llm_url: str | None = None,
+    roles: str = ROLES,
+    extra: dict[str, str] | None = None,
 ) -> AsyncIterator[SlackEnv]:
     """Start FakeSlack, the process (container + Slack surface + worker) and its HTTP server."""
-    write_project(root, workflow)
+    write_project(root, workflow, roles=roles, extra=extra)
     async with FakeSlack(usergroups={GROUP: [GROUP_MEMBER]}) as fake:
         settings = settings_for(root, database_url, fake, socket=socket, llm_url=llm_url)
         container = await build(settings, with_sandbox=False)
