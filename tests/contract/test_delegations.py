@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from engine.audit import verify_chain
+from engine.errors import NotFound
 from engine.model import CheckpointStatus, Delegation, RunStatus
 from engine.ports import AuditDraft, CheckpointUpdate, RunChange, RunStore
 from tests.contract import _data as d
@@ -69,3 +72,19 @@ async def test_a_quorum_edit_replaces_the_proposal_and_keeps_it_open(store: RunS
     again = await store.get_checkpoint("cp_1")
     assert again.editors == ["U_ED"]
     assert again.delegations == {"U_BOB": "U_ALICE"}
+
+
+async def test_a_delegation_ends_early_and_stays_ended(store: RunStore) -> None:
+    await store.add_delegation(_delegation(1, "U_ALICE", 0, 24), [])
+    ended_at = at(3600)
+    audit = AuditDraft(at=ended_at, actor="U_ALICE", channel="cli", kind="delegation.ended")
+    ended = await store.end_delegation("dlg_1", ended_at, [audit])
+    assert ended.until == ended_at
+    assert await store.list_delegations(active_at=at(3601)) == []
+    assert [x.id for x in await store.list_delegations(active_at=at(60))] == ["dlg_1"]
+    # ending it again never moves the end later
+    again = await store.end_delegation("dlg_1", at(7200), [])
+    assert again.until == ended_at
+    assert [e.kind for e in await store.audit_events()] == ["delegation.ended"]
+    with pytest.raises(NotFound):
+        await store.end_delegation("dlg_missing", at(1), [])
