@@ -115,6 +115,7 @@ async def decide(request: web.Request) -> web.Response:
         comment=str(form.get("comment", "")).strip() or None,
         confirm=str(form.get("confirm", "")).strip() or None,
         expected_version=version,
+        seen=_hex_digest(form.get("seen")),  # the hash of the document the page showed
     )
     try:
         decision = await c.engine.decide(command, drive=False)
@@ -151,3 +152,8 @@ async def decide(request: web.Request) -> web.Response:
 async def _stale_view(request: web.Request, cp: Checkpoint, reason: str, seen: str) -> web.Response:
     notice = f"Your decision was not counted: {reason}."
     return await _checkpoint_view(request, cp, notice=notice, seen=seen, status=409)
+
+
+def _hex_digest(value: object) -> str | None:
+    text = str(value or "")
+    return text if len(text) == 64 and all(ch in "0123456789abcdef" for ch in text) else None
