@@ -40,8 +40,9 @@ from engine.errors import (
 )
 from engine.inputs import coerce_inputs, parse_pairs
 from engine.loader import load_workflow_file
-from engine.model import RunStatus
+from engine.model import Checkpoint, RunStatus
 from engine.roles import load_roles
+from engine.sensitive import redact_checkpoint, redact_decision, redact_run, redact_step
 
 __all__ = ["app", "main"]
 
@@ -149,8 +150,11 @@ def run(
         if not as_json:
             console.print(f"started [bold]{started.id}[/bold] ({wf.id})")
         result = await _follow(c, started.id, wait=wait, quiet=as_json)
+        r = await c.engine.redactor(result)
         return run_json(
-            result, await c.store.list_steps(started.id), await c.store.list_decisions(run_id=started.id)
+            redact_run(r, result),
+            [redact_step(r, st) for st in await c.store.list_steps(started.id)],
+            [redact_decision(r, d) for d in await c.store.list_decisions(run_id=started.id)],
         )
 
     out = _run(work, with_sandbox=True)
@@ -216,11 +220,14 @@ def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
     """A run with its steps (timings, outputs), decisions and, in full, what its open checkpoints propose."""
 
     async def work(c: Container) -> Any:
+        found = await c.store.get_run(run_id)
+        # sensitive values (marked in the workflow's schemas) are masked wherever they were copied
+        r = await c.engine.redactor(found)
         return (
-            await c.store.get_run(run_id),
-            await c.store.list_steps(run_id),
-            await c.store.list_decisions(run_id=run_id),
-            await c.store.list_checkpoints(run_id=run_id),
+            redact_run(r, found),
+            [redact_step(r, st) for st in await c.store.list_steps(run_id)],
+            [redact_decision(r, d) for d in await c.store.list_decisions(run_id=run_id)],
+            [redact_checkpoint(r, cp) for cp in await c.store.list_checkpoints(run_id=run_id)],
         )
 
     found, steps, decisions, checkpoints = _run(work)
@@ -244,7 +251,7 @@ def tasks(
         now = c.clock.now()
         if overdue:
             open_cps = [cp for cp in open_cps if cp.due_at is not None and cp.due_at <= now]
-        return open_cps, now
+        return [await _masked(c, cp) for cp in open_cps], now
 
     open_cps, now = _run(work)
     if as_json:
@@ -254,6 +261,11 @@ def tasks(
     for cp in open_cps:
         console.print()
         print_checkpoint(cp)
+
+
+async def _masked(c: Container, cp: Checkpoint) -> Checkpoint:
+    """``cp`` with its run's sensitive values masked, for printing."""
+    return redact_checkpoint(await c.engine.redactor(await c.store.get_run(cp.run_id)), cp)
 
 
 @app.command()

@@ -14,7 +14,9 @@ from rich.table import Table
 from bot._cli_output import console, err_console, print_json
 from bot.wiring import Container
 from engine.audit import verify_chain, verify_decisions
+from engine.errors import NotFound
 from engine.model import AuditEvent, parse_duration
+from engine.sensitive import Redactor, redact_event
 from engine.stats import load_stats
 
 __all__ = ["audit_app", "register"]
@@ -50,6 +52,24 @@ def _event_json(e: AuditEvent) -> dict[str, Any]:
         "prev_hash": e.prev_hash,
         "hash": e.hash,
     }
+
+
+async def _masked(c: Container, events: list[AuditEvent]) -> list[AuditEvent]:
+    """Events with each run's sensitive values masked (hashes stay those stored: verify reads
+    the store, never an export)."""
+    redactors: dict[str, Redactor] = {}
+    out = []
+    for e in events:
+        if e.run_id is None:
+            out.append(e)
+            continue
+        if e.run_id not in redactors:
+            try:
+                redactors[e.run_id] = await c.engine.redactor(await c.store.get_run(e.run_id))
+            except NotFound:
+                redactors[e.run_id] = Redactor()
+        out.append(redact_event(redactors[e.run_id], e))
+    return out
 
 
 @audit_app.command("verify")
@@ -95,10 +115,10 @@ def export(
 
     async def work(c: Container) -> list[AuditEvent]:
         events = await c.store.audit_events(run_id=run, since=_since(since, c.clock.now()))
-        if workflow is None:
-            return events
-        runs = {r.id for r in await c.store.list_runs(workflow_id=workflow, limit=1_000_000)}
-        return [e for e in events if e.run_id in runs]
+        if workflow is not None:
+            runs = {r.id for r in await c.store.list_runs(workflow_id=workflow, limit=1_000_000)}
+            events = [e for e in events if e.run_id in runs]
+        return await _masked(c, events)
 
     events = _run(work)
     if fmt == "jsonl":
@@ -123,7 +143,7 @@ def show(run_id: str) -> None:
     from bot.cli import _run
 
     async def work(c: Container) -> Any:
-        return await c.store.get_run(run_id), await c.store.audit_events(run_id=run_id)
+        return await c.store.get_run(run_id), await _masked(c, await c.store.audit_events(run_id=run_id))
 
     found, events = _run(work)
     console.print(

@@ -10,6 +10,7 @@ which the current CEL specification allows. Workflow inputs arrive as JSON, wher
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +19,10 @@ from celpy import celtypes
 from celpy.adapter import json_to_cel
 from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError, base_functions
+
+# cel-python logs every variable of every evaluation at DEBUG level: run data (and values a
+# workflow marks sensitive) would reach the logs of a process run with DEBUG on
+logging.getLogger("celpy").setLevel(logging.WARNING)
 
 __all__ = ["Condition", "ExpressionError", "compile_condition"]
 

@@ -17,7 +17,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["MASK", "MIN_MASKED", "Redactor", "is_sensitive", "mask_marked", "sensitive_paths"]
+from engine.model import AuditEvent, Checkpoint, Decision, Run, Step
+
+__all__ = [
+    "MASK",
+    "MIN_MASKED",
+    "Redactor",
+    "is_sensitive",
+    "mask_marked",
+    "redact_checkpoint",
+    "redact_decision",
+    "redact_event",
+    "redact_run",
+    "redact_step",
+    "sensitive_paths",
+]
 
 MASK = "••••••"
 MIN_MASKED = 4
@@ -120,3 +134,53 @@ class Redactor:
         if isinstance(value, int | float) and not isinstance(value, bool) and str(value) in self.values:
             return MASK
         return value
+
+
+def redact_run(r: Redactor, run: Run) -> Run:
+    """``run`` as it may be shown: inputs and reason masked."""
+    if not r:
+        return run
+    return run.model_copy(update={"inputs": r.value(run.inputs), "reason": r.value(run.reason)})
+
+
+def redact_step(r: Redactor, step: Step) -> Step:
+    """``step`` as it may be shown: input, output and error masked."""
+    if not r:
+        return step
+    output = (
+        step.output.model_copy(update={"text": r.text(step.output.text), "data": r.value(step.output.data)})
+        if step.output
+        else None
+    )
+    return step.model_copy(
+        update={"input": r.value(step.input), "output": output, "error": r.value(step.error)}
+    )
+
+
+def redact_decision(r: Redactor, decision: Decision) -> Decision:
+    """``decision`` as it may be shown: data, comment and diff masked."""
+    if not r:
+        return decision
+    return decision.model_copy(
+        update={
+            "data": r.value(decision.data),
+            "comment": r.value(decision.comment),
+            "diff": r.value(decision.diff),
+        }
+    )
+
+
+def redact_event(r: Redactor, event: AuditEvent) -> AuditEvent:
+    """An audit event as it may be shown or exported: payload masked (its hash stays the stored one)."""
+    if not r:
+        return event
+    return event.model_copy(update={"payload": r.value(event.payload)})
+
+
+def redact_checkpoint(r: Redactor, cp: Checkpoint) -> Checkpoint:
+    """A checkpoint as it may be shown as raw data: context, proposal and prompt masked."""
+    if not r:
+        return cp
+    return cp.model_copy(
+        update={"context": r.value(cp.context), "proposed": r.value(cp.proposed), "prompt": r.text(cp.prompt)}
+    )

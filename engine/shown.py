@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from engine.audit import sha256_of
 from engine.model import Checkpoint
+from engine.sensitive import mask_marked
 
 __all__ = [
     "ShownDocument",
@@ -86,11 +87,16 @@ def field_label(name: str, schema: dict[str, Any]) -> str:
 
 
 def proposal_fields(cp: Checkpoint) -> list[ShownField]:
-    """Every field Approve passes on, in full: schema order first, then any other proposed field."""
+    """Every field Approve passes on, in full: schema order first, then any other proposed field.
+
+    A field the response schema marks sensitive is shown masked (``engine.sensitive``): the
+    person approves it without seeing it, and the step that uses it gets the value.
+    """
     properties = list((cp.response_schema.get("properties") or {}).keys())
     order = [k for k in properties if k in cp.proposed] + [k for k in cp.proposed if k not in properties]
+    shown = mask_marked(cp.proposed, cp.response_schema)
     return [
-        ShownField(field=k, label=field_label(k, cp.response_schema), text=display_text(cp.proposed[k]))
+        ShownField(field=k, label=field_label(k, cp.response_schema), text=display_text(shown[k]))
         for k in order
     ]
 

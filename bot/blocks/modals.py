@@ -27,6 +27,7 @@ from bot.blocks._kit import (
 )
 from bot.blocks._views import full_text_modal, in_full, modal, summary, too_long_modal
 from engine.model import Checkpoint
+from engine.sensitive import is_sensitive
 from engine.shown import ShownField, escape_markup, humanize, proposal_fields
 
 __all__ = [
@@ -100,9 +101,18 @@ def reject_modal(cp: Checkpoint, *, reason: str | None = None) -> dict[str, Any]
 
 
 def _schema_of(cp: Checkpoint) -> dict[str, Any]:
-    """The edit/answer schema; without one, a text field per proposed value."""
+    """The edit/answer schema; without one, a text field per proposed value.
+
+    A sensitive field (``engine.sensitive``) is never pre-filled; left empty, the proposed value
+    stays, so it is not required in the form.
+    """
     if forms.schema_fields(cp.response_schema):
-        return cp.response_schema
+        schema = cp.response_schema
+        sensitive = {f for f, prop in forms.schema_fields(schema).items() if is_sensitive(prop)}
+        if sensitive and cp.proposed.keys() & sensitive:
+            required = [f for f in schema.get("required") or [] if f not in sensitive or f not in cp.proposed]
+            return {**schema, "required": required}
+        return schema
     props: dict[str, Any] = {}
     for field, value in cp.proposed.items():
         if isinstance(value, bool):
@@ -147,7 +157,8 @@ def _form_modal(
     schema = form_schema(cp)
     kept = kept_fields(cp)
     editable = [f for f in forms.schema_fields(schema) if f not in kept]
-    blocks = [*summary(cp), *forms.schema_to_blocks(schema, values=values or cp.proposed, only=editable)]
+    prefill = values or _not_sensitive(cp.proposed, schema)
+    blocks = [*summary(cp), *forms.schema_to_blocks(schema, values=prefill, only=editable)]
     heading = (
         "*Passed on unchanged* (too long to edit in Slack, or not in the form; edit them in the console):"
     )
@@ -158,6 +169,11 @@ def _form_modal(
     if cp.confirm and callback_id == EDIT_SUBMIT:
         blocks += _confirm_blocks(cp.confirm)
     return modal(title, blocks, callback_id=callback_id, private_metadata=_ref(cp), submit=submit)
+
+
+def _not_sensitive(values: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    props = forms.schema_fields(schema)
+    return {k: v for k, v in values.items() if not is_sensitive(props.get(k))}
 
 
 def edit_modal(cp: Checkpoint, *, values: dict[str, Any] | None = None) -> dict[str, Any]:

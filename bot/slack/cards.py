@@ -8,6 +8,7 @@ from bot.blocks import checkpoint_message, decided_message
 from bot.wiring import Container
 from engine.errors import NotFound
 from engine.model import Checkpoint, CheckpointStatus, Decision, ResolvedBy, Run
+from engine.sensitive import Redactor, mask_marked, redact_checkpoint, redact_decision
 
 __all__ = ["current_card", "workflow_title"]
 
@@ -62,7 +63,20 @@ async def current_card(
     if cp.status is CheckpointStatus.resolved:
         decisions = await store.list_decisions(checkpoint_id=cp.id)
         decision = decisions[-1] if decisions else _closed_without_decision(cp)
-        return decided_message(cp, decision, before=cp.proposed, flagged=flagged)
+        # a sensitive field's before -> after is never shown (engine.sensitive)
+        try:
+            r = await container.engine.redactor(await store.get_run(cp.run_id))
+        except NotFound:
+            r = Redactor()
+        shown_cp = redact_checkpoint(r, cp)
+        return decided_message(
+            shown_cp,
+            redact_decision(r, decision).model_copy(
+                update={"data": mask_marked(decision.data, cp.response_schema)}
+            ),
+            before=mask_marked(shown_cp.proposed, cp.response_schema),
+            flagged=flagged,
+        )
     try:
         run: Run | None = await store.get_run(cp.run_id)
     except NotFound:

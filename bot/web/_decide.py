@@ -26,6 +26,7 @@ from bot.web._views import (
 from engine.commands import Decide
 from engine.errors import Conflict, InvalidInput, NeedsDetail, NotAllowed
 from engine.model import Checkpoint, CheckpointStatus
+from engine.sensitive import MASK, mask_marked, redact_decision, redact_event, redact_run
 from engine.shown import shown_document, shown_hash
 
 
@@ -48,10 +49,15 @@ async def _checkpoint_view(
     seen: str | None = None,
     status: int = 200,
 ) -> web.Response:
-    store = request.app[CONTAINER].store
+    container = request.app[CONTAINER]
+    store = container.store
     errors = errors or {}
-    fields = _forms.build_fields(cp.response_schema, cp.proposed if values is None else values, errors)
-    events = await store.audit_events(run_id=cp.run_id)
+    run = await store.get_run(cp.run_id)
+    r = await container.engine.redactor(run)
+    # a sensitive field is never sent back to the browser: its input starts empty (kept if left so)
+    prefill = mask_marked(cp.proposed, cp.response_schema) if values is None else values
+    fields = _forms.build_fields(cp.response_schema, _blank_masked(prefill), errors)
+    events = [redact_event(r, e) for e in await store.audit_events(run_id=cp.run_id)]
     changes: list[Change] | None = None if seen is None else changes_since(cp, events, seen)
     return render(
         request,
@@ -62,8 +68,8 @@ async def _checkpoint_view(
         seen_hash=shown_hash(cp),
         stale=seen is not None,
         changes=changes,
-        run=await store.get_run(cp.run_id),
-        decisions=await store.list_decisions(checkpoint_id=cp.id),
+        run=redact_run(r, run),
+        decisions=[redact_decision(r, d) for d in await store.list_decisions(checkpoint_id=cp.id)],
         flags=flags_of(events),
         question=question,
         comment=comment,
@@ -157,3 +163,7 @@ async def _stale_view(request: web.Request, cp: Checkpoint, reason: str, seen: s
 def _hex_digest(value: object) -> str | None:
     text = str(value or "")
     return text if len(text) == 64 and all(ch in "0123456789abcdef" for ch in text) else None
+
+
+def _blank_masked(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v != MASK}

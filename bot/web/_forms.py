@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from multidict import MultiMapping
 
 from engine.inputs import schema_errors
+from engine.sensitive import is_sensitive
 
 PREFIX = "f:"
 _MULTILINE_OVER = 200
@@ -85,6 +86,8 @@ def widget_of(prop: Mapping[str, Any]) -> str:
     if typ in ("integer", "number"):
         return "number"
     if typ == "string" or typ is None:
+        if is_sensitive(prop):
+            return "password"  # never shown back, not autofilled into view
         max_length = prop.get("maxLength")
         if prop.get("format") == "multiline" or prop.get("x-multiline") is True:
             return "textarea"
@@ -238,7 +241,8 @@ def parse_form(schema: Mapping[str, Any], form: MultiMapping[Any]) -> Parsed:
         if not text.strip():
             # an edit merges over the proposed values, so a cleared required field must be
             # refused here or the old value would silently come back
-            if name in required:
+            # a sensitive field is never sent to the browser: left empty, the proposed value stays
+            if name in required and not is_sensitive(prop):
                 parsed.errors[name] = "this field is required"
             continue
         try:

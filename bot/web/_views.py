@@ -16,6 +16,7 @@ from bot.wiring import Container
 from engine.commands import Cancel
 from engine.errors import Conflict, InvalidInput, NotAllowed
 from engine.model import RunStatus, parse_duration
+from engine.sensitive import redact_checkpoint, redact_decision, redact_event, redact_run, redact_step
 from engine.stats import load_stats
 
 log = logging.getLogger("signoff.web")
@@ -228,8 +229,11 @@ async def run_page(request: web.Request) -> web.Response:
 
 
 async def _run_view(request: web.Request, run_id: str, notice: str = "", status: int = 200) -> web.Response:
-    store = request.app[CONTAINER].store
+    container = request.app[CONTAINER]
+    store = container.store
     run = await store.get_run(run_id)
+    # sensitive values (marked in the workflow's schemas) are masked wherever they were copied
+    r = await container.engine.redactor(run)
     checkpoints = sorted(await store.list_checkpoints(run_id=run.id), key=lambda cp: cp.created_at)
     decisions = await store.list_decisions(run_id=run.id)
     events = await store.audit_events(run_id=run.id)
@@ -237,12 +241,12 @@ async def _run_view(request: web.Request, run_id: str, notice: str = "", status:
         request,
         "run.html",
         status=status,
-        run=run,
-        steps=await store.list_steps(run.id),
-        checkpoints=checkpoints,
-        decisions=decisions,
+        run=redact_run(r, run),
+        steps=[redact_step(r, s) for s in await store.list_steps(run.id)],
+        checkpoints=[redact_checkpoint(r, cp) for cp in checkpoints],
+        decisions=[redact_decision(r, d) for d in decisions],
         flags=flags_of(events),
-        history=history_of(events),
+        history=history_of([redact_event(r, e) for e in events]),
         notice=notice,
     )
 

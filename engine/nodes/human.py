@@ -13,6 +13,7 @@ from engine.model import Checkpoint, Delegation, Deliverable, Delivery, HumanCon
 from engine.nodes.base import Completed, LoadContext, NodeContext, NodeResult, Paused
 from engine.policy import assignee_principals, card_targets, check_assignee_spec, expand_principals
 from engine.ports import AuditDraft
+from engine.sensitive import Redactor
 from engine.shown import shown_hash
 from engine.templates import render_markup, render_value
 
@@ -94,7 +95,8 @@ async def _delegations(ctx: NodeContext, assignees: list[str], active: list[Dele
 async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
     compiled = ctx.compiled
     now = ctx.deps.clock.now()
-    context = render_value(compiled.get("context", {}), ctx.scope)
+    # the context is only shown, never executed: it is stored with sensitive values masked
+    context = _run_redactor(ctx).value(render_value(compiled.get("context", {}), ctx.scope))
     proposed_raw = compiled.get("proposed")
     properties = config.response_schema.get("properties", {})
     if proposed_raw is not None:
@@ -152,6 +154,16 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
         for target in dict.fromkeys([*card_targets(assignees, delegations), *config.notify])
     ]
     return Paused(checkpoint=cp, input={"context": cp.context, "proposed": proposed}, deliveries=deliveries)
+
+
+def _run_redactor(ctx: NodeContext) -> Redactor:
+    """The run's sensitive values so far: its inputs, and the answers of earlier human nodes."""
+    pairs: list[tuple[Any, Any]] = [(ctx.run.inputs, ctx.workflow.inputs)]
+    for node_id, done in (ctx.scope.get("nodes") or {}).items():
+        node = ctx.workflow.nodes.get(node_id)
+        if node is not None and isinstance(node.config, HumanConfig) and isinstance(done, dict):
+            pairs.append((done.get("data"), node.config.response_schema))
+    return Redactor.collect(pairs)
 
 
 def _asks_requester(config: HumanConfig) -> bool:

@@ -23,6 +23,7 @@ from engine.commands import Cancel
 from engine.delegation import delegate, end_delegations
 from engine.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from engine.inputs import coerce_inputs, parse_pairs
+from engine.sensitive import redact_run
 
 __all__ = ["register"]
 
@@ -96,7 +97,8 @@ async def _status(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None
         await deps.reply(user, messages.run_not_found(rest), **where(body))
         return
     open_cps = [cp for cp in await store.list_checkpoints(run_id=run.id) if cp.status.value == "open"]
-    await deps.reply(user, messages.run_status(run, open_cps), run_id=run.id, **where(body))
+    shown = redact_run(await deps.container.engine.redactor(run), run)  # its reason may quote data
+    await deps.reply(user, messages.run_status(shown, open_cps), run_id=run.id, **where(body))
 
 
 async def _inbox(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
