@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from multidict import MultiDict
 
@@ -14,7 +15,7 @@ from engine.sensitive import MASK
 from engine.shown import proposal_fields
 
 SECRET = "DE89-3704-0044-0532-0130-00"
-SCHEMA = {
+SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"iban": {"type": "string", "x-signoff-sensitive": True}, "amount": {"type": "number"}},
     "required": ["iban", "amount"],
