@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from bot.login_config import LoginSettings, read_login
 from engine.errors import EngineError
 
 __all__ = ["ConfigError", "Settings"]
@@ -53,6 +54,7 @@ class Settings(BaseModel):
     secret_key: SecretStr | None = None
     secret_key_file: Path = Path(".signoff/secret_key")
     allowed_hosts: tuple[str, ...] = ()
+    login: LoginSettings = LoginSettings()  # SIGNOFF_AUTH and the rest: bot/login_config.py
 
     @property
     def slack_enabled(self) -> bool:
@@ -106,6 +108,10 @@ class Settings(BaseModel):
         public_url = get("SIGNOFF_PUBLIC_URL") or None
         if public_url is not None:
             _check_public_url(public_url)
+        try:
+            login = read_login(get, slack_mode=bool(bot and secret), public_url=public_url)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         return cls(
             database_url=get("SIGNOFF_DATABASE_URL", "sqlite:///./signoff.db"),
             workflows_dir=Path(get("SIGNOFF_WORKFLOWS_DIR", "workflows")),
@@ -131,6 +137,7 @@ class Settings(BaseModel):
             secret_key=_secret(get("SIGNOFF_SECRET_KEY") or None),
             secret_key_file=Path(get("SIGNOFF_SECRET_KEY_FILE") or ".signoff/secret_key"),
             allowed_hosts=_hosts(get("SIGNOFF_ALLOWED_HOSTS", "")),
+            login=login,
         )
 
 

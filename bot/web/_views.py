@@ -16,6 +16,7 @@ from bot.wiring import Container
 from engine.commands import Cancel
 from engine.errors import Conflict, InvalidInput, NotAllowed
 from engine.model import RunStatus, parse_duration
+from engine.people import Person
 from engine.stats import load_stats
 
 log = logging.getLogger("signoff.web")
@@ -25,6 +26,12 @@ JINJA = web.AppKey("signoff.web.jinja", Environment)
 TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("signoff.web.tasks")
 # the CSRF token of the request's session, put there by the guard for the forms of the page
 CSRF_TOKEN = web.RequestKey("signoff.web.csrf", str)
+# the cookie's session id (guard), the one replacing it (sign-in, logout), and who is signed in
+SID = web.RequestKey("signoff.web.sid", str)
+NEW_SID = web.RequestKey("signoff.web.new_sid", str)
+PERSON = web.RequestKey("signoff.web.person", Person)
+# what the header counts for the signed-in person (waiting for them), when known
+COUNTS: web.RequestKey[dict[str, str]] = web.RequestKey("signoff.web.counts")
 
 ACTOR_COOKIE = "signoff_actor"
 DEFAULT_ACTOR = "local-user"
@@ -40,7 +47,10 @@ _PRIORITY_ORDER = {"urgent": 0, "high": 1, "medium": 2, "low": 3}
 
 
 def actor_of(request: web.Request) -> str:
-    """The name the person chose in the header form (there is no login in local mode)."""
+    """Who acts: the signed-in person (with a login), else the name chosen in the header form."""
+    person: Person | None = request.get(PERSON)
+    if person is not None:
+        return person.actor
     name = request.cookies.get(ACTOR_COOKIE, "")
     return name if _ACTOR.match(name) else DEFAULT_ACTOR
 
@@ -53,6 +63,9 @@ def render(request: web.Request, template: str, *, status: int = 200, **context:
         .get_template(template)
         .render(
             actor=actor_of(request),
+            person=request.get(PERSON),
+            login=container.settings.login.enabled,
+            counts=request.get(COUNTS),
             now=container.clock.now(),
             path=request.path_qs,
             csrf=request.get(CSRF_TOKEN, ""),
@@ -262,6 +275,11 @@ async def cancel_run(request: web.Request) -> web.Response:
 
 async def set_actor(request: web.Request) -> web.Response:
     """Remember who is acting (a cookie), then go back to the page the form was on."""
+    if request.app[CONTAINER].settings.login.enabled:
+        message = (
+            "People sign in to this console, so everyone acts as themselves: there is no name to choose."
+        )
+        return render(request, "error.html", status=403, title="Not here", message=message)
     form = await request.post()
     name = str(form.get("actor", "")).strip()
     back = str(form.get("next", "/"))
