@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.errors import Conflict, NotFound
+from engine.model import Decision
 from engine.people import ConsoleSession, LoginToken, Person
 from engine.ports import AuditDraft
 
@@ -14,8 +15,15 @@ __all__ = ["InMemoryPeople"]
 class InMemoryPeople:
     """People, identities, sessions and login tokens in dictionaries."""
 
+    _decisions: dict[str, Decision]  # the run store's
+
     def _append(self, drafts: list[AuditDraft]) -> None:  # provided by the run store
         raise NotImplementedError
+
+    async def decisions_by(self, actors: list[str], *, limit: int = 50) -> list[Decision]:
+        """The newest decisions made by one of ``actors``, newest first."""
+        found = [d for d in reversed(self._decisions.values()) if d.actor in actors]
+        return found[:limit]
 
     @property
     def _people_state(self) -> tuple[dict[str, Person], dict[str, ConsoleSession], dict[str, LoginToken]]:

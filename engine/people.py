@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.model import Decision
 from engine.ports import AuditDraft
 
 __all__ = [
@@ -148,6 +149,10 @@ class PeopleStore(Protocol):
         Raises:
             Conflict: one of its identities belongs to another person.
         """
+        ...
+
+    async def decisions_by(self, actors: list[str], *, limit: int = 50) -> list[Decision]:
+        """The newest decisions whose actor is one of ``actors`` (a person's actor ids), newest first."""
         ...
 
     async def add_session(self, session: ConsoleSession, audit: list[AuditDraft]) -> None:

@@ -5,17 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from engine.errors import Conflict, NotFound
+from engine.model import Decision
 from engine.people import ConsoleSession, LoginToken, Person
 from engine.ports import AuditDraft
 from storage import _audit
 from storage._db import Tx
 from storage._sql import Sql, bind_when, dumps_json
-from storage.mapping import Shape, insert
+from storage.mapping import DECISIONS, Shape, insert
 from storage.tables import ConsoleSessionRow, LoginTokenRow, PersonRow
 
 __all__ = [
     "add_session",
     "add_token",
+    "decisions_by",
     "end_session",
     "find",
     "get",
@@ -97,6 +99,18 @@ def link(tx: Tx, person: Person, audit: list[AuditDraft]) -> Person:
     tx.many(_INSERT_IDENTITY, [{"identity": i, "person_id": person.id} for i in added])
     _audit.append(tx, audit, head)
     return result
+
+
+def decisions_by(tx: Tx, actors: list[str], limit: int) -> list[Decision]:
+    """The newest decisions made by one of ``actors``, newest first."""
+    if not actors:
+        return []
+    names = [f"a{i}" for i in range(len(actors))]
+    params: dict[str, object] = {"limit": limit, **dict(zip(names, actors, strict=True))}
+    sql = DECISIONS.select(
+        f"WHERE actor IN ({', '.join(':' + n for n in names)}) ORDER BY pk DESC LIMIT :limit"
+    )
+    return DECISIONS.load_all(tx.query(sql, params).fetchall(), tx.pg)
 
 
 def add_session(tx: Tx, session: ConsoleSession, audit: list[AuditDraft]) -> None:

@@ -113,11 +113,19 @@ class SqlStore:
         return await self._db.read(lambda tx: _queries.run(tx, run_id))
 
     async def list_runs(
-        self, *, status: list[RunStatus] | None = None, workflow_id: str | None = None, limit: int = 100
+        self,
+        *,
+        status: list[RunStatus] | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+        search: str | None = None,
+        before: tuple[datetime, str] | None = None,
     ) -> list[Run]:
-        """Runs, newest first."""
+        """Runs, newest first (``search`` and ``before``: see ``RunStore.list_runs``)."""
         return await self._db.read(
-            lambda tx: _queries.runs(tx, status=status, workflow_id=workflow_id, limit=limit)
+            lambda tx: _queries.runs(
+                tx, status=status, workflow_id=workflow_id, limit=limit, search=search, before=before
+            )
         )
 
     async def list_steps(self, run_id: str) -> list[Step]:
@@ -268,6 +276,10 @@ class SqlStore:
     async def link_person(self, person: Person, audit: list[AuditDraft]) -> Person:
         """Insert a person or add identities to a stored one. Raises Conflict (another person's identity)."""
         return await self._db.write(lambda tx: _people.link(tx, person, audit))
+
+    async def decisions_by(self, actors: list[str], *, limit: int = 50) -> list[Decision]:
+        """The newest decisions made by one of ``actors``, newest first."""
+        return await self._db.read(lambda tx: _people.decisions_by(tx, actors, limit))
 
     async def add_session(self, session: ConsoleSession, audit: list[AuditDraft]) -> None:
         """Store a new console session. Raises Conflict when its id exists."""

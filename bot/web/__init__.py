@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.web import _decide, _guard, _login, _views
+from bot.web import _decide, _guard, _inbox, _login, _views
 from bot.web._auth import require_login
 from bot.web._filters import environment
 from bot.web._hosts import refuse_exposure
@@ -58,6 +58,8 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
     if login:
         _login.install(app, container)
         app.middlewares.append(require_login)
+    if console:
+        app.middlewares.append(_inbox.count_waiting)
     app.middlewares.append(_errors)
     routes: list[tuple[str, str, _Handler, str]] = [
         ("GET", "/healthz", _views.healthz, "healthz"),
@@ -67,6 +69,10 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("POST", "/workflows/{workflow_id}/runs", _views.start_run, "start"),
         ("GET", "/runs", _views.runs_page, "runs"),
         ("GET", "/stats", _views.stats_page, "stats"),
+        ("GET", "/inbox", _inbox.inbox_page, "inbox"),
+        ("GET", "/mine", _inbox.mine_page, "mine"),
+        ("GET", "/roles", _inbox.roles_page, "roles"),
+        ("GET", "/roles/{role}", _inbox.role_page, "role"),
         ("GET", "/runs/{run_id}", _views.run_page, "run"),
         ("POST", "/runs/{run_id}/cancel", _views.cancel_run, "cancel"),
         ("GET", "/checkpoints/{checkpoint_id}", _decide.checkpoint_page, "checkpoint"),

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import logging
 import re
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from jinja2 import Environment
@@ -41,6 +43,7 @@ _ACTOR = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
 DRIVE_WAIT_S = 2.0
 _HISTORY_KINDS = ("run.", "checkpoint.", "decision.", "escalation.", "reminder.")
 _PRIORITY_ORDER = {"urgent": 0, "high": 1, "medium": 2, "low": 3}
+RUNS_PAGE = 50
 
 
 # --------------------------------------------------------------------------- helpers
@@ -53,6 +56,22 @@ def actor_of(request: web.Request) -> str:
         return person.actor
     name = request.cookies.get(ACTOR_COOKIE, "")
     return name if _ACTOR.match(name) else DEFAULT_ACTOR
+
+
+def cursor_of(raw: str | None) -> tuple[datetime, str] | None:
+    """A page cursor from the query (``<iso time>|<id>``); None when absent or malformed."""
+    if not raw or "|" not in raw:
+        return None
+    when, _, ident = raw.partition("|")
+    try:
+        return datetime.fromisoformat(when), ident
+    except ValueError:
+        return None
+
+
+def cursor_text(cursor: tuple[datetime, str]) -> str:
+    """The query value of a page cursor."""
+    return f"{cursor[0].isoformat()}|{cursor[1]}"
 
 
 def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
@@ -141,8 +160,15 @@ async def home(request: web.Request) -> web.Response:
     open_cps.sort(key=lambda cp: (_PRIORITY_ORDER.get(cp.priority.value, 9), cp.due_at is None, cp.due_at))
     broken = [str(issue) for err in c.catalog.errors for issue in err.issues]
     runs = await c.store.list_runs(limit=15)
+    mine = {cp.id for cp in (await c.engine.waiting_for(actor_of(request), limit=100)).items}
     return render(
-        request, "home.html", workflows=c.catalog.all(), broken=broken, checkpoints=open_cps, runs=runs
+        request,
+        "home.html",
+        workflows=c.catalog.all(),
+        broken=broken,
+        checkpoints=open_cps,
+        runs=runs,
+        mine=mine,
     )
 
 
@@ -191,13 +217,33 @@ async def start_run(request: web.Request) -> web.Response:
 
 
 async def runs_page(request: web.Request) -> web.Response:
-    """Runs, newest first, optionally filtered by status."""
+    """Runs, newest first, a page at a time, filtered by status and a search (part of the id,
+    workflow or requester)."""
     wanted = request.query.get("status", "")
+    search = request.query.get("q", "").strip()[:100]
     statuses = [s.value for s in RunStatus]
     status_filter = [RunStatus(wanted)] if wanted in statuses else None
-    runs = await request.app[CONTAINER].store.list_runs(status=status_filter, limit=200)
+    before = cursor_of(request.query.get("before"))
+    runs = await request.app[CONTAINER].store.list_runs(
+        status=status_filter, limit=RUNS_PAGE + 1, search=search or None, before=before
+    )
+    following = None
+    if len(runs) > RUNS_PAGE:
+        runs = runs[:RUNS_PAGE]
+        query = {"status": wanted, "q": search, "before": cursor_text((runs[-1].created_at, runs[-1].id))}
+        following = "/runs?" + urlencode({k: v for k, v in query.items() if v})
     notice = f"unknown status '{wanted}'; showing every run" if wanted and not status_filter else ""
-    return render(request, "runs.html", runs=runs, statuses=statuses, wanted=wanted, notice=notice)
+    return render(
+        request,
+        "runs.html",
+        runs=runs,
+        statuses=statuses,
+        wanted=wanted,
+        search=search,
+        notice=notice,
+        following=following,
+        first=before is None,
+    )
 
 
 async def stats_page(request: web.Request) -> web.Response:

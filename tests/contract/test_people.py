@@ -104,3 +104,34 @@ async def test_two_processes_using_one_token_get_it_once(backend: object) -> Non
     await first.add_login_token(token)
     got = await asyncio.gather(first.use_login_token("t1", at(1)), second.use_login_token("t1", at(1)))
     assert sorted(g is not None for g in got) == [False, True]
+
+
+async def test_decisions_by_a_persons_actor_ids_newest_first(store: RunStore) -> None:
+    from engine.model import CheckpointOutcome, RunStatus
+    from engine.ports import CheckpointUpdate, RunChange
+    from tests.contract import _data as d
+
+    lease = await d.started(store)
+    cps = [d.checkpoint(f"cp_{i}") for i in range(3)]
+    change = RunChange(
+        at=at(1), checkpoints=cps, pending_remove=["draft"], status=RunStatus.waiting, release=True
+    )
+    await store.commit(lease, change)
+    for i, actor in enumerate(["U_ANN", "U_BOB", "email:ann@corp.example"]):
+        decision = d.decision(f"dec_{i}", actor=actor, checkpoint_id=f"cp_{i}", created_at=at(10 + i))
+        update = CheckpointUpdate(
+            checkpoint_id=f"cp_{i}",
+            expected_version=0,
+            at=at(10 + i),
+            resolve=True,
+            outcome=CheckpointOutcome.approved,
+            decision=decision,
+        )
+        await store.update_checkpoint(update)
+    people = _people(store)
+    ann = await people.decisions_by(["U_ANN", "email:ann@corp.example"])
+    assert [x.id for x in ann] == ["dec_2", "dec_0"]
+    assert [x.id for x in await people.decisions_by(["U_ANN", "email:ann@corp.example"], limit=1)] == [
+        "dec_2"
+    ]
+    assert await people.decisions_by([]) == []

@@ -46,6 +46,7 @@ edges: [{from: release, to: paid, when: "response.action == 'approve'"}]
 ROLES = """\
 finance:
   members: ["email:ann@corp.example", "user:felix", "user:fred"]
+  delegates: ["email:dave@corp.example"]
 """
 
 
@@ -89,6 +90,7 @@ class Console:
     server: TestServer
     url: str
     browsers: list[Browser] = field(default_factory=list)
+    idp: FakeOidc | None = None
 
     async def browser(self) -> Browser:
         """A new browser on the console."""
