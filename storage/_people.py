@@ -40,16 +40,21 @@ _BY_IDENTITY = Sql(
 )
 _OWNER = Sql("SELECT person_id FROM person_identities WHERE identity = :identity")
 _ALL = PEOPLE.select("ORDER BY pk")
-_INSERT_PERSON = insert(PEOPLE)
+# inserts never raise on a duplicate (on PostgreSQL an error would only surface at commit):
+# they return nothing instead, and the caller raises Conflict
+_INSERT_PERSON = insert(PEOPLE, "ON CONFLICT (id) DO NOTHING RETURNING id")
 _UPDATE_PERSON = Sql("UPDATE people SET identities = :identities, name = :name WHERE id = :id")
-_INSERT_IDENTITY = Sql("INSERT INTO person_identities (identity, person_id) VALUES (:identity, :person_id)")
-_INSERT_SESSION = insert(SESSIONS)
+_INSERT_IDENTITY = Sql(
+    "INSERT INTO person_identities (identity, person_id) VALUES (:identity, :person_id)"
+    " ON CONFLICT (identity) DO NOTHING RETURNING person_id"
+)
+_INSERT_SESSION = insert(SESSIONS, "ON CONFLICT (id) DO NOTHING RETURNING id")
 _SESSION = SESSIONS.select("WHERE id = :id")
 _TOUCH = Sql(
     "UPDATE console_sessions SET seen_at = :at WHERE id = :id AND ended_at IS NULL AND seen_at < :at"
 )
 _END = Sql("UPDATE console_sessions SET ended_at = :at WHERE id = :id AND ended_at IS NULL RETURNING id")
-_INSERT_TOKEN = insert(TOKENS)
+_INSERT_TOKEN = insert(TOKENS, "ON CONFLICT (id) DO NOTHING RETURNING id")
 _USE = Sql(
     "UPDATE login_tokens SET used_at = :at WHERE id = :id AND used_at IS NULL AND expires_at > :at"
     f" RETURNING {TOKENS.columns}"
@@ -86,7 +91,8 @@ def link(tx: Tx, person: Person, audit: list[AuditDraft]) -> Person:
             raise Conflict(f"{identity} already belongs to person {owner[0]}")
     head = _audit.lock_head(tx, audit)
     if stored is None:
-        tx.run(_INSERT_PERSON, PEOPLE.params(person, tx.pg))
+        if tx.query(_INSERT_PERSON, PEOPLE.params(person, tx.pg)).fetchone() is None:
+            raise Conflict(f"person {person.id} already exists")
         added = person.identities
         result = person
     else:
@@ -96,7 +102,10 @@ def link(tx: Tx, person: Person, audit: list[AuditDraft]) -> Person:
         )
         params = {"id": result.id, "name": result.name, "identities": dumps_json(result.identities)}
         tx.run(_UPDATE_PERSON, params)
-    tx.many(_INSERT_IDENTITY, [{"identity": i, "person_id": person.id} for i in added])
+    for identity in added:
+        # another transaction may have linked it since the check above
+        if tx.query(_INSERT_IDENTITY, {"identity": identity, "person_id": person.id}).fetchone() is None:
+            raise Conflict(f"{identity} already belongs to another person")
     _audit.append(tx, audit, head)
     return result
 
@@ -116,7 +125,8 @@ def decisions_by(tx: Tx, actors: list[str], limit: int) -> list[Decision]:
 def add_session(tx: Tx, session: ConsoleSession, audit: list[AuditDraft]) -> None:
     """Insert a session with its audit events (and forget login tokens expired a day ago)."""
     head = _audit.lock_head(tx, audit)
-    tx.run(_INSERT_SESSION, SESSIONS.params(session, tx.pg))
+    if tx.query(_INSERT_SESSION, SESSIONS.params(session, tx.pg)).fetchone() is None:
+        raise Conflict("this session already exists")
     tx.run(_FORGET_TOKENS, {"before": bind_when(session.created_at - timedelta(days=1), tx.pg)})
     _audit.append(tx, audit, head)
 
@@ -140,8 +150,9 @@ def end_session(tx: Tx, session_id: str, at: datetime, audit: list[AuditDraft]) 
 
 
 def add_token(tx: Tx, token: LoginToken) -> None:
-    """Insert a login token."""
-    tx.run(_INSERT_TOKEN, TOKENS.params(token, tx.pg))
+    """Insert a login token. Raises Conflict when its id exists."""
+    if tx.query(_INSERT_TOKEN, TOKENS.params(token, tx.pg)).fetchone() is None:
+        raise Conflict("this login token already exists")
 
 
 def use_token(tx: Tx, token_id: str, at: datetime) -> LoginToken | None:

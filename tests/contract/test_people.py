@@ -135,3 +135,19 @@ async def test_decisions_by_a_persons_actor_ids_newest_first(store: RunStore) ->
         "dec_2"
     ]
     assert await people.decisions_by([]) == []
+
+
+async def test_two_processes_linking_one_identity_to_two_people_one_wins(backend: object) -> None:
+    from tests.contract.conftest import Backend
+
+    assert isinstance(backend, Backend)
+    first, second = _people(backend.store), _people(backend.another())
+    a = Person(id="per_a", identities=["email:ann@corp.example"], created_at=T0)
+    b = Person(id="per_b", identities=["email:ann@corp.example"], created_at=T0)
+    got = await asyncio.gather(first.link_person(a, []), second.link_person(b, []), return_exceptions=True)
+    assert sorted(type(g).__name__ for g in got) == ["Conflict", "Person"]
+    winner = await first.find_person("email:ann@corp.example")
+    assert winner is not None
+    assert [p.id for p in await second.list_people()] == [winner.id]  # the loser left nothing behind
+    assert await first.use_login_token("none", at(1)) is None  # both stores still work
+    assert await second.use_login_token("none", at(1)) is None
