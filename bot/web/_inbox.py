@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot.web._views import CONTAINER, COUNTS, actor_of, cursor_of, cursor_text, render
+from bot.web._views import CONTAINER, COUNTS, WAITING, actor_of, cursor_of, cursor_text, render
 from engine.errors import NotFound
 from engine.people import actor_of as actor_id
 from engine.roles import parse_principal
@@ -41,6 +41,7 @@ async def count_waiting(request: web.Request, handler: _Handler) -> web.StreamRe
             # a count is not worth a broken page (a directory that did not answer, say)
             log.exception("counting what waits for %s failed", actor_of(request))
         else:
+            request[WAITING] = page.items
             count = len(page.items)
             request[COUNTS] = {"waiting": f"{_COUNT_UP_TO}+" if count > _COUNT_UP_TO else str(count)}
     return await handler(request)

@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from datetime import timedelta
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -34,12 +35,26 @@ __all__ = ["LOGIN", "LoginKit", "install"]
 _PENDING_TTL = timedelta(minutes=10)
 
 
+_LINKS_PER_ADDRESS = 5  # login links mailed to one address per SIGNOFF_LOGIN_LINK_TTL (per process)
+
+
 @dataclass
 class LoginKit:
-    """The configured providers and the signer of login links."""
+    """The configured providers, the signer of login links, and when links were last asked for."""
 
     providers: dict[str, Provider]
     links: URLSafeTimedSerializer
+    asked: dict[str, deque[datetime]] = field(default_factory=dict)
+
+    def too_many(self, address: str, now: datetime, window: timedelta) -> bool:
+        """Count a request for a link to ``address``; True when it is one too many for now."""
+        recent = self.asked.setdefault(address, deque())
+        while recent and recent[0] <= now - window:
+            recent.popleft()
+        if len(recent) >= _LINKS_PER_ADDRESS:
+            return True
+        recent.append(now)
+        return False
 
 
 LOGIN = web.AppKey("signoff.web.login", LoginKit)
@@ -182,11 +197,16 @@ async def email_request(request: web.Request) -> web.Response:
         "If this address may sign in here, a sign-in link is on its way to it. "
         "It works once, for a few minutes."
     )
+    now, ttl = c.clock.now(), c.settings.login.link_ttl
+    # counted before anything says whether the address is known, so the answer tells nothing more
+    if request.app[LOGIN].too_many(identity, now, ttl):
+        message = (
+            "Several sign-in links were sent to this address just now; use the newest, or wait a few minutes."
+        )
+        return _page(request, status=429, error=message, email=typed)
     if not await _accounts.may_sign_in(c, [identity]):
         return _page(request, notice=sent)
     secret = secrets.token_urlsafe(24)
-    now = c.clock.now()
-    ttl = c.settings.login.link_ttl
     token = LoginToken(
         id=_accounts.hashed(secret),
         kind="email",

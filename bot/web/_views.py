@@ -17,7 +17,7 @@ from bot.web import _forms
 from bot.wiring import Container
 from engine.commands import Cancel
 from engine.errors import Conflict, InvalidInput, NotAllowed
-from engine.model import RunStatus, parse_duration
+from engine.model import Checkpoint, RunStatus, parse_duration
 from engine.people import Person
 from engine.stats import load_stats
 
@@ -34,6 +34,8 @@ NEW_SID = web.RequestKey("signoff.web.new_sid", str)
 PERSON = web.RequestKey("signoff.web.person", Person)
 # what the header counts for the signed-in person (waiting for them), when known
 COUNTS: web.RequestKey[dict[str, str]] = web.RequestKey("signoff.web.counts")
+# what waits for the person (the newest 100), when the header counted it
+WAITING: web.RequestKey[list[Checkpoint]] = web.RequestKey("signoff.web.waiting")
 
 ACTOR_COOKIE = "signoff_actor"
 DEFAULT_ACTOR = "local-user"
@@ -160,7 +162,10 @@ async def home(request: web.Request) -> web.Response:
     open_cps.sort(key=lambda cp: (_PRIORITY_ORDER.get(cp.priority.value, 9), cp.due_at is None, cp.due_at))
     broken = [str(issue) for err in c.catalog.errors for issue in err.issues]
     runs = await c.store.list_runs(limit=15)
-    mine = {cp.id for cp in (await c.engine.waiting_for(actor_of(request), limit=100)).items}
+    waiting = request.get(WAITING)
+    if waiting is None:
+        waiting = (await c.engine.waiting_for(actor_of(request), limit=100)).items
+    mine = {cp.id for cp in waiting}
     return render(
         request,
         "home.html",

@@ -144,3 +144,18 @@ async def test_a_link_post_without_the_pages_token_is_refused(
     page = await client.get(path)  # the link is still good for the person
     form = form_for(await page.text(), path)
     assert (await client.post(path, data=form.hidden, allow_redirects=False)).status == 303
+
+
+async def test_an_address_is_not_flooded_with_links(site: Console, smtp: tuple[int, list[Message]]) -> None:
+    client = await site.browser()
+    for _ in range(5):
+        await _link(client, smtp, "ann@corp.example")
+    page = await client.get("/login")
+    form = form_for(await page.text(), "/login/email")
+    for address in ("ann@corp.example", "ANN@corp.example"):
+        resp = await client.post("/login/email", data={**form.hidden, "email": address})
+        assert resp.status == 429
+        assert "Several sign-in links were sent to this address" in await resp.text()
+    assert len(smtp[1]) == 5
+    site.clock.advance(site.container.settings.login.link_ttl.total_seconds())
+    await _link(client, smtp, "ann@corp.example")  # the window has passed
