@@ -346,8 +346,10 @@ def serve() -> None:
 
 def _register_subcommands() -> None:
     from bot.cli_audit import register
+    from bot.cli_people import register as register_people
 
     register(app)
+    register_people(app)
 
 
 _register_subcommands()

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from bot.login_config import LoginSettings, read_login
 from engine.egress import EgressPolicy
 from engine.errors import EngineError
 
@@ -55,6 +56,7 @@ class Settings(BaseModel):
     secret_key_file: Path = Path(".signoff/secret_key")
     allowed_hosts: tuple[str, ...] = ()
     http_allow: EgressPolicy = EgressPolicy()
+    login: LoginSettings = LoginSettings()  # SIGNOFF_AUTH and the rest: bot/login_config.py
 
     @property
     def slack_enabled(self) -> bool:
@@ -112,6 +114,10 @@ class Settings(BaseModel):
             http_allow = EgressPolicy.parse(get("SIGNOFF_HTTP_ALLOW", ""))
         except ValueError as exc:
             raise ConfigError(f"SIGNOFF_HTTP_ALLOW: {exc}") from None
+        try:
+            login = read_login(get, slack_mode=bool(bot and secret), public_url=public_url)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         return cls(
             database_url=get("SIGNOFF_DATABASE_URL", "sqlite:///./signoff.db"),
             workflows_dir=Path(get("SIGNOFF_WORKFLOWS_DIR", "workflows")),
@@ -138,6 +144,7 @@ class Settings(BaseModel):
             secret_key_file=Path(get("SIGNOFF_SECRET_KEY_FILE") or ".signoff/secret_key"),
             allowed_hosts=_hosts(get("SIGNOFF_ALLOWED_HOSTS", "")),
             http_allow=http_allow,
+            login=login,
         )
 
 

@@ -30,13 +30,14 @@ log = logging.getLogger("signoff.server")
 async def create_app(container: Container) -> web.Application:
     """The aiohttp application with every route of this process.
 
-    The web console is served in local mode only (``serve`` refuses the configurations that
-    would expose it); in Slack mode the process serves ``/healthz`` and Slack's endpoint.
+    The web console is served in local mode, and in Slack mode when people sign in to it
+    (``SIGNOFF_AUTH``); otherwise the process serves ``/healthz`` and Slack's endpoint.
     """
     from bot.web import add_routes
 
     app = web.Application()
-    add_routes(app, container, console=not container.settings.slack_enabled)
+    settings = container.settings
+    add_routes(app, container, console=not settings.slack_enabled or settings.login.enabled)
     return app
 
 

@@ -20,6 +20,7 @@ from engine.catalog import WorkflowCatalog
 from engine.errors import EngineError, InvalidWorkflow, SkillFailed
 from engine.nodes.base import NodeDeps, SkillRunner
 from engine.outbox import Outbox
+from engine.people import PeopleStore
 from engine.ports import LLM, Clock, IdFactory, RunStore, Sandbox, SandboxRequest, SandboxResult, Sender
 from engine.roles import Role, load_roles
 from engine.service import Engine
@@ -92,6 +93,7 @@ class Container:
     ids: IdFactory
     roles: dict[str, Role]
     closers: list[Any] = field(default_factory=list)
+    people: PeopleStore | None = None  # people, sessions and login tokens (the store, when it keeps them)
 
     async def close(self) -> None:
         """Release connections and sessions."""
@@ -178,6 +180,7 @@ async def build(
         workspace_root=settings.workspace_dir.resolve(),
         default_model=settings.default_model,
         roles=roles,
+        people=store if isinstance(store, PeopleStore) else None,
     )
     engine = Engine(
         store=store,
@@ -198,6 +201,7 @@ async def build(
         ids=ids,
         roles=roles,
         closers=closers,
+        people=deps.people,
     )
 
 

@@ -215,7 +215,7 @@ class Deciding(Driving):
         return not (
             cp.kind in SELF_APPROVAL_KINDS
             and not cp.allow_self_approval
-            and cp.requester in {actor, found[0]}
+            and await self.gate.is_requester(cp, actor, found[0])
         )
 
     async def _validated(self, command: Decide) -> _Valid:
@@ -401,7 +401,9 @@ class Deciding(Driving):
     async def cancel(self, command: Cancel) -> Run:
         """Cancel a run (requester or admin only)."""
         run = await self.store.get_run(command.run_id)
-        if command.actor != run.requester and not is_admin(command.actor, self.catalog.roles):
+        aliases = await self.gate.aliases(command.actor)
+        requester = await self.gate.same_person(command.actor, run.requester)
+        if not requester and not is_admin(command.actor, self.catalog.roles, aliases):
             raise NotAllowed("only the person who started this run, or an admin, can cancel it")
         if run.status.final:
             raise Conflict(f"run {run.id} already ended ({run.status.value})")

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from engine._deciding import Deciding
 from engine.model import Checkpoint
+from engine.people import actor_of, as_principal
 from engine.roles import parse_principal
 
 __all__ = ["Inbox", "Page"]
@@ -31,31 +32,44 @@ class Inbox(Deciding):
     """Open checkpoints a person may decide, complete at any count."""
 
     async def principals_of(self, actor: str) -> list[str]:
-        """Every principal through which ``actor`` may decide, delegations included."""
+        """Every principal through which ``actor`` may decide, delegations included: every
+        identity linked to the person (``engine.people``), the roles, user groups and channels
+        that any of them belongs to, and the same for each person they stand in for."""
         now = self.clock.now()
         active = await self.store.list_delegations(active_at=now)
-        people = [actor, *(d.delegator for d in active if d.delegate == actor and d.delegator != actor)]
+        mine = await self.gate.aliases(actor)
+        persons = [mine]
+        for d in active:
+            if as_principal(d.delegate) in mine and as_principal(d.delegator) not in mine:
+                persons.append(await self.gate.aliases(d.delegator))
         shared = await self.store.open_principals(("group", "channel"))
-        directory = self.deps.directory
         out: list[str] = []
-        for person in dict.fromkeys(people):
-            out.append(f"user:{person}")
+        for aliases in persons:
+            out.extend(sorted(aliases))
             for name in self.catalog.roles:
                 reach = await self.gate.reach_of([f"role:{name}"])
-                if person in reach.users:
+                if aliases & reach.principals:
                     out.append(f"role:{name}")
-            for principal in shared:
-                if directory is None:
-                    break
-                kind, name = parse_principal(principal)
-                members = (
-                    await directory.group_members(name)
-                    if kind == "group"
-                    else await directory.channel_members(name)
-                )
-                if person in members:
-                    out.append(principal)
+            out.extend(await self._shared_of(aliases, shared))
         return list(dict.fromkeys(out))
+
+    async def _shared_of(self, aliases: frozenset[str], shared: list[str]) -> list[str]:
+        """The user groups and channels among ``shared`` that the person belongs to."""
+        directory = self.deps.directory
+        users = {actor_of(a) for a in aliases if a.startswith("user:")}
+        if directory is None or not users:
+            return []
+        out: list[str] = []
+        for principal in shared:
+            kind, name = parse_principal(principal)
+            members = (
+                await directory.group_members(name)
+                if kind == "group"
+                else await directory.channel_members(name)
+            )
+            if users & set(members):
+                out.append(principal)
+        return out
 
     async def waiting_for(
         self, actor: str, *, limit: int = 100, before: tuple[datetime, str] | None = None

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from engine._memory_people import InMemoryPeople
 from engine.audit import GENESIS_HASH, PURGED, event_hash, purge_payload, purged_comment, sha256_of
 from engine.errors import Conflict, LeaseLost, NotFound
 from engine.model import (
@@ -84,8 +85,8 @@ def _as_stored(payload: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-class InMemoryRunStore:
-    """A ``RunStore`` kept in dictionaries (insertion order is creation order)."""
+class InMemoryRunStore(InMemoryPeople):
+    """A ``RunStore`` (and ``PeopleStore``) kept in dictionaries (insertion order is creation order)."""
 
     def __init__(self) -> None:
         self._workflows: dict[str, WorkflowVersion] = {}
@@ -342,16 +343,28 @@ class InMemoryRunStore:
         return _copy(self._run(run_id))
 
     async def list_runs(
-        self, *, status: list[RunStatus] | None = None, workflow_id: str | None = None, limit: int = 100
+        self,
+        *,
+        status: list[RunStatus] | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+        search: str | None = None,
+        before: tuple[datetime, str] | None = None,
     ) -> list[Run]:
-        """Runs, newest first."""
+        """Runs, newest first (a search matches part of the id, workflow id or requester)."""
+        ordered = sorted(reversed(self._runs.values()), key=lambda r: r.created_at, reverse=True)
+        if before is not None:
+            ids = [r.id for r in ordered]
+            at = ids.index(before[1]) + 1 if before[1] in ids else None
+            ordered = ordered[at:] if at is not None else [r for r in ordered if r.created_at < before[0]]
+        needle = (search or "").lower()
         found = [
             r
-            for r in reversed(self._runs.values())
+            for r in ordered
             if (status is None or r.status in status)
             and (workflow_id is None or r.workflow_id == workflow_id)
+            and (not needle or any(needle in v.lower() for v in (r.id, r.workflow_id, r.requester)))
         ]
-        found.sort(key=lambda r: r.created_at, reverse=True)
         return [_copy(r) for r in found[:limit]]
 
     async def list_steps(self, run_id: str) -> list[Step]:

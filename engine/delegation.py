@@ -20,7 +20,7 @@ from datetime import datetime
 
 from engine.errors import InvalidInput, NotAllowed
 from engine.model import Delegation
-from engine.policy import expand_principals, is_admin
+from engine.policy import is_admin
 from engine.ports import AuditDraft
 from engine.service import Engine
 
@@ -28,11 +28,12 @@ __all__ = ["delegate", "end_delegations", "roles_of"]
 
 
 async def roles_of(engine: Engine, user: str) -> list[str]:
-    """Names of the roles ``user`` holds (as a member, directly or through a user group)."""
+    """Names of the roles ``user`` holds (as a member, directly or through a user group, under
+    any of their identities)."""
     held = []
+    mine = await engine.gate.aliases(user)  # every identity of the person (engine.people)
     for name, role in engine.catalog.roles.items():
-        users, _ = await expand_principals(role.members, engine.catalog.roles, engine.deps.directory)
-        if user in users:
+        if mine & (await engine.gate.reach_of(role.members)).principals:
             held.append(name)
     return held
 
@@ -46,11 +47,10 @@ async def _may_stand_in(engine: Engine, delegator: str, to: str) -> str | None:
             f"{delegator} holds no role in the roles file, so there is no role to hand over; "
             "an admin can record this delegation"
         )
+    theirs = await engine.gate.aliases(to)
     for name in held:
-        allowed, _ = await expand_principals(
-            [*roles[name].members, *roles[name].delegates], roles, engine.deps.directory
-        )
-        if to not in allowed:
+        allowed = await engine.gate.reach_of([*roles[name].members, *roles[name].delegates])
+        if not theirs & allowed.principals:
             return (
                 f"{to} may not hold the role '{name}' that {delegator} holds: add them to its members "
                 "or to its delegates in the roles file"

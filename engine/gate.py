@@ -14,7 +14,8 @@ links, the HTTP API, timers) reaches ``Gate.admit`` through ``Engine.decide`` (o
    named, through a role, a user group or channel membership —, the delegator when they act under
    an active delegation), never the requester of an approval or review unless the node allows
    it, one vote per principal toward a quorum, not the editor of a quorum edit approving it,
-   and the typed confirmation word.
+   and the typed confirmation word. People are compared by person, not by name: the identities
+   linked to one person (a Slack id, an email address, ``engine.people``) are one person here.
 
 A refusal raises ``NotAllowed`` (with a ``rule`` code) or ``StaleVersion``, and the engine records
 a ``decision.refused`` audit event saying who tried what and why; nothing else changes.
@@ -30,6 +31,7 @@ from engine.errors import NotAllowed, StaleVersion
 from engine.escalation import step_at
 from engine.model import Checkpoint, Delegation, HumanConfig
 from engine.nodes.base import NodeDeps
+from engine.people import actor_of, as_principal
 from engine.ports import Directory, RunStore
 from engine.roles import Role, parse_principal
 
@@ -65,10 +67,17 @@ class Admission:
 
 @dataclass(frozen=True)
 class Reach:
-    """Who may decide a checkpoint now: named people and the channels whose members may."""
+    """Who may decide a checkpoint now: named people (``users``: user ids; ``emails``: email
+    principals) and the channels whose members may."""
 
     users: frozenset[str]
     channels: tuple[str, ...]
+    emails: frozenset[str] = frozenset()
+
+    @property
+    def principals(self) -> frozenset[str]:
+        """The named people as principals (``user:U1``, ``email:ann@corp.example``)."""
+        return frozenset({*(f"user:{u}" for u in self.users), *self.emails})
 
 
 class Gate:
@@ -78,7 +87,9 @@ class Gate:
         roles: role name -> members, from the roles file.
         deps: the node dependencies; their ``directory`` (user groups and channel members,
             Slack) is read at decision time. Without one (local mode) groups and channels have
-            no members anyone can check, so nobody decides through them.
+            no members anyone can check, so nobody decides through them. Their ``people``
+            (``engine.people``) say which identities name the same person: every comparison of
+            people below (assignee, delegation, requester, quorum, editor) is made on them.
         store: active delegations.
         team: the Slack workspace this installation serves (None outside Slack); the Slack
             surface sets it from ``auth.test`` at start-up.
@@ -102,6 +113,24 @@ class Gate:
         """Where group and channel members are looked up (None: nowhere)."""
         return self.deps.directory
 
+    async def aliases(self, who: str) -> frozenset[str]:
+        """Every principal naming the person ``who`` (an actor or a principal) names, itself
+        included: ``U024BE7LH`` -> ``{user:U024BE7LH, email:ann@corp.example}`` once linked."""
+        principal = as_principal(who)
+        people = self.deps.people
+        person = None if people is None else await people.find_person(principal)
+        if person is None:
+            return frozenset({principal})
+        return frozenset({principal, *person.principals})
+
+    async def same_person(self, a: str, b: str) -> bool:
+        """True when ``a`` and ``b`` (actors or principals) name the same person."""
+        return as_principal(b) in await self.aliases(a)
+
+    async def _among(self, who: str, others: list[str]) -> bool:
+        mine = await self.aliases(who)
+        return any(as_principal(other) in mine for other in others)
+
     # ------------------------------------------------------------------ who may decide
 
     async def reach(self, cp: Checkpoint) -> Reach:
@@ -111,7 +140,8 @@ class Gate:
     async def reach_of(self, principals: list[str]) -> Reach:
         """The people ``principals`` name (roles and groups expanded now) and their channels."""
         users, channels = await self._expand(principals, set())
-        return Reach(frozenset(users), tuple(dict.fromkeys(channels)))
+        emails = frozenset(u for u in users if u.startswith("email:"))
+        return Reach(frozenset(users - emails), tuple(dict.fromkeys(channels)), emails)
 
     async def _expand(self, principals: list[str], seen_roles: set[str]) -> tuple[set[str], list[str]]:
         users: set[str] = set()
@@ -123,6 +153,8 @@ class Gate:
                 continue
             if kind == "user":
                 users.add(name)
+            elif kind == "email":
+                users.add(f"email:{name}")
             elif kind == "channel":
                 channels.append(name)
             elif kind == "group" and self.directory is not None:
@@ -142,24 +174,29 @@ class Gate:
         list of many checkpoints reads them once).
         """
         reach = await self.reach(cp)
-        if actor in reach.users:
+        mine = await self.aliases(actor)
+        if mine & reach.principals:
             return actor, "assignee"
-        if self.directory is not None:
-            for channel in reach.channels:
-                if actor in await self.directory.channel_members(channel):
-                    return actor, "channel"
+        if await self._in_channels(mine, reach):
+            return actor, "channel"
         if active is None:
             active = await self.store.list_delegations(active_at=now)
         for delegation in active:
-            if delegation.delegate != actor or delegation.delegator == actor:
+            if as_principal(delegation.delegate) not in mine or as_principal(delegation.delegator) in mine:
                 continue
-            if delegation.delegator in reach.users:
+            theirs = await self.aliases(delegation.delegator)
+            if theirs & reach.principals or await self._in_channels(theirs, reach):
                 return delegation.delegator, "delegation"
-            if self.directory is not None:
-                for channel in reach.channels:
-                    if delegation.delegator in await self.directory.channel_members(channel):
-                        return delegation.delegator, "delegation"
         return None
+
+    async def _in_channels(self, aliases: frozenset[str], reach: Reach) -> bool:
+        if self.directory is None or not reach.channels:
+            return False
+        users = {actor_of(a) for a in aliases if a.startswith("user:")}
+        for channel in reach.channels:
+            if users & set(await self.directory.channel_members(channel)):
+                return True
+        return False
 
     # ------------------------------------------------------------------ the gate
 
@@ -176,7 +213,7 @@ class Gate:
         if found is None:
             raise _not_assignee(cp, attempt.actor, self.directory is None)
         principal, via = found
-        self._check_person(cp, attempt, principal)
+        await self._check_person(cp, attempt, principal)
         return Admission(principal=principal, via=via, version_checked=version_checked)
 
     def _check_team(self, attempt: Attempt) -> None:
@@ -222,13 +259,16 @@ class Gate:
                 "this checkpoint's escalation does not approve at its deadline", rule="no_auto_approve"
             )
 
-    @staticmethod
-    def _check_person(cp: Checkpoint, attempt: Attempt, principal: str) -> None:
+    async def is_requester(self, cp: Checkpoint, actor: str, principal: str) -> bool:
+        """True when ``actor`` or the ``principal`` they decide for is the person who started the run."""
+        return await self._among(cp.requester, [actor, principal])
+
+    async def _check_person(self, cp: Checkpoint, attempt: Attempt, principal: str) -> None:
         actor, action = attempt.actor, attempt.action
         if (
             cp.kind in SELF_APPROVAL_KINDS
             and not cp.allow_self_approval
-            and cp.requester in {actor, principal}
+            and await self.is_requester(cp, actor, principal)
         ):
             raise NotAllowed(
                 "you started this run, so you cannot decide its checkpoint "
@@ -236,13 +276,13 @@ class Gate:
                 rule="self_approval",
             )
         on_behalf = f" ({principal}, whom you stand in for,)" if principal != actor else ""
-        if cp.quorum > 1 and principal in cp.editors and action == "approve":
+        if cp.quorum > 1 and action == "approve" and await self._among(principal, cp.editors):
             raise NotAllowed(
                 f"you{on_behalf} edited this payload, so you cannot approve your own edit; "
                 f"{cp.quorum} other people must approve it",
                 rule="own_edit",
             )
-        if cp.quorum > 1 and principal in cp.approvals:
+        if cp.quorum > 1 and await self._among(principal, cp.approvals):
             left = cp.quorum - len(cp.approvals)
             raise NotAllowed(
                 f"you{on_behalf} already approved; {left} more approval(s) from others needed",

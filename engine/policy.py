@@ -83,6 +83,8 @@ async def expand_principals(
         kind, name = parse_principal(principal)
         if kind == "user":
             users.add(name)
+        elif kind == "email":
+            continue  # not a Slack user: reached by email (engine.people links it to a Slack id)
         elif kind == "channel":
             open_channel = True
         elif kind == "group":
@@ -102,9 +104,11 @@ async def eligible_users(
     return await expand_principals(cp.assignees, roles, directory)
 
 
-def is_admin(actor: str, roles: Mapping[str, Role]) -> bool:
-    """True when a role marked ``admin: true`` lists the actor (as ``user:``)."""
-    return any(role.admin and f"user:{actor}" in role.members for role in roles.values())
+def is_admin(actor: str, roles: Mapping[str, Role], aliases: frozenset[str] = frozenset()) -> bool:
+    """True when a role marked ``admin: true`` lists the actor (as ``user:``), or one of
+    ``aliases`` (every principal of the same person, ``engine.gate.Gate.aliases``)."""
+    names = {f"user:{actor}", *aliases}
+    return any(role.admin and names & set(role.members) for role in roles.values())
 
 
 async def ensure_may_decide(

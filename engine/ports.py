@@ -272,9 +272,16 @@ class RunStore(Protocol):
         ...
 
     async def list_runs(
-        self, *, status: list[RunStatus] | None = None, workflow_id: str | None = None, limit: int = 100
+        self,
+        *,
+        status: list[RunStatus] | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+        search: str | None = None,
+        before: tuple[datetime, str] | None = None,
     ) -> list[Run]:
-        """Newest first."""
+        """Newest first. ``search``: a case-insensitive part of the run's id, workflow id or
+        requester; ``before``: the ``(created_at, id)`` of the last run of the previous page."""
         ...
 
     async def list_steps(self, run_id: str) -> list[Step]:

@@ -11,25 +11,31 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.errors import InvalidWorkflow, WorkflowIssue
 
-__all__ = ["PRINCIPAL", "Role", "load_roles", "parse_principal"]
+__all__ = ["EMAIL_PRINCIPAL", "PRINCIPAL", "Role", "load_roles", "parse_principal"]
 
 PRINCIPAL = re.compile(r"^(user|group|role|channel):([A-Za-z0-9_.\-]+)$")
+# a person known by an email address (engine.people links it to their other identities)
+EMAIL_PRINCIPAL = re.compile(
+    r"^(email):([A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)+)$"
+)
 
 
 def parse_principal(value: str) -> tuple[str, str]:
-    """Split ``user:U123`` into (``user``, ``U123``). Raises ValueError with what is accepted."""
-    match = PRINCIPAL.match(value.strip())
+    """Split ``user:U123`` into (``user``, ``U123``); ``email:Ann@Corp.example`` into (``email``,
+    ``ann@corp.example``). Raises ValueError with what is accepted."""
+    match = PRINCIPAL.match(value.strip()) or EMAIL_PRINCIPAL.match(value.strip())
     if not match:
         raise ValueError(
-            f"unknown assignee {value!r}: use user:U123, group:S123, role:NAME, channel:C123 "
-            "or {strategy: round_robin | least_busy, pool: [...]}"
+            f"unknown assignee {value!r}: use user:U123, email:ann@corp.example, group:S123, role:NAME, "
+            "channel:C123 or {strategy: round_robin | least_busy, pool: [...]}"
         )
-    return match.group(1), match.group(2)
+    kind, name = match.group(1), match.group(2)
+    return kind, name.lower() if kind == "email" else name
 
 
 class Role(BaseModel):
-    """A role: its members (``user:`` and ``group:`` principals), where it escalates, whether it is
-    an admin role, and who may stand in for its members by delegation (``delegates``)."""
+    """A role: its members (``user:``, ``email:`` and ``group:`` principals), where it escalates,
+    whether it is an admin role, and who may stand in for its members by delegation (``delegates``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -43,8 +49,8 @@ class Role(BaseModel):
     def _members(cls, value: list[str]) -> list[str]:
         for member in value:
             kind, _ = parse_principal(member)
-            if kind not in {"user", "group"}:
-                raise ValueError(f"role members must be user: or group:, not {member!r}")
+            if kind not in {"user", "email", "group"}:
+                raise ValueError(f"role members must be user:, email: or group:, not {member!r}")
         return value
 
 

@@ -60,10 +60,31 @@ def run(tx: Tx, run_id: str) -> Run:
     return RUNS.load(row, tx.pg)
 
 
-def runs(tx: Tx, *, status: list[RunStatus] | None, workflow_id: str | None, limit: int) -> list[Run]:
-    """Runs, newest first."""
+def runs(
+    tx: Tx,
+    *,
+    status: list[RunStatus] | None,
+    workflow_id: str | None,
+    limit: int,
+    search: str | None = None,
+    before: tuple[datetime, str] | None = None,
+) -> list[Run]:
+    """Runs, newest first (``search``: part of the id, workflow id or requester; ``before``:
+    the created_at and id of the previous page's last run)."""
     where = ["1 = 1"]
     params: dict[str, object] = {"limit": limit}
+    if search:
+        escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params["q"] = f"%{escaped}%"
+        where.append(
+            "(LOWER(id) LIKE :q ESCAPE '\\' OR LOWER(workflow_id) LIKE :q ESCAPE '\\'"
+            " OR LOWER(requester) LIKE :q ESCAPE '\\')"
+        )
+    if before is not None:
+        params["bt"], params["bid"] = bind_when(before[0], tx.pg), before[1]
+        where.append(
+            "(created_at < :bt OR (created_at = :bt AND pk < (SELECT pk FROM runs WHERE id = :bid)))"
+        )
     if status is not None:
         names = [f"s{i}" for i in range(len(status))]
         params.update({n: s.value for n, s in zip(names, status, strict=True)})

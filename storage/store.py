@@ -18,8 +18,9 @@ from engine.model import (
     Step,
     WorkflowVersion,
 )
+from engine.people import ConsoleSession, LoginToken, Person
 from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, PurgeReport, RunChange
-from storage import _audit, _checkpoints, _delegations, _outbox, _queries, _retention, _runs
+from storage import _audit, _checkpoints, _delegations, _outbox, _people, _queries, _retention, _runs
 from storage._db import Database
 from storage._migrate import upgrade
 
@@ -112,11 +113,19 @@ class SqlStore:
         return await self._db.read(lambda tx: _queries.run(tx, run_id))
 
     async def list_runs(
-        self, *, status: list[RunStatus] | None = None, workflow_id: str | None = None, limit: int = 100
+        self,
+        *,
+        status: list[RunStatus] | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+        search: str | None = None,
+        before: tuple[datetime, str] | None = None,
     ) -> list[Run]:
-        """Runs, newest first."""
+        """Runs, newest first (``search`` and ``before``: see ``RunStore.list_runs``)."""
         return await self._db.read(
-            lambda tx: _queries.runs(tx, status=status, workflow_id=workflow_id, limit=limit)
+            lambda tx: _queries.runs(
+                tx, status=status, workflow_id=workflow_id, limit=limit, search=search, before=before
+            )
         )
 
     async def list_steps(self, run_id: str) -> list[Step]:
@@ -249,6 +258,52 @@ class SqlStore:
         return await self._db.write(
             lambda tx: _retention.purge(tx, finished_before, at, dry_run, audit, limit)
         )
+
+    # ------------------------------------------------------------------ people (PeopleStore)
+
+    async def find_person(self, identity: str) -> Person | None:
+        """The person ``identity`` is linked to, or None."""
+        return await self._db.read(lambda tx: _people.find(tx, identity))
+
+    async def get_person(self, person_id: str) -> Person:
+        """One person. Raises NotFound."""
+        return await self._db.read(lambda tx: _people.get(tx, person_id))
+
+    async def list_people(self) -> list[Person]:
+        """Every person, oldest first."""
+        return await self._db.read(_people.listing)
+
+    async def link_person(self, person: Person, audit: list[AuditDraft]) -> Person:
+        """Insert a person or add identities to a stored one. Raises Conflict (another person's identity)."""
+        return await self._db.write(lambda tx: _people.link(tx, person, audit))
+
+    async def decisions_by(self, actors: list[str], *, limit: int = 50) -> list[Decision]:
+        """The newest decisions made by one of ``actors``, newest first."""
+        return await self._db.read(lambda tx: _people.decisions_by(tx, actors, limit))
+
+    async def add_session(self, session: ConsoleSession, audit: list[AuditDraft]) -> None:
+        """Store a new console session. Raises Conflict when its id exists."""
+        await self._db.write(lambda tx: _people.add_session(tx, session, audit))
+
+    async def get_session(self, session_id: str) -> ConsoleSession | None:
+        """A console session by id, or None."""
+        return await self._db.read(lambda tx: _people.get_session(tx, session_id))
+
+    async def touch_session(self, session_id: str, at: datetime) -> None:
+        """Record activity on a console session."""
+        await self._db.write(lambda tx: _people.touch_session(tx, session_id, at))
+
+    async def end_session(self, session_id: str, at: datetime, audit: list[AuditDraft]) -> None:
+        """End a console session (logout)."""
+        await self._db.write(lambda tx: _people.end_session(tx, session_id, at, audit))
+
+    async def add_login_token(self, token: LoginToken) -> None:
+        """Store a single-use login token. Raises Conflict when its id exists."""
+        await self._db.write(lambda tx: _people.add_token(tx, token))
+
+    async def use_login_token(self, token_id: str, at: datetime) -> LoginToken | None:
+        """Mark a login token used and return it, once (None: unknown, used or expired)."""
+        return await self._db.write(lambda tx: _people.use_token(tx, token_id, at))
 
 
 def create_store(url: str | URL, *, pool_size: int = 4, busy_timeout_ms: int = 5000) -> SqlStore:

@@ -26,9 +26,13 @@ __all__ = [
     "AuditEventRow",
     "AuditHeadRow",
     "CheckpointRow",
+    "ConsoleSessionRow",
     "DecisionRow",
     "DelegationRow",
     "DeliveryRow",
+    "LoginTokenRow",
+    "PersonIdentityRow",
+    "PersonRow",
     "RunRow",
     "StepRow",
     "UTCDateTime",
@@ -287,3 +291,54 @@ class AuditHeadRow(SQLModel, table=True):
     id: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
     seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     hash: str
+
+
+class PersonRow(SQLModel, table=True):
+    """A person; ``identities`` lists every identity linked to them (``person_identities`` indexes them)."""
+
+    __tablename__ = "people"
+
+    pk: int | None = _pk()
+    id: str = _uid()
+    name: str
+    identities: list[str] = _json()
+    created_at: datetime = _when()
+
+
+class PersonIdentityRow(SQLModel, table=True):
+    """One identity (``user:``, ``email:``, ``oidc:``) of one person: unique across people."""
+
+    __tablename__ = "person_identities"
+
+    pk: int | None = _pk()
+    identity: str = Field(sa_column=sa.Column(sa.String, nullable=False, unique=True))
+    person_id: str = Field(index=True)
+
+
+class ConsoleSessionRow(SQLModel, table=True):
+    """A signed-in console session, by the SHA-256 of its cookie's session id."""
+
+    __tablename__ = "console_sessions"
+
+    pk: int | None = _pk()
+    id: str = _uid()
+    person_id: str = Field(index=True)
+    provider: str
+    created_at: datetime = _when()
+    seen_at: datetime = _when()
+    expires_at: datetime = _when()
+    ended_at: datetime | None = _when(nullable=True)
+
+
+class LoginTokenRow(SQLModel, table=True):
+    """A single-use login token (pending OIDC login, emailed link), by the SHA-256 of its secret."""
+
+    __tablename__ = "login_tokens"
+
+    pk: int | None = _pk()
+    id: str = _uid()
+    kind: str
+    data: dict[str, Any] = _json()
+    created_at: datetime = _when()
+    expires_at: datetime = _when(index=True)
+    used_at: datetime | None = _when(nullable=True)

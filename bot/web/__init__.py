@@ -1,9 +1,10 @@
 """The local web console: start runs, follow them, and decide checkpoints in a browser.
 
-Plain server-rendered HTML (Jinja2, autoescaped) on the process's aiohttp app. There is no
-login yet: the console serves local mode on a loopback address only (``refuse_exposure``), and
-the acting person's name comes from a cookie. Every console request passes ``_guard`` (Host,
-origin, CSRF token, security headers).
+Plain server-rendered HTML (Jinja2, autoescaped) on the process's aiohttp app. Without a login
+(``SIGNOFF_AUTH`` unset) the console serves local mode on a loopback address only
+(``refuse_exposure``), and the acting person's name comes from a cookie; with one, people sign
+in (``_login``, ``_oidc``, ``_accounts``) and act as themselves (``_auth``). Every console
+request passes ``_guard`` (Host, origin, CSRF token, security headers).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.web import _decide, _guard, _views
+from bot.web import _decide, _guard, _inbox, _login, _views
+from bot.web._auth import require_login
 from bot.web._filters import environment
 from bot.web._hosts import refuse_exposure
 from bot.wiring import Container
@@ -39,8 +41,9 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
     Args:
         app: the process's application, not yet started.
         container: the wired process (store, catalog, engine, clock, settings).
-        console: mount the pages; without them only ``/healthz`` is served (Slack mode: the
-            console has no login, and Slack identifies people).
+        console: mount the pages; without them only ``/healthz`` is served (Slack mode
+            without a login: Slack identifies people). With ``SIGNOFF_AUTH`` the pages need a
+            signed-in person, and the sign-in pages are mounted too.
 
     Raises:
         ConfigError: the secret key that signs console sessions is unusable.
@@ -49,8 +52,14 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
     app[_views.JINJA] = environment()
     app[_views.TASKS] = set()
     app.on_cleanup.append(_views.stop_tasks)
+    login = console and container.settings.login.enabled
     if console:
         _guard.install(app, container.settings)
+    if login:
+        _login.install(app, container)
+        app.middlewares.append(require_login)
+    if console:
+        app.middlewares.append(_inbox.count_waiting)
     app.middlewares.append(_errors)
     routes: list[tuple[str, str, _Handler, str]] = [
         ("GET", "/healthz", _views.healthz, "healthz"),
@@ -60,11 +69,25 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("POST", "/workflows/{workflow_id}/runs", _views.start_run, "start"),
         ("GET", "/runs", _views.runs_page, "runs"),
         ("GET", "/stats", _views.stats_page, "stats"),
+        ("GET", "/inbox", _inbox.inbox_page, "inbox"),
+        ("GET", "/mine", _inbox.mine_page, "mine"),
+        ("GET", "/roles", _inbox.roles_page, "roles"),
+        ("GET", "/roles/{role}", _inbox.role_page, "role"),
         ("GET", "/runs/{run_id}", _views.run_page, "run"),
         ("POST", "/runs/{run_id}/cancel", _views.cancel_run, "cancel"),
         ("GET", "/checkpoints/{checkpoint_id}", _decide.checkpoint_page, "checkpoint"),
         ("POST", "/checkpoints/{checkpoint_id}/decide", _decide.decide, "decide"),
     ]
+    if login:
+        routes += [
+            ("GET", "/login", _login.login_page, "login"),
+            ("POST", "/login/email", _login.email_request, "login_email"),
+            ("GET", "/login/callback", _login.callback, "login_callback"),
+            ("GET", "/login/email/{token}", _login.link_page, "login_link"),
+            ("POST", "/login/email/{token}", _login.link_use, "login_link_use"),
+            ("POST", "/login/{provider}", _login.begin, "login_start"),
+            ("POST", "/logout", _login.logout, "logout"),
+        ]
     for method, path, handler, name in routes if console else routes[:1]:
         app.router.add_route(method, path, handler, name=_ROUTE_PREFIX + name)
     if console:

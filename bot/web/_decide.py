@@ -59,6 +59,8 @@ async def _checkpoint_view(
     fields = _forms.build_fields(cp.response_schema, _blank_masked(prefill), errors)
     events = [redact_event(r, e) for e in await store.audit_events(run_id=cp.run_id)]
     changes: list[Change] | None = None if seen is None else changes_since(cp, events, seen)
+    open_now = cp.status is CheckpointStatus.open
+    can = open_now and await request.app[CONTAINER].engine.can_decide(cp, actor_of(request))
     return render(
         request,
         "checkpoint.html",
@@ -79,6 +81,7 @@ async def _checkpoint_view(
         active=active,
         notice=notice,
         custom=[o for o in cp.options if o not in {"approve", "reject", "edit", "answer"}],
+        can_decide=can,
     )
 
 

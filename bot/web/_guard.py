@@ -56,7 +56,8 @@ def install(app: web.Application, settings: Settings) -> None:
         ConfigError: the secret key is unusable (see ``_session.load_secret``).
     """
     secure = bool(settings.public_url and settings.public_url.startswith("https://"))
-    app[GUARD] = Guard(settings, Sessions(load_secret(settings), secure=secure))
+    samesite = "Lax" if settings.login.enabled else "Strict"
+    app[GUARD] = Guard(settings, Sessions(load_secret(settings), secure=secure, samesite=samesite))
     app.middlewares.append(guard)
 
 
@@ -81,14 +82,25 @@ async def guard(request: web.Request, handler: _Handler) -> web.StreamResponse:
     sid, renew = g.sessions.read(request)
     fresh = sid is None
     sid = sid or g.sessions.new_id()
+    request[_views.SID] = sid
     request[_views.CSRF_TOKEN] = g.sessions.token(sid)
     try:
         response = await _checked(request, handler, g.sessions, hosts, sid, fresh=fresh)
     except web.HTTPException as exc:
         # redirects and aiohttp's own errors are raised, and get the same treatment
-        _finish(exc, g.sessions, sid, issue=fresh or renew)
+        _finish(
+            exc,
+            g.sessions,
+            request.get(_views.NEW_SID, sid),
+            issue=fresh or renew or _views.NEW_SID in request,
+        )
         raise
-    _finish(response, g.sessions, sid, issue=fresh or renew)
+    _finish(
+        response,
+        g.sessions,
+        request.get(_views.NEW_SID, sid),
+        issue=fresh or renew or _views.NEW_SID in request,
+    )
     return response
 
 

@@ -31,24 +31,28 @@ def is_loopback(host: str) -> bool:
 
 
 def refuse_exposure(settings: Settings) -> None:
-    """Stop the configurations that would serve the login-less console to others.
+    """Stop the configurations that would serve the login-less console to others (none does
+    when people sign in: ``SIGNOFF_AUTH``).
 
     Raises:
         ConfigError: one line naming the setting and what to do instead.
     """
+    if settings.login.enabled:
+        return  # people sign in (SIGNOFF_AUTH): the console may listen anywhere, in any mode
     if settings.slack_enabled:
         if settings.web_console:
             raise ConfigError(
                 "SIGNOFF_WEB_CONSOLE=on is refused in Slack mode: the web console needs a login "
-                "(coming), without one anyone who reaches it could read every run; unset "
-                "SIGNOFF_WEB_CONSOLE and decide in Slack"
+                "(SIGNOFF_AUTH), without one anyone who reaches it could read every run; set "
+                "SIGNOFF_AUTH, or unset SIGNOFF_WEB_CONSOLE and decide in Slack"
             )
         return
     if not is_loopback(settings.host):
         raise ConfigError(
             f"SIGNOFF_HOST={settings.host or '(empty: every address)'} is refused in local mode: "
-            "the web console has no login, so it may listen only on this machine; set "
-            "SIGNOFF_HOST=127.0.0.1 (or ::1) and reach it from elsewhere through an SSH tunnel"
+            "the web console has no login (SIGNOFF_AUTH), so it may listen only on this machine; "
+            "set SIGNOFF_HOST=127.0.0.1 (or ::1) and reach it from elsewhere through an SSH tunnel, "
+            "or set SIGNOFF_AUTH"
         )
 
 

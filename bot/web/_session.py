@@ -3,8 +3,9 @@
 The cookie holds a random session id signed with the server secret (``itsdangerous``, with a
 timestamp so it expires). A form's CSRF token is the HMAC of that id under another salt: a
 page on another site can make the browser send the cookie, but cannot read the token, and a
-token copied from one session is worthless in another. The login will reuse this signing for
-its sessions.
+token copied from one session is worthless in another. With a login (``SIGNOFF_AUTH``), the
+same cookie names the server-side session a sign-in opens (``_accounts``); the id is replaced at
+sign-in and at logout, so a token or cookie from before never carries over.
 
 The secret is ``SIGNOFF_SECRET_KEY``; without it, local mode generates one once into
 ``SIGNOFF_SECRET_KEY_FILE`` (default ``.signoff/secret_key``, mode 0600).
@@ -73,10 +74,17 @@ def _read(path: Path) -> str:
 class Sessions:
     """Signs and reads the session cookie, and makes and checks CSRF tokens."""
 
-    def __init__(self, secret: str, *, secure: bool) -> None:
+    def __init__(self, secret: str, *, secure: bool, samesite: str = "Strict") -> None:
+        self._secret = secret
         self._cookie = URLSafeTimedSerializer(secret, salt="signoff.web.session")
         self._csrf = Signer(secret, salt="signoff.web.csrf")
         self._secure = secure
+        # Lax when people sign in: the provider's redirect back is a cross-site navigation
+        self._samesite = samesite
+
+    def serializer(self, salt: str) -> URLSafeTimedSerializer:
+        """A timed serializer under the same secret and another ``salt`` (login links)."""
+        return URLSafeTimedSerializer(self._secret, salt=salt)
 
     def read(self, request: web.Request) -> tuple[str | None, bool]:
         """The session id of the request's cookie (None when absent, forged or expired), and
@@ -104,7 +112,7 @@ class Sessions:
             self._cookie.dumps(sid),
             max_age=_MAX_AGE_S,
             httponly=True,
-            samesite="Strict",
+            samesite=self._samesite,
             secure=self._secure,
             path="/",
         )

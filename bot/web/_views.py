@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import logging
 import re
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from jinja2 import Environment
@@ -15,7 +17,8 @@ from bot.web import _forms
 from bot.wiring import Container
 from engine.commands import Cancel
 from engine.errors import Conflict, InvalidInput, NotAllowed
-from engine.model import RunStatus, parse_duration
+from engine.model import Checkpoint, RunStatus, parse_duration
+from engine.people import Person
 from engine.sensitive import redact_checkpoint, redact_decision, redact_event, redact_run, redact_step
 from engine.stats import load_stats
 
@@ -26,6 +29,14 @@ JINJA = web.AppKey("signoff.web.jinja", Environment)
 TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("signoff.web.tasks")
 # the CSRF token of the request's session, put there by the guard for the forms of the page
 CSRF_TOKEN = web.RequestKey("signoff.web.csrf", str)
+# the cookie's session id (guard), the one replacing it (sign-in, logout), and who is signed in
+SID = web.RequestKey("signoff.web.sid", str)
+NEW_SID = web.RequestKey("signoff.web.new_sid", str)
+PERSON = web.RequestKey("signoff.web.person", Person)
+# what the header counts for the signed-in person (waiting for them), when known
+COUNTS: web.RequestKey[dict[str, str]] = web.RequestKey("signoff.web.counts")
+# what waits for the person (the newest 100), when the header counted it
+WAITING: web.RequestKey[list[Checkpoint]] = web.RequestKey("signoff.web.waiting")
 
 ACTOR_COOKIE = "signoff_actor"
 DEFAULT_ACTOR = "local-user"
@@ -35,15 +46,35 @@ _ACTOR = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
 DRIVE_WAIT_S = 2.0
 _HISTORY_KINDS = ("run.", "checkpoint.", "decision.", "escalation.", "reminder.")
 _PRIORITY_ORDER = {"urgent": 0, "high": 1, "medium": 2, "low": 3}
+RUNS_PAGE = 50
 
 
 # --------------------------------------------------------------------------- helpers
 
 
 def actor_of(request: web.Request) -> str:
-    """The name the person chose in the header form (there is no login in local mode)."""
+    """Who acts: the signed-in person (with a login), else the name chosen in the header form."""
+    person: Person | None = request.get(PERSON)
+    if person is not None:
+        return person.actor
     name = request.cookies.get(ACTOR_COOKIE, "")
     return name if _ACTOR.match(name) else DEFAULT_ACTOR
+
+
+def cursor_of(raw: str | None) -> tuple[datetime, str] | None:
+    """A page cursor from the query (``<iso time>|<id>``); None when absent or malformed."""
+    if not raw or "|" not in raw:
+        return None
+    when, _, ident = raw.partition("|")
+    try:
+        return datetime.fromisoformat(when), ident
+    except ValueError:
+        return None
+
+
+def cursor_text(cursor: tuple[datetime, str]) -> str:
+    """The query value of a page cursor."""
+    return f"{cursor[0].isoformat()}|{cursor[1]}"
 
 
 def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
@@ -54,6 +85,9 @@ def render(request: web.Request, template: str, *, status: int = 200, **context:
         .get_template(template)
         .render(
             actor=actor_of(request),
+            person=request.get(PERSON),
+            login=container.settings.login.enabled,
+            counts=request.get(COUNTS),
             now=container.clock.now(),
             path=request.path_qs,
             csrf=request.get(CSRF_TOKEN, ""),
@@ -129,8 +163,18 @@ async def home(request: web.Request) -> web.Response:
     open_cps.sort(key=lambda cp: (_PRIORITY_ORDER.get(cp.priority.value, 9), cp.due_at is None, cp.due_at))
     broken = [str(issue) for err in c.catalog.errors for issue in err.issues]
     runs = await c.store.list_runs(limit=15)
+    waiting = request.get(WAITING)
+    if waiting is None:
+        waiting = (await c.engine.waiting_for(actor_of(request), limit=100)).items
+    mine = {cp.id for cp in waiting}
     return render(
-        request, "home.html", workflows=c.catalog.all(), broken=broken, checkpoints=open_cps, runs=runs
+        request,
+        "home.html",
+        workflows=c.catalog.all(),
+        broken=broken,
+        checkpoints=open_cps,
+        runs=runs,
+        mine=mine,
     )
 
 
@@ -179,13 +223,33 @@ async def start_run(request: web.Request) -> web.Response:
 
 
 async def runs_page(request: web.Request) -> web.Response:
-    """Runs, newest first, optionally filtered by status."""
+    """Runs, newest first, a page at a time, filtered by status and a search (part of the id,
+    workflow or requester)."""
     wanted = request.query.get("status", "")
+    search = request.query.get("q", "").strip()[:100]
     statuses = [s.value for s in RunStatus]
     status_filter = [RunStatus(wanted)] if wanted in statuses else None
-    runs = await request.app[CONTAINER].store.list_runs(status=status_filter, limit=200)
+    before = cursor_of(request.query.get("before"))
+    runs = await request.app[CONTAINER].store.list_runs(
+        status=status_filter, limit=RUNS_PAGE + 1, search=search or None, before=before
+    )
+    following = None
+    if len(runs) > RUNS_PAGE:
+        runs = runs[:RUNS_PAGE]
+        query = {"status": wanted, "q": search, "before": cursor_text((runs[-1].created_at, runs[-1].id))}
+        following = "/runs?" + urlencode({k: v for k, v in query.items() if v})
     notice = f"unknown status '{wanted}'; showing every run" if wanted and not status_filter else ""
-    return render(request, "runs.html", runs=runs, statuses=statuses, wanted=wanted, notice=notice)
+    return render(
+        request,
+        "runs.html",
+        runs=runs,
+        statuses=statuses,
+        wanted=wanted,
+        search=search,
+        notice=notice,
+        following=following,
+        first=before is None,
+    )
 
 
 async def stats_page(request: web.Request) -> web.Response:
@@ -266,6 +330,11 @@ async def cancel_run(request: web.Request) -> web.Response:
 
 async def set_actor(request: web.Request) -> web.Response:
     """Remember who is acting (a cookie), then go back to the page the form was on."""
+    if request.app[CONTAINER].settings.login.enabled:
+        message = (
+            "People sign in to this console, so everyone acts as themselves: there is no name to choose."
+        )
+        return render(request, "error.html", status=403, title="Not here", message=message)
     form = await request.post()
     name = str(form.get("actor", "")).strip()
     back = str(form.get("next", "/"))

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.model import Checkpoint, Deliverable, Delivery, NodeSpec, Run, Workflow
+from engine.people import PeopleStore
 from engine.ports import LLM, AuditDraft, Clock, Directory, HttpClient, IdFactory, RunStore, Sandbox
 from engine.roles import Role
 
@@ -59,6 +60,7 @@ class NodeDeps:
     default_model: str = "claude-sonnet-4-6"
     roles: Mapping[str, Role] = field(default_factory=dict)
     store: RunStore | None = None  # read-only use: assignment strategies count checkpoints
+    people: PeopleStore | None = None  # which identities name one person (the decision gate)
 
 
 @dataclass

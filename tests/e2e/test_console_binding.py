@@ -124,7 +124,7 @@ def test_serve_with_slack_and_the_console_stops_with_one_line(workdir: Path) -> 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: SIGNOFF_WEB_CONSOLE=on is refused in Slack mode")
-    assert "needs a login (coming)" in lines[0]
+    assert "needs a login (SIGNOFF_AUTH)" in lines[0]
 
 
 def test_a_served_console_refuses_a_foreign_host(workdir: Path) -> None:
