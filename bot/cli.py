@@ -314,8 +314,10 @@ def serve() -> None:
 
 def _register_subcommands() -> None:
     from bot.cli_audit import register
+    from bot.cli_keys import register as register_keys
 
     register(app)
+    register_keys(app)
 
 
 _register_subcommands()

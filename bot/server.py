@@ -29,6 +29,7 @@ log = logging.getLogger("signoff.server")
 
 async def create_app(container: Container) -> web.Application:
     """The aiohttp application with every route of this process."""
+    from bot.api import mount
     from bot.web import add_routes
 
     app = web.Application()
@@ -39,6 +40,7 @@ async def create_app(container: Container) -> web.Application:
         console=not settings.slack_enabled or settings.web_console,
         read_only=settings.slack_enabled,
     )
+    mount(app, container)
     return app
 
 

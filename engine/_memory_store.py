@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from engine._memory_clients import InMemoryClients
 from engine.audit import GENESIS_HASH, event_hash
 from engine.errors import Conflict, LeaseLost, NotFound
 from engine.model import (
@@ -75,8 +76,8 @@ def _as_stored(payload: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-class InMemoryRunStore:
-    """A ``RunStore`` kept in dictionaries (insertion order is creation order)."""
+class InMemoryRunStore(InMemoryClients):
+    """A ``RunStore`` (and ``ClientStore``) kept in dictionaries (insertion order is creation order)."""
 
     def __init__(self) -> None:
         self._workflows: dict[str, WorkflowVersion] = {}

@@ -95,6 +95,8 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
     compiled = ctx.compiled
     now = ctx.deps.clock.now()
     context = render_value(compiled.get("context", {}), ctx.scope)
+    if not isinstance(context, dict):
+        context = {"context": context}
     proposed_raw = compiled.get("proposed")
     properties = config.response_schema.get("properties", {})
     if proposed_raw is not None:
@@ -119,7 +121,7 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
         kind=config.kind,
         title=title,
         prompt=str(render_value(compiled.get("prompt", ""), ctx.scope)),
-        context=context if isinstance(context, dict) else {"context": context},
+        context=context,
         options=config.options if config.kind != "input" else ["answer"],
         response_schema=config.response_schema,
         proposed=proposed,

@@ -25,7 +25,18 @@ from storage import SqlStore, create_store, migrate
 
 PG_ENV = "SIGNOFF_TEST_POSTGRES_URL"
 _NO_PG = f"postgres backend deselected: {PG_ENV} is not set (CI sets it)"
-_TABLES = ["workflow_versions", "runs", "steps", "checkpoints", "decisions", "deliveries", "audit_events"]
+_TABLES = [
+    "workflow_versions",
+    "runs",
+    "steps",
+    "checkpoints",
+    "decisions",
+    "deliveries",
+    "audit_events",
+    "api_keys",
+    "api_idempotency",
+    "webhook_endpoints",
+]
 
 ALL_BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
