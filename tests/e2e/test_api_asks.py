@@ -12,7 +12,7 @@ import pytest
 from bot.blocks.checkpoint import APPROVE
 from engine.commands import Decide
 from engine.model import CheckpointStatus
-from tests.e2e.api_harness import ApiEnv, ask_body, api_env
+from tests.e2e.api_harness import ApiEnv, api_env, ask_body
 from tests.scenario._flow import has_buttons
 from tests.scenario._harness import MANAGER, STRANGER
 
@@ -131,8 +131,8 @@ async def test_a_timeout_is_timed_out_never_a_reject(env: ApiEnv) -> None:
     assert status == 200, decision
     assert decision["outcome"] == "timed_out"
     assert (decision["resolved_by"], decision["actor"], decision["rule"]) == ("timeout", None, "auto_reject")
-    status, pending, _ = await env.call("GET", f"/api/v1/checkpoints/{cp['id']}/decision", token)
-    assert status == 200
+    status, again, _ = await env.call("GET", f"/api/v1/checkpoints/{cp['id']}/decision", token)
+    assert (status, again) == (200, decision), "the decision stays readable"
 
 
 async def test_open_checkpoint_answers_202_after_the_wait(env: ApiEnv) -> None:

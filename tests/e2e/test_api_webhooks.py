@@ -127,9 +127,11 @@ async def test_every_completion_path_fires_the_webhook(env: ApiEnv, tmp_path: Pa
 
         [event] = await env.until(arrived, timeout=20)
         assert event["data"]["decision"] is not None, name
-        finished = await env.until(
-            lambda n=name: [r for r in env.receiver.got.get(n, []) if b"run.finished" in r.body]
-        )
+
+        def ended(name: str = name) -> list[Received]:
+            return [r for r in env.receiver.got.get(name, []) if b"run.finished" in r.body]
+
+        finished = await env.until(ended)
         assert verified(secret, finished[0])["data"]["run"]["status"] in {
             "succeeded",
             "rejected",
