@@ -9,6 +9,7 @@ waiters into the engine's change hook and the database's change feed.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -37,12 +38,13 @@ def mount(
     container: Container,
     *,
     poll_s: float = SQLITE_POLL_S,
+    safety_s: float = 5.0,
     webhook_delays: tuple[float, ...] = WEBHOOK_DELAYS,
 ) -> ApiDeps:
     """Add the API to ``app`` (before it starts). Returns its state (tests reach the waiters)."""
     if container.clients is None:
         raise EngineError("the API needs a store that keeps API clients (SQLite or PostgreSQL)")
-    waiters = Waiters(container.store, container.feed, poll_s=poll_s)
+    waiters = Waiters(container.store, container.feed, poll_s=poll_s, safety_s=safety_s)
     deps = ApiDeps(container=container, clients=container.clients, waiters=waiters)
     app[DEPS] = deps
     for op in OPERATIONS:
@@ -79,7 +81,16 @@ async def _openapi(request: web.Request) -> web.Response:
     return web.json_response(document())
 
 
+_PATTERNS = [
+    (re.compile("^" + re.escape(op.url).replace(r"\{id\}", "[^/]+") + "$"), op.method) for op in OPERATIONS
+]
+
+
 async def _unknown(request: web.Request) -> web.Response:
+    allowed = sorted({method for pattern, method in _PATTERNS if pattern.match(request.path)})
+    if allowed:
+        methods = ", ".join(allowed)
+        raise ApiError(405, "method_not_allowed", f"use {methods}", headers={"Allow": methods})
     raise ApiError(404, "not_found", f"no such API route: {request.method} {request.path}")
 
 

@@ -76,6 +76,7 @@ class ApiEnv:
     base: str
     receiver: Receiver
     timers: Timers
+    app: web.Application
 
     @property
     def container(self) -> Container:
@@ -182,7 +183,7 @@ async def api_env(
             async with aiohttp.ClientSession() as http:
                 slack = SlackEnv(fake, container, surface, str(server.make_url(EVENTS_PATH)), http, False)
                 base = str(server.make_url("")).rstrip("/")
-                yield ApiEnv(slack, deps, base, receiver, timers)
+                yield ApiEnv(slack, deps, base, receiver, timers, app)
         finally:
             await timers.stop()
             await surface.close()
