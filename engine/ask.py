@@ -85,7 +85,7 @@ class Ask(BaseModel):
     )
     assignee: Assignee = Field(
         description="Who decides: user:U123, group:S123, role:name, channel:C123, a list, or a pool "
-        "({strategy: round_robin | least_busy, from: [...]})."
+        "({strategy: round_robin | least_busy, pool: [...]})."
     )
     notify: list[str] = Field(default_factory=list, description="Who is told without deciding.")
     quorum: int = Field(default=1, ge=1, le=50, description="Distinct approvals needed.")
