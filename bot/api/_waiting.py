@@ -48,12 +48,13 @@ class Waiters:
         self._someone = asyncio.Event()
         self._seq = 0
         self.listening = False
+        self.notified: set[str] = set()  # runs other processes told us about (for tests, bounded)
 
     async def start(self) -> None:
         """Subscribe to other processes' changes and start the audit tail."""
         self._seq = (await self.store.audit_head())[0]
         if self.feed is not None:
-            self._stop_feed = await self.feed.subscribe(self.wake)
+            self._stop_feed = await self.feed.subscribe(self._notified)
         self.listening = self._stop_feed is not None
         self._tail = asyncio.create_task(self._follow(), name="signoff-api-tail")
 
@@ -65,6 +66,11 @@ class Waiters:
                 await self._tail
         if self._stop_feed is not None:
             await self._stop_feed()
+
+    def _notified(self, run_id: str | None) -> None:
+        if run_id is not None and run_id in self._events and len(self.notified) < _MAX_BACKLOG:
+            self.notified.add(run_id)
+        self.wake(run_id)
 
     def wake(self, run_id: str | None = None) -> None:
         """Something about ``run_id`` changed (None: anything may have)."""
