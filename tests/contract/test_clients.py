@@ -175,3 +175,52 @@ async def _insert_checkpoint(store: RunStore, cp: Any) -> None:
     lease = await store.claim_run(cp.run_id, "owner", at(0), timedelta(seconds=30))
     assert lease is not None
     await store.commit(lease, RunChange(at=at(0), checkpoints=[cp], release=True))
+
+
+async def test_other_processes_hear_of_a_resolution_only_once_it_commits(sql_backend: Any) -> None:
+    """PostgreSQL: ``pg_notify`` runs in the resolving transaction, so a refused (rolled back)
+    resolution wakes nobody; SQLite has no feed (``subscribe`` says so with None)."""
+    import asyncio
+    import uuid
+
+    from engine.model import CheckpointOutcome
+    from engine.ports import CheckpointUpdate
+    from storage import SqlStore
+    from tests.contract._data import decision
+
+    store = sql_backend.store
+    assert isinstance(store, SqlStore)
+    heard: list[str | None] = []
+    stop = await store.subscribe(heard.append)
+    if sql_backend.name == "sqlite":
+        assert stop is None
+        return
+    assert stop is not None
+    # the channel is shared by every schema of the database: a unique run id tells ours apart
+    run_id = f"run_{uuid.uuid4().hex}"
+    try:
+        await store.create_run(run(run_id, status=RunStatus.waiting), [])
+        await _insert_checkpoint(store, checkpoint("cp_1", run_id=run_id))
+        resolve = CheckpointUpdate(
+            checkpoint_id="cp_1",
+            expected_version=0,
+            at=at(60),
+            resolve=True,
+            outcome=CheckpointOutcome.approved,
+            decision=decision(run_id=run_id),
+        )
+        stale = resolve.model_copy(
+            update={"expected_version": 7, "decision": decision("dec_2", run_id=run_id)}
+        )
+        with pytest.raises(Conflict):
+            await store.update_checkpoint(stale)
+        await store.update_checkpoint(resolve)
+        for _ in range(500):
+            if run_id in heard:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        ours = [h for h in heard if h == run_id]
+        assert ours == [run_id], "one notification: the commit's, none for the refused attempt"
+    finally:
+        await stop()
