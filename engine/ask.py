@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.agents import names_requester
 from engine.errors import InvalidInput, InvalidWorkflow
 from engine.loader import load_workflow_text
 from engine.model import Priority, Workflow
@@ -109,16 +110,6 @@ def _templated(value: Any) -> bool:
     return False
 
 
-def _names_requester(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip() in {"requester", "user:requester"}
-    if isinstance(value, dict):
-        return any(_names_requester(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_names_requester(v) for v in value)
-    return False
-
-
 def _node(ask: Ask) -> dict[str, Any]:
     node: dict[str, Any] = {
         "id": ASK_NODE,
@@ -160,7 +151,7 @@ def ask_workflow(ask: Ask, roles: Mapping[str, Role]) -> Workflow:
     templated = {f: "template syntax ({{ or {%) is not allowed here" for f in STRUCTURAL_FIELDS}
     errors = {f: m for f, m in templated.items() if _templated(getattr(ask, f))}
     for name in ("assignee", "notify", "escalation"):
-        if name not in errors and _names_requester(getattr(ask, name)):
+        if name not in errors and names_requester(getattr(ask, name)):
             errors[name] = "'requester' names nobody in an ask: name the people, roles or channels"
     if errors:
         raise InvalidInput("the ask has invalid fields", errors)

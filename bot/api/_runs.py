@@ -11,6 +11,7 @@ from bot.api._models import NoBody, RunCreate, RunList, RunPage, WaitQuery
 from bot.api._paging import cursor_of, next_cursor
 from bot.api._problems import ApiError, json_response
 from bot.api._views import run_result, run_view
+from engine.agents import asks_requester
 from engine.clients import Scope
 from engine.commands import Cancel
 from engine.errors import Conflict, InvalidInput, NotFound
@@ -30,6 +31,15 @@ async def create(request: web.Request) -> web.Response:
         workflow = c.catalog.get(body.workflow)
     except NotFound as exc:
         raise ApiError(400, "validation_failed", str(exc), errors={"workflow": str(exc)}) from None
+    asking = asks_requester(workflow)
+    if caller.person is None and asking:
+        raise ApiError(
+            400,
+            "validation_failed",
+            f"'{workflow.id}' asks its requester ({', '.join(asking)}), and an agent cannot answer: "
+            "start it with a key bound to a person (--as-user)",
+            errors={"workflow": "asks its requester"},
+        )
     try:
         inputs = c.engine.check_inputs(workflow, body.inputs)
     except InvalidInput as exc:

@@ -67,8 +67,9 @@ class WebhookSender:
         kind = str(event.payload.get("type", ""))
         body = await self._body(event, kind)
         rows: list[Delivery] = []
+        revoked = {k.id for k in await self.clients.list_api_keys() if k.revoked_at is not None}
         for endpoint in await self.clients.list_endpoints():
-            if kind in endpoint.events:
+            if kind in endpoint.events and endpoint.client_id not in revoked:
                 target = f"{ENDPOINT_TARGET}{endpoint.id}"
                 rows.append(
                     self._row(

@@ -22,7 +22,7 @@ from bot.api._problems import ApiError, json_response
 from bot.api._sender import CALLBACK_TARGET, ENDPOINT_TARGET
 from engine.clients import Scope, Secret, WebhookEndpoint, rotated
 from engine.errors import NotFound
-from engine.events import WEBHOOK_KIND
+from engine.events import WEBHOOK_KIND, EventType
 from engine.model import Delivery, DeliveryStatus
 from engine.ports import AuditDraft
 
@@ -82,6 +82,11 @@ async def create(request: web.Request) -> web.Response:
     """Subscribe a URL; the signing secret is in this response only."""
     deps, caller = await _manager(request)
     body = await body_of(request, EndpointCreate)
+    # an endpoint receives only what its key may read
+    if any(e is not EventType.run_finished for e in body.events):
+        caller.require(Scope.checkpoints_read)
+    if EventType.run_finished in body.events:
+        caller.require(Scope.runs_read)
     c = deps.container
     secret = new_secret()
     endpoint = WebhookEndpoint(

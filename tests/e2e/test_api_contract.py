@@ -171,3 +171,40 @@ async def test_the_console_middlewares_do_not_touch_the_api(env: ApiEnv) -> None
         http.post(env.base + "/api/v1/checkpoints", json=ask_body(), headers=headers) as response,
     ):
         assert response.status == 201, "keys authenticate the API, not cookies: no Origin check"
+
+
+ASKS_REQUESTER = """\
+id: address
+inputs: {type: object, properties: {}}
+nodes:
+  - id: where
+    type: human
+    kind: input
+    prompt: "Where should we ship it?"
+    response_schema: {type: object, properties: {street: {type: string}}, required: [street]}
+"""
+
+
+async def test_an_agent_cannot_start_a_workflow_that_asks_its_requester(tmp_path: Path) -> None:
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "workflows" / "address.yml").write_text(ASKS_REQUESTER, encoding="utf-8")
+    async with api_env(tmp_path, f"sqlite:///{tmp_path}/s.db") as env:
+        agent, _ = await env.key("runs:write,runs:read")
+        status, problem, _ = await env.call(
+            "POST", "/api/v1/runs", agent, {"workflow": "address", "key": "a"}
+        )
+        assert (status, problem["errors"][0]["field"]) == (400, "workflow")
+        assert "--as-user" in problem["detail"]
+        person, _ = await env.key("runs:write,runs:read", as_user=REQUESTER, name="person")
+        status, run, _ = await env.call("POST", "/api/v1/runs", person, {"workflow": "address", "key": "a"})
+        assert status == 201, run
+
+
+async def test_an_endpoint_gets_only_what_its_key_may_read(env: ApiEnv) -> None:
+    manage_only, _ = await env.key("webhooks:manage")
+    body = {"url": env.receiver.at("x"), "events": ["checkpoint.decided"]}
+    status, problem, _ = await env.call("POST", "/api/v1/webhook-endpoints", manage_only, body)
+    assert (status, problem["code"], problem["rule"]) == (403, "insufficient_scope", "checkpoints:read")
+    runs_too = {"url": env.receiver.at("x"), "events": ["run.finished"]}
+    status, problem, _ = await env.call("POST", "/api/v1/webhook-endpoints", manage_only, runs_too)
+    assert (status, problem["rule"]) == (403, "runs:read")

@@ -184,3 +184,17 @@ async def test_a_failing_receiver_is_marked_failed_after_the_last_retry(tmp_path
         assert row["last_error"] == "the receiver answered HTTP 503"
         kinds = [e.kind for e in await env.container.store.audit_events()]
         assert "delivery.failed" in kinds
+
+
+async def test_a_revoked_keys_endpoints_receive_nothing_more(env: ApiEnv) -> None:
+    token, _ = await env.key(HOOKS)
+    await _subscribe(env, token, "gone", ["checkpoint.opened"])
+    other, _ = await env.key(HOOKS, name="other")
+    await _subscribe(env, other, "kept", ["checkpoint.opened"])
+    c = env.container
+    assert c.clients is not None
+    [first, _] = await c.clients.list_api_keys()
+    await c.clients.revoke_api_key(first.id, c.clock.now(), [])
+    await env.call("POST", "/api/v1/checkpoints", other, ask_body(key="after"))
+    await env.until(lambda: env.receiver.got.get("kept"))
+    assert "gone" not in env.receiver.got
