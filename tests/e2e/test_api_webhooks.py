@@ -20,8 +20,9 @@ HOOKS = "webhooks:manage,checkpoints:create,checkpoints:read"
 
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[ApiEnv]:
-    async with api_env(tmp_path, f"sqlite:///{tmp_path}/s.db") as running:
+async def env(tmp_path: Path, database_url: str) -> AsyncIterator[ApiEnv]:
+    """The process on SQLite, and on PostgreSQL when it is configured."""
+    async with api_env(tmp_path, database_url) as running:
         yield running
 
 
