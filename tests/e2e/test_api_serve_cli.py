@@ -28,11 +28,13 @@ def _http(method: str, url: str, token: str, body: Any = None, timeout: float = 
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def test_keys_serve_ask_respond_and_wait(tmp_path: Path) -> None:
+def test_keys_serve_ask_respond_and_wait(tmp_path: Path, database_url: str) -> None:
+    """Three OS processes: the server, the CLI that decides, the agent that waits (on PostgreSQL
+    the server hears of the CLI's decision through LISTEN/NOTIFY)."""
     (tmp_path / "workflows").mkdir()
     (tmp_path / "roles.yml").write_text(ROLES, encoding="utf-8")
     port = free_port()
-    env = env_for(f"sqlite:///{tmp_path / 's.db'}", tmp_path, port)
+    env = env_for(database_url, tmp_path, port)
     made = cli_json(
         env,
         tmp_path,
