@@ -90,7 +90,7 @@ def _operation(op: Operation, refs: Mapping[tuple[Any, JsonSchemaMode], Any]) ->
         out["description"] = f"Needs the scope `{op.scope}`."
     if op.body is not None:
         out["requestBody"] = {
-            "required": op.method == "POST" and op.idempotent,
+            "required": bool(op.body.model_json_schema().get("required")),
             "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
         }
     return out
