@@ -159,6 +159,9 @@ async def api_env(
         TestServer(hooks, host="127.0.0.1") as rx,
     ):
         receiver.url = str(rx.make_url("")).rstrip("/")
+        # webhooks go out through the process's HttpClient, the component that applies the
+        # deployment's egress policy: the receiver is on 127.0.0.1, which these settings must
+        # allow explicitly once loopback is refused by default
         settings = settings_for(root, db_url, fake)
         container = await build(settings, with_sandbox=False)
         worker = Worker(container, poll_s=0.2, outbox_poll_s=0.05)
