@@ -29,7 +29,8 @@ __all__ = ["OPENAPI_PATH", "PREFIX", "ApiDeps", "WebhookSender", "mount"]
 
 log = logging.getLogger("signoff.api")
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_EVENT_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0)
+# fanning an event out fails only when the database does: retried as long as a webhook is
+_EVENT_DELAYS = (1.0, 5.0, 30.0, 300.0, 1800.0, 7200.0, 36000.0, 36000.0, 36000.0)
 SQLITE_POLL_S = 0.2
 
 
