@@ -53,8 +53,8 @@ class PgListener:
         """Close the connection."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, 5.0)
             self._task = None
 
     async def _run(self) -> None:

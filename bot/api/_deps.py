@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -53,11 +52,11 @@ class ApiDeps:
 
     async def stop(self) -> None:
         """Cancel background work (the recovery loop of any process resumes it)."""
-        for task in list(self.tasks):
+        tasks = list(self.tasks)
+        for task in tasks:
             task.cancel()
-        for task in list(self.tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
 
 
 DEPS = web.AppKey("signoff_api", ApiDeps)

@@ -29,6 +29,7 @@ __all__ = ["Waiters"]
 
 T = TypeVar("T")
 _MAX_BACKLOG = 1000
+_STOP_S = 5.0  # shutting down never waits longer on a loop that does not stop
 log = logging.getLogger("signoff.api.waiting")
 
 
@@ -62,10 +63,11 @@ class Waiters:
         """Stop listening; waiters still waiting time out as usual."""
         if self._tail is not None:
             self._tail.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tail
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._tail, _STOP_S)
         if self._stop_feed is not None:
-            await self._stop_feed()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_feed(), _STOP_S)
 
     def _notified(self, run_id: str | None) -> None:
         if run_id is not None and run_id in self._events and len(self.notified) < _MAX_BACKLOG:
