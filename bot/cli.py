@@ -346,10 +346,12 @@ def serve() -> None:
 
 def _register_subcommands() -> None:
     from bot.cli_audit import register
+    from bot.cli_keys import register as register_keys
     from bot.cli_people import register as register_people
 
     register(app)
     register_people(app)
+    register_keys(app)
 
 
 _register_subcommands()

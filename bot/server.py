@@ -33,11 +33,13 @@ async def create_app(container: Container) -> web.Application:
     The web console is served in local mode, and in Slack mode when people sign in to it
     (``SIGNOFF_AUTH``); otherwise the process serves ``/healthz`` and Slack's endpoint.
     """
+    from bot.api import mount
     from bot.web import add_routes
 
     app = web.Application()
     settings = container.settings
     add_routes(app, container, console=not settings.slack_enabled or settings.login.enabled)
+    mount(app, container)
     return app
 
 

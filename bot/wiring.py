@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.config import ConfigError, Settings
 from engine.catalog import WorkflowCatalog
+from engine.clients import ChangeFeed, ClientStore
 from engine.errors import EngineError, InvalidWorkflow, SkillFailed
 from engine.nodes.base import NodeDeps, SkillRunner
 from engine.outbox import Outbox
@@ -24,6 +25,7 @@ from engine.people import PeopleStore
 from engine.ports import LLM, Clock, IdFactory, RunStore, Sandbox, SandboxRequest, SandboxResult, Sender
 from engine.roles import Role, load_roles
 from engine.service import Engine
+from engine.testing import InMemoryRunStore
 from skills.http import AiohttpClient
 from skills.registry import FixtureResult, Skill, SkillRegistry  # re-exported for `signoff skills`
 from storage import SqlStore, create_store
@@ -94,6 +96,8 @@ class Container:
     roles: dict[str, Role]
     closers: list[Any] = field(default_factory=list)
     people: PeopleStore | None = None  # people, sessions and login tokens (the store, when it keeps them)
+    clients: ClientStore | None = None  # API keys, idempotency, webhook endpoints (bot/api)
+    feed: ChangeFeed | None = None  # other processes' commits (PostgreSQL LISTEN), for long polls
 
     async def close(self) -> None:
         """Release connections and sessions."""
@@ -189,6 +193,7 @@ async def build(
         owner=_owner(),
         lease_ttl=timedelta(seconds=settings.lease_ttl_s),
         delegation_max=timedelta(days=settings.delegation_max_days),
+        webhook_events=True,
     )
     outbox = Outbox(store, sender, clock, claim_ttl=outbox_claim(settings)) if sender is not None else None
     return Container(
@@ -202,6 +207,8 @@ async def build(
         roles=roles,
         closers=closers,
         people=deps.people,
+        clients=store if isinstance(store, SqlStore | InMemoryRunStore) else None,
+        feed=store if isinstance(store, SqlStore) else None,
     )
 
 

@@ -10,6 +10,7 @@ from engine._driving import Driving
 from engine.audit import decision_digest, sha256_of
 from engine.commands import Cancel, Decide
 from engine.errors import Conflict, NeedsDetail, NotAllowed, StaleVersion
+from engine.events import EventType
 from engine.expressions import ExpressionError
 from engine.faults import fault
 from engine.gate import SELF_APPROVAL_KINDS, Admission, Attempt
@@ -394,7 +395,13 @@ class Deciding(Driving):
     def _decision_deliveries(self, cp: Checkpoint, run: Run, decision: Decision) -> list[Delivery]:
         now = decision.created_at
         text = f"{cp.title}: {_summary(decision)}"
-        return [self._update_delivery(cp, now), self._notice(run, text, decision.comment)]
+        timed_out = decision.resolved_by is ResolvedBy.timeout
+        event = EventType.checkpoint_timed_out if timed_out else EventType.checkpoint_decided
+        return [
+            self._update_delivery(cp, now),
+            *self._notices(run, text, decision.comment),
+            *self._events(event, run.id, cp.id),
+        ]
 
     # ------------------------------------------------------------------ cancelling
 
@@ -412,10 +419,12 @@ class Deciding(Driving):
         )
         now = self.clock.now()
         # the messages of its open checkpoints are updated to "cancelled" by the same transaction
-        updates = [
-            self._update_delivery(cp, now)
-            for cp in await self.store.list_checkpoints(run_id=run.id, open_only=True)
-        ]
+        updates = self._events(EventType.run_finished, run.id)
+        for cp in await self.store.list_checkpoints(run_id=run.id, open_only=True):
+            updates += [
+                self._update_delivery(cp, now),
+                *self._events(EventType.checkpoint_cancelled, run.id, cp.id),
+            ]
         run = await self.store.cancel_run(run.id, now, command.reason, [audit], updates)
         await self._ended(run)
         return run

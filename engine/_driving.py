@@ -12,6 +12,7 @@ from engine._decisions import schema_errors
 from engine._engine_core import EngineCore
 from engine.audit import sha256_of
 from engine.errors import EngineError, InvalidInput, LeaseLost
+from engine.events import EventType
 from engine.expressions import ExpressionError
 from engine.faults import fault
 from engine.model import (
@@ -61,7 +62,25 @@ class Driving(EngineCore):
         origin: dict[str, Any] | None = None,
     ) -> Run:
         """Validate inputs and create a queued run pinned to the current version."""
-        workflow = self.catalog.get(workflow_id)
+        return await self.start_pinned(
+            self.catalog.get(workflow_id), inputs, requester=requester, origin=origin
+        )
+
+    async def start_pinned(
+        self,
+        workflow: Workflow,
+        inputs: dict[str, Any],
+        *,
+        requester: str,
+        origin: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> Run:
+        """Validate inputs and create a queued run of ``workflow`` (a version that need not be in
+        the catalog, such as an ask's generated one-node workflow), published by content hash.
+
+        ``run_id`` lets a caller that recorded the id beforehand (an idempotency key) create the
+        run under it; a second create with the same id raises ``Conflict``.
+        """
         values = self.check_inputs(workflow, inputs)
         now = self.clock.now()
         if workflow.content_hash not in self._published:
@@ -75,10 +94,11 @@ class Driving(EngineCore):
                 )
             )
             self._published.add(workflow.content_hash)
+            self.catalog.remember(workflow)
         # the run is created already leased to this engine: the caller drives it next, and
         # that saves a claim; if this process dies first, the lease expires and another takes it
         run = Run(
-            id=self.ids.new("run_"),
+            id=run_id or self.ids.new("run_"),
             workflow_id=workflow.id,
             workflow_hash=workflow.content_hash,
             status=RunStatus.queued,
@@ -167,15 +187,17 @@ class Driving(EngineCore):
         status, reason = final_status(current, steps)
         final = status.final
         audit = [self._audit(f"run.{status.value}", "engine", "engine", run.id, payload={"reason": reason})]
-        notice = [self._notice(run, f"Run {run.id} ({run.workflow_id}) {status.value}", reason)]
+        notice = self._notices(run, f"Run {run.id} ({run.workflow_id}) {status.value}", reason)
+        notice += self._events(EventType.run_finished, run.id)
         if final and any(s.status is StepStatus.waiting for s in steps):
             # another branch still waits at a checkpoint: the store closes it with the run, and
             # its message is updated to say so
             now = self.clock.now()
-            notice += [
-                self._update_delivery(cp, now)
-                for cp in await self.store.list_checkpoints(run_id=run.id, open_only=True)
-            ]
+            for cp in await self.store.list_checkpoints(run_id=run.id, open_only=True):
+                notice += [
+                    self._update_delivery(cp, now),
+                    *self._events(EventType.checkpoint_cancelled, run.id, cp.id),
+                ]
         return change.model_copy(
             update={
                 "status": status,
@@ -347,7 +369,7 @@ class Driving(EngineCore):
             steps=[waiting],
             checkpoints=[cp],
             pending_remove=[step.node_id],
-            deliveries=result.deliveries,
+            deliveries=[*result.deliveries, *self._events(EventType.checkpoint_opened, run.id, cp.id)],
             audit=audit,
         )
         run = await self._commit_step(lease, run, change, [*others, waiting])

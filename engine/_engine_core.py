@@ -6,8 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from engine.agents import is_agent
 from engine.catalog import WorkflowCatalog
 from engine.errors import NotFound
+from engine.events import EventType, event_delivery
 from engine.gate import Gate
 from engine.model import (
     Checkpoint,
@@ -34,6 +36,7 @@ class EngineCore:
         lease_ttl: timedelta = timedelta(seconds=30),
         on_change: Callable[[str], None] | None = None,
         delegation_max: timedelta = timedelta(days=30),
+        webhook_events: bool = False,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -46,6 +49,9 @@ class EngineCore:
         self.lease_ttl = lease_ttl
         self.delegation_max = delegation_max
         self.on_change = on_change
+        # production processes queue webhook events (bot.wiring turns this on); engine unit
+        # tests leave their outboxes as they were
+        self.webhook_events = webhook_events
         self._published: set[str] = set()
         self._held: dict[str, Claimed] = {}
         self.gate = Gate(roles=catalog.roles, deps=deps, store=store)
@@ -97,17 +103,30 @@ class EngineCore:
         if self.on_change is not None:
             self.on_change(run_id)
 
-    def _notice(self, run: Run, text: str, detail: str | None) -> Delivery:
+    def _notices(self, run: Run, text: str, detail: str | None) -> list[Delivery]:
+        """The notice to the run's requester; none when an agent asked (it reads the API and
+        its webhooks, there is nobody to message)."""
+        if is_agent(run.requester):
+            return []
         now = self.clock.now()
-        return Delivery(
-            id=self.ids.new("dlv_"),
-            run_id=run.id,
-            kind="requester_notice",
-            target=f"user:{run.requester}",
-            payload={"text": text, "detail": detail, "origin": run.origin},
-            next_attempt_at=now,
-            created_at=now,
-        )
+        return [
+            Delivery(
+                id=self.ids.new("dlv_"),
+                run_id=run.id,
+                kind="requester_notice",
+                target=f"user:{run.requester}",
+                payload={"text": text, "detail": detail, "origin": run.origin},
+                next_attempt_at=now,
+                created_at=now,
+            )
+        ]
+
+    def _events(self, event: EventType, run_id: str, checkpoint_id: str | None = None) -> list[Delivery]:
+        """The outbox row of a webhook event, queued with the change it reports (none when this
+        engine queues no webhook events)."""
+        if not self.webhook_events:
+            return []
+        return [event_delivery(self.ids, self.clock.now(), event, run_id, checkpoint_id)]
 
     def _update_delivery(self, cp: Checkpoint, now: Any) -> Delivery:
         return Delivery(

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from engine._memory_clients import InMemoryClients
 from engine._memory_people import InMemoryPeople
 from engine.audit import GENESIS_HASH, PURGED, event_hash, purge_payload, purged_comment, sha256_of
 from engine.errors import Conflict, LeaseLost, NotFound
@@ -85,8 +86,8 @@ def _as_stored(payload: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-class InMemoryRunStore(InMemoryPeople):
-    """A ``RunStore`` (and ``PeopleStore``) kept in dictionaries (insertion order is creation order)."""
+class InMemoryRunStore(InMemoryPeople, InMemoryClients):
+    """A ``RunStore`` (and ``PeopleStore`` and ``ClientStore``) kept in dictionaries (insertion order is creation order)."""
 
     def __init__(self) -> None:
         self._workflows: dict[str, WorkflowVersion] = {}

@@ -75,6 +75,10 @@ class WorkflowCatalog:
         """Workflow ids that look like ``workflow_id``."""
         return difflib.get_close_matches(workflow_id, self.ids(), n=3, cutoff=0.4)
 
+    def remember(self, workflow: Workflow) -> None:
+        """Keep a compiled version that is not among the files (an ask's workflow) by its hash."""
+        self._by_hash.setdefault(workflow.content_hash, workflow)
+
     async def pinned(self, content_hash: str, store: RunStore) -> Workflow:
         """The exact version a run started on, compiled once per process."""
         cached = self._by_hash.get(content_hash)

@@ -10,12 +10,13 @@ links, the HTTP API, timers) reaches ``Gate.admit`` through ``Engine.decide`` (o
    (``StaleVersion``), and so is a version that never existed;
 4. policy decisions (timers): only when the deadline has passed, and an approval only where the
    escalation chain says ``auto_approve`` at the current level;
-5. for people: who they decide for (their *principal*: themselves when they are an assignee —
-   named, through a role, a user group or channel membership —, the delegator when they act under
-   an active delegation), never the requester of an approval or review unless the node allows
-   it, one vote per principal toward a quorum, not the editor of a quorum edit approving it,
-   and the typed confirmation word. People are compared by person, not by name: the identities
-   linked to one person (a Slack id, an email address, ``engine.people``) are one person here.
+5. for people: never an agent (an API key bound to no person, invariant 24); who they decide
+   for (their *principal*: themselves when they are an assignee — named, through a role, a user
+   group or channel membership —, the delegator when they act under an active delegation),
+   never the requester of an approval or review unless the node allows it, one vote per
+   principal toward a quorum, not the editor of a quorum edit approving it, and the typed
+   confirmation word. People are compared by person, not by name: the identities linked to one
+   person (a Slack id, an email address, ``engine.people``) are one person here.
 
 A refusal raises ``NotAllowed`` (with a ``rule`` code) or ``StaleVersion``, and the engine records
 a ``decision.refused`` audit event saying who tried what and why; nothing else changes.
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from engine.agents import is_agent
 from engine.errors import NotAllowed, StaleVersion
 from engine.escalation import step_at
 from engine.model import Checkpoint, Delegation, HumanConfig
@@ -209,6 +211,12 @@ class Gate:
         if attempt.resolved_by != "human":
             self._check_policy(cp, attempt, now, config)
             return Admission(principal=attempt.actor, via="policy", version_checked=version_checked)
+        if is_agent(attempt.actor):
+            raise NotAllowed(
+                "an agent's API key can ask and read, never decide: a person decides "
+                "(in Slack, the console, the CLI, or with an API key bound to them)",
+                rule="agent_cannot_decide",
+            )
         found = await self.principal_of(cp, attempt.actor, now)
         if found is None:
             raise _not_assignee(cp, attempt.actor, self.directory is None)

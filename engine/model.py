@@ -43,6 +43,7 @@ SCHEMA_VERSION = 1
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?:(?!\}\}).)*\}\}\s*$", re.DOTALL)
 
 
 def parse_duration(value: str | int | float) -> timedelta:
@@ -108,7 +109,9 @@ class HumanConfig(_Spec):
     kind: Literal["approval", "input", "review"] = "approval"
     prompt: str = ""
     title: str | None = None
-    context: dict[str, Any] = Field(default_factory=dict)
+    # a mapping of labelled values, or one ``{{ expression }}`` that renders to one (an ask's
+    # ``show``, passed as an input so that it is never compiled as a template)
+    context: dict[str, Any] | str = Field(default_factory=dict)
     options: list[str] = Field(default_factory=lambda: ["approve", "reject", "edit"])
     response_schema: dict[str, Any] = Field(default_factory=dict)
     proposed: dict[str, Any] | str | None = None
@@ -135,6 +138,13 @@ class HumanConfig(_Spec):
         if isinstance(escalation, dict):
             return [escalation]
         return list(escalation)
+
+    @field_validator("context")
+    @classmethod
+    def _single_expression(cls, value: dict[str, Any] | str) -> dict[str, Any] | str:
+        if isinstance(value, str) and not _SINGLE_EXPRESSION.match(value):
+            raise ValueError("context must be a mapping, or one {{ expression }} that gives a mapping")
+        return value
 
     @field_validator("options")
     @classmethod

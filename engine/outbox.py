@@ -7,6 +7,8 @@ event) only after ``max_attempts`` or on a permanent error, so nothing is silent
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 
 from engine.errors import EngineError
@@ -14,9 +16,21 @@ from engine.faults import fault
 from engine.model import Delivery, DeliveryStatus
 from engine.ports import AuditDraft, Clock, RunStore, Sender, SendResult
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "Route"]
 
 log = logging.getLogger("signoff.outbox")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where rows of one kind go instead of the default sender, and when they are retried.
+
+    ``delays`` are the waits after each failed attempt (the n-th failure waits ``delays[n-1]``;
+    a ``Retry-After`` wins); after the last one the row is marked failed.
+    """
+
+    sender: Sender
+    delays: tuple[float, ...]
 
 
 class Outbox:
@@ -32,8 +46,10 @@ class Outbox:
         base_delay: float = 1.0,
         max_delay: float = 300.0,
         claim_ttl: timedelta = timedelta(seconds=60),
+        routes: Mapping[str, Route] | None = None,
     ) -> None:
         self.store = store
+        self.routes = dict(routes or {})
         self.claim_ttl = claim_ttl
         self.sender = sender
         self.clock = clock
@@ -54,6 +70,16 @@ class Outbox:
             if not await self.dispatch_due():
                 return
 
+    def _delay(self, route: Route | None, attempts: int, result: SendResult) -> float | None:
+        """How long to wait before the next attempt; None when this was the last one."""
+        if route is not None:
+            if attempts > len(route.delays):
+                return None
+            return result.retry_after or route.delays[attempts - 1]
+        if attempts >= self.max_attempts:
+            return None
+        return result.retry_after or min(self.base_delay * 2 ** (attempts - 1), self.max_delay)
+
     async def _send(self, due: Delivery) -> None:
         # another replica may have read the same due row: only the one whose claim wins sends it
         now = self.clock.now()
@@ -62,19 +88,23 @@ class Outbox:
         )
         if delivery is None:
             return
+        route = self.routes.get(delivery.kind)
         related: list[Delivery] = []
-        if delivery.checkpoint_id is not None:
+        if delivery.checkpoint_id is not None and route is None:
             related = [
                 d
                 for d in await self.store.list_deliveries(checkpoint_id=delivery.checkpoint_id)
                 if d.id != delivery.id
             ]
-        fault("after_outbox_row")
+        if route is None:  # the crash points count messages to people (Slack), not webhooks
+            fault("after_outbox_row")
+        sender = self.sender if route is None else route.sender
         try:
-            result = await self.sender.send(delivery, related)
+            result = await sender.send(delivery, related)
         except EngineError as exc:
             result = SendResult(ok=False, error=str(exc), retryable=True)
-        fault("during_slack_call")
+        if route is None:
+            fault("during_slack_call")
         attempts = delivery.attempts
         now = self.clock.now()
         if result.ok:
@@ -87,8 +117,8 @@ class Outbox:
                 message_ts=result.message_ts or delivery.message_ts,
             )
             return
-        if result.retryable and attempts < self.max_attempts:
-            delay = result.retry_after or min(self.base_delay * 2 ** (attempts - 1), self.max_delay)
+        delay = self._delay(route, attempts, result)
+        if result.retryable and delay is not None:
             log.warning("delivery %s failed (%s); retrying in %.1fs", delivery.id, result.error, delay)
             await self.store.mark_delivery(
                 delivery.id,

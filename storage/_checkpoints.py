@@ -8,7 +8,7 @@ from typing import Any
 from engine.errors import Conflict, NotFound
 from engine.model import Checkpoint, CheckpointOutcome, CheckpointStatus, Run, RunStatus, Step
 from engine.ports import CheckpointUpdate, conflict_message, merge_pending
-from storage import _audit, _runs
+from storage import _audit, _listen, _runs
 from storage._db import Tx
 from storage._sql import Sql, bind_when, dumps_json, read_when
 from storage.mapping import CHECKPOINTS, DECISIONS, RUNS, STEPS, insert
@@ -73,6 +73,8 @@ def update(tx: Tx, upd: CheckpointUpdate) -> Checkpoint:
     checkpoint = CHECKPOINTS.load(won_row, tx.pg)
     if upd.resolve and upd.decision is not None:
         tx.run(_INSERT_DECISION, DECISIONS.params(upd.decision, tx.pg))
+    if upd.resolve:
+        _listen.notify(tx, run.id)
     if upd.step is not None:
         _runs.upsert_step(tx, upd.step)
     if upd.assignees is not None:

@@ -8,7 +8,7 @@ from typing import Any
 from engine.errors import Conflict, LeaseLost, NotFound
 from engine.model import CheckpointOutcome, CheckpointStatus, Delivery, Run, RunStatus, Step
 from engine.ports import AuditDraft, Claimed, Lease, RunChange, merge_pending
-from storage import _audit
+from storage import _audit, _listen
 from storage._db import Tx
 from storage._sql import Sql, bind_when
 from storage.mapping import CHECKPOINTS, DELIVERIES, RUNS, STEPS, insert, upsert
@@ -185,6 +185,7 @@ def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
     if change.finished:
         changes["finished_at"] = change.at
         _close_checkpoints(tx, run.id, change.at)  # a run that ended leaves nothing to decide
+        _listen.notify(tx, run.id)
     if change.release:
         changes.update(lease_owner=None, lease_expires_at=None)
     updated = save_run(tx, run, changes)
@@ -215,6 +216,7 @@ def cancel(
         raise Conflict(f"run {run_id} already {run.status.value}")
     _close_checkpoints(tx, run_id, at)
     insert_deliveries(tx, deliveries)
+    _listen.notify(tx, run_id)
     head = _audit.lock_head(tx, audit)
     changes: dict[str, Any] = {
         "status": RunStatus.cancelled,

@@ -16,26 +16,33 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql
 
+from engine.clients import ApiKey, Idempotency, WebhookEndpoint
 from engine.model import AuditEvent, Checkpoint, Decision, Delegation, Delivery, Run, Step, WorkflowVersion
 from storage._sql import Sql, bind_when, dumps_json, loads_json, read_when
 from storage.tables import (
+    ApiKeyRow,
     AuditEventRow,
     CheckpointRow,
     DecisionRow,
     DelegationRow,
     DeliveryRow,
+    IdempotencyRow,
     RunRow,
     StepRow,
     UTCDateTime,
+    WebhookEndpointRow,
     WorkflowVersionRow,
 )
 
 __all__ = [
+    "API_KEYS",
     "AUDIT",
     "CHECKPOINTS",
     "DECISIONS",
     "DELEGATIONS",
     "DELIVERIES",
+    "ENDPOINTS",
+    "IDEMPOTENCY",
     "RUNS",
     "STEPS",
     "WORKFLOWS",
@@ -157,3 +164,6 @@ DECISIONS: Shape[Decision] = Shape(Decision, DecisionRow)
 DELIVERIES: Shape[Delivery] = Shape(Delivery, DeliveryRow)
 AUDIT: Shape[AuditEvent] = Shape(AuditEvent, AuditEventRow)
 DELEGATIONS: Shape[Delegation] = Shape(Delegation, DelegationRow)
+API_KEYS: Shape[ApiKey] = Shape(ApiKey, ApiKeyRow)
+IDEMPOTENCY: Shape[Idempotency] = Shape(Idempotency, IdempotencyRow)
+ENDPOINTS: Shape[WebhookEndpoint] = Shape(WebhookEndpoint, WebhookEndpointRow)

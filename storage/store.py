@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import URL
 
+from engine.clients import ApiKey, Idempotency, Page, Secret, WebhookEndpoint
 from engine.model import (
     AuditEvent,
     Checkpoint,
@@ -20,15 +22,17 @@ from engine.model import (
 )
 from engine.people import ConsoleSession, LoginToken, Person
 from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, PurgeReport, RunChange
-from storage import _audit, _checkpoints, _delegations, _outbox, _people, _queries, _retention, _runs
+from storage import _audit, _checkpoints, _clients, _delegations, _outbox, _people, _queries, _retention, _runs
 from storage._db import Database
+from storage._listen import PgListener
 from storage._migrate import upgrade
 
 __all__ = ["SqlStore", "create_store"]
 
 
 class SqlStore:
-    """The durable ``RunStore``: every method is one transaction on a database thread.
+    """The durable ``RunStore`` and ``ClientStore``: every method is one transaction on a
+    database thread; on PostgreSQL also the ``ChangeFeed`` (LISTEN/NOTIFY).
 
     Construction runs ``alembic upgrade head`` (see ``create_store``). Call ``close`` at
     shutdown.
@@ -304,6 +308,91 @@ class SqlStore:
     async def use_login_token(self, token_id: str, at: datetime) -> LoginToken | None:
         """Mark a login token used and return it, once (None: unknown, used or expired)."""
         return await self._db.write(lambda tx: _people.use_token(tx, token_id, at))
+
+    # ------------------------------------------------------------------ API clients (ClientStore)
+
+    async def add_api_key(self, key: ApiKey, audit: list[AuditDraft]) -> None:
+        """Store a new key. Raises Conflict when the id exists."""
+        await self._db.write(lambda tx: _clients.add_key(tx, key, audit))
+
+    async def get_api_key(self, key_id: str) -> ApiKey:
+        """One key. Raises NotFound."""
+        return await self._db.read(lambda tx: _clients.key(tx, key_id))
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        """Every key, oldest first."""
+        return await self._db.read(_clients.keys)
+
+    async def revoke_api_key(self, key_id: str, at: datetime, audit: list[AuditDraft]) -> ApiKey:
+        """Revoke a key. Raises NotFound."""
+        return await self._db.write(lambda tx: _clients.revoke_key(tx, key_id, at, audit))
+
+    async def set_key_secrets(self, key_id: str, secrets: list[Secret], audit: list[AuditDraft]) -> ApiKey:
+        """Replace a key's signing secrets. Raises NotFound."""
+        return await self._db.write(lambda tx: _clients.set_key_secrets(tx, key_id, secrets, audit))
+
+    async def claim_idempotency(self, record: Idempotency) -> Idempotency:
+        """The stored record of the client's key: ``record`` when new, else the first one."""
+        return await self._db.write(lambda tx: _clients.claim_idempotency(tx, record))
+
+    async def add_endpoint(self, endpoint: WebhookEndpoint, audit: list[AuditDraft]) -> None:
+        """Store a webhook endpoint. Raises Conflict when the id exists."""
+        await self._db.write(lambda tx: _clients.add_endpoint(tx, endpoint, audit))
+
+    async def get_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        """One endpoint, deleted or not. Raises NotFound."""
+        return await self._db.read(lambda tx: _clients.endpoint(tx, endpoint_id))
+
+    async def list_endpoints(self, *, client_id: str | None = None) -> list[WebhookEndpoint]:
+        """Endpoints not deleted, oldest first."""
+        return await self._db.read(lambda tx: _clients.endpoints(tx, client_id=client_id))
+
+    async def set_endpoint_secrets(
+        self, endpoint_id: str, secrets: list[Secret], audit: list[AuditDraft]
+    ) -> WebhookEndpoint:
+        """Replace an endpoint's secrets. Raises NotFound."""
+        return await self._db.write(lambda tx: _clients.set_endpoint_secrets(tx, endpoint_id, secrets, audit))
+
+    async def delete_endpoint(
+        self, endpoint_id: str, at: datetime, audit: list[AuditDraft]
+    ) -> WebhookEndpoint:
+        """Mark an endpoint deleted. Raises NotFound."""
+        return await self._db.write(lambda tx: _clients.delete_endpoint(tx, endpoint_id, at, audit))
+
+    async def page_runs(
+        self, *, status: list[RunStatus] | None, workflow_id: str | None, after: int | None, limit: int
+    ) -> Page:
+        """Runs newest first, continuing after ``after``."""
+        return await self._db.read(
+            lambda tx: _clients.page_runs(
+                tx, status=status, workflow_id=workflow_id, after=after, limit=limit
+            )
+        )
+
+    async def page_checkpoints(
+        self, *, open_only: bool | None, assignee: str | None, after: int | None, limit: int
+    ) -> Page:
+        """Checkpoints newest first, continuing after ``after``."""
+        return await self._db.read(
+            lambda tx: _clients.page_checkpoints(
+                tx, open_only=open_only, assignee=assignee, after=after, limit=limit
+            )
+        )
+
+    async def deliveries_to(self, target: str, *, limit: int) -> list[Delivery]:
+        """The newest outbox rows addressed to ``target``, newest first."""
+        return await self._db.read(lambda tx: _clients.deliveries_to(tx, target, limit=limit))
+
+    async def get_delivery(self, delivery_id: str) -> Delivery:
+        """One outbox row. Raises NotFound."""
+        return await self._db.read(lambda tx: _clients.get_delivery(tx, delivery_id))
+
+    async def subscribe(self, wake: Callable[[str | None], None]) -> Callable[[], Awaitable[None]] | None:
+        """PostgreSQL: ``wake(run_id)`` for every checkpoint resolved and run ended anywhere (one
+        LISTEN connection); None on SQLite, which cannot tell other processes' commits."""
+        if not self._db.pg:
+            return None
+        return await PgListener(self._db.url, wake).start()
 
 
 def create_store(url: str | URL, *, pool_size: int = 4, busy_timeout_ms: int = 5000) -> SqlStore:

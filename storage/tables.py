@@ -23,6 +23,7 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "AUDIT_HEAD_ID",
+    "ApiKeyRow",
     "AuditEventRow",
     "AuditHeadRow",
     "CheckpointRow",
@@ -30,12 +31,14 @@ __all__ = [
     "DecisionRow",
     "DelegationRow",
     "DeliveryRow",
+    "IdempotencyRow",
     "LoginTokenRow",
     "PersonIdentityRow",
     "PersonRow",
     "RunRow",
     "StepRow",
     "UTCDateTime",
+    "WebhookEndpointRow",
     "WorkflowVersionRow",
     "metadata",
 ]
@@ -247,7 +250,11 @@ class DeliveryRow(SQLModel, table=True):
     """An outbox row: one message to send (or update) after its transaction commits."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (sa.Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        # the delivery log of a webhook endpoint
+        sa.Index("ix_deliveries_target_pk", "target", "pk"),
+    )
 
     pk: int | None = _pk()
     id: str = _uid()
@@ -342,3 +349,52 @@ class LoginTokenRow(SQLModel, table=True):
     created_at: datetime = _when()
     expires_at: datetime = _when(index=True)
     used_at: datetime | None = _when(nullable=True)
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key: the SHA-256 of its secret (never the secret), scopes, the person it is bound
+    to (none: an agent), and the secrets that sign webhooks to the callback URLs it names."""
+
+    __tablename__ = "api_keys"
+
+    pk: int | None = _pk()
+    id: str = _uid()
+    name: str
+    secret_hash: str
+    scopes: list[str] = _json()
+    as_user: str | None = None
+    signing_secrets: list[dict[str, Any]] = _json()
+    created_by: str
+    created_at: datetime = _when()
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class IdempotencyRow(SQLModel, table=True):
+    """The first use of an idempotency key by a client: the request's hash and what it made."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (sa.UniqueConstraint("client_id", "key", name="uq_api_idempotency_client_key"),)
+
+    pk: int | None = _pk()
+    client_id: str
+    key: str
+    request_hash: str
+    resource: str
+    resource_id: str
+    created_at: datetime = _when()
+
+
+class WebhookEndpointRow(SQLModel, table=True):
+    """A webhook subscription: the URL, the event types, its signing secrets."""
+
+    __tablename__ = "webhook_endpoints"
+
+    pk: int | None = _pk()
+    id: str = _uid()
+    client_id: str = Field(index=True)
+    url: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    events: list[str] = _json()
+    description: str = ""
+    secrets: list[dict[str, Any]] = _json()
+    created_at: datetime = _when()
+    deleted_at: datetime | None = _when(nullable=True)

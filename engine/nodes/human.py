@@ -97,6 +97,8 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
     now = ctx.deps.clock.now()
     # the context is only shown, never executed: it is stored with sensitive values masked
     context = _run_redactor(ctx).value(render_value(compiled.get("context", {}), ctx.scope))
+    if not isinstance(context, dict):
+        context = {"context": context}
     proposed_raw = compiled.get("proposed")
     properties = config.response_schema.get("properties", {})
     if proposed_raw is not None:
@@ -122,7 +124,7 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
         title=title,
         # the prompt is the author's Slack markup; the data it interpolates is made inert
         prompt=render_markup(compiled.get("prompt", ""), ctx.scope),
-        context=context if isinstance(context, dict) else {"context": context},
+        context=context,
         options=config.options if config.kind != "input" else ["answer"],
         response_schema=config.response_schema,
         proposed=proposed,

@@ -71,10 +71,17 @@ async def test_reminder_escalation_dm_and_final_action(tmp_path: Path) -> None:
         escalation = [p for p in posts if "Escalated to you" in str(p.params.get("text"))]
         assert [p.params["channel"] for p in escalation] == [dm_member]
         assert f"<@{MANAGER}> had this for 2s" in str(escalation[0].params["text"])
-        updates = env.fake.calls_to("chat.update")
-        final = {u.params["channel"]: str(u.params["text"]) for u in updates}
-        assert set(final) >= {dm_manager, dm_member}
-        assert all("policy" in text.lower() for text in final.values()), final
+
+        def final_cards() -> dict[str, str]:
+            # the run ends before the outbox has sent its cards' last update: wait for it
+            updates = env.fake.calls_to("chat.update")
+            final = {u.params["channel"]: str(u.params["text"]) for u in updates}
+            done = set(final) >= {dm_manager, dm_member} and all(
+                "policy" in t.lower() for t in final.values()
+            )
+            return final if done else {}
+
+        assert await env.until(final_cards, timeout=20)
         kinds = [e.kind for e in await c.store.audit_events(run_id=run.id)]
         assert "checkpoint.reminded" in kinds
         assert "checkpoint.escalated" in kinds
