@@ -87,7 +87,10 @@ def _as_stored(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 class InMemoryRunStore(InMemoryPeople, InMemoryClients):
-    """A ``RunStore`` (and ``PeopleStore`` and ``ClientStore``) kept in dictionaries (insertion order is creation order)."""
+    """A ``RunStore`` (and ``PeopleStore`` and ``ClientStore``) kept in dictionaries.
+
+    Insertion order is creation order.
+    """
 
     def __init__(self) -> None:
         self._workflows: dict[str, WorkflowVersion] = {}

@@ -22,7 +22,17 @@ from engine.model import (
 )
 from engine.people import ConsoleSession, LoginToken, Person
 from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, PurgeReport, RunChange
-from storage import _audit, _checkpoints, _clients, _delegations, _outbox, _people, _queries, _retention, _runs
+from storage import (
+    _audit,
+    _checkpoints,
+    _clients,
+    _delegations,
+    _outbox,
+    _people,
+    _queries,
+    _retention,
+    _runs,
+)
 from storage._db import Database
 from storage._listen import PgListener
 from storage._migrate import upgrade

@@ -14,6 +14,7 @@ from engine.model import (
     StepStatus,
 )
 from engine.ports import RunStore
+from engine.shown import markup_text
 
 __all__ = ["checkpoint_out", "decision_of", "decision_out", "pending_out", "run_out", "run_result"]
 
@@ -76,7 +77,7 @@ def checkpoint_out(cp: Checkpoint, decision: DecisionOut | None) -> CheckpointOu
         status=cp.status.value,
         kind=cp.kind,
         title=cp.title,
-        prompt=cp.prompt,
+        prompt=markup_text(cp.prompt),  # what the person reads (data in it is inert)
         show=dict(cp.context),
         proposed=dict(cp.proposed),
         response_schema=dict(cp.response_schema),

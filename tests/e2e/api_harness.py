@@ -25,6 +25,7 @@ from bot.slack import EVENTS_PATH, SlackSurface
 from bot.web import add_routes
 from bot.wiring import Container, build, database_url
 from bot.worker import Worker
+from engine.egress import EgressPolicy
 from engine.timeouts import Timeouts
 from tests.fakes.slack import FakeSlack
 from tests.scenario._harness import GROUP, GROUP_MEMBER, SlackEnv, settings_for, write_project
@@ -160,9 +161,13 @@ async def api_env(
     ):
         receiver.url = str(rx.make_url("")).rstrip("/")
         # webhooks go out through the process's HttpClient, the component that applies the
-        # deployment's egress policy: the receiver is on 127.0.0.1, which these settings must
-        # allow explicitly once loopback is refused by default
-        settings = settings_for(root, db_url, fake)
+        # deployment's egress policy: the receiver is on 127.0.0.1, which is refused unless
+        # allowed, exactly as a deployment allows an internal receiver
+        port = rx.port
+        assert port is not None
+        settings = settings_for(root, db_url, fake).model_copy(
+            update={"http_allow": EgressPolicy.parse(f"127.0.0.1:{port}")}
+        )
         container = await build(settings, with_sandbox=False)
         worker = Worker(container, poll_s=0.2, outbox_poll_s=0.05)
         timers = Timers(Timeouts(container.engine), database_url(db_url), scope=f"api-{id(container)}")

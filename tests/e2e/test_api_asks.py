@@ -235,8 +235,9 @@ async def test_agent_content_is_shown_as_data_never_compiled(env: ApiEnv) -> Non
     body = ask_body(key="tpl", prompt="{{ 7 * 6 }} {% raw %}", show={"x": "{{ inputs }}"}, title="{{ run }}")
     status, cp, _ = await env.call("POST", "/api/v1/checkpoints", token, body)
     assert status == 201, cp
+    # the prompt is shown as text: the agent's characters that would format in Slack are inert
     assert (cp["prompt"], cp["title"], cp["show"]) == (
-        "{{ 7 * 6 }} {% raw %}",
+        "{{ 7 \uff0a 6 }} {% raw %}",
         "{{ run }}",
         {"x": "{{ inputs }}"},
     )

@@ -199,3 +199,32 @@ async def test_a_revoked_keys_endpoints_receive_nothing_more(env: ApiEnv) -> Non
     await env.call("POST", "/api/v1/checkpoints", other, ask_body(key="after"))
     await env.until(lambda: env.receiver.got.get("kept"))
     assert "gone" not in env.receiver.got
+
+
+async def test_a_callback_to_an_address_the_deployment_does_not_allow_is_never_called(env: ApiEnv) -> None:
+    """A callback URL is the agent's choice: it goes through the egress policy like an http node."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    hits: list[str] = []
+
+    async def inside(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text="internal secrets")
+
+    internal = web.Application()
+    internal.router.add_post("/{tail:.*}", inside)
+    async with TestServer(internal, host="127.0.0.1") as server:
+        token, _ = await env.key(HOOKS)
+        body = ask_body(key="ssrf", callback_url=str(server.make_url("/latest/meta-data")))
+        status, _, _ = await env.call("POST", "/api/v1/checkpoints", token, body)
+        assert status == 201
+
+        async def refused() -> list[Any]:
+            rows = await env.container.store.list_deliveries()
+            return [d for d in rows if d.kind == "webhook" and d.status.value == "failed"]
+
+        [row] = await env.until(refused)
+        assert "refused" in (row.error or "")
+        assert "internal secrets" not in (row.error or "")
+    assert hits == []
