@@ -53,7 +53,7 @@ EXIT_BAD_INPUT = 2
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -308,14 +308,18 @@ def serve() -> None:
         asyncio.run(run_server(Settings.from_env()))
     except (ConfigError, InvalidWorkflow) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    except EngineError as exc:  # the database could not be reached, ...
+        raise _fail(str(exc), EXIT_RUNTIME) from None
     except KeyboardInterrupt:
         pass
 
 
 def _register_subcommands() -> None:
+    from bot import cli_db
     from bot.cli_audit import register
 
     register(app)
+    cli_db.register(app)
 
 
 _register_subcommands()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,6 +44,9 @@ class Settings(BaseModel):
     lease_ttl_s: float = 30.0
     web_console: bool = False
     delegation_max_days: float = 30.0
+    # deployment (docs/deploy.md): migrate at start-up, and how long SIGTERM waits for work
+    auto_migrate: bool = True
+    shutdown_grace_s: float = 20.0
 
     @property
     def slack_enabled(self) -> bool:
@@ -92,8 +97,9 @@ class Settings(BaseModel):
             raise ConfigError(f"SIGNOFF_DELEGATION_MAX_DAYS must be positive, not {max_raw!r}")
         if sandbox not in {"auto", "bwrap", "docker", "subprocess"}:
             raise ConfigError(f"SIGNOFF_SANDBOX must be auto, bwrap, docker or subprocess, not {sandbox!r}")
+        database_url = get("SIGNOFF_DATABASE_URL", "sqlite:///./signoff.db")
         return cls(
-            database_url=get("SIGNOFF_DATABASE_URL", "sqlite:///./signoff.db"),
+            database_url=database_url,
             workflows_dir=Path(get("SIGNOFF_WORKFLOWS_DIR", "workflows")),
             skills_dir=Path(get("SIGNOFF_SKILLS_DIR", "skills/library")),
             roles_file=Path(get("SIGNOFF_ROLES_FILE", "roles.yml")),
@@ -114,4 +120,25 @@ class Settings(BaseModel):
             lease_ttl_s=lease_ttl_s,
             web_console=get("SIGNOFF_WEB_CONSOLE", "").lower() in {"1", "true", "on", "yes"},
             delegation_max_days=delegation_max_days,
+            **_deployment(get, database_url),
         )
+
+
+_ON, _OFF = {"1", "true", "on", "yes"}, {"0", "false", "off", "no"}
+
+
+def _deployment(get: Callable[..., str | None], database_url: str) -> dict[str, Any]:
+    """``SIGNOFF_AUTO_MIGRATE`` (default: on for SQLite, off otherwise, where a deploy step runs
+    ``signoff db upgrade`` once) and ``SIGNOFF_SHUTDOWN_GRACE`` (seconds)."""
+    raw = (get("SIGNOFF_AUTO_MIGRATE") or "").strip().lower()
+    if raw and raw not in _ON | _OFF:
+        raise ConfigError(f"SIGNOFF_AUTO_MIGRATE must be on or off, not {raw!r}")
+    auto = raw in _ON if raw else database_url.startswith("sqlite")
+    grace_raw = get("SIGNOFF_SHUTDOWN_GRACE") or "20"
+    try:
+        grace = float(grace_raw)
+    except ValueError:
+        raise ConfigError(f"SIGNOFF_SHUTDOWN_GRACE must be a number of seconds, not {grace_raw!r}") from None
+    if grace < 0:
+        raise ConfigError(f"SIGNOFF_SHUTDOWN_GRACE must be 0 or more, not {grace_raw!r}")
+    return {"auto_migrate": auto, "shutdown_grace_s": grace}
