@@ -5,15 +5,17 @@ process resumes from the last committed step. A checkpoint is resolved by compar
 exactly one decision wins.
 
 The implementation is split by concern: ``_engine_core`` (ports and helpers), ``_driving``
-(start, drive, recover) and ``_deciding`` (decide, check, cancel).
+(start, drive, recover), ``_deciding`` (decide, check, cancel) and ``_draining`` (stopping
+without losing work).
 """
 
 from __future__ import annotations
 
 from engine._deciding import Deciding
+from engine._draining import Draining
 
 __all__ = ["Engine"]
 
 
-class Engine(Deciding):
+class Engine(Deciding, Draining):
     """Applies workflow semantics through the ports; one instance per process."""
