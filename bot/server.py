@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bot.config import ConfigError, Settings
+from bot.health import Readiness, add_health_routes
+from bot.lifecycle import shut_down
 from bot.local import LocalSender
 from bot.scheduler import Timers
 from bot.wiring import Container, build, database_url
@@ -27,11 +29,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("signoff.server")
 
 
-async def create_app(container: Container) -> web.Application:
+async def create_app(container: Container, readiness: Readiness | None = None) -> web.Application:
     """The aiohttp application with every route of this process."""
     from bot.web import add_routes
 
     app = web.Application()
+    add_health_routes(app, readiness or Readiness(container))
     settings = container.settings
     add_routes(
         app,
@@ -90,7 +93,12 @@ async def serve(
             raise
     for broken in container.catalog.errors:
         log.error("workflow not loaded:\n%s", broken)
-    app = await create_app(container)
+    readiness = Readiness(
+        container,
+        loops=lambda: None if worker.alive and timers.running else "the timers or the worker loops stopped",
+        slack_auth=None if slack is None else slack.client.auth_test,
+    )
+    app = await create_app(container, readiness)
     if slack is not None and not slack.socket_mode:
         slack.mount(app)
     runner = web.AppRunner(app, access_log=None)
@@ -118,10 +126,13 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        log.info("shutting down")
-        if slack is not None:
-            await slack.close()
-        await timers.stop()
-        await worker.stop()
+        await shut_down(
+            readiness=readiness,
+            engine=container.engine,
+            worker=worker,
+            timers=timers,
+            slack=slack,
+            grace_s=settings.shutdown_grace_s,
+        )
         await runner.cleanup()
         await container.close()

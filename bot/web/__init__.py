@@ -32,7 +32,8 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def add_routes(
     app: web.Application, container: Container, *, console: bool = True, read_only: bool = False
 ) -> None:
-    """Mount the console on ``app``: pages, form targets, ``/healthz`` and ``/static/``.
+    """Mount the console on ``app``: pages, form targets and ``/static/`` (``/healthz`` and
+    ``/readyz`` are ``bot.health``'s).
 
     Also installs one middleware that, for the console's own routes only, turns an unknown
     id into a 404 page and any unexpected exception into a plain 500 page with a logged
@@ -41,7 +42,7 @@ def add_routes(
     Args:
         app: the process's application, not yet started.
         container: the wired process (store, catalog, engine, clock).
-        console: mount the pages; without them only ``/healthz`` is served (Slack mode, where
+        console: mount the pages; without them none is served (Slack mode, where
             people are identified by Slack and an unauthenticated console would let anyone
             decide as anyone).
         read_only: serve the pages but none of the forms' targets (``SIGNOFF_WEB_CONSOLE=on``
@@ -53,7 +54,6 @@ def add_routes(
     app.middlewares.append(_errors)
     app.on_cleanup.append(_views.stop_tasks)
     routes: list[tuple[str, str, _Handler, str]] = [
-        ("GET", "/healthz", _views.healthz, "healthz"),
         ("GET", "/", _views.home, "home"),
         ("POST", "/actor", _views.set_actor, "actor"),
         ("GET", "/workflows/{workflow_id}", _views.workflow_page, "workflow"),
@@ -66,7 +66,7 @@ def add_routes(
         ("POST", "/checkpoints/{checkpoint_id}/decide", _views.decide, "decide"),
     ]
     if not console:
-        routes = routes[:1]
+        routes = []
     elif read_only:
         routes = [r for r in routes if r[0] == "GET"]
     for method, path, handler, name in routes:
