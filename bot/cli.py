@@ -315,11 +315,12 @@ def serve() -> None:
 
 
 def _register_subcommands() -> None:
-    from bot import cli_db
+    from bot import cli_db, doctor
     from bot.cli_audit import register
 
     register(app)
     cli_db.register(app)
+    doctor.register(app)
 
 
 _register_subcommands()
