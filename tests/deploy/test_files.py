@@ -58,6 +58,8 @@ def test_the_proxy_sends_traffic_to_ready_replicas_only() -> None:
     assert upstreams is not None
     assert upstreams.group(1).split() == [f"{name}:3000" for name in REPLICAS]
     assert re.search(r"^\s*health_uri /readyz$", caddyfile, re.MULTILINE)
+    # the probes name failing dependencies: not for the outside
+    assert re.search(r"@probes path /healthz /readyz\s+respond @probes 404", caddyfile)
     assert service("proxy")["depends_on"] == REPLICAS
 
 
