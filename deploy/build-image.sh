@@ -39,6 +39,7 @@ local_rootfs() {
   # python:3.11-slim's equivalent from Debian packages: bookworm, python3 (3.11), venv, CA certificates
   command -v mmdebstrap >/dev/null 2>&1 || {
     echo "installing mmdebstrap" >&2
+    apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >&2
   }
   local extra=()
