@@ -1,9 +1,10 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both set everything up first.
 VENV ?= .venv
+IMAGE ?= localhost/signoff:ci
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install sysdeps lint typecheck imports unit bench clean
+.PHONY: run test install sysdeps lint typecheck imports unit image image-test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,7 +34,15 @@ sysdeps:
 unit: $(STAMP) sysdeps
 	. ./.sandbox-env && $(VENV)/bin/pytest -q -p no:cacheprovider
 
-test: lint typecheck imports unit
+# the container image (Podman; from a local Debian base when no registry answers), then the tests
+# that run it: the compose stack's essentials on this machine's PostgreSQL (docs/deploy.md)
+image:
+	bash deploy/build-image.sh $(IMAGE)
+
+image-test: $(STAMP) sysdeps image
+	. ./.sandbox-env && SIGNOFF_TEST_IMAGE=$(IMAGE) $(VENV)/bin/pytest -q -p no:cacheprovider -m image tests/deploy
+
+test: lint typecheck imports unit image-test
 
 bench: $(STAMP)
 	$(PY) bench/engine.py --json

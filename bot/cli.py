@@ -340,11 +340,14 @@ def serve() -> None:
         asyncio.run(run_server(Settings.from_env()))
     except (ConfigError, InvalidWorkflow) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    except EngineError as exc:  # the database could not be reached, ...
+        raise _fail(str(exc), EXIT_RUNTIME) from None
     except KeyboardInterrupt:
         pass
 
 
 def _register_subcommands() -> None:
+    from bot import cli_db, doctor
     from bot.cli_audit import register
     from bot.cli_keys import register as register_keys
     from bot.cli_people import register as register_people
@@ -352,6 +355,8 @@ def _register_subcommands() -> None:
     register(app)
     register_people(app)
     register_keys(app)
+    cli_db.register(app)
+    doctor.register(app)
 
 
 _register_subcommands()

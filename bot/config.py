@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -57,6 +59,9 @@ class Settings(BaseModel):
     allowed_hosts: tuple[str, ...] = ()
     http_allow: EgressPolicy = EgressPolicy()
     login: LoginSettings = LoginSettings()  # SIGNOFF_AUTH and the rest: bot/login_config.py
+    # deployment (docs/deploy.md): migrate at start-up, and how long SIGTERM waits for work
+    auto_migrate: bool = True
+    shutdown_grace_s: float = 20.0
 
     @property
     def slack_enabled(self) -> bool:
@@ -107,6 +112,7 @@ class Settings(BaseModel):
             raise ConfigError(f"SIGNOFF_DELEGATION_MAX_DAYS must be positive, not {max_raw!r}")
         if sandbox not in {"auto", "bwrap", "docker", "subprocess"}:
             raise ConfigError(f"SIGNOFF_SANDBOX must be auto, bwrap, docker or subprocess, not {sandbox!r}")
+        database_url = get("SIGNOFF_DATABASE_URL", "sqlite:///./signoff.db")
         public_url = get("SIGNOFF_PUBLIC_URL") or None
         if public_url is not None:
             _check_public_url(public_url)
@@ -119,7 +125,7 @@ class Settings(BaseModel):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return cls(
-            database_url=get("SIGNOFF_DATABASE_URL", "sqlite:///./signoff.db"),
+            database_url=database_url,
             workflows_dir=Path(get("SIGNOFF_WORKFLOWS_DIR", "workflows")),
             skills_dir=Path(get("SIGNOFF_SKILLS_DIR", "skills/library")),
             roles_file=Path(get("SIGNOFF_ROLES_FILE", "roles.yml")),
@@ -145,6 +151,7 @@ class Settings(BaseModel):
             allowed_hosts=_hosts(get("SIGNOFF_ALLOWED_HOSTS", "")),
             http_allow=http_allow,
             login=login,
+            **_deployment(get, database_url),
         )
 
 
@@ -175,3 +182,22 @@ def _hosts(raw: str) -> tuple[str, ...]:
                 "or localhost:8080; no scheme, path or wildcard)"
             )
     return hosts
+
+_ON, _OFF = {"1", "true", "on", "yes"}, {"0", "false", "off", "no"}
+
+
+def _deployment(get: Callable[..., str | None], database_url: str) -> dict[str, Any]:
+    """``SIGNOFF_AUTO_MIGRATE`` (default: on for SQLite, off otherwise, where a deploy step runs
+    ``signoff db upgrade`` once) and ``SIGNOFF_SHUTDOWN_GRACE`` (seconds)."""
+    raw = (get("SIGNOFF_AUTO_MIGRATE") or "").strip().lower()
+    if raw and raw not in _ON | _OFF:
+        raise ConfigError(f"SIGNOFF_AUTO_MIGRATE must be on or off, not {raw!r}")
+    auto = raw in _ON if raw else database_url.startswith("sqlite")
+    grace_raw = get("SIGNOFF_SHUTDOWN_GRACE") or "20"
+    try:
+        grace = float(grace_raw)
+    except ValueError:
+        raise ConfigError(f"SIGNOFF_SHUTDOWN_GRACE must be a number of seconds, not {grace_raw!r}") from None
+    if grace < 0:
+        raise ConfigError(f"SIGNOFF_SHUTDOWN_GRACE must be 0 or more, not {grace_raw!r}")
+    return {"auto_migrate": auto, "shutdown_grace_s": grace}

@@ -136,6 +136,12 @@ class Timers:
         self.scheduler.shutdown(wait=False)
         _ACTIVE.pop(self.scope, None)
 
+    @property
+    def running(self) -> bool:
+        """True while the scheduler and the planning loop run (readiness)."""
+        task = self._task
+        return self.scheduler.state == STATE_RUNNING and task is not None and not task.done()
+
     def changed(self, run_id: str) -> None:
         """Engine observer: the run's checkpoints may have opened or moved; plan them soon."""
         self._dirty.add(run_id)

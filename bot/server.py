@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bot.config import ConfigError, Settings
+from bot.health import Readiness, add_health_routes
+from bot.lifecycle import shut_down
 from bot.local import LocalSender
 from bot.scheduler import Timers
 from bot.wiring import Container, build, database_url
@@ -27,16 +29,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("signoff.server")
 
 
-async def create_app(container: Container) -> web.Application:
+async def create_app(container: Container, readiness: Readiness | None = None) -> web.Application:
     """The aiohttp application with every route of this process.
 
-    The web console is served in local mode, and in Slack mode when people sign in to it
-    (``SIGNOFF_AUTH``); otherwise the process serves ``/healthz`` and Slack's endpoint.
+    ``/healthz`` and ``/readyz`` always; the HTTP API; the web console in local mode, and in
+    Slack mode when people sign in to it (``SIGNOFF_AUTH``); Slack's endpoint is mounted by the
+    Slack surface.
     """
     from bot.api import mount
     from bot.web import add_routes
 
     app = web.Application()
+    add_health_routes(app, readiness or Readiness(container))
     settings = container.settings
     add_routes(app, container, console=not settings.slack_enabled or settings.login.enabled)
     mount(app, container)
@@ -87,17 +91,23 @@ async def serve(
     base_url = settings.public_url or f"http://{host}:{settings.port}"
     _arm_faults(settings)
     container = await build(settings, sender=None if settings.slack_enabled else LocalSender(base_url))
-    try:
-        app = await create_app(container)
-    except BaseException:
-        await container.close()
-        raise
     worker = Worker(container)
     timers = Timers(
         Timeouts(container.engine, queue_channel=settings.queue_channel), database_url(settings.database_url)
     )
     container.engine.on_change = _fan_out(worker.wake, timers.changed)
     slack = _slack(container, settings, worker)
+    readiness = Readiness(
+        container,
+        loops=lambda: None if worker.alive and timers.running else "the timers or the worker loops stopped",
+        slack_auth=None if slack is None else slack.client.auth_test,
+    )
+    try:
+        # before anything connects: an unusable console secret key stops the start here
+        app = await create_app(container, readiness)
+    except BaseException:
+        await container.close()
+        raise
     if slack is not None:
         try:
             await slack.start()
@@ -133,10 +143,13 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        log.info("shutting down")
-        if slack is not None:
-            await slack.close()
-        await timers.stop()
-        await worker.stop()
+        await shut_down(
+            readiness=readiness,
+            engine=container.engine,
+            worker=worker,
+            timers=timers,
+            slack=slack,
+            grace_s=settings.shutdown_grace_s,
+        )
         await runner.cleanup()
         await container.close()

@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,12 +29,14 @@ from engine.service import Engine
 from engine.testing import InMemoryRunStore
 from skills.http import AiohttpClient
 from skills.registry import FixtureResult, Skill, SkillRegistry  # re-exported for `signoff skills`
-from storage import SqlStore, create_store
+from storage import SchemaState, SchemaStatus, SqlStore, create_store, schema_status, upgrade_schema
 
 __all__ = [
     "Adapters",
     "Container",
     "FixtureResult",
+    "SchemaState",
+    "SchemaStatus",
     "Skill",
     "SkillRegistry",
     "SystemClock",
@@ -42,8 +45,11 @@ __all__ = [
     "build",
     "database_url",
     "outbox_claim",
+    "probe_sandbox",
+    "read_schema",
     "run_skill_fixtures",
     "skill_library",
+    "upgrade_database",
 ]
 
 log = logging.getLogger("signoff.wiring")
@@ -98,6 +104,8 @@ class Container:
     people: PeopleStore | None = None  # people, sessions and login tokens (the store, when it keeps them)
     clients: ClientStore | None = None  # API keys, idempotency, webhook endpoints (bot/api)
     feed: ChangeFeed | None = None  # other processes' commits (PostgreSQL LISTEN), for long polls
+    # the database's schema revision against this code's (readiness); None without a SQL store
+    schema: Callable[[], Awaitable[SchemaStatus]] | None = None
 
     async def close(self) -> None:
         """Release connections and sessions."""
@@ -131,6 +139,17 @@ def _sandbox(settings: Settings) -> Sandbox | None:
         return None
 
 
+def probe_sandbox(settings: Settings) -> str:
+    """The name of the sandbox backend ``SIGNOFF_SANDBOX`` gives here (blocking: it probes).
+
+    Raises:
+        EngineError: no backend works; the message says why and what to install.
+    """
+    from skills.sandbox import choose_sandbox
+
+    return choose_sandbox(settings.sandbox, docker_image=os.environ.get("SIGNOFF_DOCKER_IMAGE")).name
+
+
 def _skills(settings: Settings, sandbox: Sandbox | None, llm: LLM | None) -> SkillRunner | None:
     if not settings.skills_dir.is_dir():
         return None
@@ -159,10 +178,11 @@ async def build(
     except InvalidWorkflow as exc:
         raise ConfigError(f"SIGNOFF_ROLES_FILE ({settings.roles_file}):\n{exc}") from exc
     closers: list[Any] = []
+    schema = None
     if store is None:
-        sql: SqlStore = await asyncio.to_thread(create_store, database_url(settings.database_url))
+        sql = await _open_store(settings)
         closers.append(sql.close)
-        store = sql
+        store, schema = sql, sql.schema_status
     llm = _llm(settings)
     if llm is not None:
         closers.append(getattr(llm, "aclose", lambda: None))
@@ -209,7 +229,47 @@ async def build(
         people=deps.people,
         clients=store if isinstance(store, SqlStore | InMemoryRunStore) else None,
         feed=store if isinstance(store, SqlStore) else None,
+        schema=schema,
     )
+
+
+async def _open_store(settings: Settings) -> SqlStore:
+    """The SQL store; migrated here only with ``SIGNOFF_AUTO_MIGRATE`` (default for SQLite).
+
+    Raises:
+        ConfigError: the schema is older than this code (the message names ``signoff db upgrade``).
+    """
+    url = database_url(settings.database_url)
+    sql: SqlStore = await asyncio.to_thread(create_store, url, migrate=settings.auto_migrate)
+    try:
+        status = await sql.schema_status()
+    except BaseException:
+        await sql.close()
+        raise
+    if not status.usable:
+        await sql.close()
+        raise ConfigError(status.describe())
+    if status.state is SchemaState.ahead:
+        log.warning("%s; running on it", status.describe())
+    return sql
+
+
+async def read_schema(settings: Settings) -> SchemaStatus:
+    """The schema status of ``SIGNOFF_DATABASE_URL`` (a missing SQLite file reads as empty).
+
+    Raises:
+        StorageError: the database cannot be reached.
+    """
+    return await asyncio.to_thread(schema_status, database_url(settings.database_url))
+
+
+async def upgrade_database(settings: Settings) -> tuple[SchemaStatus, SchemaStatus]:
+    """``alembic upgrade head`` on ``SIGNOFF_DATABASE_URL``; the status before and after.
+
+    Raises:
+        StorageError: the database cannot be reached or a migration failed.
+    """
+    return await asyncio.to_thread(upgrade_schema, database_url(settings.database_url))
 
 
 @dataclass

@@ -34,8 +34,22 @@ class Worker:
             asyncio.create_task(self._outbox_loop(), name="signoff-outbox"),
         ]
 
-    async def stop(self) -> None:
-        """Cancel the loops and wait for them."""
+    @property
+    def alive(self) -> bool:
+        """True while both loops run (readiness)."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Stop the loops: recovery at once, the outbox after the row it is sending (up to
+        ``grace_s``; a send cut short hands its row back to the other processes)."""
+        if self.container.outbox is not None:
+            self.container.outbox.stopping = True
+        self._wake_outbox.set()
+        if self._tasks:
+            recover, outbox_loop = self._tasks
+            recover.cancel()
+            if grace_s > 0:
+                await asyncio.wait({outbox_loop}, timeout=grace_s)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -54,7 +68,7 @@ class Worker:
         outbox = self.container.outbox
         if outbox is None:
             return
-        while True:
+        while not outbox.stopping:
             try:
                 while await outbox.dispatch_due():
                     pass

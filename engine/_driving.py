@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from engine._decisions import schema_errors
 from engine._engine_core import EngineCore
 from engine.audit import sha256_of
-from engine.errors import EngineError, InvalidInput, LeaseLost
+from engine.errors import EngineError, InvalidInput, LeaseLost, NotFound
 from engine.events import EventType
 from engine.expressions import ExpressionError
 from engine.faults import fault
@@ -133,17 +133,44 @@ class Driving(EngineCore):
     # ------------------------------------------------------------------ driving
 
     async def drive(self, run_id: str) -> Run | None:
-        """Execute the run until it pauses or ends; None when another process holds it."""
+        """Execute the run until it pauses or ends; None when another process holds it.
+
+        While the process shuts down (``draining``) nothing is claimed, a run this engine holds
+        is released for another process, and a run being driven is released before its next
+        node (see ``engine._draining``).
+        """
         claimed = self._held.pop(run_id, None)
+        if self.draining:
+            if claimed is not None:
+                await self._release(claimed.lease)
+            return None
         if claimed is None:
             claimed = await self.store.claim(run_id, self.owner, self.clock.now(), self.lease_ttl)
         if claimed is None:
             return None
+        self._driving[run_id] = asyncio.current_task()
+        self._idle.clear()
         try:
             return await self._drive(claimed)
         except LeaseLost:
             log.info("lease on %s lost; another process continues it", run_id)
             return None
+        except asyncio.CancelledError:
+            # cut short (shutdown): hand the run over now rather than when the lease expires
+            await asyncio.shield(self._release(claimed.lease))
+            raise
+        finally:
+            self._driving.pop(run_id, None)
+            if not self._driving:
+                self._idle.set()
+
+    async def _release(self, lease: Lease) -> None:
+        """Give a run back: any process may claim it at once (its pending work stays)."""
+        try:
+            await self.store.commit(lease, RunChange(at=self.clock.now(), release=True))
+        except (LeaseLost, NotFound):
+            return  # it ended, or another process took it over, meanwhile
+        log.info("released run %s for another process", lease.run_id)
 
     async def _drive(self, claimed: Claimed) -> Run:
         lease, run = claimed.lease, claimed.run
@@ -154,6 +181,9 @@ class Driving(EngineCore):
                 return run
             if not run.pending:
                 return await self._finish(lease, run, list(steps.values()))
+            if self.draining:
+                await self._release(lease)
+                return run
             node_id = run.pending[0]
             if any(s.node_id == node_id and s.status is not StepStatus.running for s in steps.values()):
                 run = await self.store.commit(lease, RunChange(at=self.clock.now(), pending_remove=[node_id]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -54,6 +55,11 @@ class EngineCore:
         self.webhook_events = webhook_events
         self._published: set[str] = set()
         self._held: dict[str, Claimed] = {}
+        # shutting down: no node starts, a run about to be driven is released (engine._draining)
+        self.draining = False
+        self._driving: dict[str, asyncio.Task[object] | None] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.gate = Gate(roles=catalog.roles, deps=deps, store=store)
 
     async def redactor(self, run: Run) -> Redactor:

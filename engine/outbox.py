@@ -6,6 +6,7 @@ event) only after ``max_attempts`` or on a permanent error, so nothing is silent
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,13 +57,19 @@ class Outbox:
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
+        # shutting down: the row being sent is finished, no other row is started
+        self.stopping = False
 
     async def dispatch_due(self, limit: int = 50) -> int:
         """Send every due delivery once; returns how many were attempted."""
         due = await self.store.due_deliveries(self.clock.now(), limit)
+        sent = 0
         for delivery in due:
+            if self.stopping:
+                break
             await self._send(delivery)
-        return len(due)
+            sent += 1
+        return sent
 
     async def drain(self, rounds: int = 20) -> None:
         """Dispatch until nothing is due (bounded), for tests and the CLI."""
@@ -88,22 +95,14 @@ class Outbox:
         )
         if delivery is None:
             return
-        route = self.routes.get(delivery.kind)
-        related: list[Delivery] = []
-        if delivery.checkpoint_id is not None and route is None:
-            related = [
-                d
-                for d in await self.store.list_deliveries(checkpoint_id=delivery.checkpoint_id)
-                if d.id != delivery.id
-            ]
-        if route is None:  # the crash points count messages to people (Slack), not webhooks
-            fault("after_outbox_row")
-        sender = self.sender if route is None else route.sender
         try:
-            result = await sender.send(delivery, related)
-        except EngineError as exc:
-            result = SendResult(ok=False, error=str(exc), retryable=True)
-        if route is None:
+            result = await self._attempt(delivery)
+        except asyncio.CancelledError:
+            # cut short (shutdown): hand the claim back so that another process sends it now
+            # rather than when the claim expires (the sender finds a copy a cut call left)
+            await asyncio.shield(self._unclaim(delivery))
+            raise
+        if delivery.kind not in self.routes:  # the crash points count messages to people (Slack)
             fault("during_slack_call")
         attempts = delivery.attempts
         now = self.clock.now()
@@ -151,3 +150,33 @@ class Outbox:
             error=result.error,
             audit=[audit],
         )
+
+    async def _attempt(self, delivery: Delivery) -> SendResult:
+        route = self.routes.get(delivery.kind)
+        related: list[Delivery] = []
+        if delivery.checkpoint_id is not None and route is None:
+            related = [
+                d
+                for d in await self.store.list_deliveries(checkpoint_id=delivery.checkpoint_id)
+                if d.id != delivery.id
+            ]
+        if route is None:  # the crash points count messages to people (Slack), not webhooks
+            fault("after_outbox_row")
+        sender = self.sender if route is None else route.sender
+        try:
+            return await sender.send(delivery, related)
+        except EngineError as exc:
+            return SendResult(ok=False, error=str(exc), retryable=True)
+
+    async def _unclaim(self, delivery: Delivery) -> None:
+        now = self.clock.now()
+        if delivery.next_attempt_at <= now:
+            return  # the claim already ran out: another process may own the row by now
+        await self.store.mark_delivery(
+            delivery.id,
+            status=DeliveryStatus.pending,
+            attempts=delivery.attempts,
+            next_attempt_at=now,
+            error="interrupted by a shutdown",
+        )
+        log.info("delivery %s handed back at shutdown", delivery.id)

@@ -35,7 +35,7 @@ from storage import (
 )
 from storage._db import Database
 from storage._listen import PgListener
-from storage._migrate import upgrade
+from storage._schema import SchemaStatus, read_status, upgrade_unless_ahead
 
 __all__ = ["SqlStore", "create_store"]
 
@@ -65,7 +65,7 @@ class SqlStore:
         self._db = Database(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)
         if migrate:
             try:
-                self._db.call(upgrade, write=True)
+                self._db.call(upgrade_unless_ahead, write=True)
             except BaseException:
                 self._db.shutdown()
                 raise
@@ -78,6 +78,10 @@ class SqlStore:
     async def close(self) -> None:
         """Close connections and threads; later calls raise StorageError."""
         await self._db.close()
+
+    async def schema_status(self) -> SchemaStatus:
+        """Where the database's schema stands against this code's migrations."""
+        return await self._db.read(read_status, core=True)
 
     async def publish_workflow(self, version: WorkflowVersion) -> None:
         """Store a workflow version; publishing the same hash again is a no-op."""
@@ -405,10 +409,13 @@ class SqlStore:
         return await PgListener(self._db.url, wake).start()
 
 
-def create_store(url: str | URL, *, pool_size: int = 4, busy_timeout_ms: int = 5000) -> SqlStore:
-    """Open a migrated ``SqlStore`` at ``url`` (blocks while ``upgrade head`` runs).
+def create_store(
+    url: str | URL, *, pool_size: int = 4, busy_timeout_ms: int = 5000, migrate: bool = True
+) -> SqlStore:
+    """Open a ``SqlStore`` at ``url``, migrated unless ``migrate`` is False (blocks while
+    ``upgrade head`` runs; without it, check ``schema_status`` before use).
 
     Raises:
         StorageError: unsupported URL, unreachable database or failed migration.
     """
-    return SqlStore(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)
+    return SqlStore(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms, migrate=migrate)

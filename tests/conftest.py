@@ -59,14 +59,45 @@ def drop_pg_schema(schema: str) -> None:
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database for one test: a SQLite file, or a new PostgreSQL schema."""
+    """A fresh database for one test: a SQLite file (not created yet: Signoff migrates it on
+    start), or a new PostgreSQL schema, migrated as a deploy's ``signoff db upgrade`` does
+    (replicas on PostgreSQL do not migrate it themselves)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'signoff.db'}"
         return
+    from storage import migrate
+
     schema = f"signoff_t_{uuid.uuid4().hex[:10]}"
-    yield pg_schema_url(schema)
+    url = pg_schema_url(schema)
+    migrate(url)
+    yield url
     drop_pg_schema(schema)
 
 
 # the shared Slack payload fixtures live beside the repository (../shared/fixtures/slack)
 SLACK_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "slack"
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no schema at all (nothing has migrated it)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    schema = f"signoff_s_{uuid.uuid4().hex[:10]}"
+    yield pg_schema_url(schema)
+    drop_pg_schema(schema)
+
+
+def migrate_to(url: str, revision: str) -> None:
+    """Bring a database to ``revision`` (an older one: the schema an earlier release left)."""
+    from alembic import command
+
+    from storage._migrate import alembic_config
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), revision)
+    finally:
+        engine.dispose()

@@ -31,7 +31,8 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def add_routes(app: web.Application, container: Container, *, console: bool = True) -> None:
-    """Mount the console on ``app``: pages, form targets, ``/healthz`` and ``/static/``.
+    """Mount the console on ``app``: pages, form targets and ``/static/`` (``/healthz`` and
+    ``/readyz`` are ``bot.health``'s).
 
     Also installs the console's middlewares, which apply to its own routes only: ``_guard``
     (Host check, origin check, CSRF token, security headers; not on ``/healthz``), then one
@@ -41,9 +42,9 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
     Args:
         app: the process's application, not yet started.
         container: the wired process (store, catalog, engine, clock, settings).
-        console: mount the pages; without them only ``/healthz`` is served (Slack mode
-            without a login: Slack identifies people). With ``SIGNOFF_AUTH`` the pages need a
-            signed-in person, and the sign-in pages are mounted too.
+        console: mount the pages; without them none is served (Slack mode without a login:
+            Slack identifies people). With ``SIGNOFF_AUTH`` the pages need a signed-in person,
+            and the sign-in pages are mounted too.
 
     Raises:
         ConfigError: the secret key that signs console sessions is unusable.
@@ -62,7 +63,6 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         app.middlewares.append(_inbox.count_waiting)
     app.middlewares.append(_errors)
     routes: list[tuple[str, str, _Handler, str]] = [
-        ("GET", "/healthz", _views.healthz, "healthz"),
         ("GET", "/", _views.home, "home"),
         ("POST", "/actor", _views.set_actor, "actor"),
         ("GET", "/workflows/{workflow_id}", _views.workflow_page, "workflow"),
@@ -88,7 +88,7 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
             ("POST", "/login/{provider}", _login.begin, "login_start"),
             ("POST", "/logout", _login.logout, "logout"),
         ]
-    for method, path, handler, name in routes if console else routes[:1]:
+    for method, path, handler, name in routes if console else []:
         app.router.add_route(method, path, handler, name=_ROUTE_PREFIX + name)
     if console:
         app.router.add_static("/static/", _HERE / "static", name=_ROUTE_PREFIX + "static")

@@ -146,16 +146,6 @@ def history_of(events: list[Any], checkpoint_id: str | None = None) -> list[Any]
 # --------------------------------------------------------------------------- pages
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """200 with ``{"ok": true}`` when the database answers, 503 otherwise."""
-    try:
-        await request.app[CONTAINER].store.list_runs(limit=1)
-    except Exception:
-        log.exception("health check: the database did not answer")
-        return web.json_response({"ok": False, "error": "database unavailable"}, status=503)
-    return web.json_response({"ok": True})
-
-
 async def home(request: web.Request) -> web.Response:
     """Workflows, broken workflow files, open checkpoints and recent runs."""
     c = request.app[CONTAINER]

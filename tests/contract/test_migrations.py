@@ -60,4 +60,13 @@ def test_one_linear_history() -> None:
 
 
 def test_public_api_is_pinned() -> None:
-    assert storage.__all__ == ["SqlStore", "StorageError", "create_store", "migrate"]
+    assert storage.__all__ == [
+        "SchemaState",
+        "SchemaStatus",
+        "SqlStore",
+        "StorageError",
+        "create_store",
+        "migrate",
+        "schema_status",
+        "upgrade_schema",
+    ]

@@ -148,20 +148,6 @@ def test_public_api() -> None:
     assert bot.web.__all__ == ["add_routes", "refuse_exposure"]
 
 
-async def test_healthz(client: Client, container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
-    resp = await client.get("/healthz")
-    assert resp.status == 200
-    assert await resp.json() == {"ok": True}
-
-    async def down(**_: Any) -> None:
-        raise OSError("database is locked")
-
-    monkeypatch.setattr(container.store, "list_runs", down)
-    resp = await client.get("/healthz")
-    assert resp.status == 503
-    assert (await resp.json())["ok"] is False
-
-
 async def test_home_lists_workflows_broken_files_and_local_note(client: Client) -> None:
     page = await (await client.get("/")).text()
     assert "Vendor payout" in page

@@ -62,6 +62,8 @@ class WebApi:
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     channel_members: dict[str, list[str]] = field(default_factory=dict)
     users: dict[str, Json] = field(default_factory=dict)
+    # the bot token's scopes, sent as ``x-oauth-scopes`` on every answer (None: no header)
+    scopes: list[str] | None = None
     messages: dict[tuple[str, str], Json] = field(default_factory=dict)
     views: dict[str, Json] = field(default_factory=dict)
     triggers: dict[str, float] = field(default_factory=dict)
@@ -86,6 +88,10 @@ class WebApi:
         return "D" + hashlib.sha256(user.encode()).hexdigest()[:10].upper()
 
     # ------------------------------------------------------------------ methods
+
+    def headers(self) -> dict[str, str]:
+        """Headers Slack adds to every Web API answer for a token: its granted scopes."""
+        return {} if self.scopes is None else {"x-oauth-scopes": ",".join(self.scopes)}
 
     def answer(self, method: str, p: Json) -> Json | None:
         """The answer of ``method``, or None when the method is not modelled."""

@@ -186,7 +186,9 @@ class FakeSlack:
         if error := self._auth_error(method, request, params):
             return web.json_response({"ok": False, "error": error})
         body = self.api.answer(method, params)
-        return web.json_response(body if body is not None else {"ok": False, "error": "unknown_method"})
+        return web.json_response(
+            body if body is not None else {"ok": False, "error": "unknown_method"}, headers=self.api.headers()
+        )
 
     # ------------------------------------------------------------------ Socket Mode
 

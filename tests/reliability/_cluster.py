@@ -120,8 +120,10 @@ class Cluster:
 
     # ------------------------------------------------------------------ processes
 
-    async def start(self, *, fault: str | None = None, name: str = "s") -> Server:
-        """Start a server (with a fault plan) and wait until /healthz answers."""
+    async def start(
+        self, *, fault: str | None = None, name: str = "s", env: dict[str, str] | None = None
+    ) -> Server:
+        """Start a server (with a fault plan, and ``env`` on top) and wait until /healthz answers."""
         port = free_port()
         extra = {
             "SLACK_BOT_TOKEN": "xoxb-test",
@@ -129,6 +131,7 @@ class Cluster:
             "SLACK_API_URL": self.fake.base_url,
             "SIGNOFF_LEASE_TTL": LEASE_TTL_S,
             "SIGNOFF_WORKSPACE_DIR": str(self.root / "workspaces"),
+            **(env or {}),
         }
         if fault:
             extra["SIGNOFF_TEST_FAULTS"] = fault
