@@ -183,6 +183,7 @@ def _hosts(raw: str) -> tuple[str, ...]:
             )
     return hosts
 
+
 _ON, _OFF = {"1", "true", "on", "yes"}, {"0", "false", "off", "no"}
 
 

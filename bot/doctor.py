@@ -32,6 +32,7 @@ from bot._doctor_checks import (
     load_manifest,
 )
 from bot.config import ConfigError, Settings
+from bot.login_config import VARIABLES as LOGIN_VARIABLES
 
 __all__ = ["Variable", "register", "variables"]
 
@@ -58,9 +59,13 @@ class Variable:
 
 
 def variables() -> list[Variable]:
-    """Every variable Signoff reads: one per Settings field, plus the sandbox's own."""
+    """Every variable Signoff reads: one per Settings field (the sign-in's several), plus the
+    sandbox's own."""
     found = []
     for field in Settings.model_fields:
+        if field == "login":  # the console sign-in reads many (bot/login_config.py)
+            found += [Variable(name, None, bool(_SECRET.search(name))) for name in LOGIN_VARIABLES]
+            continue
         name = _NAMES.get(field) or (
             field.upper() if field.startswith(_UNPREFIXED) else f"SIGNOFF_{field.upper()}"
         )

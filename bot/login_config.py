@@ -15,9 +15,39 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from engine.model import parse_duration
 
-__all__ = ["PROVIDERS", "LoginSettings", "OidcClient", "SmtpSettings", "read_login"]
+__all__ = [
+    "PROVIDERS",
+    "VARIABLES",
+    "LoginSettings",
+    "OidcClient",
+    "SmtpSettings",
+    "read_login",
+]
 
 PROVIDERS = ("oidc", "slack", "email")
+
+VARIABLES = (
+    "SIGNOFF_AUTH",
+    "SIGNOFF_AUTH_DOMAINS",
+    "SIGNOFF_LOGIN_LINK_TTL",
+    "SIGNOFF_OIDC_CLIENT_ID",
+    "SIGNOFF_OIDC_CLIENT_SECRET",
+    "SIGNOFF_OIDC_ISSUER",
+    "SIGNOFF_OIDC_NAME",
+    "SIGNOFF_SESSION_IDLE",
+    "SIGNOFF_SESSION_MAX",
+    "SIGNOFF_SLACK_OIDC_URL",
+    "SIGNOFF_SMTP_FROM",
+    "SIGNOFF_SMTP_HOST",
+    "SIGNOFF_SMTP_PASSWORD",
+    "SIGNOFF_SMTP_PORT",
+    "SIGNOFF_SMTP_STARTTLS",
+    "SIGNOFF_SMTP_USER",
+    "SLACK_CLIENT_ID",
+    "SLACK_CLIENT_SECRET",
+)
+"""Every environment variable the console sign-in reads (``signoff doctor`` lists them)."""
+
 _ON = {"1", "true", "on", "yes"}
 
 

@@ -116,7 +116,7 @@ class Outbox:
                 message_ts=result.message_ts or delivery.message_ts,
             )
             return
-        delay = self._delay(route, attempts, result)
+        delay = self._delay(self.routes.get(delivery.kind), attempts, result)
         if result.retryable and delay is not None:
             log.warning("delivery %s failed (%s); retrying in %.1fs", delivery.id, result.error, delay)
             await self.store.mark_delivery(

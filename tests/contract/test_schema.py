@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 
 from engine.errors import EngineError
 from storage import SchemaState, create_store, schema_status, upgrade_schema
+from storage._migrate import alembic_config
 from tests.conftest import migrate_to
 
-HEAD = "0003"
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def stamp(url: str, revision: str) -> None:
@@ -49,7 +51,7 @@ def test_an_older_revision_is_behind_and_upgrades(empty_url: str) -> None:
     assert (status.current, status.state) == ("0002", SchemaState.behind)
     assert not status.usable
     assert status.describe() == (
-        "the database schema is revision 0002 but this version of Signoff needs revision 0003: "
+        f"the database schema is revision 0002 but this version of Signoff needs revision {HEAD}: "
         "run `signoff db upgrade`"
     )
     before, after = upgrade_schema(empty_url)
@@ -71,7 +73,7 @@ async def test_a_newer_schema_is_usable_and_left_as_it_is(empty_url: str) -> Non
     stamp(empty_url, "9999_from_a_newer_release")
     status = schema_status(empty_url)
     assert (status.state, status.usable) == (SchemaState.ahead, True)
-    assert "newer than this version's 0003" in status.describe()
+    assert f"newer than this version's {HEAD}" in status.describe()
     # neither an explicit upgrade nor a migrating start-up trips over the unknown revision
     before, after = upgrade_schema(empty_url)
     assert before == after == status

@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.config import Settings
+from bot.health import Readiness, add_health_routes
 from bot.web import add_routes
 from bot.wiring import Container
 from engine.model import CheckpointStatus
@@ -53,6 +54,7 @@ def workflows_dir(tmp_path: Path) -> Path:
 def _app(container: Container, **settings: Any) -> web.Application:
     app = web.Application()
     wired = dataclasses.replace(container, settings=container.settings.model_copy(update=settings))
+    add_health_routes(app, Readiness(wired))  # as the server mounts them, beside the console
     add_routes(app, wired)
     return app
 

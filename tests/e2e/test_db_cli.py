@@ -14,6 +14,7 @@ import pytest
 
 from storage import schema_status
 from tests.conftest import drop_pg_schema, migrate_to, pg_schema_url
+from tests.contract.test_schema import HEAD
 from tests.e2e._process import SIGNOFF, cli, cli_json, env_for, free_port, kill, start_server, wait_healthy
 
 
@@ -47,16 +48,16 @@ def test_serve_refuses_an_older_schema_until_db_upgrade(empty_url: str, workdir:
     assert refused.returncode == 2, refused.stderr
     [line] = refused.stderr.strip().splitlines()[-1:]
     assert line == (
-        "error: the database schema is revision 0002 but this version of Signoff needs revision 0003: "
+        f"error: the database schema is revision 0002 but this version of Signoff needs revision {HEAD}: "
         "run `signoff db upgrade`"
     )
     assert "Traceback" not in refused.stderr
     assert schema_status(empty_url).current == "0002", "a refusing replica must not migrate"
 
     shown = cli_json(env, workdir, "db", "current")
-    assert shown == {"current": "0002", "head": "0003", "state": "behind"}
+    assert shown == {"current": "0002", "head": HEAD, "state": "behind"}
     upgraded = cli(env, workdir, "db", "upgrade")
-    assert "upgraded the database schema from 0002 to 0003" in upgraded.stdout
+    assert f"upgraded the database schema from 0002 to {HEAD}" in upgraded.stdout
     assert "nothing to do" in cli(env, workdir, "db", "upgrade").stdout
     assert cli_json(env, workdir, "db", "current")["state"] == "current"
 
@@ -89,7 +90,7 @@ def test_sqlite_still_migrates_on_start_by_default(workdir: Path) -> None:
         wait_healthy(port, server)
     finally:
         kill(server)
-    assert schema_status(url).current == "0003"
+    assert schema_status(url).current == HEAD
 
 
 def test_auto_migrate_must_be_on_or_off(workdir: Path) -> None:

@@ -15,8 +15,10 @@ import yaml
 
 from bot.config import Settings
 from bot.doctor import variables
+from bot.login_config import VARIABLES as LOGIN_VARIABLES
 from storage import migrate
 from tests.conftest import migrate_to
+from tests.contract.test_schema import HEAD
 from tests.e2e._process import SIGNOFF, env_for, free_port
 from tests.fakes.slack import FakeSlack
 
@@ -181,7 +183,7 @@ async def test_an_old_schema_without_auto_migrate(empty_url: str, workdir: Path)
     code, body = await report(env, workdir)
     assert code == 1
     assert failures(body) == {
-        "schema": "the database schema is revision 0002 but this version of Signoff needs revision 0003: "
+        "schema": f"the database schema is revision 0002 but this version of Signoff needs revision {HEAD}: "
         "run `signoff db upgrade`"
     }
     # with auto-migrate (SQLite's default) serve would migrate it: not a problem
@@ -225,6 +227,9 @@ async def test_a_bad_setting_is_reported_not_raised(workdir: Path) -> None:
 def test_every_setting_is_listed_under_the_name_config_reads() -> None:
     source = (REPO / "bot" / "config.py").read_text()
     names = [v.name for v in variables() if v.field is not None]
-    assert len(names) == len(Settings.model_fields)
+    assert len(names) == len(Settings.model_fields) - 1  # ``login``: the sign-in's variables
     missing = [name for name in names if f'"{name}"' not in source]
     assert missing == []
+    login = (REPO / "bot" / "login_config.py").read_text()
+    assert [n for n in LOGIN_VARIABLES if f'"{n}"' not in login] == []
+    assert set(LOGIN_VARIABLES) <= {v.name for v in variables()}
