@@ -146,8 +146,8 @@ def _short(value: str, length: int = 12) -> str:
 
 
 def _ours(request: web.Request) -> bool:
-    route = request.match_info.route
-    return bool(route.name and route.name.startswith(_ROUTE_PREFIX))
+    route: web.AbstractRoute | None = request.match_info.route  # None for a mounted ASGI app (/mcp)
+    return bool(route is not None and route.name and route.name.startswith(_ROUTE_PREFIX))
 
 
 def _same_origin(request: web.Request) -> bool:
