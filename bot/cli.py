@@ -315,9 +315,11 @@ def serve() -> None:
 def _register_subcommands() -> None:
     from bot.cli_audit import register
     from bot.cli_keys import register as register_keys
+    from bot.cli_mcp import register as register_mcp
 
     register(app)
     register_keys(app)
+    register_mcp(app)
 
 
 _register_subcommands()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar, overload
 
@@ -29,7 +29,7 @@ T = TypeVar("T", bound=BaseModel)
 MAX_ROUND_S = 25
 """The longest one long-poll request is held (gateways cut longer ones)."""
 _REPLAYED = "Idempotent-Replayed"
-Assignee = str | Mapping[str, Any] | list[str | Mapping[str, Any]]
+Assignee = str | Mapping[str, Any] | Sequence[str | Mapping[str, Any]]
 
 
 def _schema(model: type[BaseModel] | None, schema: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -44,6 +44,14 @@ def _plain(value: BaseModel | Mapping[str, Any] | None) -> dict[str, Any] | None
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     return dict(value) if value is not None else None
+
+
+def _assignee(value: Assignee) -> str | dict[str, Any] | list[str | dict[str, Any]]:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return dict(value)
+    return [v if isinstance(v, str) else dict(v) for v in value]
 
 
 class _Waiting:
@@ -115,7 +123,7 @@ class Checkpoints:
         """
         body: dict[str, Any] = {
             "prompt": prompt,
-            "assignee": assignee if isinstance(assignee, str | list) else dict(assignee),
+            "assignee": _assignee(assignee),
             "title": title,
             "show": _plain(show),
             "proposed": _plain(proposed),
