@@ -188,3 +188,105 @@ async def test_a_sync_node_with_the_sync_client(env: ApiEnv) -> None:
     assert driven.finished
     assert driven.values == {"outcomes": ["approved"]}
     assert len(await env.container.store.list_checkpoints()) == 1
+
+
+class Hitl(TypedDict, total=False):
+    answer: Any
+
+
+def _hitl_graph(request: Any) -> Any:
+    def review(state: Hitl) -> Hitl:
+        return {"answer": interrupt(request)}
+
+    graph_def = StateGraph(Hitl)
+    graph_def.add_node("review", review)
+    graph_def.add_edge(START, "review")
+    graph_def.add_edge("review", END)
+    return graph_def.compile(checkpointer=InMemorySaver())
+
+
+async def _decide_each(env: ApiEnv, commands: list[Decide]) -> None:
+    for command in commands:
+        cp = await env.until(lambda: _open(env))
+        await env.container.engine.decide(command.model_copy(update={"checkpoint_id": cp.id}))
+
+
+async def test_langchain_human_interrupts_are_asked_in_slack_and_answered_in_their_shape(env: ApiEnv) -> None:
+    token, _ = await env.key("checkpoints:create,checkpoints:read")
+    request = [
+        {
+            "action_request": {"action": "run_command", "args": {"command": "rm -rf build"}},
+            "config": {"allow_accept": True, "allow_edit": True, "allow_respond": True, "allow_ignore": True},
+            "description": "Run this command?",
+        }
+    ]
+    graph = _hitl_graph(request)
+    async with AsyncSignoff(env.base, token) as sg:
+        alone = await drive(graph, {}, {"configurable": {"thread_id": "h-0"}}, sg)
+        assert [i.value for i in alone.interrupts] == [request], "without hitl_assignee it passes through"
+        assert await env.container.store.list_checkpoints() == []
+        config: Any = {"configurable": {"thread_id": "h-1"}}
+        driving = asyncio.create_task(drive(graph, {}, config, sg, hitl_assignee="role:manager"))
+        edit = Decide(
+            checkpoint_id="",
+            action="edit",
+            actor=MANAGER,
+            channel="cli",
+            data={"command": "rm -rf build/tmp"},
+        )
+        await _decide_each(env, [edit])
+        driven = await asyncio.wait_for(driving, 30)
+    assert driven.finished
+    assert driven.values["answer"] == [
+        {"type": "edit", "args": {"action": "run_command", "args": {"command": "rm -rf build/tmp"}}}
+    ]
+    [cp] = await env.container.store.list_checkpoints()
+    assert (cp.prompt, cp.options) == ("Run this command?", ["approve", "reject", "edit"])
+
+
+async def test_langchain_middleware_requests_get_decisions_back(env: ApiEnv) -> None:
+    token, _ = await env.key("checkpoints:create,checkpoints:read")
+    request = {
+        "action_requests": [
+            {"name": "send_email", "args": {"to": "ceo@example.com"}, "description": "Send the email?"},
+            {"name": "delete_file", "args": {"path": "/tmp/x"}, "description": "Delete the file?"},
+        ],
+        "review_configs": [
+            {"action_name": "send_email", "allowed_decisions": ["approve", "reject"]},
+            {"action_name": "delete_file", "allowed_decisions": ["approve", "edit", "reject"]},
+        ],
+    }
+    config: Any = {"configurable": {"thread_id": "h-2"}}
+    async with AsyncSignoff(env.base, token) as sg:
+        driving = asyncio.create_task(
+            drive(_hitl_graph(request), {}, config, sg, hitl_assignee="role:manager")
+        )
+        cps = await env.until(lambda: _all_open(env, 2))
+        by_prompt = {cp.prompt: cp.id for cp in cps}
+        await env.container.engine.decide(
+            Decide(checkpoint_id=by_prompt["Send the email?"], action="approve", actor=MANAGER, channel="cli")
+        )
+        assert not driving.done(), "the interrupt is resumed once every action is decided"
+        await env.container.engine.decide(
+            Decide(
+                checkpoint_id=by_prompt["Delete the file?"],
+                action="reject",
+                actor=MANAGER,
+                channel="cli",
+                comment="keep it",
+            )
+        )
+        driven = await asyncio.wait_for(driving, 30)
+    assert driven.values["answer"] == {
+        "decisions": [{"type": "approve"}, {"type": "reject", "message": "keep it"}]
+    }
+    options = {cp.prompt: cp.options for cp in cps}
+    assert options == {
+        "Send the email?": ["approve", "reject"],
+        "Delete the file?": ["approve", "reject", "edit"],
+    }
+
+
+async def _all_open(env: ApiEnv, count: int) -> Any:
+    found = [cp for cp in await env.container.store.list_checkpoints() if cp.status.value == "open"]
+    return found if len(found) == count else None

@@ -11,7 +11,9 @@ returns the decision this time.
 remain, waits for each Signoff decision, and resumes with ``Command(resume={interrupt_id:
 decision})``. On a thread that already has checkpoints it never starts over: after a crash or
 restart it picks up the interrupts the checkpointer kept and waits for the same checkpoints.
-Interrupts without the ``signoff`` key pass through to the caller.
+Interrupts without the ``signoff`` key pass through to the caller, except LangChain's
+human-in-the-loop requests when ``hitl_assignee`` is given: those are asked through Signoff and
+answered in LangChain's response shape, so an existing graph gets Slack approvals unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from langgraph.types import Command, Interrupt, interrupt
 from pydantic import BaseModel
 
 from signoff_client._async import Assignee, AsyncSignoff
+from signoff_client._hitl import parse_hitl
 from signoff_client._models import Decision, decision_of
 from signoff_client._sync import Signoff
 
@@ -165,6 +168,8 @@ async def drive(
     *,
     timeout: float | None = None,
     on_waiting: Callable[[list[str]], None] | None = None,
+    hitl_assignee: Assignee | None = None,
+    hitl_timeout: str | None = None,
 ) -> Driven:
     """Run the graph on ``config``'s thread, resuming it with Signoff decisions until it ends.
 
@@ -177,6 +182,10 @@ async def drive(
         graph: A compiled graph with a checkpointer.
         timeout: Seconds to wait for one round of decisions (None: until they come).
         on_waiting: Called with the checkpoint ids before each wait (for logs and progress).
+        hitl_assignee: When set, LangChain's human-in-the-loop interrupts (``HumanInterrupt``
+            lists and ``HumanInTheLoopMiddleware`` requests) are asked of this assignee through
+            Signoff and answered in their own response shape; otherwise they pass through.
+        hitl_timeout: The deadline of those checkpoints (``4h``...); at it the action is not run.
 
     Returns:
         The final values, or the values and the interrupts that are not Signoff's.
@@ -189,28 +198,85 @@ async def drive(
         await graph.ainvoke(None, config)  # a step was under way when the process stopped
     while True:
         state = await graph.aget_state(config)
-        ours = signoff_interrupts(state.interrupts)
+        ours, foreign = await _units(sg, config, state.interrupts, hitl_assignee, hitl_timeout)
         if not ours:
-            return Driven(state.values, list(state.interrupts), decisions)
+            return Driven(state.values, foreign, decisions)
         if on_waiting is not None:
-            on_waiting(sorted(set(ours.values())))
+            on_waiting(sorted({cp for unit in ours.values() for cp in unit.checkpoint_ids}))
         decided = await _first_decided(sg, ours, timeout)
-        decisions.update({d.checkpoint_id: d for d in decided.values()})
-        await graph.ainvoke(Command(resume={i: _wire(d) for i, d in decided.items()}), config)
+        for unit_decisions in decided.values():
+            decisions.update({d.checkpoint_id: d for d in unit_decisions})
+        resume = {i: ours[i].answer(ds) for i, ds in decided.items()}
+        await graph.ainvoke(Command(resume=resume), config)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One interrupt to resume: its checkpoints, and how their decisions become its answer."""
+
+    checkpoint_ids: list[str]
+    answer: Callable[[list[Decision[Any]]], Any]
+
+
+async def _units(
+    sg: AsyncSignoff,
+    config: Any,
+    interrupts: Sequence[Interrupt],
+    hitl_assignee: Assignee | None,
+    hitl_timeout: str | None,
+) -> tuple[dict[str, _Unit], list[Interrupt]]:
+    ours: dict[str, _Unit] = {}
+    foreign: list[Interrupt] = []
+    checkpoints = signoff_interrupts(interrupts)
+    for item in interrupts:
+        if item.id in checkpoints:
+            ours[item.id] = _Unit([checkpoints[item.id]], lambda ds: _wire(ds[0]))
+            continue
+        request = parse_hitl(item.value) if hitl_assignee is not None else None
+        if request is None or hitl_assignee is None:
+            foreign.append(item)
+            continue
+        thread = (config.get("configurable") or {}).get("thread_id", "")
+        ids = []
+        for index, action in enumerate(request.actions):
+            cp = await sg.checkpoints.create(
+                action.description,
+                key=f"langgraph-hitl:{thread}:{item.id}:{index}",
+                assignee=hitl_assignee,
+                show={"action": action.name, "args": action.args},
+                proposed=action.args,
+                response_schema=_args_schema(action.args) if action.edit else None,
+                options=request.options(action),
+                timeout=hitl_timeout,
+            )
+            ids.append(cp.id)
+        ours[item.id] = _Unit(ids, request.answer)
+    return ours, foreign
+
+
+_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number"}
+
+
+def _args_schema(args: dict[str, Any]) -> dict[str, Any]:
+    """A schema that lets a person edit an action's arguments (typed as they came)."""
+    properties = {k: {"type": _TYPES.get(type(v), "string")} for k, v in args.items()}
+    return {"type": "object", "properties": properties, "required": sorted(args)}
 
 
 async def _first_decided(
-    sg: AsyncSignoff, pending: dict[str, str], timeout: float | None
-) -> dict[str, Decision[Any]]:
-    """Wait for the pending checkpoints; return those decided once the first is."""
-    tasks = {
-        interrupt_id: asyncio.create_task(sg.checkpoints.wait(cp_id, timeout=timeout))
-        for interrupt_id, cp_id in pending.items()
-    }
+    sg: AsyncSignoff, pending: dict[str, _Unit], timeout: float | None
+) -> dict[str, list[Decision[Any]]]:
+    """Wait for the pending interrupts; return those fully decided once the first is."""
+
+    async def decided(unit: _Unit) -> list[Decision[Any]]:
+        return list(
+            await asyncio.gather(*(sg.checkpoints.wait(cp, timeout=timeout) for cp in unit.checkpoint_ids))
+        )
+
+    tasks = {interrupt_id: asyncio.create_task(decided(unit)) for interrupt_id, unit in pending.items()}
     try:
         await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
-        done = {i: t for i, t in tasks.items() if t.done()}
-        return {i: t.result() for i, t in done.items()}
+        return {i: t.result() for i, t in tasks.items() if t.done()}
     finally:
         for task in tasks.values():
             task.cancel()
