@@ -54,7 +54,7 @@ def test_the_readme_example_asks_and_gets_the_typed_decision(tmp_path: Path) -> 
                 assert time.monotonic() < deadline, "the example opened no checkpoint"
                 time.sleep(0.2)
             [task] = tasks
-            assert (task["prompt"], task["assignees"]) == ("Deploy build 42?", ["user:alice"])
+            assert (task["prompt"], task["assignees"]) == ("Deploy 42?", ["user:alice"])
             cli(env, tmp_path, "respond", task["id"], "approve", "--as", "alice")
             out, _ = agent.communicate(timeout=60)
         finally:
