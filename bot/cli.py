@@ -351,12 +351,14 @@ def _register_subcommands() -> None:
     from bot.cli_audit import register
     from bot.cli_keys import register as register_keys
     from bot.cli_people import register as register_people
+    from bot.cli_mcp import register as register_mcp
 
     register(app)
     register_people(app)
     register_keys(app)
     cli_db.register(app)
     doctor.register(app)
+    register_mcp(app)
 
 
 _register_subcommands()

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot.api._deps import DEPS, ApiDeps
+from bot.api._mcp import mount_mcp
 from bot.api._openapi import OPENAPI_PATH, document
 from bot.api._problems import ApiError, from_engine, problem_response
 from bot.api._routes import OPERATIONS, PREFIX
@@ -32,6 +33,8 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # fanning an event out fails only when the database does: retried as long as a webhook is
 _EVENT_DELAYS = (1.0, 5.0, 30.0, 300.0, 1800.0, 7200.0, 36000.0, 36000.0, 36000.0)
 SQLITE_POLL_S = 0.2
+MCP_WAIT_S = 50.0
+"""How long an MCP tool call waits for a decision before answering ``pending``."""
 
 
 def mount(
@@ -41,6 +44,7 @@ def mount(
     poll_s: float = SQLITE_POLL_S,
     safety_s: float = 5.0,
     webhook_delays: tuple[float, ...] = WEBHOOK_DELAYS,
+    mcp_wait_s: float = MCP_WAIT_S,
 ) -> ApiDeps:
     """Add the API to ``app`` (before it starts). Returns its state (tests reach the waiters)."""
     if container.clients is None:
@@ -53,6 +57,7 @@ def mount(
     app.router.add_get(OPENAPI_PATH, _openapi, name="api.openapi")
     app.router.add_route("*", PREFIX + "/{tail:.*}", _unknown, name="api.unknown")
     app.middlewares.append(_problems)
+    mount_mcp(app, container.clients, wait_s=mcp_wait_s)
     sender = WebhookSender(container.store, container.clients, container.engine.deps.http, container.clock)
 
     async def start(_: web.Application) -> None:

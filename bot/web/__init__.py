@@ -95,8 +95,8 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
 
 
 def _ours(request: web.Request) -> bool:
-    route = request.match_info.route
-    return bool(route.name and route.name.startswith(_ROUTE_PREFIX))
+    route: web.AbstractRoute | None = request.match_info.route  # None for a mounted ASGI app (/mcp)
+    return bool(route is not None and route.name and route.name.startswith(_ROUTE_PREFIX))
 
 
 def _page(request: web.Request, status: int, title: str, message: str) -> web.Response:

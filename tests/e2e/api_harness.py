@@ -148,7 +148,7 @@ def ask_body(**changes: Any) -> dict[str, Any]:
 
 @asynccontextmanager
 async def api_env(
-    root: Path, db_url: str, *, webhook_delays: tuple[float, ...] = FAST_RETRIES
+    root: Path, db_url: str, *, webhook_delays: tuple[float, ...] = FAST_RETRIES, mcp_wait_s: float = 50.0
 ) -> AsyncIterator[ApiEnv]:
     """FakeSlack, the process (Slack surface, worker, timers, API) and a webhook receiver."""
     write_project(root)
@@ -180,7 +180,7 @@ async def api_env(
         surface = SlackSurface(container, settings, wake=worker.wake)
         app = web.Application()
         add_routes(app, container, console=False)
-        deps = mount(app, container, webhook_delays=webhook_delays)
+        deps = mount(app, container, webhook_delays=webhook_delays, mcp_wait_s=mcp_wait_s)
         surface.mount(app)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
