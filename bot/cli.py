@@ -350,8 +350,8 @@ def _register_subcommands() -> None:
     from bot import cli_db, doctor
     from bot.cli_audit import register
     from bot.cli_keys import register as register_keys
-    from bot.cli_people import register as register_people
     from bot.cli_mcp import register as register_mcp
+    from bot.cli_people import register as register_people
 
     register(app)
     register_people(app)
