@@ -65,29 +65,42 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
     async def work(c: Container) -> dict[str, Any]:
         newest: dict[str, WorkflowPublication] = {}
-        for v in await c.store.list_publications():
-            newest[v.workflow_id] = v
+        for pub in await c.store.list_publications():
+            newest[pub.workflow_id] = pub
         rows = []
         for wf in c.catalog.all():
-            v = newest.get(wf.id)
-            problems = [str(i) for i in c.catalog.errors_for(wf.id)]
+            found = newest.get(wf.id)
             rows.append(
                 {
                     "id": wf.id,
                     "title": wf.title,
-                    "version": None if v is None else v.version,
+                    "version": None if found is None else found.version,
                     "label": wf.label,
                     "content_hash": wf.content_hash,
                     "file": wf.path,
-                    "state": "file does not load: serving its last valid version" if problems else "ok",
-                    "problems": problems,
+                    "state": "ok",
                 }
             )
+        broken = {i.file for err in c.catalog.errors for i in err.issues}
         offered = set(c.catalog.ids())
-        retired = [v for wf_id, v in sorted(newest.items()) if wf_id not in offered]
+        for wf_id, pub in sorted(newest.items()):
+            if wf_id in offered:
+                continue
+            path = (await c.store.get_workflow_version(pub.content_hash)).path
+            rows.append(
+                {
+                    "id": wf_id,
+                    "title": "",
+                    "version": pub.version,
+                    "label": pub.label,
+                    "content_hash": pub.content_hash,
+                    "file": path,
+                    # a server that loaded the file before keeps serving that version
+                    "state": "file does not load" if path in broken else "no file",
+                }
+            )
         return {
             "workflows": rows,
-            "without_file": [version_json(v, current=False) for v in retired],
             "invalid_files": [str(i) for err in c.catalog.errors for i in err.issues],
         }
 
@@ -105,17 +118,7 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             data(row["label"]),
             row["content_hash"][:12],
             data(row["file"]),
-            data(row["state"], "red" if row["problems"] else "green"),
-        )
-    for v in out["without_file"]:
-        table.add_row(
-            data(v["workflow_id"]),
-            "",
-            f"v{v['version']}",
-            data(v["label"]),
-            v["content_hash"][:12],
-            "",
-            "no file",
+            data(row["state"], "green" if row["state"] == "ok" else "red"),
         )
     console.print(table)
     for issue in out["invalid_files"]:
