@@ -20,7 +20,7 @@ from engine.ports import RunStore
 
 __all__ = ["DiffLine", "diff_lines", "find_version", "publish", "unified_diff"]
 
-_NUMBER = re.compile(r"^[vV]?(\d+)$")
+_NUMBER = re.compile(r"^(?:[vV](\d+)|(\d{1,5}))$")  # 6+ digits: a hash prefix
 _HASH = re.compile(r"^[0-9a-f]{6,64}$")
 
 
@@ -43,7 +43,8 @@ async def publish(
 
 
 def find_version(workflow_id: str, versions: list[WorkflowPublication], ref: str) -> WorkflowPublication:
-    """The version ``ref`` names: a number (``3`` or ``v3``) or a content hash prefix (6+ hex).
+    """The version ``ref`` names: a number (``3`` or ``v3``) or a content hash prefix (6+ hex
+    digits; six or more plain digits are read as a hash prefix too).
 
     Raises:
         InvalidInput: ``ref`` is neither a number nor a hash prefix.
@@ -56,7 +57,7 @@ def find_version(workflow_id: str, versions: list[WorkflowPublication], ref: str
     text = ref.strip()
     number = _NUMBER.match(text)
     if number:
-        wanted = int(number.group(1))
+        wanted = int(number.group(1) or number.group(2))
         for v in versions:
             if v.version == wanted:
                 return v

@@ -4,22 +4,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy.engine import make_url
 
 from engine.model import WorkflowPublication, WorkflowVersion
 from engine.ports import RunStore
 from storage import create_store
 from storage._migrate import alembic_config
 from tests.contract._data import T0
-from tests.contract.conftest import PG_ENV, Backend
+from tests.contract.conftest import Backend
 
 
 def _source(wf_id: str, text: str, minutes: int = 0) -> WorkflowVersion:
@@ -93,29 +88,11 @@ async def test_processes_publishing_one_source_at_once_number_it_once(backend: B
 # --------------------------------------------------------------------------- the 0006 migration
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database (a fresh PostgreSQL schema, dropped after)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    base = make_url(os.environ[PG_ENV])
-    schema = f"signoff_pub_mig_{os.getpid()}"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    yield base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    admin.dispose()
-
-
 async def test_migration_numbers_the_sources_stored_before_it(empty_url: str) -> None:
     engine = sa.create_engine(empty_url)
     try:
         with engine.begin() as conn:
-            command.upgrade(alembic_config(conn), "0005")
+            command.upgrade(alembic_config(conn), "0005")  # the schema before numbered versions
             for wf_id, text, minutes in [("refund", "b", 5), ("refund", "a", 1), ("wire", "x", 2)]:
                 v = _source(wf_id, text, minutes)
                 conn.execute(
