@@ -5,10 +5,14 @@ from __future__ import annotations
 from engine.model import WorkflowPublication, WorkflowVersion
 from storage._db import Tx
 from storage._queries import publish as store_source
+from storage._sql import Sql
 from storage.mapping import PUBLICATIONS, insert
 
 __all__ = ["list_publications", "publish_version"]
 
+# PostgreSQL: one publisher per workflow at a time (SQLite's BEGIN IMMEDIATE already is one)
+_LOCK = Sql("SELECT pg_advisory_xact_lock(:space, hashtext(:workflow_id))")
+_LOCK_SPACE = 0x5160
 _NEWEST = PUBLICATIONS.select("WHERE workflow_id = :workflow_id ORDER BY version DESC LIMIT 1")
 _INSERT = insert(PUBLICATIONS)
 _OF_ONE = PUBLICATIONS.select("WHERE workflow_id = :workflow_id ORDER BY version")
@@ -20,10 +24,13 @@ def publish_version(
 ) -> tuple[WorkflowPublication, bool]:
     """Store the source, then number it unless the workflow's newest publication serves it.
 
-    Two processes that publish at once may both read the same newest number: the unique
-    (workflow_id, version) constraint refuses the second insert (``Conflict``) and the store
-    retries, then finds its source already newest.
+    Publishers of one workflow take turns (a transaction-scoped advisory lock on PostgreSQL,
+    the write lock on SQLite), so each reads the newest number the previous one wrote; should
+    two still pick one number, the unique (workflow_id, version) constraint refuses the second
+    insert (``Conflict``) and the store retries.
     """
+    if tx.pg:
+        tx.query(_LOCK, {"space": _LOCK_SPACE, "workflow_id": version.workflow_id}).fetchone()
     store_source(tx, version)
     row = tx.query(_NEWEST, {"workflow_id": version.workflow_id}).fetchone()
     newest = None if row is None else PUBLICATIONS.load(row, tx.pg)

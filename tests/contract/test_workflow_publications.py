@@ -72,20 +72,40 @@ async def test_each_new_source_takes_the_next_number(store: RunStore) -> None:
 
 
 async def test_processes_publishing_one_source_at_once_number_it_once(backend: Backend) -> None:
-    stores = [backend.store, backend.another(), backend.another()]
+    stores = [backend.store, backend.another(), backend.another(), backend.another()]
     await backend.store.publish_version(_source("refund", "a"), label="", note="file", actor="x")
-    results = await asyncio.gather(
-        *(
-            s.publish_version(_source("refund", "b", 1), label="", note="file", actor=f"p{i}")
-            for i, s in enumerate(stores)
+    for round_ in range(1, 11):
+        # every process sees the same new file at the same moment
+        results = await asyncio.gather(
+            *(
+                s.publish_version(
+                    _source("refund", f"r{round_}", round_), label="", note="file", actor=f"p{i}"
+                )
+                for i, s in enumerate(stores)
+            )
         )
-    )
-    assert sorted(created for _, created in results) == [False, False, True]
-    assert {pub.version for pub, _ in results} == {2}
-    assert [p.version for p in await backend.store.list_publications("refund")] == [1, 2]
+        assert sorted(created for _, created in results) == [False, False, False, True]
+        assert {pub.version for pub, _ in results} == {round_ + 1}
+    assert [p.version for p in await backend.store.list_publications("refund")] == list(range(1, 12))
 
 
-# --------------------------------------------------------------------------- the 0006 migration
+async def test_different_sources_published_at_once_take_distinct_numbers(backend: Backend) -> None:
+    stores = [backend.store, backend.another(), backend.another(), backend.another()]
+    for round_ in range(5):
+        # each process publishes its own text at the same moment: the numbers stay 1, 2, 3...
+        results = await asyncio.gather(
+            *(
+                s.publish_version(
+                    _source("refund", f"r{round_}p{i}", round_), label="", note="file", actor=f"p{i}"
+                )
+                for i, s in enumerate(stores)
+            )
+        )
+        assert all(created for _, created in results)
+    numbers = [p.version for p in await backend.store.list_publications("refund")]
+    assert numbers == list(range(1, 21))
+    hashes = {p.content_hash for p in await backend.store.list_publications("refund")}
+    assert len(hashes) == 20
 
 
 async def test_migration_numbers_the_sources_stored_before_it(empty_url: str) -> None:
