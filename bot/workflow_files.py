@@ -116,7 +116,7 @@ async def publish_file(
         target = _target(catalog, directory, wf.id, file.suffix if file.suffix in _SUFFIXES else ".yml")
         _refuse_overwrite(catalog, target, wf.id)
     wf = wf.model_copy(update={"path": str(target)})
-    version, created = await publish(store, wf, note="publish", actor=actor, at=clock.now())
+    version, created = await publish(store, wf, note="publish", actor=actor, at=clock.now(), channel="cli")
     if not _inside(file, directory):
         await asyncio.to_thread(_write, target, wf.source)
     return Published(version, created, target)
@@ -159,7 +159,7 @@ async def rollback(
         llm_available=catalog.llm_available,
     )
     version, created = await publish(
-        store, wf, note=f"rollback to v{chosen.version}", actor=actor, at=clock.now()
+        store, wf, note=f"rollback to v{chosen.version}", actor=actor, at=clock.now(), channel="cli"
     )
     await asyncio.to_thread(_write, target, source)
     return Published(version, created, target)

@@ -45,6 +45,7 @@ from engine.ports import (
     conflict_message,
     merge_pending,
 )
+from engine.versions import published_event
 
 __all__ = ["InMemoryRunStore"]
 
@@ -157,7 +158,7 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
         return _copy(self._workflows[content_hash])
 
     async def publish_version(
-        self, version: WorkflowVersion, *, label: str, note: str, actor: str
+        self, version: WorkflowVersion, *, label: str, note: str, actor: str, channel: str | None = None
     ) -> tuple[WorkflowPublication, bool]:
         """Store the source and publish it under the next number unless it is the newest."""
         await self.publish_workflow(version)
@@ -174,6 +175,8 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
             published_at=version.created_at,
         )
         self._publications.append(publication)
+        if channel is not None:
+            self._append([published_event(publication, channel)])
         return publication, True
 
     async def list_publications(self, workflow_id: str | None = None) -> list[WorkflowPublication]:

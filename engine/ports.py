@@ -222,13 +222,15 @@ class RunStore(Protocol):
         ...
 
     async def publish_version(
-        self, version: WorkflowVersion, *, label: str, note: str, actor: str
+        self, version: WorkflowVersion, *, label: str, note: str, actor: str, channel: str | None = None
     ) -> tuple[WorkflowPublication, bool]:
         """Store the source (as ``publish_workflow``) and make it the workflow's newest
         publication under the next number, unless the newest already serves that hash.
 
         Returns the newest publication and whether this call created it. Two processes
-        publishing the same source at once create one number.
+        publishing the same source at once create one number. With ``channel``, a new number
+        also appends its audit event (``engine.versions.published_event``) in the same
+        transaction.
         """
         ...
 

@@ -16,18 +16,42 @@ from datetime import datetime
 
 from engine.errors import InvalidInput, NotFound
 from engine.model import Workflow, WorkflowPublication, WorkflowVersion
-from engine.ports import RunStore
+from engine.ports import AuditDraft, RunStore
 
-__all__ = ["DiffLine", "diff_lines", "find_version", "publish", "unified_diff"]
+__all__ = ["DiffLine", "diff_lines", "find_version", "publish", "published_event", "unified_diff"]
 
 _NUMBER = re.compile(r"^(?:[vV](\d+)|(\d{1,5}))$")  # 6+ digits: a hash prefix
 _HASH = re.compile(r"^[0-9a-f]{6,64}$")
 
 
+def published_event(publication: WorkflowPublication, channel: str) -> AuditDraft:
+    """The audit event of a version published on purpose (``signoff workflows publish|rollback``)."""
+    return AuditDraft(
+        at=publication.published_at,
+        actor=publication.actor,
+        channel=channel,
+        kind="workflow.published",
+        payload={
+            "workflow_id": publication.workflow_id,
+            "version": publication.version,
+            "content_hash": publication.content_hash,
+            "label": publication.label,
+            "note": publication.note,
+        },
+    )
+
+
 async def publish(
-    store: RunStore, workflow: Workflow, *, note: str, actor: str, at: datetime
+    store: RunStore,
+    workflow: Workflow,
+    *,
+    note: str,
+    actor: str,
+    at: datetime,
+    channel: str | None = None,
 ) -> tuple[WorkflowPublication, bool]:
-    """Publish a validated workflow; returns its version and whether this call numbered it."""
+    """Publish a validated workflow; returns its version and whether this call numbered it.
+    With ``channel`` a new number is also audited (``workflow.published``)."""
     return await store.publish_version(
         WorkflowVersion(
             workflow_id=workflow.id,
@@ -39,6 +63,7 @@ async def publish(
         label=workflow.label,
         note=note,
         actor=actor,
+        channel=channel,
     )
 
 

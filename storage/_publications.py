@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from engine.model import WorkflowPublication, WorkflowVersion
+from engine.versions import published_event
+from storage import _audit
 from storage._db import Tx
 from storage._queries import publish as store_source
 from storage._sql import Sql
@@ -20,7 +22,7 @@ _ALL = PUBLICATIONS.select("ORDER BY workflow_id, version")
 
 
 def publish_version(
-    tx: Tx, version: WorkflowVersion, *, label: str, note: str, actor: str
+    tx: Tx, version: WorkflowVersion, *, label: str, note: str, actor: str, channel: str | None
 ) -> tuple[WorkflowPublication, bool]:
     """Store the source, then number it unless the workflow's newest publication serves it.
 
@@ -46,6 +48,8 @@ def publish_version(
         published_at=version.created_at,
     )
     tx.run(_INSERT, PUBLICATIONS.params(publication, tx.pg))
+    if channel is not None:
+        _audit.append(tx, [published_event(publication, channel)])
     return publication, True
 
 

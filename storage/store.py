@@ -97,13 +97,15 @@ class SqlStore:
         return await self._db.read(lambda tx: _queries.workflow_version(tx, content_hash))
 
     async def publish_version(
-        self, version: WorkflowVersion, *, label: str, note: str, actor: str
+        self, version: WorkflowVersion, *, label: str, note: str, actor: str, channel: str | None = None
     ) -> tuple[WorkflowPublication, bool]:
         """Store the source and publish it under the next number unless it is the newest."""
         for attempt in range(_PUBLISH_ATTEMPTS):
             try:
                 return await self._db.write(
-                    lambda tx: _publications.publish_version(tx, version, label=label, note=note, actor=actor)
+                    lambda tx: _publications.publish_version(
+                        tx, version, label=label, note=note, actor=actor, channel=channel
+                    )
                 )
             except Conflict:  # another process took the same number first: read again
                 if attempt == _PUBLISH_ATTEMPTS - 1:

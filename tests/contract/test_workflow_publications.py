@@ -71,6 +71,34 @@ async def test_each_new_source_takes_the_next_number(store: RunStore) -> None:
     assert await store.list_publications("nobody") == []
 
 
+async def test_a_publish_on_purpose_is_audited_with_its_number(store: RunStore) -> None:
+    await store.publish_version(_source("refund", "a"), label="", note="file", actor="signoff")
+    assert await store.audit_events() == []  # a file loaded: recorded as a version, not audited
+    pub, _ = await store.publish_version(
+        _source("refund", "b", 1), label="2.0", note="publish", actor="ann", channel="cli"
+    )
+    _, created = await store.publish_version(
+        _source("refund", "b", 2), label="2.0", note="publish", actor="ann", channel="cli"
+    )
+    assert not created
+    [event] = await store.audit_events()
+    assert (event.kind, event.actor, event.channel, event.at, event.run_id) == (
+        "workflow.published",
+        "ann",
+        "cli",
+        pub.published_at,
+        None,
+    )
+    assert event.payload == {
+        "workflow_id": "refund",
+        "version": 2,
+        "content_hash": "refund-b",
+        "label": "2.0",
+        "note": "publish",
+    }
+    assert await store.audit_head() == (1, event.hash)
+
+
 async def test_processes_publishing_one_source_at_once_number_it_once(backend: Backend) -> None:
     stores = [backend.store, backend.another(), backend.another(), backend.another()]
     await backend.store.publish_version(_source("refund", "a"), label="", note="file", actor="x")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import http.cookiejar
+import json
 import os
 import time
 import urllib.parse
@@ -133,6 +134,13 @@ def test_publish_diff_rollback_round_trip_and_runs_stay_pinned(database_url: str
         (3, "rollback to v1", True),
     ]
     assert versions[2]["content_hash"] == v1["content_hash"]
+    exported = cli(env, work, "audit", "export").stdout.splitlines()
+    audited = [e for e in map(json.loads, exported) if e["kind"] == "workflow.published"]
+    assert [(e["payload"]["version"], e["payload"]["note"]) for e in audited] == [
+        (2, "publish"),
+        (3, "rollback to v1"),
+    ]
+    cli(env, work, "audit", "verify")
     same = cli(env, work, "workflows", "diff", "pay", "1", "3")
     assert "v1 and v3 of pay have the same source" in same.stdout
     back = cli(env, work, "workflows", "diff", "pay", "2", "3").stdout.splitlines()
