@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import ConfigError, Settings
+from bot.workflow_files import publish_catalog
 from engine.catalog import WorkflowCatalog
 from engine.clients import ChangeFeed, ClientStore
 from engine.errors import EngineError, InvalidWorkflow, SkillFailed
@@ -191,6 +192,8 @@ async def build(
     catalog = WorkflowCatalog.from_directory(
         settings.workflows_dir, roles=roles, skills=skill_runner, llm_available=llm is not None
     )
+    # publish on save: what the folder holds is the published set (bot/workflow_files.py)
+    await publish_catalog(store, catalog, clock)
     http = AiohttpClient(settings.http_allow)
     closers.append(http.close)
     deps = NodeDeps(

@@ -32,6 +32,7 @@ from engine.model import (
     Run,
     RunStatus,
     Step,
+    WorkflowPublication,
     WorkflowVersion,
 )
 from engine.ports import (
@@ -44,6 +45,7 @@ from engine.ports import (
     conflict_message,
     merge_pending,
 )
+from engine.versions import published_event
 
 __all__ = ["InMemoryRunStore"]
 
@@ -94,6 +96,7 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
 
     def __init__(self) -> None:
         self._workflows: dict[str, WorkflowVersion] = {}
+        self._publications: list[WorkflowPublication] = []
         self._runs: dict[str, Run] = {}
         self._steps: dict[str, Step] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
@@ -153,6 +156,33 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
         if content_hash not in self._workflows:
             raise NotFound(f"workflow version {content_hash} not found")
         return _copy(self._workflows[content_hash])
+
+    async def publish_version(
+        self, version: WorkflowVersion, *, label: str, note: str, actor: str, channel: str | None = None
+    ) -> tuple[WorkflowPublication, bool]:
+        """Store the source and publish it under the next number unless it is the newest."""
+        await self.publish_workflow(version)
+        mine = [p for p in self._publications if p.workflow_id == version.workflow_id]
+        if mine and mine[-1].content_hash == version.content_hash:
+            return mine[-1], False
+        publication = WorkflowPublication(
+            workflow_id=version.workflow_id,
+            version=len(mine) + 1,
+            content_hash=version.content_hash,
+            label=label,
+            note=note,
+            actor=actor,
+            published_at=version.created_at,
+        )
+        self._publications.append(publication)
+        if channel is not None:
+            self._append([published_event(publication, channel)])
+        return publication, True
+
+    async def list_publications(self, workflow_id: str | None = None) -> list[WorkflowPublication]:
+        """Publications oldest first: of one workflow, or of all (by id, then number)."""
+        found = [p for p in self._publications if workflow_id is None or p.workflow_id == workflow_id]
+        return sorted(found, key=lambda p: (p.workflow_id, p.version))
 
     async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
         """Insert a new run. Raises Conflict when the id exists."""

@@ -35,6 +35,7 @@ __all__ = [
     "Step",
     "StepStatus",
     "Workflow",
+    "WorkflowPublication",
     "WorkflowVersion",
     "parse_duration",
 ]
@@ -194,6 +195,7 @@ class Workflow(BaseModel):
     source: str
     content_hash: str
     path: str = ""
+    label: str = ""  # the file's ``version:`` key: an author's name for this version, not its number
     compiled: Any = Field(default=None, exclude=True, repr=False)
 
     def outgoing(self, node_id: str) -> list[Edge]:
@@ -209,6 +211,20 @@ class WorkflowVersion(_Frozen):
     source: str
     path: str = ""
     created_at: datetime
+
+
+class WorkflowPublication(_Frozen):
+    """One publish of a workflow: version ``version`` (1, 2, 3... per workflow id) serves the
+    source pinned by ``content_hash``. A rollback publishes an older source again under a new
+    number, so the list of publications is the full history."""
+
+    workflow_id: str
+    version: int
+    content_hash: str
+    label: str = ""  # the file's ``version:`` key, when it has one
+    note: str = ""  # how it was published: ``file``, ``publish``, ``rollback to v2``
+    actor: str = ""
+    published_at: datetime
 
 
 # --------------------------------------------------------------------------- runtime state

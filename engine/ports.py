@@ -23,6 +23,7 @@ from engine.model import (
     Run,
     RunStatus,
     Step,
+    WorkflowPublication,
     WorkflowVersion,
 )
 
@@ -218,6 +219,23 @@ class RunStore(Protocol):
 
     async def get_workflow_version(self, content_hash: str) -> WorkflowVersion:
         """The pinned source of a workflow version. Raises NotFound."""
+        ...
+
+    async def publish_version(
+        self, version: WorkflowVersion, *, label: str, note: str, actor: str, channel: str | None = None
+    ) -> tuple[WorkflowPublication, bool]:
+        """Store the source (as ``publish_workflow``) and make it the workflow's newest
+        publication under the next number, unless the newest already serves that hash.
+
+        Returns the newest publication and whether this call created it. Two processes
+        publishing the same source at once create one number. With ``channel``, a new number
+        also appends its audit event (``engine.versions.published_event``) in the same
+        transaction.
+        """
+        ...
+
+    async def list_publications(self, workflow_id: str | None = None) -> list[WorkflowPublication]:
+        """Publications oldest first: of one workflow, or of every workflow (by id, then number)."""
         ...
 
     async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import URL
 
 from engine.clients import ApiKey, Idempotency, Page, Secret, WebhookEndpoint
+from engine.errors import Conflict
 from engine.model import (
     AuditEvent,
     Checkpoint,
@@ -18,6 +19,7 @@ from engine.model import (
     Run,
     RunStatus,
     Step,
+    WorkflowPublication,
     WorkflowVersion,
 )
 from engine.people import ConsoleSession, LoginToken, Person
@@ -29,6 +31,7 @@ from storage import (
     _delegations,
     _outbox,
     _people,
+    _publications,
     _queries,
     _retention,
     _runs,
@@ -38,6 +41,8 @@ from storage._listen import PgListener
 from storage._schema import SchemaStatus, read_status, upgrade_unless_ahead
 
 __all__ = ["SqlStore", "create_store"]
+
+_PUBLISH_ATTEMPTS = 3
 
 
 class SqlStore:
@@ -90,6 +95,26 @@ class SqlStore:
     async def get_workflow_version(self, content_hash: str) -> WorkflowVersion:
         """The pinned source of a workflow version. Raises NotFound."""
         return await self._db.read(lambda tx: _queries.workflow_version(tx, content_hash))
+
+    async def publish_version(
+        self, version: WorkflowVersion, *, label: str, note: str, actor: str, channel: str | None = None
+    ) -> tuple[WorkflowPublication, bool]:
+        """Store the source and publish it under the next number unless it is the newest."""
+        for attempt in range(_PUBLISH_ATTEMPTS):
+            try:
+                return await self._db.write(
+                    lambda tx: _publications.publish_version(
+                        tx, version, label=label, note=note, actor=actor, channel=channel
+                    )
+                )
+            except Conflict:  # another process took the same number first: read again
+                if attempt == _PUBLISH_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def list_publications(self, workflow_id: str | None = None) -> list[WorkflowPublication]:
+        """Publications oldest first: of one workflow, or of all (by id, then number)."""
+        return await self._db.read(lambda tx: _publications.list_publications(tx, workflow_id))
 
     async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
         """Insert a new run. Raises Conflict when the id exists."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.web import _decide, _guard, _inbox, _login, _views
+from bot.web import _decide, _guard, _inbox, _login, _versions, _views
 from bot.web._auth import require_login
 from bot.web._filters import environment
 from bot.web._hosts import refuse_exposure
@@ -67,6 +67,7 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("POST", "/actor", _views.set_actor, "actor"),
         ("GET", "/workflows/{workflow_id}", _views.workflow_page, "workflow"),
         ("POST", "/workflows/{workflow_id}/runs", _views.start_run, "start"),
+        ("GET", "/workflows/{workflow_id}/diff", _versions.diff_page, "workflow_diff"),
         ("GET", "/runs", _views.runs_page, "runs"),
         ("GET", "/stats", _views.stats_page, "stats"),
         ("GET", "/inbox", _inbox.inbox_page, "inbox"),

@@ -177,6 +177,8 @@ async def workflow_page(request: web.Request) -> web.Response:
 async def _start_form(
     request: web.Request, workflow: Any, values: dict[str, Any], errors: dict[str, str], status: int = 200
 ) -> web.Response:
+    from bot.web._versions import versions_context
+
     c = request.app[CONTAINER]
     runs = await c.store.list_runs(workflow_id=workflow.id, limit=10)
     return render(
@@ -187,6 +189,7 @@ async def _start_form(
         fields=_forms.build_fields(workflow.inputs, values, errors),
         general=_forms.general_errors(workflow.inputs, errors),
         runs=runs,
+        **await versions_context(c, workflow),
     )
 
 
