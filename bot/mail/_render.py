@@ -38,10 +38,6 @@ def _env(*, html: bool) -> SandboxedEnvironment:
     return env
 
 
-_HTML = _env(html=True)
-_TEXT = _env(html=False)
-
-
 @dataclass(frozen=True)
 class Mail:
     """One message: its subject and both parts."""
@@ -54,6 +50,10 @@ class Mail:
 def _block(value: str) -> str:
     """A value in the text part: continuation lines indented, so data never starts a line."""
     return "\n      ".join(value.replace("\r", "").split("\n"))
+
+
+_HTML = _env(html=True)
+_TEXT = _env(html=False)
 
 
 def subject_line(text: str) -> str:
