@@ -76,10 +76,13 @@ _HEADINGS = {
 
 
 def checkpoint_mail(
-    cp: Checkpoint, *, link: str, console_url: str, reason: str = "new", note: str | None = None
+    cp: Checkpoint, *, link: str | None, console_url: str, reason: str = "new", note: str | None = None
 ) -> Mail:
-    """The mail that asks a person to decide ``cp`` (``reason``: new, reminder or escalated)."""
-    heading = _HEADINGS.get(reason, _HEADINGS["new"])
+    """The mail that asks a person to decide ``cp`` (``reason``: new, reminder or escalated);
+    without a ``link``, the mail of a watcher, who is told and cannot decide."""
+    heading = (
+        _HEADINGS.get(reason, _HEADINGS["new"]) if link else "For your information: a request is waiting"
+    )
     doc = shown_document(cp)
     values = {
         "heading": heading,

@@ -162,7 +162,9 @@ class ChannelSender:
         p = delivery.payload
         reason = "reminder" if delivery.kind == "reminder" else "escalated" if p.get("escalation") else "new"
         note = _escalation_note(p) if reason == "escalated" else None
-        link = await self.deps.links.mint(cp, delivery.target, c.clock.now())
+        # a watcher is told, and cannot decide: their mail carries no decision link
+        watcher = p.get("role") == "watcher"
+        link = None if watcher else await self.deps.links.mint(cp, delivery.target, c.clock.now())
         mail = checkpoint_mail(cp, link=link, console_url=self._console(cp), reason=reason, note=note)
         await deliver(self.deps.smtp, address, mail, delivery.id)
         return SendResult(ok=True, channel_ref=f"email:{address}")

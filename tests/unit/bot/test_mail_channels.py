@@ -12,6 +12,7 @@ from bot.config import ConfigError, Settings
 from bot.mail import Reach, choose
 from engine.errors import InvalidWorkflow
 from engine.loader import load_workflow_text
+from engine.model import HumanConfig
 from engine.roles import load_preferences, load_roles
 
 SMTP = {"SIGNOFF_SMTP_HOST": "smtp.corp.example", "SIGNOFF_SMTP_FROM": "signoff@corp.example"}
@@ -107,7 +108,8 @@ def test_a_bad_preference_is_refused_at_load(tmp_path: Path, people: str, messag
 
 def test_a_node_names_its_channels_and_an_unknown_one_is_refused_at_load() -> None:
     source = "id: w\nnodes:\n  - id: ok\n    type: human\n    assignee: user:U1\n    channels: [{}]\n"
-    workflow = load_workflow_text(source.format("email"), file="w.yml")
-    assert workflow.nodes["ok"].config.channels == ["email"]  # type: ignore[union-attr]
+    config = load_workflow_text(source.format("email"), file="w.yml").nodes["ok"].config
+    assert isinstance(config, HumanConfig)
+    assert config.channels == ["email"]
     with pytest.raises(InvalidWorkflow, match="channels"):
         load_workflow_text(source.format("fax"), file="w.yml")
