@@ -135,7 +135,7 @@ class ChannelSender:
         identities = [principal, *(person.identities if person is not None else [])]
         slack = next((i for i in identities if i.startswith("user:")), None)
         email = next((i.removeprefix("email:") for i in identities if i.startswith("email:")), None)
-        prefers = None
+        prefers = person.prefers if person is not None else None  # the people record first
         for identity in identities:
             pref = self.deps.prefs.get(identity)
             if pref is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli_people import link_people, prefer_channel
 from bot.mail import DECIDED, links_for
 from engine.commands import Decide
 from engine.model import Checkpoint, CheckpointStatus, DeliveryStatus
@@ -233,3 +234,17 @@ async def test_a_closed_checkpoint_tells_the_people_it_mailed(site: Console, smt
     page = await (await site.browser()).get(path)
     assert page.status == 409
     assert "already decided (approved)" in await page.text()
+
+
+async def test_a_person_who_prefers_email_in_the_people_record_gets_mail(site: Console, smtp: Smtp) -> None:
+    c = site.container
+    await link_people(c, "user:felix", "email:felix@corp.example", "admin")
+    await prefer_channel(c, "user:felix", "email", "admin")
+    cp = await _open(site, smtp)
+    await wait_for(lambda: bool(smtp.to("felix@corp.example")))
+    [mail] = smtp.to("felix@corp.example")
+    [path] = links(mail)
+    assert "user:felix" not in {d.target for d in _sender(site).sent if d.kind == "checkpoint"}
+    status, _ = await _press(await site.browser(), path)
+    assert status == 200
+    assert (await c.store.get_checkpoint(cp.id)).approvals == ["felix"]
