@@ -29,6 +29,7 @@ PROVIDERS = ("oidc", "slack", "email")
 VARIABLES = (
     "SIGNOFF_AUTH",
     "SIGNOFF_AUTH_DOMAINS",
+    "SIGNOFF_DECISION_CODE",
     "SIGNOFF_DECISION_LINK_TTL",
     "SIGNOFF_LOGIN_LINK_TTL",
     "SIGNOFF_OIDC_CLIENT_ID",
@@ -91,6 +92,9 @@ class LoginSettings(BaseModel):
     link_ttl: timedelta = timedelta(minutes=15)
     # how long a decision link mailed with a checkpoint works (``bot/mail``)
     decision_link_ttl: timedelta = timedelta(days=3)
+    # which checkpoints' mail also carries a one-time code the page asks for: off, high (high and
+    # urgent) or urgent
+    decision_code: str = "high"
 
     @property
     def enabled(self) -> bool:
@@ -208,4 +212,12 @@ def read_login(
         absolute=absolute,
         link_ttl=_duration(get, "SIGNOFF_LOGIN_LINK_TTL", "15m"),
         decision_link_ttl=_duration(get, "SIGNOFF_DECISION_LINK_TTL", "3d"),
+        decision_code=_code(get),
     )
+
+
+def _code(get: Callable[[str], str | None]) -> str:
+    raw = (get("SIGNOFF_DECISION_CODE") or "high").strip().lower()
+    if raw not in {"off", "high", "urgent"}:
+        raise ValueError(f"SIGNOFF_DECISION_CODE must be off, high or urgent, not {raw!r}")
+    return raw

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bot.config import ConfigError
-from bot.mail._links import DecisionLinks, LinkClaim
+from bot.mail._links import DecisionLinks, LinkClaim, Minted, Used
 from bot.mail._render import Mail, checkpoint_mail, decided_mail
 from bot.mail._smtp import MailFailed, MailRefused, deliver
 from bot.mail.sender import DECIDED, ChannelSender, MailDeps, Reach, choose
+from engine.model import Priority
 from engine.roles import load_preferences
 
 if TYPE_CHECKING:
@@ -31,14 +32,25 @@ __all__ = [
     "MailDeps",
     "MailFailed",
     "MailRefused",
+    "Minted",
     "Reach",
+    "Used",
     "checkpoint_mail",
     "choose",
     "decided_mail",
     "deliver",
     "install",
     "links_for",
+    "needs_code",
 ]
+
+
+def needs_code(container: Container, priority: Priority) -> bool:
+    """True when mail for a checkpoint of ``priority`` carries a one-time code
+    (``SIGNOFF_DECISION_CODE``: off, high, urgent)."""
+    level = container.settings.login.decision_code
+    wanted = {"off": set(), "high": {Priority.high, Priority.urgent}, "urgent": {Priority.urgent}}
+    return priority in wanted.get(level, set())
 
 
 def links_for(container: Container) -> DecisionLinks | None:
@@ -71,4 +83,5 @@ def install(container: Container, *, wake: Callable[[], None] = lambda: None) ->
     if outbox is None or links is None or smtp is None or isinstance(outbox.sender, ChannelSender):
         return
     prefs = load_preferences(container.settings.roles_file)
-    outbox.sender = ChannelSender(outbox.sender, MailDeps(container, smtp, links, prefs, wake))
+    code_for = frozenset(p for p in Priority if needs_code(container, p))
+    outbox.sender = ChannelSender(outbox.sender, MailDeps(container, smtp, links, prefs, wake, code_for))

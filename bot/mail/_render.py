@@ -76,7 +76,13 @@ _HEADINGS = {
 
 
 def checkpoint_mail(
-    cp: Checkpoint, *, link: str | None, console_url: str, reason: str = "new", note: str | None = None
+    cp: Checkpoint,
+    *,
+    link: str | None,
+    console_url: str,
+    reason: str = "new",
+    note: str | None = None,
+    code: str | None = None,
 ) -> Mail:
     """The mail that asks a person to decide ``cp`` (``reason``: new, reminder or escalated);
     without a ``link``, the mail of a watcher, who is told and cannot decide."""
@@ -91,6 +97,7 @@ def checkpoint_mail(
         "link": link,
         "console_url": console_url,
         "note": note,
+        "code": code,
         "due": cp.due_at.strftime("%Y-%m-%d %H:%M UTC") if cp.due_at else None,
     }
     text, html = _render("checkpoint", values)

@@ -20,7 +20,7 @@ from bot.mail._links import DecisionLinks
 from bot.mail._render import Mail, checkpoint_mail, decided_mail
 from bot.mail._smtp import MailFailed, MailRefused, deliver
 from engine.errors import Conflict, EngineError
-from engine.model import Checkpoint, CheckpointStatus, Delivery, HumanConfig
+from engine.model import Checkpoint, CheckpointStatus, Delivery, HumanConfig, Priority
 from engine.policy import expand_principals
 from engine.ports import AuditDraft, Sender, SendResult
 from engine.roles import Preference, Role, parse_principal
@@ -72,6 +72,7 @@ class MailDeps:
     links: DecisionLinks
     prefs: dict[str, Preference]
     wake: Callable[[], None]
+    code_for: frozenset[Priority] = frozenset()  # priorities whose mail carries a one-time code
 
 
 class ChannelSender:
@@ -164,8 +165,18 @@ class ChannelSender:
         note = _escalation_note(p) if reason == "escalated" else None
         # a watcher is told, and cannot decide: their mail carries no decision link
         watcher = p.get("role") == "watcher"
-        link = None if watcher else await self.deps.links.mint(cp, delivery.target, c.clock.now())
-        mail = checkpoint_mail(cp, link=link, console_url=self._console(cp), reason=reason, note=note)
+        code = cp.priority in self.deps.code_for
+        minted = (
+            None if watcher else await self.deps.links.mint(cp, delivery.target, c.clock.now(), code=code)
+        )
+        mail = checkpoint_mail(
+            cp,
+            link=minted.url if minted else None,
+            code=minted.code if minted else None,
+            console_url=self._console(cp),
+            reason=reason,
+            note=note,
+        )
         await deliver(self.deps.smtp, address, mail, delivery.id)
         return SendResult(ok=True, channel_ref=f"email:{address}")
 

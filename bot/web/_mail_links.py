@@ -10,6 +10,7 @@ link for an older version shows the current proposal instead of deciding.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -18,8 +19,9 @@ from bot.mail import DecisionLinks, LinkClaim
 from bot.web._views import CONTAINER, PERSON, drive_soon, render
 from engine.commands import Decide
 from engine.errors import Conflict, InvalidInput, NeedsDetail, NotAllowed
-from engine.model import Checkpoint, CheckpointStatus
+from engine.model import Checkpoint, CheckpointStatus, Delivery
 from engine.people import actor_of
+from engine.ports import AuditDraft
 from engine.shown import shown_document, shown_hash
 
 __all__ = ["MAIL_LINKS", "link_decide", "link_page"]
@@ -28,6 +30,11 @@ MAIL_LINKS = web.AppKey("signoff.web.mail_links", DecisionLinks)
 _BAD = "This decision link is not valid: it was changed or cut short. Use the link from the mail as it is."
 _EXPIRED = "This decision link has expired. The request is still in the console, or wait for a reminder."
 _USED = "This decision link was already used (a link decides once), or has expired. Nothing was decided now."
+_NO_CODE = "Type the one-time code from the mail (it is not in the link). Nothing was decided."
+_WRONG_CODE = (
+    "That code is not the one in the mail, so nothing was decided and this link no longer works. "
+    "A new mail with a new link and code is on its way to the address it was sent to."
+)
 # options a link can decide; edit and answer need the console's form
 _SIMPLE = frozenset({"approve", "reject"})
 
@@ -95,6 +102,43 @@ def _not_open(request: web.Request, cp: Checkpoint, claim: LinkClaim) -> web.Res
     return None
 
 
+async def _correct(
+    request: web.Request, cp: Checkpoint, claim: LinkClaim, why: str, comment: str
+) -> web.Response:
+    """Nothing was decided: the page again, posting to a fresh link of the same scope."""
+    again = await request.app[MAIL_LINKS].again(claim, request.app[CONTAINER].clock.now())
+    action = request.path.rsplit("/", 1)[0] + "/" + again
+    renewed = replace(claim, needs_code=False)  # the code was right: the fresh link needs none
+    return _page(request, status=400, cp=cp, claim=renewed, action=action, error=why, comment=comment)
+
+
+async def _mail_again(request: web.Request, cp: Checkpoint, claim: LinkClaim) -> None:
+    """After a wrong code: an audit event, and a new mail (link and code) to the link's owner."""
+    c = request.app[CONTAINER]
+    now = c.clock.now()
+    row = Delivery(
+        id=c.ids.new("dlv_"),
+        run_id=cp.run_id,
+        checkpoint_id=cp.id,
+        kind="checkpoint",
+        target=claim.principal,
+        payload={"role": "assignee", "again": "wrong code"},
+        next_attempt_at=now,
+        created_at=now,
+    )
+    audit = AuditDraft(
+        at=now,
+        actor=actor_of(claim.principal),
+        channel="email",
+        kind="decision.code_refused",
+        run_id=cp.run_id,
+        checkpoint_id=cp.id,
+        payload={"principal": claim.principal, "version": claim.version},
+    )
+    await c.store.add_deliveries([row], [audit])
+    c.engine.changed(cp.run_id)  # the outbox sends it now
+
+
 async def link_page(request: web.Request) -> web.Response:
     """The request and its buttons. A GET uses nothing and decides nothing."""
     claim, refused = _claim(request)
@@ -122,7 +166,15 @@ async def link_decide(request: web.Request) -> web.Response:
             request, status=400, cp=cp, claim=claim, action=request.path, error="Pick one of the buttons."
         )
     links = request.app[MAIL_LINKS]
-    if not await links.use(claim, c.clock.now()):
+    used = await links.use(claim, c.clock.now(), str(form.get("code", "")))
+    if used == "no_code":
+        return _page(
+            request, status=400, cp=cp, claim=claim, action=request.path, error=_NO_CODE, comment=comment
+        )
+    if used == "wrong_code":
+        await _mail_again(request, cp, claim)
+        return _page(request, status=403, cp=cp, error=_WRONG_CODE)
+    if used != "ok":
         return _page(request, status=400, cp=cp, error=_USED)
     command = Decide(
         checkpoint_id=cp.id,
@@ -137,12 +189,11 @@ async def link_decide(request: web.Request) -> web.Response:
     try:
         decision = await c.engine.decide(command, drive=False)
     except (InvalidInput, NeedsDetail) as exc:
-        # nothing was decided: the person corrects the answer with a fresh link of the same scope
-        again = await links.again(claim, c.clock.now())
         why = exc.question if isinstance(exc, NeedsDetail) else str(exc)
-        action = request.path.rsplit("/", 1)[0] + "/" + again
-        return _page(request, status=400, cp=cp, claim=claim, action=action, error=why, comment=comment)
+        return await _correct(request, cp, claim, why, comment)
     except NotAllowed as exc:
+        if exc.rule == "confirm_word":  # a mistyped word: the person may type it again
+            return await _correct(request, cp, claim, f"Nothing was decided: {exc}", comment)
         return _page(request, status=403, cp=cp, error=f"Nothing was decided: {exc}")
     except Conflict as exc:
         fresh = await c.store.get_checkpoint(cp.id)

@@ -161,8 +161,8 @@ async def test_a_link_for_someone_who_may_not_decide_decides_nothing(site: Conso
     c = site.container
     made = links_for(c)
     assert made is not None
-    url = await made.mint(cp, "email:mallory@corp.example", c.clock.now())
-    path = "/mail/decide/" + url.rsplit("/", 1)[1]
+    minted = await made.mint(cp, "email:mallory@corp.example", c.clock.now())
+    path = "/mail/decide/" + minted.url.rsplit("/", 1)[1]
     status, text = await _press(await site.browser(), path)
     assert status == 403
     assert "Nothing was decided" in text

@@ -4,6 +4,7 @@ click in Slack (FakeSlack for the Web API, aiosmtpd for the mail)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from engine.events import EVENT_KIND
 from engine.model import CheckpointStatus
 from tests.e2e._console import form_for
 from tests.e2e._login import free_port, wait_for
-from tests.e2e._mail import Smtp, links, smtp_server
+from tests.e2e._mail import Smtp, links, parts, smtp_server
 from tests.fakes.slack import FakeSlack
 from tests.scenario._harness import MANAGER, REQUESTER, settings_for, write_project
 
@@ -85,13 +86,21 @@ async def test_a_decision_by_email_updates_the_slack_card_and_fires_the_same_eve
             return any(call.params.get("channel") for call in env.fake.calls_to("chat.postMessage"))
 
         await wait_for(card_posted)
-        [path] = links(env.smtp.to("ann@corp.example")[0])
+        mail = env.smtp.to("ann@corp.example")[0]
+        [path] = links(mail)
+        # a high-priority request: the page also wants the one-time code written in the mail
+        found = re.search(
+            r"one-time code \(it is in this mail only, never in a link\): (\d{6})", parts(mail)["text/plain"]
+        )
+        assert found is not None
+        assert found.group(1) not in path
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
             async with browser.get(env.base + path) as page:
                 assert page.status == 200
                 form = form_for(await page.text(), path)
             assert env.fake.calls_to("chat.update") == []  # the GET changed nothing anywhere
-            async with browser.post(env.base + path, data={**form.hidden, "decision": "approve"}) as resp:
+            data = {**form.hidden, "decision": "approve", "code": found.group(1)}
+            async with browser.post(env.base + path, data=data) as resp:
                 assert resp.status == 200, await resp.text()
         assert (await c.store.get_checkpoint(cp.id)).status is CheckpointStatus.resolved
         # the manager's Slack card now shows the outcome, and has no buttons left

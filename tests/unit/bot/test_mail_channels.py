@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import bot.mail
 from bot.config import ConfigError, Settings
 from bot.mail import Reach, choose
 from engine.errors import InvalidWorkflow
@@ -26,6 +27,30 @@ def test_smtp_alone_turns_on_the_email_channel_without_a_login() -> None:
     assert login.smtp is not None
     assert login.smtp.host == "smtp.corp.example"
     assert login.decision_link_ttl == timedelta(hours=8)
+    assert login.decision_code == "high"
+
+
+def test_the_public_api_is_pinned() -> None:
+    assert sorted(bot.mail.__all__) == [
+        "ChannelSender",
+        "DECIDED",
+        "DecisionLinks",
+        "LinkClaim",
+        "Mail",
+        "MailDeps",
+        "MailFailed",
+        "MailRefused",
+        "Minted",
+        "Reach",
+        "Used",
+        "checkpoint_mail",
+        "choose",
+        "decided_mail",
+        "deliver",
+        "install",
+        "links_for",
+        "needs_code",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -36,6 +61,10 @@ def test_smtp_alone_turns_on_the_email_channel_without_a_login() -> None:
         (
             {**SMTP, "SIGNOFF_PUBLIC_URL": "https://s.example", "SIGNOFF_DECISION_LINK_TTL": "soon"},
             "SIGNOFF_DECISION_LINK_TTL must be a duration",
+        ),
+        (
+            {**SMTP, "SIGNOFF_PUBLIC_URL": "https://s.example", "SIGNOFF_DECISION_CODE": "always"},
+            "SIGNOFF_DECISION_CODE must be off, high or urgent",
         ),
     ],
 )
