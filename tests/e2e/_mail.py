@@ -51,7 +51,7 @@ edges: [{from: release, to: paid, when: "response.action == 'approve'"}]
 """
 ROLES = """\
 finance:
-  members: ["email:ann@corp.example", "user:felix", "user:fred"]
+  members: ["email:ann@corp.example", "user:felix", "user:fred", "email:gone@bounce.example"]
 people:
   user:fred: {prefers: email, email: fred@bounce.example}
 """

@@ -27,7 +27,7 @@ ANN = "ann@corp.example"
 
 @pytest.fixture
 def smtp() -> Iterator[Smtp]:
-    with smtp_server(refuse={"fred@bounce.example"}) as server:
+    with smtp_server(refuse={"fred@bounce.example", "gone@bounce.example"}) as server:
         yield server
 
 
@@ -211,6 +211,16 @@ async def test_a_refused_address_falls_back_to_slack_with_an_audit_event(site: C
     assert [(e.payload["target"], e.payload["from"], e.payload["to"]) for e in events] == [
         ("user:fred", "email", "slack")
     ]
+    # someone known by a refused address only has no other channel: the row fails, audited
+    [gone] = [
+        d
+        for d in await c.store.list_deliveries(checkpoint_id=cp.id)
+        if d.target == "email:gone@bounce.example"
+    ]
+    assert gone.status is DeliveryStatus.failed
+    assert "refused gone@bounce.example" in str(gone.error)
+    failed = [e for e in await c.store.audit_events(run_id=cp.run_id) if e.kind == "delivery.failed"]
+    assert [e.payload["target"] for e in failed] == ["email:gone@bounce.example"]
 
 
 async def test_a_closed_checkpoint_tells_the_people_it_mailed(site: Console, smtp: Smtp) -> None:
