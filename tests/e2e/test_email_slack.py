@@ -41,8 +41,8 @@ class Env:
 
 
 @asynccontextmanager
-async def _env(root: Path) -> AsyncIterator[Env]:
-    write_project(root, roles=ROLES)
+async def _env(root: Path, roles: str = ROLES) -> AsyncIterator[Env]:
+    write_project(root, roles=roles)
     port = free_port()
     with smtp_server() as smtp:
         async with FakeSlack() as fake:
@@ -117,3 +117,26 @@ async def test_a_decision_by_email_updates_the_slack_card_and_fires_the_same_eve
             d.payload["type"] for d in await c.store.list_deliveries(run_id=run.id) if d.kind == EVENT_KIND
         ]
         assert "checkpoint.decided" in events
+
+
+GONE = """\
+manager:
+  members: [user:UGONE0001]
+people:
+  user:UGONE0001: {email: gone@corp.example}
+"""
+
+
+async def test_a_slack_user_slack_cannot_reach_gets_the_mail_instead(tmp_path: Path) -> None:
+    async with _env(tmp_path, GONE) as env:
+        c = env.container
+        env.fake.fail("conversations.open", error="user_not_found")
+        run = await c.engine.start("refund", {"customer": "ACME", "amount": 40}, requester=REQUESTER)
+        await c.engine.drive(run.id)
+        await wait_for(lambda: bool(env.smtp.to("gone@corp.example")), seconds=15)
+        [mail] = env.smtp.to("gone@corp.example")
+        assert len(links(mail)) == 1
+        events = {e.kind: e for e in await c.store.audit_events(run_id=run.id)}
+        assert events["slack.undeliverable"].payload["target"] == "user:UGONE0001"
+        fallback = events["delivery.fallback"].payload
+        assert (fallback["from"], fallback["to"], fallback["error"]) == ("slack", "email", "user_not_found")
