@@ -13,10 +13,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bot.config import ConfigError
+from bot.mail._choice import Reach, choose
 from bot.mail._links import DecisionLinks, LinkClaim, Minted, Used
 from bot.mail._render import Mail, checkpoint_mail, decided_mail
 from bot.mail._smtp import MailFailed, MailRefused, deliver
-from bot.mail.sender import DECIDED, ChannelSender, MailDeps, Reach, choose
+from bot.mail.sender import DECIDED, ChannelSender, MailDeps
 from engine.model import Priority
 from engine.roles import load_preferences
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.login_config import SmtpSettings
+from bot.mail._choice import Reach, choose
 from bot.mail._links import DecisionLinks
 from bot.mail._render import Mail, checkpoint_mail, decided_mail
 from bot.mail._smtp import MailFailed, MailRefused, deliver
@@ -28,39 +29,13 @@ from engine.roles import Preference, Role, parse_principal
 if TYPE_CHECKING:
     from bot.wiring import Container
 
-__all__ = ["DECIDED", "ChannelSender", "MailDeps", "Reach", "choose"]
+__all__ = ["DECIDED", "ChannelSender", "MailDeps"]
 
 log = logging.getLogger("signoff.mail")
 
 DECIDED = "mail.decided"
 """Outbox kind: tell a person who was mailed a checkpoint that it no longer waits for them."""
 _PERSONAL = {"checkpoint", "reminder"}
-CHANNELS = ("slack", "email")
-
-
-@dataclass(frozen=True)
-class Reach:
-    """How one person can be reached: a Slack (or local) user, an address, a preference."""
-
-    slack: str | None
-    email: str | None
-    prefers: str | None = None
-
-
-def choose(named_by: str, reach: Reach, allowed: list[str]) -> tuple[list[str], bool]:
-    """The channels to try for one person, best first, and whether the node's ``channels``
-    could not be followed (then every channel that reaches the person is tried).
-
-    The first choice is the person's ``prefers``, else the channel of the principal that names
-    them (``email:`` -> email, ``user:`` -> Slack); the node's ``channels`` (empty: all) limit it.
-    """
-    reachable = [c for c in CHANNELS if (reach.slack if c == "slack" else reach.email)]
-    first = reach.prefers or ("email" if named_by == "email" else "slack")
-    wanted = [c for c in dict.fromkeys([first, *CHANNELS]) if c in (allowed or CHANNELS)]
-    order = [c for c in wanted if c in reachable]
-    if not order and reachable:
-        return reachable, True
-    return order, False
 
 
 @dataclass
