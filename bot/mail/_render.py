@@ -18,7 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from engine.model import Checkpoint, Decision
 from engine.shown import markup_text, shown_document
 
-__all__ = ["Mail", "checkpoint_mail", "decided_mail"]
+__all__ = ["Mail", "checkpoint_mail", "decided_mail", "notice_mail"]
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _SUBJECT_MAX = 150
@@ -118,3 +118,13 @@ def decided_mail(cp: Checkpoint, decisions: list[Decision], console_url: str) ->
     }
     text, html = _render("decided", values)
     return Mail(subject=subject_line(f"{outcome.capitalize()}: {cp.title}"), text=text, html=html)
+
+
+def notice_mail(text: str, detail: str | None, run_url: str | None) -> Mail:
+    """A notice (a run's requester told how it went, a ``notify`` node's message) as mail; the
+    text is the engine's Slack markup, shown as text with its data inert."""
+    plain = markup_text(text)
+    first = plain.strip().splitlines()[0] if plain.strip() else "A message from Signoff"
+    values = {"text": plain, "detail": markup_text(detail) if detail else None, "run_url": run_url}
+    body, html = _render("notice", values)
+    return Mail(subject=subject_line(first.replace("*", "")), text=body, html=html)

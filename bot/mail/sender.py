@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.login_config import SmtpSettings
 from bot.mail._choice import Reach, choose
 from bot.mail._links import DecisionLinks
-from bot.mail._render import Mail, checkpoint_mail, decided_mail
+from bot.mail._render import Mail, checkpoint_mail, decided_mail, notice_mail
 from bot.mail._smtp import MailFailed, MailRefused, deliver
 from engine.errors import Conflict, EngineError
 from engine.model import Checkpoint, CheckpointStatus, Delivery, HumanConfig, Priority
@@ -36,6 +36,7 @@ log = logging.getLogger("signoff.mail")
 DECIDED = "mail.decided"
 """Outbox kind: tell a person who was mailed a checkpoint that it no longer waits for them."""
 _PERSONAL = {"checkpoint", "reminder"}
+_NOTICES = {"requester_notice", "notify"}
 
 
 @dataclass
@@ -63,6 +64,8 @@ class ChannelSender:
             return await self._decided(delivery)
         if delivery.kind == "checkpoint_update" and delivery.checkpoint_id:
             await self._queue_notices(delivery, related)
+        elif delivery.kind in _NOTICES:
+            return await self._notice(delivery, related)
         elif delivery.kind in _PERSONAL and delivery.checkpoint_id:
             try:
                 kind, name = parse_principal(delivery.target)
@@ -81,15 +84,48 @@ class ChannelSender:
         cp = await c.store.get_checkpoint(str(delivery.checkpoint_id))
         reach = await self.reach(f"{kind}:{name}")
         order, forced = choose(kind, reach, await self._channels(cp))
-        if not order:
-            return SendResult(ok=False, error=f"{delivery.target} has no Slack id and no email address")
         if forced:
             await self._audit(delivery, "delivery.channel_fallback", {"to": order[0], "why": "node channels"})
+        return await self._on(
+            order, delivery, related, reach, lambda address: self._mail(delivery, cp, address)
+        )
+
+    async def _notice(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
+        """A notice to one person (a requester's, a ``notify`` node's) on their channel."""
+        # a requester known by email only is named ``user:email:...`` by the engine's notices
+        principal = (
+            delivery.target.removeprefix("user:")
+            if delivery.target.startswith("user:email:")
+            else delivery.target
+        )
+        try:
+            kind, name = parse_principal(principal)
+        except ValueError:
+            return await self.primary.send(delivery, related)
+        if kind not in {"user", "email"}:
+            return await self.primary.send(delivery, related)
+        reach = await self.reach(f"{kind}:{name}")
+        order, _ = choose(kind, reach, [])
+        return await self._on(
+            order, delivery, related, reach, lambda address: self._mail_notice(delivery, address)
+        )
+
+    async def _on(
+        self,
+        order: list[str],
+        delivery: Delivery,
+        related: list[Delivery],
+        reach: Reach,
+        mail: Callable[[str], Awaitable[SendResult]],
+    ) -> SendResult:
+        """Try each channel of ``order``; the next one only after a refusal for good."""
+        if not order:
+            return SendResult(ok=False, error=f"{delivery.target} has no Slack id and no email address")
         for n, channel in enumerate(order):
             last = n == len(order) - 1
             if channel == "email":
                 try:
-                    return await self._mail(delivery, cp, str(reach.email))
+                    return await mail(str(reach.email))
                 except MailFailed as exc:
                     return SendResult(ok=False, retryable=True, error=str(exc))
                 except MailRefused as exc:
@@ -152,6 +188,14 @@ class ChannelSender:
             reason=reason,
             note=note,
         )
+        await deliver(self.deps.smtp, address, mail, delivery.id)
+        return SendResult(ok=True, channel_ref=f"email:{address}")
+
+    async def _mail_notice(self, delivery: Delivery, address: str) -> SendResult:
+        text = str(delivery.payload.get("text") or "")
+        detail = delivery.payload.get("detail")
+        run = f"{self.deps.links.base_url}/runs/{delivery.run_id}" if delivery.run_id else None
+        mail = notice_mail(text, str(detail) if detail else None, run)
         await deliver(self.deps.smtp, address, mail, delivery.id)
         return SendResult(ok=True, channel_ref=f"email:{address}")
 

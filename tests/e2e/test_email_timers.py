@@ -57,7 +57,7 @@ async def _drain(site: Console) -> None:
 
 async def test_reminders_escalations_and_watchers_by_email(site: Console, smtp: Smtp) -> None:
     c = site.container
-    run = await c.engine.start("urgent", {"what": "DNS"}, requester="rita")
+    run = await c.engine.start("urgent", {"what": "DNS"}, requester="email:req@corp.example")
     await c.engine.drive(run.id)
     await _drain(site)
     await wait_for(lambda: len(smtp.messages) == 2)
@@ -114,6 +114,15 @@ async def test_reminders_escalations_and_watchers_by_email(site: Console, smtp: 
         "reject",
         "not now",
     )
+    # the requester is known by email only: how the run ended reaches them by mail
+    await c.engine.drive(run.id)
+    await _drain(site)
+    await wait_for(lambda: len(smtp.to("req@corp.example")) == 2)
+    decided, ended = smtp.to("req@corp.example")
+    assert decided["Subject"] == "Change DNS: rejected by email:boss@corp.example"
+    assert "not now" in parts(decided)["text/plain"]
+    assert ended["Subject"].endswith("(urgent) rejected")
+    assert f"/runs/{run.id}" in parts(ended)["text/html"]
 
 
 HOT = """\
