@@ -57,6 +57,7 @@ async def test_a_served_process_mails_the_link_and_decides_once(tmp_path: Path) 
             [path] = links(smtp.to("ann@corp.example")[0])
             base = f"http://127.0.0.1:{port}"
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+                text = ""
                 for _ in range(3):  # scanners and previews: nothing happens
                     async with browser.get(base + path) as page:
                         assert page.status == 200
