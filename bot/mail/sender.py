@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 
 from bot.login_config import SmtpSettings
 from bot.mail._choice import Reach, choose
+from bot.mail._fanout import per_person
 from bot.mail._links import DecisionLinks
 from bot.mail._render import Mail, checkpoint_mail, decided_mail, notice_mail
 from bot.mail._smtp import MailFailed, MailRefused, deliver
 from engine.errors import Conflict, EngineError
 from engine.model import Checkpoint, CheckpointStatus, Delivery, HumanConfig, Priority
-from engine.policy import expand_principals
 from engine.ports import AuditDraft, Sender, SendResult
-from engine.roles import Preference, Role, parse_principal
+from engine.roles import Preference, parse_principal
 
 if TYPE_CHECKING:
     from bot.wiring import Container
@@ -206,37 +206,9 @@ class ChannelSender:
 
     async def _fan_out(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
         """One row per person behind a role or group, ``email:`` members included."""
-        c = self.deps.container
-        users, _ = await expand_principals([delivery.target], c.roles, c.engine.deps.directory)
-        targets = [f"user:{u}" for u in sorted(users)]
-        for member in _email_members(delivery.target, c.roles, set()):
-            person = await c.people.find_person(member) if c.people is not None else None
-            if person is None or not set(person.principals) & set(targets):
-                targets.append(member)
-        keys = ("index", "escalation", "level", "attempt")
-        same = {k: delivery.payload.get(k) for k in keys}
-        have = {
-            d.target
-            for d in related
-            if d.kind == delivery.kind and {k: d.payload.get(k) for k in keys} == same
-        }
-        now = c.clock.now()
-        rows = [
-            delivery.model_copy(
-                update={
-                    "id": c.ids.new("dlv_"),
-                    "target": target,
-                    "created_at": now,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "error": None,
-                }
-            )
-            for target in dict.fromkeys(targets)
-            if target not in have
-        ]
+        rows = await per_person(self.deps.container, delivery, related)
         if rows:
-            await c.store.add_deliveries(rows, [])
+            await self.deps.container.store.add_deliveries(rows, [])
             self.deps.wake()
         return SendResult(ok=True, channel_ref=f"fanout:{len(rows)}")
 
@@ -303,17 +275,6 @@ class ChannelSender:
             payload={"delivery": delivery.id, "target": delivery.target, **payload},
         )
         await c.store.add_deliveries([], [audit])
-
-
-def _email_members(principal: str, roles: dict[str, Role], seen: set[str]) -> list[str]:
-    """The ``email:`` members behind a role (recursively through roles it names)."""
-    kind, name = parse_principal(principal)
-    if kind == "email":
-        return [f"email:{name}"]
-    if kind != "role" or name in seen or name not in roles:
-        return []
-    seen.add(name)
-    return [m for member in roles[name].members for m in _email_members(member, roles, seen)]
 
 
 def _escalation_note(payload: dict[str, object]) -> str:
