@@ -219,7 +219,7 @@ async def build(
         webhook_events=True,
     )
     outbox = Outbox(store, sender, clock, claim_ttl=outbox_claim(settings)) if sender is not None else None
-    return Container(
+    container = Container(
         settings=settings,
         store=store,
         catalog=catalog,
@@ -234,6 +234,14 @@ async def build(
         feed=store if isinstance(store, SqlStore) else None,
         schema=schema,
     )
+    from bot.mail import install as install_mail  # bot.mail names Container: imported once built
+
+    try:
+        install_mail(container)
+    except BaseException:
+        await container.close()
+        raise
+    return container
 
 
 async def _open_store(settings: Settings) -> SqlStore:

@@ -128,6 +128,8 @@ class HumanConfig(_Spec):
     confirm: str | None = None
     when: str | None = None
     verify: VerifyConfig | None = None
+    # where people are reached for this checkpoint; empty: every configured channel (bot/mail)
+    channels: list[Literal["slack", "email"]] = Field(default_factory=list)
 
     def levels(self) -> list[dict[str, Any]]:
         """The escalation as a list of levels (a word, one level, or a chain)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy.engine import URL
 
@@ -319,6 +320,12 @@ class SqlStore:
     async def link_person(self, person: Person, audit: list[AuditDraft]) -> Person:
         """Insert a person or add identities to a stored one. Raises Conflict (another person's identity)."""
         return await self._db.write(lambda tx: _people.link(tx, person, audit))
+
+    async def set_preference(
+        self, person_id: str, prefers: Literal["email", "slack"] | None, audit: list[AuditDraft]
+    ) -> Person:
+        """Record the channel a person prefers. Raises NotFound."""
+        return await self._db.write(lambda tx: _people.prefer(tx, person_id, prefers, audit))
 
     async def decisions_by(self, actors: list[str], *, limit: int = 50) -> list[Decision]:
         """The newest decisions made by one of ``actors``, newest first."""

@@ -327,6 +327,7 @@ class PersonRow(SQLModel, table=True):
     name: str
     identities: list[str] = _json()
     created_at: datetime = _when()
+    prefers: str | None = None  # email | slack: the channel they are reached on (bot/mail)
 
 
 class PersonIdentityRow(SQLModel, table=True):

@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import ConfigError, Settings
+from bot.mail import install as install_mail
 from bot.slack.app import Authorizer, build_app
 from bot.slack.deps import SlackDeps
 from bot.slack.directory import SlackDirectory
@@ -63,6 +64,7 @@ class SlackSurface:
         container.outbox = Outbox(
             container.store, self.sender, container.clock, claim_ttl=outbox_claim(settings)
         )
+        install_mail(container, wake=wake)  # with SMTP: people are reached by email too
         self._socket: AsyncSocketModeHandler | None = None
 
     @property

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.web import _decide, _guard, _inbox, _login, _versions, _views
+from bot.mail import links_for
+from bot.web import _decide, _guard, _inbox, _login, _mail_links, _versions, _views
 from bot.web._auth import require_login
 from bot.web._filters import environment
 from bot.web._hosts import refuse_exposure
@@ -54,7 +55,8 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
     app[_views.TASKS] = set()
     app.on_cleanup.append(_views.stop_tasks)
     login = console and container.settings.login.enabled
-    if console:
+    links = links_for(container)  # the email channel's decision links (SMTP configured)
+    if console or links is not None:
         _guard.install(app, container.settings)
     if login:
         _login.install(app, container)
@@ -89,9 +91,15 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
             ("POST", "/login/{provider}", _login.begin, "login_start"),
             ("POST", "/logout", _login.logout, "logout"),
         ]
+    if links is not None:
+        app[_mail_links.MAIL_LINKS] = links
+        app.router.add_get("/mail/decide/{token}", _mail_links.link_page, name=_ROUTE_PREFIX + "mail_link")
+        app.router.add_post(
+            "/mail/decide/{token}", _mail_links.link_decide, name=_ROUTE_PREFIX + "mail_decide"
+        )
     for method, path, handler, name in routes if console else []:
         app.router.add_route(method, path, handler, name=_ROUTE_PREFIX + name)
-    if console:
+    if console or links is not None:
         app.router.add_static("/static/", _HERE / "static", name=_ROUTE_PREFIX + "static")
 
 
