@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.web import _decide, _guard, _inbox, _login, _views
+from bot.web import _charts, _decide, _guard, _inbox, _login, _views
 from bot.web._auth import require_login
 from bot.web._filters import environment
 from bot.web._hosts import refuse_exposure
@@ -69,6 +69,7 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("POST", "/workflows/{workflow_id}/runs", _views.start_run, "start"),
         ("GET", "/runs", _views.runs_page, "runs"),
         ("GET", "/stats", _views.stats_page, "stats"),
+        ("GET", "/stats/charts/{chart}", _charts.chart_data, "charts"),
         ("GET", "/inbox", _inbox.inbox_page, "inbox"),
         ("GET", "/mine", _inbox.mine_page, "mine"),
         ("GET", "/roles", _inbox.roles_page, "roles"),

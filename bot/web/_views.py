@@ -243,16 +243,25 @@ async def runs_page(request: web.Request) -> web.Response:
 
 
 async def stats_page(request: web.Request) -> web.Response:
-    """Checkpoint analytics: rates, time to decision, approvers and advice (as ``signoff stats``)."""
+    """Checkpoint analytics: rates, time to decision, approvers and advice (as ``signoff stats``),
+    and the charts, whose data the page loads from ``/stats/charts/{chart}``."""
     container = request.app[CONTAINER]
     workflow = request.query.get("workflow", "") or None
     since_text = request.query.get("since", "30d").strip() or "30d"
+    cost_by = request.query.get("cost_by", "workflow")
+    cost_by = cost_by if cost_by in ("workflow", "node", "model") else "workflow"
     notice = ""
     try:
         since = container.clock.now() - parse_duration(since_text)
     except ValueError as exc:
         notice, since = str(exc), None
     report = await load_stats(container.store, workflow=workflow, since=since)
+    base = {"workflow": workflow or "", "since": since_text if since is not None else "30d"}
+
+    def chart_src(chart: str, **extra: str) -> str:
+        query = {k: v for k, v in {**base, **extra}.items() if v}
+        return f"/stats/charts/{chart}?{urlencode(query)}"
+
     return render(
         request,
         "stats.html",
@@ -260,20 +269,9 @@ async def stats_page(request: web.Request) -> web.Response:
         workflows=container.catalog.ids(),
         workflow=workflow or "",
         since=since_text,
+        cost_by=cost_by,
         notice=notice,
-        seconds=_seconds,
-    )
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return (
-        f"{value:.0f}s"
-        if value < 120
-        else f"{value / 60:.0f} min"
-        if value < 7200
-        else f"{value / 3600:.1f} h"
+        chart_src=chart_src,
     )
 
 
