@@ -538,6 +538,31 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
             and (since is None or e.at >= since)
         ]
 
+    async def search_audit(
+        self,
+        *,
+        search: str | None = None,
+        kind: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEvent]:
+        """See ``RunStore.search_audit``."""
+        needle = (search or "").lower()
+        found = [
+            e
+            for e in reversed(self._audit)
+            if (before_seq is None or e.seq < before_seq)
+            and (kind is None or e.kind.lower().startswith(kind.lower()))
+            and (
+                not needle
+                or any(
+                    needle in (v or "").lower()
+                    for v in (e.actor, e.kind, e.channel, e.run_id, e.checkpoint_id)
+                )
+            )
+        ]
+        return [_copy(e) for e in found[:limit]]
+
     async def add_delegation(self, delegation: Delegation, audit: list[AuditDraft]) -> None:
         """Store a delegation. Raises Conflict when the id exists."""
         if any(d.id == delegation.id for d in self._delegations):

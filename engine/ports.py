@@ -375,6 +375,20 @@ class RunStore(Protocol):
         """Audit events in sequence order."""
         ...
 
+    async def search_audit(
+        self,
+        *,
+        search: str | None = None,
+        kind: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEvent]:
+        """Audit events, newest first. ``search``: a case-insensitive part of the actor, kind,
+        channel, run id or checkpoint id (never of the payload, which may hold people's data);
+        ``kind``: a prefix of the kind (``decision.``); ``before_seq``: the last seq of the
+        previous page."""
+        ...
+
     async def add_delegation(self, delegation: Delegation, audit: list[AuditDraft]) -> None:
         """Store a delegation (with its audit events)."""
         ...

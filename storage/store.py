@@ -243,6 +243,19 @@ class SqlStore:
             lambda tx: _audit.events(tx, run_id=run_id, since=since, after_seq=after_seq)
         )
 
+    async def search_audit(
+        self,
+        *,
+        search: str | None = None,
+        kind: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEvent]:
+        """Audit events, newest first (see ``RunStore.search_audit``)."""
+        return await self._db.read(
+            lambda tx: _audit.search(tx, search=search, kind=kind, before_seq=before_seq, limit=limit)
+        )
+
     async def add_delegation(self, delegation: Delegation, audit: list[AuditDraft]) -> None:
         """Store a delegation. Raises Conflict when the id exists."""
         await self._db.write(lambda tx: _delegations.add(tx, delegation, audit))

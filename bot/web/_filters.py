@@ -9,6 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from engine.audit import purged_digest
 from engine.shown import markup_text
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -52,7 +53,11 @@ def _compact(value: Any) -> str:
 
 
 def _brief(value: Any) -> str:
-    # one line for an audit payload value: lists joined, timestamps in the page's format
+    # one line for an audit payload value: lists joined, timestamps in the page's format, a
+    # value a retention purge removed said so
+    digest = purged_digest(value)
+    if digest is not None:
+        return f"(removed by the retention policy, sha256 {digest[:12]}…)"
     if isinstance(value, list):
         return ", ".join(v if isinstance(v, str) else _compact(v) for v in value)
     if isinstance(value, str):
