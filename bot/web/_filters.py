@@ -9,6 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from bot.web._markup import slack_html, slack_plain
 from engine.audit import purged_digest
 from engine.shown import markup_text
 
@@ -33,7 +34,9 @@ def environment() -> Environment:
         took=_took,
         duration=duration,
         short=_short,
-        markup_text=markup_text,  # a prompt is Slack markup: shown here as text
+        markup_text=markup_text,  # Slack markup as text, entities decoded
+        slack_html=slack_html,  # a prompt as Slack shows it: bold, links, code
+        slack_plain=slack_plain,  # one line of a list: markers dropped
     )
     return env
 
