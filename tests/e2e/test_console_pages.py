@@ -143,6 +143,7 @@ async def test_pages_fit_a_narrow_screen(client: Client, container: Container) -
         ".top nav { flex-wrap: wrap;",
         ".filter { flex-wrap: wrap; }",
         ".nowrap { white-space: normal; }",
+        "table.audit, .audit tbody, .audit tr, .audit td { display: block; }",
     ):
         assert rule in narrow, rule
     for rule in (
