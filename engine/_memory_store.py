@@ -375,6 +375,18 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
         """A run's steps in start order (ties in insertion order)."""
         return self._steps_of(run_id)
 
+    async def steps_of_runs(
+        self, *, created_since: datetime, created_until: datetime, workflow_id: str | None = None
+    ) -> list[Step]:
+        """See ``RunStore.steps_of_runs``."""
+        runs = {
+            r.id
+            for r in self._runs.values()
+            if created_since <= r.created_at <= created_until and workflow_id in (None, r.workflow_id)
+        }
+        found = sorted((s for s in self._steps.values() if s.run_id in runs), key=lambda s: s.started_at)
+        return [_copy(s) for s in found]
+
     def _steps_of(self, run_id: str) -> list[Step]:
         found = sorted((s for s in self._steps.values() if s.run_id == run_id), key=lambda s: s.started_at)
         return [_copy(s) for s in found]

@@ -308,7 +308,9 @@ async def load_chart(store: RunStore, chart: str, query: ChartQuery) -> Chart:
         if _in_period(r.created_at, query)
     ]
     if chart in ("latency", "cost"):
-        steps = [s for r in runs for s in await store.list_steps(r.id)]
+        steps = await store.steps_of_runs(
+            created_since=query.since, created_until=query.now, workflow_id=query.workflow
+        )
         return latency_chart(query, runs, steps) if chart == "latency" else cost_chart(query, runs, steps)
     wanted = {r.id for r in runs}
     checkpoints = [cp for cp in await store.list_checkpoints(limit=1_000_000) if cp.run_id in wanted]

@@ -288,6 +288,13 @@ class RunStore(Protocol):
         """In start order."""
         ...
 
+    async def steps_of_runs(
+        self, *, created_since: datetime, created_until: datetime, workflow_id: str | None = None
+    ) -> list[Step]:
+        """In one read, the steps of the runs created in ``[created_since, created_until]`` (of
+        one workflow when given), in start order: what the console's charts sum up."""
+        ...
+
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         """Raises NotFound."""
         ...

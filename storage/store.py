@@ -150,6 +150,14 @@ class SqlStore:
         """A run's steps in start order."""
         return await self._db.read(lambda tx: _queries.steps(tx, run_id))
 
+    async def steps_of_runs(
+        self, *, created_since: datetime, created_until: datetime, workflow_id: str | None = None
+    ) -> list[Step]:
+        """The steps of the runs created in the period (see ``RunStore.steps_of_runs``)."""
+        return await self._db.read(
+            lambda tx: _queries.steps_of_runs(tx, created_since, created_until, workflow_id)
+        )
+
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         """One checkpoint. Raises NotFound."""
         return await self._db.read(lambda tx: _queries.checkpoint(tx, checkpoint_id))

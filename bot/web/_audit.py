@@ -32,6 +32,9 @@ KINDS = (
     "delegation.",
     "delivery.",
     "person.",
+    "console.",
+    "api_key.",
+    "webhook.",
     "retention.",
 )
 
