@@ -256,7 +256,13 @@ async def stats_page(request: web.Request) -> web.Response:
     except ValueError as exc:
         notice, since = str(exc), None
     report = await load_stats(container.store, workflow=workflow, since=since)
-    base = {"workflow": workflow or "", "since": since_text if since is not None else "30d"}
+    shown = [w for w in container.catalog.all() if workflow in (None, w.id)]
+    nodes = sorted({node for w in shown for node in w.nodes} | {n.node for n in report.nodes})
+    node = request.query.get("node", "")
+    if node and node not in nodes:
+        notice = "; ".join(filter(None, [notice, f"no node '{node}' here: showing every node"]))
+        node = ""
+    base = {"workflow": workflow or "", "node": node, "since": since_text if since is not None else "30d"}
 
     def chart_src(chart: str, **extra: str) -> str:
         query = {k: v for k, v in {**base, **extra}.items() if v}
@@ -270,6 +276,8 @@ async def stats_page(request: web.Request) -> web.Response:
         workflow=workflow or "",
         since=since_text,
         cost_by=cost_by,
+        nodes=nodes,
+        node=node,
         notice=notice,
         chart_src=chart_src,
     )

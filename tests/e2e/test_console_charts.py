@@ -3,6 +3,7 @@ with a language model on a local fake of the Messages API, on SQLite, on a fixed
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,9 @@ async def test_time_to_decision_and_run_latency(client: Client) -> None:
     assert {s["group"] for s in nodes["series"]} == {"drafts/draft", "drafts/polish", "drafts/done"}
     none = await _chart(client, "/stats/charts/latency?since=7d&workflow=other")
     assert none["series"] == []
+    polish = await _chart(client, "/stats/charts/latency?since=7d&node=polish")  # by node, one node
+    assert {s["group"] for s in polish["series"]} == {"drafts/polish"}
+    assert (await _chart(client, "/stats/charts/decisions?since=7d&node=draft"))["series"] == []
 
 
 @pytest.mark.usefixtures("runs")
@@ -192,6 +196,12 @@ async def test_the_page_loads_the_charts_from_the_package(client: Client) -> Non
         assert f'data-src="/stats/charts/{chart}?workflow=drafts&amp;since=7d' in page
     assert 'data-src="/stats/charts/cost?workflow=drafts&amp;since=7d&amp;by=model"' in page
     assert "approved above 95%" in page
+    assert re.search(r'<option value="review"\s*>review</option>', page)  # the node filter
+    one_node = await (await client.get("/stats?since=7d&node=review")).text()
+    assert 'data-src="/stats/charts/rates?node=review&amp;since=7d"' in one_node
+    unknown = await (await client.get("/stats?since=7d&node=nope")).text()
+    assert "no node &#39;nope&#39; here: showing every node" in unknown
+    assert 'data-src="/stats/charts/rates?since=7d"' in unknown
     assert "edited above 30%" in page
     for asset, kind in (
         ("uPlot.iife.min.js", "javascript"),
