@@ -46,6 +46,40 @@ edges:
   - {from: review, to: done, when: "response.action == 'approve'"}
 """
 
+WIRE = """\
+id: wire
+title: Wire money
+nodes:
+  - id: sign
+    type: human
+    prompt: "Two of ann, ben and cy sign the wire"
+    assignee: [user:ann, user:ben, user:cy]
+    quorum: 2
+    options: [approve, reject, edit]
+    response_schema:
+      type: object
+      properties: {amount: {type: number, minimum: 1}}
+      required: [amount]
+    proposed: {amount: 100}
+  - id: pay
+    type: set
+    data: {ok: true}
+edges:
+  - {from: sign, to: pay, when: "response.action == 'approve'"}
+"""
+
+WHERE = """\
+id: where
+title: Ship to
+nodes:
+  - id: ask
+    type: human
+    kind: input
+    prompt: "Where should we ship it?"
+    assignee: user:ann
+    response_schema: {type: object, properties: {street: {type: string}}, required: [street]}
+"""
+
 Client = TestClient[web.Request, web.Application]
 # sonnet: 3 USD in, 15 USD out per million tokens; opus: 5 and 25
 SONNET = (1000 * 3 + 100 * 15) / 1_000_000
@@ -69,7 +103,8 @@ async def container(tmp_path: Path, fake: FakeAnthropic, clock: FixedClock) -> A
     """A process with the drafts workflow, the fake model and the fixed clock."""
     folder = tmp_path / "workflows"
     folder.mkdir()
-    (folder / "drafts.yml").write_text(DRAFTS, encoding="utf-8")
+    for name, text in {"drafts": DRAFTS, "wire": WIRE, "where": WHERE}.items():
+        (folder / f"{name}.yml").write_text(text, encoding="utf-8")
     settings = Settings(
         database_url=f"sqlite:///{tmp_path}/s.db",
         workflows_dir=folder,
@@ -168,6 +203,45 @@ async def test_decision_rates_with_the_advice_thresholds(client: Client) -> None
     assert _last(rates, "edited") == 0
     assert rates["thresholds"] == {"relax_above": 0.95, "edit_above": 0.3}
     assert rates["series"][0]["values"][0] is None  # days without decisions are gaps
+
+
+async def _open(c: Container, workflow: str) -> str:
+    run = await c.engine.start(workflow, {}, requester="rita")
+    await c.engine.drive(run.id)
+    (cp,) = await c.store.list_checkpoints(run_id=run.id, open_only=True)
+    return cp.id
+
+
+async def test_rates_count_a_quorum_edit_as_edited_and_answers_to_input_nodes(
+    client: Client, container: Container
+) -> None:
+    """ben edits the wire, ann and cy approve it: one edited checkpoint; ann answers an input node."""
+    wire = await _open(container, "wire")
+    for actor, action, data in (
+        ("ben", "edit", {"amount": 90}),
+        ("ann", "approve", {}),
+        ("cy", "approve", {}),
+    ):
+        await container.engine.decide(
+            Decide(checkpoint_id=wire, action=action, actor=actor, channel="web", data=data)
+        )
+    assert (await container.store.get_checkpoint(wire)).outcome is not None
+    where = await _open(container, "where")
+    await container.engine.decide(
+        Decide(checkpoint_id=where, action="answer", actor="ann", channel="web", data={"street": "1 Main St"})
+    )
+    rates = await _chart(client, "/stats/charts/rates?since=1d")
+    assert {s["name"]: s["values"][-1] for s in rates["series"]} == {
+        "approved": 0,
+        "edited": 0.5,
+        "rejected": 0,
+        "answered": 0.5,
+        "timed_out": 0,
+    }
+    wire_only = await _chart(client, "/stats/charts/rates?since=1d&workflow=wire")
+    assert _last(wire_only, "edited") == 1
+    page = await (await client.get("/stats?since=1d&workflow=wire")).text()
+    assert "<td>ben</td><td>1</td><td>0</td><td>0</td><td>1</td>" in page  # his edit, per approver
 
 
 async def test_bad_parameters_are_named(client: Client) -> None:
