@@ -40,8 +40,9 @@ nodes:
     assignee: user:alice
     timeout: 4h
   - id: done
-    type: set
-    data: {ok: true}
+    type: notify
+    to: requester
+    text: "Charged *{{ inputs.note }}*: see <https://cards.example/help|the rules>"
 edges:
   - {from: check, to: done, when: "response.action == 'approve'"}
 """
@@ -129,6 +130,8 @@ async def test_one_duration_format_on_every_page(
     await container.engine.decide(Decide(checkpoint_id=cp_id, action="approve", actor="alice", channel="web"))
     run_page = await _page(client, f"/runs/{run_id}")
     assert "(took 2m 5s)" in run_page
+    # a notify message is Slack markup too
+    assert 'Charged <strong>rush</strong>: see <a href="https://cards.example/help"' in run_page
     assert "0 ms" in run_page  # the steps, on the fixed clock
     stats = await _page(client, "/stats")
     assert "<td>2m 5s</td><td>2m 5s</td>" in stats  # median and p90
