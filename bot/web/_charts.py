@@ -11,7 +11,7 @@ from typing import Literal, cast
 from aiohttp import web
 
 from bot.web._views import CONTAINER
-from engine.charts import CHARTS, ChartQuery, load_chart
+from engine.charts import CHARTS, MAX_PERIOD, ChartQuery, load_chart
 from engine.errors import InvalidInput
 from engine.model import parse_duration
 
@@ -43,6 +43,8 @@ async def chart_data(request: web.Request) -> web.Response:
         allowed = GROUPINGS if chart == "cost" else GROUPINGS[:2]
         return _bad(f"by: '{by}' is not one of {', '.join(allowed)}")
     workflow = request.query.get("workflow", "").strip() or None
+    if period > MAX_PERIOD:
+        return _bad(f"since: a chart covers at most {MAX_PERIOD.days} days")
     now = container.clock.now()
     query = ChartQuery(
         since=now - period,

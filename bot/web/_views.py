@@ -255,6 +255,8 @@ async def stats_page(request: web.Request) -> web.Response:
         since = container.clock.now() - parse_duration(since_text)
     except ValueError as exc:
         notice, since = str(exc), None
+    except OverflowError:
+        notice, since = f"bad duration {since_text!r}: it reaches back before the year 1", None
     report = await load_stats(container.store, workflow=workflow, since=since)
     shown = [w for w in container.catalog.all() if workflow in (None, w.id)]
     nodes = sorted({node for w in shown for node in w.nodes} | {n.node for n in report.nodes})

@@ -251,6 +251,8 @@ async def test_bad_parameters_are_named(client: Client) -> None:
         "/stats/charts/latency?by=model": (400, "by: 'model' is not one of workflow, node"),
         "/stats/charts/cost?by=team": (400, "by: 'team' is not one of workflow, node, model"),
         "/stats/charts/rates?since=400d": (400, "a chart covers at most 366 days"),
+        "/stats/charts/rates?since=99999999999d": (400, "since: bad duration"),
+        "/stats/charts/rates?since=999999d": (400, "a chart covers at most 366 days"),
     }
     for path, (status, error) in cases.items():
         resp = await client.get(path)
@@ -273,6 +275,10 @@ async def test_the_page_loads_the_charts_from_the_package(client: Client) -> Non
     assert re.search(r'<option value="review"\s*>review</option>', page)  # the node filter
     one_node = await (await client.get("/stats?since=7d&node=review")).text()
     assert 'data-src="/stats/charts/rates?node=review&amp;since=7d"' in one_node
+    for since in ("99999999999d", "999999d"):  # too long to count, or reaching before the year 1
+        resp = await client.get(f"/stats?since={since}")
+        assert resp.status == 200
+        assert "bad duration" in await resp.text()
     unknown = await (await client.get("/stats?since=7d&node=nope")).text()
     assert "no node &#39;nope&#39; here: showing every node" in unknown
     assert 'data-src="/stats/charts/rates?since=7d"' in unknown
