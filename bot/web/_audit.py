@@ -90,7 +90,10 @@ async def audit_page(request: web.Request) -> web.Response:
     if wanted and kind is None:
         notices.append(f"unknown kind '{wanted}' (one of {', '.join(KINDS)}); showing every kind")
     raw_before = request.query.get("before", "")
-    before = int(raw_before) if raw_before.isdigit() else None
+    # an event number: ASCII digits that fit the column (a 64-bit integer)
+    before = (
+        int(raw_before) if raw_before.isascii() and raw_before.isdigit() and len(raw_before) <= 18 else None
+    )
     if raw_before and before is None:
         notices.append(f"'before' is an event number, not '{raw_before}'; showing the newest events")
     found = await container.store.search_audit(

@@ -154,4 +154,6 @@ async def test_bad_filters_are_explained_not_fatal(client: Client, container: Co
     assert "unknown kind &#39;bogus&#39;" in page
     assert "&#39;before&#39; is an event number, not &#39;abc&#39;" in page
     assert _rows(page)  # the newest events are shown anyway
+    for odd in ("\u00b2", "9" * 30, "-1"):
+        assert "is an event number" in await _page(client, f"/audit?before={odd}")
     assert 'href="/audit">Audit</a>' in page
