@@ -238,6 +238,9 @@ async def test_rates_count_a_quorum_edit_as_edited_and_answers_to_input_nodes(
         "answered": 0.5,
         "timed_out": 0,
     }
+    where_page = await (await client.get("/stats?since=1d&workflow=where")).text()
+    assert "<th>Answer</th>" in where_page
+    assert "<td>100%</td>" in where_page  # its one checkpoint was answered
     wire_only = await _chart(client, "/stats/charts/rates?since=1d&workflow=wire")
     assert _last(wire_only, "edited") == 1
     page = await (await client.get("/stats?since=1d&workflow=wire")).text()
