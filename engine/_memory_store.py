@@ -405,6 +405,18 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
         """A run's steps in start order (ties in insertion order)."""
         return self._steps_of(run_id)
 
+    async def steps_of_runs(
+        self, *, created_since: datetime, created_until: datetime, workflow_id: str | None = None
+    ) -> list[Step]:
+        """See ``RunStore.steps_of_runs``."""
+        runs = {
+            r.id
+            for r in self._runs.values()
+            if created_since <= r.created_at <= created_until and workflow_id in (None, r.workflow_id)
+        }
+        found = sorted((s for s in self._steps.values() if s.run_id in runs), key=lambda s: s.started_at)
+        return [_copy(s) for s in found]
+
     def _steps_of(self, run_id: str) -> list[Step]:
         found = sorted((s for s in self._steps.values() if s.run_id == run_id), key=lambda s: s.started_at)
         return [_copy(s) for s in found]
@@ -567,6 +579,31 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
             and (run_id is None or e.run_id == run_id)
             and (since is None or e.at >= since)
         ]
+
+    async def search_audit(
+        self,
+        *,
+        search: str | None = None,
+        kind: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEvent]:
+        """See ``RunStore.search_audit``."""
+        needle = (search or "").lower()
+        found = [
+            e
+            for e in reversed(self._audit)
+            if (before_seq is None or e.seq < before_seq)
+            and (kind is None or e.kind.lower().startswith(kind.lower()))
+            and (
+                not needle
+                or any(
+                    needle in (v or "").lower()
+                    for v in (e.actor, e.kind, e.channel, e.run_id, e.checkpoint_id)
+                )
+            )
+        ]
+        return [_copy(e) for e in found[:limit]]
 
     async def add_delegation(self, delegation: Delegation, audit: list[AuditDraft]) -> None:
         """Store a delegation. Raises Conflict when the id exists."""

@@ -62,7 +62,10 @@ def parse_duration(value: str | int | float) -> timedelta:
     match = _DURATION.match(str(value))
     if not match or float(match.group(1)) <= 0:
         raise ValueError(f"bad duration {value!r}: use a number with a unit, like 30s, 30m, 4h or 7d")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    except OverflowError:
+        raise ValueError(f"bad duration {value!r}: longer than any period Signoff can keep") from None
 
 
 class _Frozen(BaseModel):

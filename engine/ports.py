@@ -306,6 +306,13 @@ class RunStore(Protocol):
         """In start order."""
         ...
 
+    async def steps_of_runs(
+        self, *, created_since: datetime, created_until: datetime, workflow_id: str | None = None
+    ) -> list[Step]:
+        """In one read, the steps of the runs created in ``[created_since, created_until]`` (of
+        one workflow when given), in start order: what the console's charts sum up."""
+        ...
+
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         """Raises NotFound."""
         ...
@@ -391,6 +398,20 @@ class RunStore(Protocol):
         self, *, run_id: str | None = None, since: datetime | None = None, after_seq: int = 0
     ) -> list[AuditEvent]:
         """Audit events in sequence order."""
+        ...
+
+    async def search_audit(
+        self,
+        *,
+        search: str | None = None,
+        kind: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEvent]:
+        """Audit events, newest first. ``search``: a case-insensitive part of the actor, kind,
+        channel, run id or checkpoint id (never of the payload, which may hold people's data);
+        ``kind``: a prefix of the kind (``decision.``); ``before_seq``: the last seq of the
+        previous page."""
         ...
 
     async def add_delegation(self, delegation: Delegation, audit: list[AuditDraft]) -> None:

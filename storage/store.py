@@ -176,6 +176,14 @@ class SqlStore:
         """A run's steps in start order."""
         return await self._db.read(lambda tx: _queries.steps(tx, run_id))
 
+    async def steps_of_runs(
+        self, *, created_since: datetime, created_until: datetime, workflow_id: str | None = None
+    ) -> list[Step]:
+        """The steps of the runs created in the period (see ``RunStore.steps_of_runs``)."""
+        return await self._db.read(
+            lambda tx: _queries.steps_of_runs(tx, created_since, created_until, workflow_id)
+        )
+
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         """One checkpoint. Raises NotFound."""
         return await self._db.read(lambda tx: _queries.checkpoint(tx, checkpoint_id))
@@ -267,6 +275,19 @@ class SqlStore:
         """Audit events in sequence order."""
         return await self._db.read(
             lambda tx: _audit.events(tx, run_id=run_id, since=since, after_seq=after_seq)
+        )
+
+    async def search_audit(
+        self,
+        *,
+        search: str | None = None,
+        kind: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEvent]:
+        """Audit events, newest first (see ``RunStore.search_audit``)."""
+        return await self._db.read(
+            lambda tx: _audit.search(tx, search=search, kind=kind, before_seq=before_seq, limit=limit)
         )
 
     async def add_delegation(self, delegation: Delegation, audit: list[AuditDraft]) -> None:

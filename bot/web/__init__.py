@@ -16,7 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.mail import links_for
-from bot.web import _decide, _guard, _inbox, _login, _mail_links, _versions, _views
+from bot.web import _audit, _charts, _decide, _guard, _inbox, _login, _mail_links, _versions, _views
 from bot.web._auth import require_login
 from bot.web._filters import environment
 from bot.web._hosts import refuse_exposure
@@ -72,11 +72,14 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("GET", "/workflows/{workflow_id}/diff", _versions.diff_page, "workflow_diff"),
         ("GET", "/runs", _views.runs_page, "runs"),
         ("GET", "/stats", _views.stats_page, "stats"),
+        ("GET", "/stats/charts/{chart}", _charts.chart_data, "charts"),
         ("GET", "/inbox", _inbox.inbox_page, "inbox"),
         ("GET", "/mine", _inbox.mine_page, "mine"),
         ("GET", "/roles", _inbox.roles_page, "roles"),
         ("GET", "/roles/{role}", _inbox.role_page, "role"),
         ("GET", "/runs/{run_id}", _views.run_page, "run"),
+        ("GET", "/runs/{run_id}/audit", _audit.run_audit_page, "run_audit"),
+        ("GET", "/audit", _audit.audit_page, "audit"),
         ("POST", "/runs/{run_id}/cancel", _views.cancel_run, "cancel"),
         ("GET", "/checkpoints/{checkpoint_id}", _decide.checkpoint_page, "checkpoint"),
         ("POST", "/checkpoints/{checkpoint_id}/decide", _decide.decide, "decide"),
