@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine.model import Delivery
+from engine.outbox import same_message
 from engine.policy import expand_principals
 from engine.roles import Role, parse_principal
 
@@ -12,9 +13,6 @@ if TYPE_CHECKING:
     from bot.wiring import Container
 
 __all__ = ["per_person"]
-
-# rows of one fan-out: a later reminder or escalation level is not "already sent"
-_SAME = ("index", "escalation", "level", "attempt")
 
 
 async def per_person(c: Container, delivery: Delivery, related: list[Delivery]) -> list[Delivery]:
@@ -26,10 +24,7 @@ async def per_person(c: Container, delivery: Delivery, related: list[Delivery]) 
         person = await c.people.find_person(member) if c.people is not None else None
         if person is None or not set(person.principals) & set(targets):
             targets.append(member)
-    same = {k: delivery.payload.get(k) for k in _SAME}
-    have = {
-        d.target for d in related if d.kind == delivery.kind and {k: d.payload.get(k) for k in _SAME} == same
-    }
+    have = {d.target for d in related if same_message(delivery, d)}
     now = c.clock.now()
     return [
         delivery.model_copy(
