@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql
 
 from engine.clients import ApiKey, Idempotency, WebhookEndpoint
+from engine.installations import SlackInstallation
 from engine.model import AuditEvent, Checkpoint, Decision, Delegation, Delivery, Run, Step, WorkflowVersion
 from storage._sql import Sql, bind_when, dumps_json, loads_json, read_when
 from storage.tables import (
@@ -28,6 +29,7 @@ from storage.tables import (
     DeliveryRow,
     IdempotencyRow,
     RunRow,
+    SlackInstallationRow,
     StepRow,
     UTCDateTime,
     WebhookEndpointRow,
@@ -43,6 +45,7 @@ __all__ = [
     "DELIVERIES",
     "ENDPOINTS",
     "IDEMPOTENCY",
+    "INSTALLATIONS",
     "RUNS",
     "STEPS",
     "WORKFLOWS",
@@ -167,3 +170,4 @@ DELEGATIONS: Shape[Delegation] = Shape(Delegation, DelegationRow)
 API_KEYS: Shape[ApiKey] = Shape(ApiKey, ApiKeyRow)
 IDEMPOTENCY: Shape[Idempotency] = Shape(Idempotency, IdempotencyRow)
 ENDPOINTS: Shape[WebhookEndpoint] = Shape(WebhookEndpoint, WebhookEndpointRow)
+INSTALLATIONS: Shape[SlackInstallation] = Shape(SlackInstallation, SlackInstallationRow)
