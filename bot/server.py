@@ -100,7 +100,8 @@ async def serve(
     readiness = Readiness(
         container,
         loops=lambda: None if worker.alive and timers.running else "the timers or the worker loops stopped",
-        slack_auth=None if slack is None else slack.client.auth_test,
+        # one workspace: its token answers auth.test; many: each is checked as its requests come
+        slack_auth=None if slack is None or slack.authorizer is None else slack.client.auth_test,
     )
     try:
         # before anything connects: an unusable console secret key stops the start here
@@ -118,6 +119,8 @@ async def serve(
         log.error("workflow not loaded:\n%s", broken)
     if slack is not None and not slack.socket_mode:
         slack.mount(app)
+    elif slack is not None and slack.installs is not None:
+        slack.mount_install(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -125,7 +128,9 @@ async def serve(
     worker.start()
     added = await timers.start()
     log.info("timers reconciled: %d job(s) added", added)
-    mode = "Slack" if settings.slack_enabled else "local mode (no Slack credentials)"
+    mode = "local mode (no Slack credentials)"
+    if settings.slack_enabled:
+        mode = "Slack, workspaces install at /slack/install" if settings.slack_multi else "Slack"
     log.info(
         "Signoff is listening on %s — %s, %d workflow(s): %s",
         base_url,
