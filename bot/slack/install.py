@@ -403,6 +403,14 @@ class Workspaces:
                 bot=bot, minutes_before_expiration=ROTATE_BEFORE_MIN
             )
         except (SlackTokenRotationError, SlackApiError, SlackClientError) as exc:
+            # another process may have rotated it first (a refresh token is good once): use theirs
+            again = await self.installations.async_find_bot(
+                enterprise_id=bot.enterprise_id,
+                team_id=bot.team_id,
+                is_enterprise_install=bot.is_enterprise_install,
+            )
+            if again is not None and again.bot_token != bot.bot_token:
+                return again
             log.warning("Slack: rotating the token of workspace %s failed: %s", bot.team_id, exc)
             return bot
         if fresh is None:
