@@ -93,7 +93,9 @@ async def serve(
     container = await build(settings, sender=None if settings.slack_enabled else LocalSender(base_url))
     worker = Worker(container)
     timers = Timers(
-        Timeouts(container.engine, queue_channel=settings.queue_channel), database_url(settings.database_url)
+        Timeouts(container.engine, queue_channel=settings.queue_channel),
+        database_url(settings.database_url),
+        feed=container.feed,
     )
     container.engine.on_change = _fan_out(worker.wake, timers.changed)
     slack = _slack(container, settings, worker)

@@ -422,8 +422,9 @@ class SqlStore:
         return await self._db.read(lambda tx: _clients.get_delivery(tx, delivery_id))
 
     async def subscribe(self, wake: Callable[[str | None], None]) -> Callable[[], Awaitable[None]] | None:
-        """PostgreSQL: ``wake(run_id)`` for every checkpoint resolved and run ended anywhere (one
-        LISTEN connection); None on SQLite, which cannot tell other processes' commits."""
+        """PostgreSQL: ``wake(run_id)`` for every checkpoint opened or resolved and run ended
+        anywhere (one LISTEN connection); None on SQLite, which cannot tell other processes'
+        commits."""
         if not self._db.pg:
             return None
         return await PgListener(self._db.url, wake).start()
