@@ -52,12 +52,22 @@ __all__ = [
     "TeamDirectory",
     "TokenCipher",
     "Workspaces",
+    "in_workspace",
 ]
 
 log = logging.getLogger("signoff.slack.install")
 
 TEAM: ContextVar[str | None] = ContextVar("signoff_slack_team", default=None)
 """The Slack workspace of the request or outbox row being handled (None: not known)."""
+
+
+def in_workspace(team: str | None) -> bool:
+    """True when something of workspace ``team`` (a run's, a checkpoint's) may be shown or acted on
+    in the workspace at hand: the same one, or either of them unknown (a run started outside
+    Slack, single-workspace mode)."""
+    current = TEAM.get()
+    return team is None or current is None or team == current
+
 
 BOT_SCOPES = (
     "commands",

@@ -267,3 +267,23 @@ async def test_an_expiring_token_is_rotated_and_the_new_one_is_used(multi: Multi
     assert stored in used
     assert stored != first
     assert "slack.tokens_rotated" in await _audit_kinds(multi)
+
+
+async def test_another_workspace_neither_sees_nor_cancels_a_run(multi: Multi) -> None:
+    await multi.install(TEAM_A)
+    await multi.install(TEAM_B)
+    await multi.command("run refund customer=ACME amount=10", TEAM_A)
+    cp = await multi.open_checkpoint(TEAM_A)
+    env = multi.env
+    await env.until(lambda: [t for t in env.replies(REQUESTER) if t.startswith("Started")])
+    before = len(env.replies(MANAGER))  # response_url answers name no user: every reply so far
+    for text in (f"status {cp.run_id}", f"cancel {cp.run_id}", "inbox"):
+        await multi.command(text, TEAM_B, user=MANAGER)
+    await env.until(lambda: len(env.replies(MANAGER)) >= before + 3)
+    assert sorted(env.replies(MANAGER)[before:]) == sorted(
+        [f"There is no run `{cp.run_id}`."] * 2 + ["Nothing is waiting for you. :tada:"]
+    )
+    assert (await multi.container.store.get_run(cp.run_id)).status.value == "waiting"
+    await multi.command("inbox", TEAM_A, user=MANAGER)
+    listed = await env.until(lambda: [t for t in env.replies(MANAGER) if t.startswith("Waiting")])
+    assert cp.run_id in listed[0]
