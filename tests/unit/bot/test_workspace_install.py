@@ -7,7 +7,9 @@ import time
 import pytest
 from cryptography.fernet import Fernet
 
+from bot._doctor_checks import check_slack
 from bot.config import ConfigError, Settings
+from bot.doctor import variables
 from bot.slack.install import SignedStates, TokenCipher
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -77,3 +79,13 @@ async def test_the_oauth_state_is_signed_and_expires() -> None:
     old = f"{int(time.time()) - 601}.{nonce}"
     assert not await states.async_consume(f"{old}.{states._sign(old)}"), "expired"
     assert not await states.async_consume("garbage")
+
+
+async def test_doctor_names_the_install_page_with_many_workspaces() -> None:
+    key = Fernet.generate_key().decode()
+    settings = Settings.from_env({**APP, "SIGNOFF_TOKEN_KEY": key, "SIGNOFF_PUBLIC_URL": "https://s.example"})
+    [found] = await check_slack(settings, None)
+    assert "https://s.example/slack/install" in found.detail
+    names = [v.name for v in variables()]
+    assert "SIGNOFF_TOKEN_KEY" in names
+    assert names.count("SLACK_CLIENT_ID") == names.count("SLACK_CLIENT_SECRET") == 1
