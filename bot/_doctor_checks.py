@@ -132,6 +132,18 @@ async def check_slack(settings: Settings, manifest: dict[str, Any] | None) -> li
     """``auth.test`` accepts the token; the scopes it reports match the manifest's."""
     if not settings.slack_enabled:
         return [_ok("slack", "off: local mode (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET unset)")]
+    if settings.slack_multi:
+        where = (settings.public_url or "").rstrip("/") + "/slack/install"
+        found = [
+            _ok("slack", f"many workspaces: each installs Signoff at {where}; tokens are checked per request")
+        ]
+        if not settings.public_url:
+            found.append(
+                _warn(
+                    "slack", "SIGNOFF_PUBLIC_URL is unset: the install flow uses the app's own redirect URL"
+                )
+            )
+        return found
     from slack_sdk.errors import SlackApiError, SlackClientError
     from slack_sdk.web.async_client import AsyncWebClient
 

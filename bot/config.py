@@ -43,6 +43,11 @@ class Settings(BaseModel):
     slack_signing_secret: str | None = None
     slack_app_token: str | None = None
     slack_api_url: str | None = None
+    # multi-workspace mode (the OAuth v2 install flow): no SLACK_BOT_TOKEN, the app's credentials,
+    # and the key that encrypts every workspace's tokens at rest (docs/deploy.md, docs/security.md)
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    token_key: SecretStr | None = None
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
     default_model: str = "claude-sonnet-4-6"
@@ -67,8 +72,22 @@ class Settings(BaseModel):
 
     @property
     def slack_enabled(self) -> bool:
-        """True when the Slack surface should start."""
-        return bool(self.slack_bot_token and self.slack_signing_secret)
+        """True when the Slack surface should start (one workspace, or many)."""
+        return bool(self.slack_bot_token and self.slack_signing_secret) or self.slack_multi
+
+    @property
+    def slack_multi(self) -> bool:
+        """True in multi-workspace mode: workspaces install Signoff through ``/slack/install``.
+
+        ``SLACK_BOT_TOKEN`` set means one workspace, whatever else is set: ``SLACK_CLIENT_ID``
+        and ``SLACK_CLIENT_SECRET`` then serve "Sign in with Slack" only.
+        """
+        return bool(
+            not self.slack_bot_token
+            and self.slack_signing_secret
+            and self.slack_client_id
+            and self.slack_client_secret
+        )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -84,12 +103,20 @@ class Settings(BaseModel):
             env = {**file_values, **os.environ}
         get = env.get
         bot, secret = get("SLACK_BOT_TOKEN") or None, get("SLACK_SIGNING_SECRET") or None
-        if bool(bot) != bool(secret):
-            missing = "SLACK_SIGNING_SECRET" if bot else "SLACK_BOT_TOKEN"
-            present = "SLACK_BOT_TOKEN" if bot else "SLACK_SIGNING_SECRET"
+        client_id, client_secret = get("SLACK_CLIENT_ID") or None, get("SLACK_CLIENT_SECRET") or None
+        multi = bool(secret and not bot and client_id and client_secret)
+        if bot and not secret:
             raise ConfigError(
-                f"{present} is set but {missing} is not: set both for Slack, or neither for local mode"
+                "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: set both for Slack, "
+                "or neither for local mode"
             )
+        if secret and not bot and not multi:
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN is not: set SLACK_BOT_TOKEN for one "
+                "workspace, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for workspaces to install "
+                "Signoff through /slack/install, or neither for local mode"
+            )
+        token_key = _token_key(get("SIGNOFF_TOKEN_KEY") or None, required=multi)
         port_raw = get("SIGNOFF_PORT", "3000")
         try:
             port = int(port_raw)
@@ -133,7 +160,7 @@ class Settings(BaseModel):
         except ValueError as exc:
             raise ConfigError(f"SIGNOFF_HTTP_ALLOW: {exc}") from None
         try:
-            login = read_login(get, slack_mode=bool(bot and secret), public_url=public_url)
+            login = read_login(get, slack_mode=bool(bot and secret) or multi, public_url=public_url)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return cls(
@@ -147,6 +174,9 @@ class Settings(BaseModel):
             slack_signing_secret=secret,
             slack_app_token=get("SLACK_APP_TOKEN") or None,
             slack_api_url=get("SLACK_API_URL") or None,
+            slack_client_id=client_id,
+            slack_client_secret=SecretStr(client_secret) if client_secret else None,
+            token_key=token_key,
             anthropic_api_key=get("ANTHROPIC_API_KEY") or None,
             anthropic_base_url=get("ANTHROPIC_BASE_URL") or None,
             default_model=get("SIGNOFF_DEFAULT_MODEL", "claude-sonnet-4-6"),
@@ -175,6 +205,32 @@ def _secret(raw: str | None) -> SecretStr | None:
             "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
         )
     return SecretStr(raw) if raw is not None else None
+
+
+_MAKE_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+
+
+def _token_key(raw: str | None, *, required: bool) -> SecretStr | None:
+    """``SIGNOFF_TOKEN_KEY``: comma-separated Fernet keys; the first encrypts, any decrypts."""
+    if raw is None:
+        if required:
+            raise ConfigError(
+                "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET without SLACK_BOT_TOKEN turn on the Slack "
+                "install flow, which stores each workspace's tokens encrypted: set SIGNOFF_TOKEN_KEY "
+                f"(make one with: {_MAKE_KEY})"
+            )
+        return None
+    from cryptography.fernet import Fernet
+
+    for i, key in enumerate(k.strip() for k in raw.split(",")):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ConfigError(
+                f"SIGNOFF_TOKEN_KEY: key {i + 1} is not a Fernet key (32 url-safe base64-encoded "
+                f"bytes; make one with: {_MAKE_KEY})"
+            ) from None
+    return SecretStr(raw)
 
 
 def _check_public_url(url: str) -> None:

@@ -71,6 +71,9 @@ def variables() -> list[Variable]:
             field.upper() if field.startswith(_UNPREFIXED) else f"SIGNOFF_{field.upper()}"
         )
         found.append(Variable(name, field, bool(_SECRET.search(field))))
+    # SLACK_CLIENT_ID and SLACK_CLIENT_SECRET serve both the install flow and the sign-in: once
+    named = {v.name: v for v in reversed(found)}
+    found = [v for v in found if named[v.name] is v]
     return found + [Variable(name, None, False) for name in _EXTRA]
 
 

@@ -138,8 +138,9 @@ def _slack(get: Callable[[str], str | None], slack_mode: bool) -> OidcClient:
     client_id, secret = _required(get, "slack", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")
     if not slack_mode:
         raise ValueError(
-            "SIGNOFF_AUTH=slack needs Slack mode (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET): "
-            "Sign in with Slack admits the members of the workspace Signoff is installed in"
+            "SIGNOFF_AUTH=slack needs Slack mode (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, or "
+            "SLACK_SIGNING_SECRET with SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for many workspaces): "
+            "Sign in with Slack admits the members of the workspaces Signoff is installed in"
         )
     base = (get("SIGNOFF_SLACK_OIDC_URL") or "https://slack.com").rstrip("/")
     return OidcClient(

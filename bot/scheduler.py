@@ -6,6 +6,12 @@ firing is idempotent, so a job that runs twice (two replicas), late (after a res
 person decided changes nothing. On start-up, and every ``reconcile_s``, each process reconciles:
 overdue deadlines fire now, missing jobs are created, jobs of closed checkpoints are removed.
 
+A checkpoint opened by another process (a CLI run, another replica) is planned at once, through
+the path decisions use to cross processes: on PostgreSQL the commit that opens it sends a
+``NOTIFY`` (``storage._listen``) that wakes this process's ``LISTEN`` connection; on SQLite,
+which cannot tell, the planning loop reads the audit tail every ``poll_s`` (its head is one
+row) and plans the runs of new ``checkpoint.opened`` events.
+
 APScheduler stores jobs by reference (``module:function``) with picklable arguments, so the job
 functions below find this process's ``Timeouts`` through a module-level registry.
 """
@@ -16,6 +22,8 @@ import asyncio
 import contextlib
 import logging
 import pickle
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +33,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.util import datetime_to_utc_timestamp
 
+from engine.clients import ChangeFeed
 from engine.model import Checkpoint
 from engine.timeouts import Timeouts, timer_plan
 
@@ -33,6 +42,8 @@ __all__ = ["Timers"]
 log = logging.getLogger("signoff.timers")
 _ACTIVE: dict[str, Timeouts] = {}
 JOB_TABLE = "signoff_timer_jobs"
+_OPENED = "checkpoint.opened"
+_BACKLOG = 1000  # more new audit events than this at once: reconcile instead of reading them
 
 
 async def fire_deadline_job(scope: str, checkpoint_id: str, level: int) -> None:
@@ -95,12 +106,33 @@ def _engine_options(url: str) -> dict[str, object]:
 
 
 class Timers:
-    """Schedules deadline and reminder jobs for open checkpoints."""
+    """Schedules deadline and reminder jobs for open checkpoints.
+
+    Args:
+        timeouts: fires deadlines and reminders through the engine.
+        job_store_url: the database of the job store.
+        scope: names this instance's ``Timeouts`` for the job functions.
+        reconcile_s: how often everything is reconciled.
+        feed: other processes' commits (PostgreSQL ``LISTEN``); without one that listens, the
+            audit tail is read every ``poll_s`` seconds instead.
+    """
 
     def __init__(
-        self, timeouts: Timeouts, job_store_url: str, *, scope: str = "default", reconcile_s: float = 30.0
+        self,
+        timeouts: Timeouts,
+        job_store_url: str,
+        *,
+        scope: str = "default",
+        reconcile_s: float = 30.0,
+        feed: ChangeFeed | None = None,
+        poll_s: float = 0.25,
     ) -> None:
         self.timeouts = timeouts
+        self.feed = feed
+        self.poll_s = poll_s
+        self._stop_feed: Callable[[], Awaitable[None]] | None = None
+        self._seq: int | None = None  # the audit tail read so far (None: not following it)
+        self._resync = False  # reconcile at the next turn of the loop
         self.store = timeouts.store
         self.clock = timeouts.engine.clock
         self.scope = scope
@@ -121,6 +153,10 @@ class Timers:
     async def start(self) -> int:
         """Start the scheduler after a first reconciliation; returns how many jobs were added."""
         _ACTIVE[self.scope] = self.timeouts
+        if self.feed is not None:
+            self._stop_feed = await self.feed.subscribe(self._notified)
+        if self._stop_feed is None:
+            self._seq = (await self.store.audit_head())[0]  # before the reconciliation: nothing missed
         self.scheduler.start(paused=True)
         added = await self.reconcile()
         self.scheduler.resume()
@@ -133,6 +169,10 @@ class Timers:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._stop_feed is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_feed(), 5.0)
+            self._stop_feed = None
         self.scheduler.shutdown(wait=False)
         _ACTIVE.pop(self.scope, None)
 
@@ -147,16 +187,43 @@ class Timers:
         self._dirty.add(run_id)
         self._wake.set()
 
+    def _notified(self, run_id: str | None) -> None:
+        """Another process committed a change to ``run_id`` (None: anything may have changed,
+        after the ``LISTEN`` connection was lost)."""
+        if run_id is None:
+            self._resync = True
+            self._wake.set()
+        else:
+            self.changed(run_id)
+
+    async def _tail(self) -> None:
+        """SQLite: the runs whose checkpoints other processes opened since the last look."""
+        if self._seq is None:
+            return
+        head = (await self.store.audit_head())[0]
+        if head <= self._seq:
+            return
+        if head - self._seq > _BACKLOG:
+            self._seq, self._resync = head, True
+            return
+        for event in await self.store.audit_events(after_seq=self._seq):
+            self._seq = max(self._seq, event.seq)
+            if event.kind == _OPENED and event.run_id is not None:
+                self._dirty.add(event.run_id)
+
     async def _loop(self) -> None:
-        elapsed = 0.0
+        reconciled = polled = time.monotonic()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.2)
+                await asyncio.wait_for(self._wake.wait(), min(0.2, self.poll_s))
             self._wake.clear()
-            elapsed += 0.2
+            now = time.monotonic()
             try:
-                if elapsed >= self.reconcile_s:
-                    elapsed = 0.0
+                if now - polled >= self.poll_s:
+                    polled = now
+                    await self._tail()
+                if now - reconciled >= self.reconcile_s or self._resync:
+                    reconciled, self._resync = now, False
                     await self.reconcile()
                 dirty, self._dirty = self._dirty, set()
                 for run_id in dirty:

@@ -94,14 +94,17 @@ async def serve(
     container = await build(settings, sender=None if settings.slack_enabled else LocalSender(base_url))
     worker = Worker(container)
     timers = Timers(
-        Timeouts(container.engine, queue_channel=settings.queue_channel), database_url(settings.database_url)
+        Timeouts(container.engine, queue_channel=settings.queue_channel),
+        database_url(settings.database_url),
+        feed=container.feed,
     )
     container.engine.on_change = _fan_out(worker.wake, timers.changed)
     slack = _slack(container, settings, worker)
     readiness = Readiness(
         container,
         loops=lambda: None if worker.alive and timers.running else "the timers or the worker loops stopped",
-        slack_auth=None if slack is None else slack.client.auth_test,
+        # one workspace: its token answers auth.test; many: each is checked as its requests come
+        slack_auth=None if slack is None or slack.authorizer is None else slack.client.auth_test,
     )
     try:
         # before anything connects: an unusable console secret key stops the start here
@@ -119,6 +122,8 @@ async def serve(
         log.error("workflow not loaded:\n%s", broken)
     if slack is not None and not slack.socket_mode:
         slack.mount(app)
+    elif slack is not None and slack.installs is not None:
+        slack.mount_install(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -134,7 +139,9 @@ async def serve(
     watcher.start()
     added = await timers.start()
     log.info("timers reconciled: %d job(s) added", added)
-    mode = "Slack" if settings.slack_enabled else "local mode (no Slack credentials)"
+    mode = "local mode (no Slack credentials)"
+    if settings.slack_enabled:
+        mode = "Slack, workspaces install at /slack/install" if settings.slack_multi else "Slack"
     log.info(
         "Signoff is listening on %s — %s, %d workflow(s): %s",
         base_url,

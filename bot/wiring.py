@@ -21,6 +21,7 @@ from bot.workflow_files import publish_catalog
 from engine.catalog import WorkflowCatalog
 from engine.clients import ChangeFeed, ClientStore
 from engine.errors import EngineError, InvalidWorkflow, SkillFailed
+from engine.installations import InstallationStore
 from engine.nodes.base import NodeDeps, SkillRunner
 from engine.outbox import Outbox
 from engine.people import PeopleStore
@@ -105,6 +106,7 @@ class Container:
     people: PeopleStore | None = None  # people, sessions and login tokens (the store, when it keeps them)
     clients: ClientStore | None = None  # API keys, idempotency, webhook endpoints (bot/api)
     feed: ChangeFeed | None = None  # other processes' commits (PostgreSQL LISTEN), for long polls
+    installations: InstallationStore | None = None  # Slack workspaces that installed Signoff
     # the database's schema revision against this code's (readiness); None without a SQL store
     schema: Callable[[], Awaitable[SchemaStatus]] | None = None
 
@@ -232,6 +234,7 @@ async def build(
         people=deps.people,
         clients=store if isinstance(store, SqlStore | InMemoryRunStore) else None,
         feed=store if isinstance(store, SqlStore) else None,
+        installations=store if isinstance(store, SqlStore | InMemoryRunStore) else None,
         schema=schema,
     )
     from bot.mail import install as install_mail  # bot.mail names Container: imported once built

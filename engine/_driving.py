@@ -105,6 +105,7 @@ class Driving(EngineCore):
             inputs=values,
             requester=requester,
             origin=dict(origin or {}),
+            team=str((origin or {})["team"]) if (origin or {}).get("team") else None,
             pending=[workflow.entry],
             created_at=now,
             updated_at=now,

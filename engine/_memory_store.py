@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from engine._memory_clients import InMemoryClients
+from engine._memory_installations import InMemoryInstallations
 from engine._memory_people import InMemoryPeople
 from engine.audit import GENESIS_HASH, PURGED, event_hash, purge_payload, purged_comment, sha256_of
 from engine.errors import Conflict, LeaseLost, NotFound
@@ -88,7 +89,7 @@ def _as_stored(payload: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-class InMemoryRunStore(InMemoryPeople, InMemoryClients):
+class InMemoryRunStore(InMemoryPeople, InMemoryClients, InMemoryInstallations):
     """A ``RunStore`` (and ``PeopleStore`` and ``ClientStore``) kept in dictionaries.
 
     Insertion order is creation order.

@@ -189,7 +189,7 @@ class ClientStore(Protocol):
 
 
 class ChangeFeed(Protocol):
-    """Wakes this process when another one resolved a checkpoint or ended a run."""
+    """Wakes this process when another one opened or resolved a checkpoint or ended a run."""
 
     async def subscribe(self, wake: Callable[[str | None], None]) -> Callable[[], Awaitable[None]] | None:
         """Call ``wake(run_id)`` for every change committed anywhere (``wake(None)``: anything may

@@ -4,7 +4,9 @@ Every path that can decide (Slack buttons, modals and App Home, the web console,
 links, the HTTP API, timers) reaches ``Gate.admit`` through ``Engine.decide`` (or
 ``Engine.may_decide`` before opening a form). It applies, in order:
 
-1. the workspace: an attempt from another Slack team than the installation's is refused;
+1. the workspace: an attempt from Slack is refused when it comes from another team than the
+   installation's (single-workspace mode) or than the checkpoint's own (a run started from a
+   workspace, multi-workspace mode): a decision from team A never touches team B's checkpoint;
 2. the action: only options the checkpoint offers;
 3. the version: a decision made on a copy older than the current proposal is refused
    (``StaleVersion``), and so is a version that never existed;
@@ -206,7 +208,7 @@ class Gate:
         self, cp: Checkpoint, attempt: Attempt, now: datetime, config: HumanConfig | None
     ) -> Admission:
         """Every rule, in order; raises ``NotAllowed`` or ``StaleVersion`` on the first that refuses."""
-        self._check_team(attempt)
+        self._check_team(cp, attempt)
         version_checked = self._check_version(cp, attempt)
         if attempt.resolved_by != "human":
             self._check_policy(cp, attempt, now, config)
@@ -224,12 +226,17 @@ class Gate:
         await self._check_person(cp, attempt, principal)
         return Admission(principal=principal, via=via, version_checked=version_checked)
 
-    def _check_team(self, attempt: Attempt) -> None:
-        if attempt.channel != "slack" or self.team is None:
+    def _check_team(self, cp: Checkpoint, attempt: Attempt) -> None:
+        if attempt.channel != "slack":
             return
-        if attempt.team != self.team:
+        if self.team is not None and attempt.team != self.team:
             raise NotAllowed(
                 "this request comes from another Slack workspace than the one Signoff is installed in",
+                rule="wrong_team",
+            )
+        if cp.team is not None and attempt.team != cp.team:
+            raise NotAllowed(
+                "this request belongs to another Slack workspace than the one you clicked in",
                 rule="wrong_team",
             )
 

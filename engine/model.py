@@ -311,6 +311,7 @@ class Run(_Frozen):
     inputs: dict[str, Any]
     requester: str
     origin: dict[str, Any] = Field(default_factory=dict)
+    team: str | None = None  # the Slack workspace it was started from (multi-workspace mode)
     pending: list[str] = Field(default_factory=list)
     reason: str | None = None
     rejected: bool = False
@@ -376,6 +377,7 @@ class Checkpoint(_Frozen):
     editors: list[str] = Field(default_factory=list)
     delegations: dict[str, str] = Field(default_factory=dict)
     content_version: int = 0  # the version at which the proposal last changed (stale copies are refused)
+    team: str | None = None  # its run's Slack workspace: only that workspace's people decide it from Slack
 
 
 class Delegation(_Frozen):

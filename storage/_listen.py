@@ -2,8 +2,9 @@
 ``LISTEN`` connection per process.
 
 A notification is delivered only when its transaction commits, so a woken waiter always finds
-the change it was woken for. SQLite has nothing like it: there, waiters rely on in-process
-wake-ups and a short poll (see ``bot/api``).
+the change it was woken for. Sent when a checkpoint opens (other processes' timers plan it,
+``bot/scheduler.py``) or resolves and when a run ends (long polls, ``bot/api``). SQLite has
+nothing like it: there, in-process wake-ups and a short poll of the audit tail stand in.
 """
 
 from __future__ import annotations

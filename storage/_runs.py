@@ -175,6 +175,7 @@ def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
         tx.many(_INSERT_CHECKPOINT, [CHECKPOINTS.params(c, tx.pg) for c in change.checkpoints])
         for cp in change.checkpoints:
             index_assignees(tx, cp.id, cp.assignees, replace=False)
+        _listen.notify(tx, run.id)  # other processes plan its timers (bot/scheduler.py)
     changes: dict[str, Any] = {"updated_at": change.at, "rejected": run.rejected or change.rejected}
     if change.pending_remove or change.pending_add:
         changes["pending"] = merge_pending(run.pending, change.pending_remove, change.pending_add)

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql
 
 from engine.clients import ApiKey, Idempotency, WebhookEndpoint
+from engine.installations import SlackInstallation
 from engine.model import (
     AuditEvent,
     Checkpoint,
@@ -38,6 +39,7 @@ from storage.tables import (
     DeliveryRow,
     IdempotencyRow,
     RunRow,
+    SlackInstallationRow,
     StepRow,
     UTCDateTime,
     WebhookEndpointRow,
@@ -54,6 +56,7 @@ __all__ = [
     "DELIVERIES",
     "ENDPOINTS",
     "IDEMPOTENCY",
+    "INSTALLATIONS",
     "PUBLICATIONS",
     "RUNS",
     "STEPS",
@@ -180,3 +183,4 @@ DELEGATIONS: Shape[Delegation] = Shape(Delegation, DelegationRow)
 API_KEYS: Shape[ApiKey] = Shape(ApiKey, ApiKeyRow)
 IDEMPOTENCY: Shape[Idempotency] = Shape(Idempotency, IdempotencyRow)
 ENDPOINTS: Shape[WebhookEndpoint] = Shape(WebhookEndpoint, WebhookEndpointRow)
+INSTALLATIONS: Shape[SlackInstallation] = Shape(SlackInstallation, SlackInstallationRow)

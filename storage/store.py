@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL
 
 from engine.clients import ApiKey, Idempotency, Page, Secret, WebhookEndpoint
 from engine.errors import Conflict
+from engine.installations import SlackInstallation
 from engine.model import (
     AuditEvent,
     Checkpoint,
@@ -30,6 +31,7 @@ from storage import (
     _checkpoints,
     _clients,
     _delegations,
+    _installations,
     _outbox,
     _people,
     _publications,
@@ -378,6 +380,24 @@ class SqlStore:
 
     # ------------------------------------------------------------------ API clients (ClientStore)
 
+    # ------------------------------------------------------------------ Slack installations
+
+    async def save_installation(self, installation: SlackInstallation, audit: list[AuditDraft]) -> None:
+        """Insert or replace the installation of ``installation.team_id``, with its audit events."""
+        await self._db.write(lambda tx: _installations.save(tx, installation, audit))
+
+    async def get_installation(self, team_id: str) -> SlackInstallation | None:
+        """The installation of one workspace (or org-wide install), if any."""
+        return await self._db.read(lambda tx: _installations.get(tx, team_id))
+
+    async def list_installations(self) -> list[SlackInstallation]:
+        """Every installation, by team id."""
+        return await self._db.read(_installations.listing)
+
+    async def delete_installation(self, team_id: str, audit: list[AuditDraft]) -> bool:
+        """Delete one workspace's installation; False when there was none."""
+        return await self._db.write(lambda tx: _installations.delete(tx, team_id, audit))
+
     async def add_api_key(self, key: ApiKey, audit: list[AuditDraft]) -> None:
         """Store a new key. Raises Conflict when the id exists."""
         await self._db.write(lambda tx: _clients.add_key(tx, key, audit))
@@ -455,8 +475,9 @@ class SqlStore:
         return await self._db.read(lambda tx: _clients.get_delivery(tx, delivery_id))
 
     async def subscribe(self, wake: Callable[[str | None], None]) -> Callable[[], Awaitable[None]] | None:
-        """PostgreSQL: ``wake(run_id)`` for every checkpoint resolved and run ended anywhere (one
-        LISTEN connection); None on SQLite, which cannot tell other processes' commits."""
+        """PostgreSQL: ``wake(run_id)`` for every checkpoint opened or resolved and run ended
+        anywhere (one LISTEN connection); None on SQLite, which cannot tell other processes'
+        commits."""
         if not self._db.pg:
             return None
         return await PgListener(self._db.url, wake).start()

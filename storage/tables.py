@@ -36,6 +36,7 @@ __all__ = [
     "PersonIdentityRow",
     "PersonRow",
     "RunRow",
+    "SlackInstallationRow",
     "StepRow",
     "UTCDateTime",
     "WebhookEndpointRow",
@@ -148,6 +149,7 @@ class RunRow(SQLModel, table=True):
     lease_expires_at: datetime | None = _when(nullable=True)
     schema_version: int
     purged_at: datetime | None = _when(nullable=True)
+    team: str | None = Field(default=None, index=True)
 
 
 class StepRow(SQLModel, table=True):
@@ -208,6 +210,7 @@ class CheckpointRow(SQLModel, table=True):
     editors: list[str] = _json()
     delegations: dict[str, str] = _json()
     content_version: int = 0
+    team: str | None = None
 
 
 class CheckpointAssigneeRow(SQLModel, table=True):
@@ -416,3 +419,31 @@ class WebhookEndpointRow(SQLModel, table=True):
     secrets: list[dict[str, Any]] = _json()
     created_at: datetime = _when()
     deleted_at: datetime | None = _when(nullable=True)
+
+
+class SlackInstallationRow(SQLModel, table=True):
+    """A Slack workspace's installation (multi-workspace mode); every token column holds Fernet
+    ciphertext, never a token (docs/security.md)."""
+
+    __tablename__ = "slack_installations"
+
+    pk: int | None = _pk()
+    team_id: str = _uid()
+    team_name: str | None = None
+    enterprise_id: str | None = None
+    enterprise_name: str | None = None
+    is_enterprise_install: bool = False
+    app_id: str | None = None
+    bot_id: str | None = None
+    bot_user_id: str | None = None
+    bot_token: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    bot_refresh_token: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    bot_token_expires_at: datetime | None = _when(nullable=True)
+    bot_scopes: list[str] = _json()
+    user_id: str | None = None
+    user_token: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    user_refresh_token: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    user_token_expires_at: datetime | None = _when(nullable=True)
+    user_scopes: list[str] = _json()
+    installed_at: datetime = _when()
+    updated_at: datetime = _when()

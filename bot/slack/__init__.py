@@ -10,10 +10,12 @@ from bot.slack.app import Authorizer, build_app
 from bot.slack.deps import SlackDeps
 from bot.slack.directory import SlackDirectory
 from bot.slack.sender import SlackSender
-from bot.slack.surface import EVENTS_PATH, SlackSurface
+from bot.slack.surface import EVENTS_PATH, INSTALL_PATH, REDIRECT_PATH, SlackSurface
 
 __all__ = [
     "EVENTS_PATH",
+    "INSTALL_PATH",
+    "REDIRECT_PATH",
     "Authorizer",
     "SlackDeps",
     "SlackDirectory",

@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks._kit import Block
 from bot.messages import Notice
+from bot.slack.install import TEAM, Workspaces
 from bot.wiring import Container
 from engine.model import Delivery
 from engine.ports import AuditDraft, Directory
@@ -37,6 +38,7 @@ class SlackDeps:
         directory: user group -> members, cached.
         wake: tells the outbox loop that rows are due now.
         web_url: base URL of the web console, for "Open in web" links (None hides them).
+        workspaces: the client of each workspace (``web``); without it, ``client`` for all.
     """
 
     container: Container
@@ -44,10 +46,27 @@ class SlackDeps:
     directory: Directory
     wake: Callable[[], None] = lambda: None
     web_url: str | None = None
+    workspaces: Workspaces | None = None
+
+    @property
+    def multi(self) -> bool:
+        """True in multi-workspace mode."""
+        return self.workspaces is not None and self.workspaces.single is None
+
+    async def web(self) -> AsyncWebClient:
+        """The Web API client of the workspace at hand (``install.TEAM``).
+
+        Raises:
+            NotFound: multi-workspace mode, and that workspace has no installation.
+        """
+        return self.client if self.workspaces is None else await self.workspaces.client()
 
     def row(self, kind: str, user: str, payload: dict[str, Any], run_id: str | None) -> Delivery:
         """An outbox row of ``kind`` for one user, due now."""
         now = self.container.clock.now()
+        team = TEAM.get()
+        if self.multi and team and "team" not in payload:
+            payload = {**payload, "team": team}  # sent later with that workspace's token
         return Delivery(
             id=self.container.ids.new("dlv_"),
             run_id=run_id,

@@ -1,10 +1,12 @@
-"""What one Slack user sees: checkpoints waiting for them, their runs, recent decisions."""
+"""What one Slack user sees: checkpoints waiting for them, their runs, recent decisions (with
+many workspaces, only those of the workspace they are in, ``install.in_workspace``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bot.blocks import home_view
+from bot.slack.install import in_workspace
 from bot.wiring import Container
 from engine.model import Checkpoint, CheckpointStatus, Decision, Run
 from engine.ports import Directory
@@ -33,12 +35,12 @@ async def waiting_for(container: Container, directory: Directory, user: str) -> 
     """Open checkpoints ``user`` may decide, newest first (through the assignee index, so the
     oldest are found as surely as the newest; the Home tab shows the newest ``_WAITING``)."""
     page = await container.engine.waiting_for(user, limit=_WAITING)
-    return page.items
+    return [cp for cp in page.items if in_workspace(cp.team)]
 
 
 async def _requests(container: Container, user: str) -> list[Run]:
     runs = await container.store.list_runs(limit=_RUN_SCAN)
-    return [r for r in runs if r.requester == user][:_REQUESTS]
+    return [r for r in runs if r.requester == user and in_workspace(r.team)][:_REQUESTS]
 
 
 async def _decided(
@@ -46,7 +48,7 @@ async def _decided(
 ) -> list[tuple[Checkpoint, Decision]]:
     out: list[tuple[Checkpoint, Decision]] = []
     for cp in await container.store.list_checkpoints(limit=_RECENT_SCAN):
-        if cp.status is not CheckpointStatus.resolved:
+        if cp.status is not CheckpointStatus.resolved or not in_workspace(cp.team):
             continue
         if user not in await affected_users(container, directory, cp):
             continue

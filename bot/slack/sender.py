@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import UTC
 from typing import Any
 
@@ -30,6 +31,7 @@ from bot.slack._post import Poster
 from bot.slack.cards import current_card
 from bot.slack.deps import HOME, REPLY, SlackDeps
 from bot.slack.inbox import affected_users, home_for
+from bot.slack.install import TEAM
 from engine.errors import NotFound
 from engine.model import Delivery
 from engine.outbox import same_message
@@ -46,6 +48,8 @@ _UNREACHABLE = {"channel_not_found", "user_not_found", "users_not_found", "is_ar
 _Handler = Callable[[Delivery, list[Delivery]], Awaitable[SendResult]]
 # how far before a row's creation its message may be stamped (clock skew between us and Slack)
 _LOOKBACK_S = 60.0
+# the poster of the row being sent: its workspace's token (one per concurrent send)
+_POSTER: ContextVar[Poster] = ContextVar("signoff_slack_poster")
 
 
 class SlackSender:
@@ -59,7 +63,7 @@ class SlackSender:
 
     def __init__(self, deps: SlackDeps) -> None:
         self.deps = deps
-        self.post = Poster(deps.client)
+        self._single = Poster(deps.client)
         self._handlers: dict[str, _Handler] = {
             "checkpoint": self._checkpoint,
             "checkpoint_update": self._update,
@@ -71,12 +75,47 @@ class SlackSender:
             HOME: self._home,
         }
 
+    @property
+    def post(self) -> Poster:
+        """Posts with the token of the row's workspace (the one bot token in single-workspace mode)."""
+        return _POSTER.get(self._single)
+
+    async def _team(self, delivery: Delivery) -> str | None:
+        """The workspace a row belongs to: its own, its checkpoint's, or its run's."""
+        if not self.deps.multi:
+            return None
+        store = self.deps.container.store
+        team = delivery.payload.get("team")
+        if not team and delivery.checkpoint_id:
+            team = (await store.get_checkpoint(delivery.checkpoint_id)).team
+        if not team and delivery.run_id:
+            team = (await store.get_run(delivery.run_id)).team
+        return str(team) if team else None
+
     async def send(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
-        """Send one row; ``related`` are the other rows of the same checkpoint."""
+        """Send one row, with its workspace's token; ``related`` are the other rows of the same
+        checkpoint."""
+        if not self.deps.multi:
+            return await self._send(delivery, related)
+        try:
+            team = TEAM.set(await self._team(delivery))
+        except NotFound as exc:
+            return SendResult(ok=False, error=str(exc))
+        try:
+            return await self._send(delivery, related, workspace=True)
+        finally:
+            TEAM.reset(team)
+
+    async def _send(
+        self, delivery: Delivery, related: list[Delivery], *, workspace: bool = False
+    ) -> SendResult:
         handler = self._handlers.get(delivery.kind)
         if handler is None:
             return SendResult(ok=False, error=f"no Slack sender for {delivery.kind!r}")
+        poster = None
         try:
+            if workspace:
+                poster = _POSTER.set(Poster(await self.deps.web()))
             return await handler(delivery, related)
         except SlackApiError as exc:
             return await self._failed(delivery, exc)
@@ -89,6 +128,9 @@ class SlackSender:
             # this row can never be sent, and must not stop the rows after it
             log.warning("delivery %s cannot be sent to Slack: %s", delivery.id, exc)
             return SendResult(ok=False, error=str(exc))
+        finally:
+            if poster is not None:
+                _POSTER.reset(poster)
 
     # ------------------------------------------------------------------ kinds
 
@@ -271,7 +313,7 @@ class SlackSender:
         user = delivery.target.removeprefix("user:")
         page = int(delivery.payload.get("page") or 0)
         view = await home_for(self.deps.container, self.deps.directory, user, page)
-        await self.deps.client.views_publish(user_id=user, view=view)
+        await (await self.deps.web()).views_publish(user_id=user, view=view)
         return SendResult(ok=True)
 
     # ------------------------------------------------------------------ posting once

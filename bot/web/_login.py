@@ -161,10 +161,20 @@ async def callback(request: web.Request) -> web.Response:
         return _refused(request, "this console no longer signs in with that provider")
     begun = Begun(url="", state=state, nonce=str(data["nonce"]), verifier=str(data["verifier"]))
     try:
-        login = await provider.finish(code, _callback_url(c), begun, c.engine.gate.team)
+        login = await provider.finish(code, _callback_url(c), begun, await _slack_teams(c))
     except NotAllowed as exc:
         return _refused(request, str(exc))
     return await _sign_in(request, login, str(data.get("next", "/")))
+
+
+async def _slack_teams(c: Container) -> frozenset[str]:
+    """The workspaces whose members may sign in with Slack: the one of ``SLACK_BOT_TOKEN``, or
+    every workspace that installed Signoff (multi-workspace mode)."""
+    if c.engine.gate.team is not None:
+        return frozenset({c.engine.gate.team})
+    if c.installations is None or not c.settings.slack_multi:
+        return frozenset()
+    return frozenset(i.team_id for i in await c.installations.list_installations())
 
 
 async def _sign_in(request: web.Request, login: Login, back: str) -> web.Response:

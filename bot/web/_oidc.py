@@ -106,8 +106,9 @@ class Provider:
             raise refused(f"{self.label} could not be reached to sign you in; try again later") from exc
         return Begun(str(made["url"]), str(made["state"]), str(made["nonce"]), str(made["code_verifier"]))
 
-    async def finish(self, code: str, redirect_uri: str, begun: Begun, slack_team: str | None) -> Login:
-        """Exchange the code and check the ID token; the person it names.
+    async def finish(self, code: str, redirect_uri: str, begun: Begun, slack_teams: frozenset[str]) -> Login:
+        """Exchange the code and check the ID token; the person it names (with Slack, a member of
+        one of ``slack_teams``, the workspaces Signoff is installed in).
 
         Raises:
             NotAllowed: the exchange failed, or the ID token failed a check (signature, issuer,
@@ -138,9 +139,9 @@ class Provider:
         except (httpx2.HTTPError, RuntimeError, ValueError, KeyError) as exc:
             log.warning("sign-in with %s failed: %s", self.name, exc)
             raise refused(f"the sign-in with {self.label} could not be completed; try again") from exc
-        return self._login(claims, slack_team)
+        return self._login(claims, slack_teams)
 
-    def _login(self, claims: dict[str, Any], slack_team: str | None) -> Login:
+    def _login(self, claims: dict[str, Any], slack_teams: frozenset[str]) -> Login:
         issuer, subject = str(claims.get("iss", "")), str(claims.get("sub", ""))
         if not subject:
             raise refused(f"{self.label} named nobody in its answer")
@@ -148,7 +149,7 @@ class Provider:
         trusted = False
         if self.name == "slack":
             user, team = str(claims.get(SLACK_USER) or subject), claims.get(SLACK_TEAM)
-            if slack_team is None or team != slack_team:
+            if not isinstance(team, str) or team not in slack_teams:
                 raise refused(
                     "this Slack account belongs to another workspace than the one Signoff is installed in"
                 )

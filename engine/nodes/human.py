@@ -133,6 +133,7 @@ async def _open(ctx: NodeContext, config: HumanConfig) -> Paused:
         quorum=config.quorum,
         priority=config.priority,
         requester=ctx.run.requester,
+        team=ctx.run.team,
         allow_self_approval=config.allow_self_approval or _asks_requester(config),
         confirm=config.confirm,
         highlight=[str(h) for h in config.display.get("highlight", [])],

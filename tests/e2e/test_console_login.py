@@ -9,13 +9,17 @@ no audit event, and the browser is still not signed in.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from yarl import URL
 
 from engine.commands import Decide
+from engine.installations import SlackInstallation
 from engine.model import CheckpointStatus
 from tests.e2e._console import Browser, decide, form_for
 from tests.e2e._login import Console, at_provider, console, free_port, login_settings, sign_in, start_sign_in
@@ -342,3 +346,34 @@ async def test_slack_mode_serves_the_console_when_people_sign_in(tmp_path: Path,
             assert (await client.get("/login")).status == 404
     finally:
         await container.close()
+
+
+async def test_with_many_workspaces_members_of_an_installed_one_sign_in_with_slack(
+    tmp_path: Path, slack_idp: FakeOidc
+) -> None:
+    port = free_port()
+    settings = login_settings(tmp_path, port, slack=slack_idp).model_copy(
+        update={
+            "slack_signing_secret": "s" * 32,
+            "slack_client_id": slack_idp.client_id,
+            "slack_client_secret": SecretStr(slack_idp.client_secret),
+            "token_key": SecretStr(Fernet.generate_key().decode()),
+        }
+    )
+    assert settings.slack_multi
+    async with console(settings, port) as made:
+        installs = made.container.installations
+        assert installs is not None
+        now = datetime.now(UTC)
+        client = await made.browser()
+        refused = await sign_in(client, "slack")
+        assert refused.status == 403, "no workspace installed Signoff yet"
+        assert "another workspace" in await refused.text()
+        await installs.save_installation(
+            SlackInstallation(team_id="T0001", installed_at=now, updated_at=now), []
+        )
+        resp = await sign_in(client, "slack")
+        assert resp.status == 303, await resp.text()
+        people = made.container.people
+        assert people is not None
+        assert await people.find_person("user:U024BE7LH") is not None

@@ -78,6 +78,37 @@ async def test_escalation_then_final_action_through_the_scheduler(database_url: 
         await c.close()
 
 
+async def test_a_checkpoint_opened_by_another_process_gets_its_timers_at_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A CLI run (its own engine and store, no timers) opens a checkpoint with a 2 s deadline:
+    the server plans it through LISTEN/NOTIFY (PostgreSQL) or its audit tail (SQLite), not at its
+    next reconciliation (an hour away here; 30 s by default)."""
+    server = await _container(database_url, tmp_path, timeout="2s")
+    cli = await _container(database_url, tmp_path, timeout="2s")
+    timers = Timers(Timeouts(server.engine), database_url, scope="t5", reconcile_s=3600, feed=server.feed)
+    server.engine.on_change = timers.changed
+    await timers.start()
+    try:
+        run = await cli.engine.start("t", {}, requester="alice")
+        await cli.engine.drive(run.id)
+        [cp] = await cli.store.list_checkpoints(run_id=run.id, open_only=True)
+        assert cp.due_at is not None
+
+        async def escalated() -> bool:
+            return (await server.store.get_checkpoint(cp.id)).escalation_level >= 1
+
+        await _wait_for(escalated, timeout=8.0)  # the 2 s deadline, plus room for a loaded machine
+        [fired] = [
+            e for e in await server.store.audit_events(run_id=run.id) if e.kind == "checkpoint.escalated"
+        ]
+        assert fired.at >= cp.due_at
+    finally:
+        await timers.stop()
+        await cli.close()
+        await server.close()
+
+
 async def test_deadline_that_passed_while_down_fires_on_start(database_url: str, tmp_path: Path) -> None:
     c = await _container(database_url, tmp_path, timeout="1s")
     try:

@@ -27,11 +27,12 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
 from tests.fakes._slack_api import Json, WebApi
+from tests.fakes._slack_oauth import OAuth
 
 __all__ = ["Call", "FakeSlack", "sign_request"]
 
 _SOCKET_TOKEN = "xapp-"
-_WEB_TOKENS = ("xoxb-", "xoxp-")
+_WEB_TOKENS = ("xoxb-", "xoxp-", "xoxe.xoxb-", "xoxe.xoxp-")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class FakeSlack:
         usergroups: dict[str, list[str]] | None = None,
     ) -> None:
         self.api = WebApi(clock=clock, trigger_ttl=trigger_ttl, usergroups=dict(usergroups or {}))
+        # workspaces installing the app (OAuth v2), the tokens they got, and their rotation
+        self.oauth = OAuth(wall=self.api.wall)
         self.calls: list[Call] = []
         self.socket_frames: list[Json] = []
         self._clock = clock
@@ -167,13 +170,24 @@ class FakeSlack:
             params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
         return params
 
-    def _auth_error(self, method: str, request: web.Request, params: Json) -> str | None:
+    @staticmethod
+    def _token(request: web.Request, params: Json) -> str:
         bearer = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        token = bearer or str(params.get("token") or "")
+        return bearer or str(params.get("token") or "")
+
+    def _auth_error(self, method: str, request: web.Request, params: Json) -> str | None:
+        token = self._token(request, params)
         if not token:
             return "not_authed"
         wanted = (_SOCKET_TOKEN,) if method == "apps.connections.open" else _WEB_TOKENS
-        return None if token.startswith(wanted) else "invalid_auth"
+        return (None if token.startswith(wanted) else "invalid_auth") or self.oauth.check(token)
+
+    def tokens_used(self, method: str) -> list[str]:
+        """The token each call of ``method`` was made with, in order."""
+        return [
+            c.headers.get("Authorization", "").removeprefix("Bearer ") or str(c.params.get("token") or "")
+            for c in self.calls_to(method)
+        ]
 
     async def _web(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -183,9 +197,20 @@ class FakeSlack:
         if queue:
             reply = queue.pop(0)
             return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+        if method == "oauth.v2.access":  # the app's own credentials (Basic auth), not a token
+            return web.json_response(self.oauth.access(params, request.headers.get("Authorization", "")))
         if error := self._auth_error(method, request, params):
             return web.json_response({"ok": False, "error": error})
-        body = self.api.answer(method, params)
+        team = self.oauth.team_of(self._token(request, params))
+        if method == "auth.test" and team is not None:
+            body: Json | None = self.api.m_auth_test(params) | {
+                "team_id": team.team_id,
+                "team": team.name,
+                "user_id": team.bot_user_id,
+                "bot_id": team.bot_id,
+            }
+        else:
+            body = self.api.answer(method, params)
         return web.json_response(
             body if body is not None else {"ok": False, "error": "unknown_method"}, headers=self.api.headers()
         )

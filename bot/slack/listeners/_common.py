@@ -94,7 +94,7 @@ async def open_view(deps: SlackDeps, body: Body, view: dict[str, Any], *, fallba
     """
     user = user_of(body)
     try:
-        await deps.client.views_open(trigger_id=str(body.get("trigger_id", "")), view=view)
+        await (await deps.web()).views_open(trigger_id=str(body.get("trigger_id", "")), view=view)
         return True
     except SlackApiError as exc:
         error = slack_error(exc)

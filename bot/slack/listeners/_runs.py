@@ -7,7 +7,7 @@ from typing import Any
 from bot import messages
 from bot.blocks import run_inputs_modal
 from bot.slack.deps import SlackDeps
-from bot.slack.listeners._common import Body, form_fallback, open_view, user_of
+from bot.slack.listeners._common import Body, form_fallback, open_view, team_of, user_of
 from engine.errors import InvalidInput
 from engine.model import Workflow
 
@@ -32,6 +32,9 @@ async def start_run(
     """Start the run (after the ack), tell the requester its id, then drive it to its first pause."""
     user = user_of(body)
     origin = {"channel": "slack", "user": user, **({"slack_channel": channel} if channel else {})}
+    team = team_of(body)
+    if deps.multi and team:
+        origin["team"] = team  # the run, its checkpoints and their messages belong to this workspace
     engine = deps.container.engine
     try:
         run = await engine.start(workflow.id, values, requester=user, origin=origin)

@@ -17,12 +17,14 @@ from bot import messages
 from bot.blocks import forms
 from bot.slack.deps import SlackDeps
 from bot.slack.inbox import waiting_for
+from bot.slack.install import in_workspace
 from bot.slack.listeners._common import Body, user_of, where
 from bot.slack.listeners._runs import ask_inputs, start_run
 from engine.commands import Cancel
 from engine.delegation import delegate, end_delegations
 from engine.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from engine.inputs import coerce_inputs, parse_pairs
+from engine.model import Run
 from engine.sensitive import redact_run
 
 __all__ = ["register"]
@@ -92,13 +94,25 @@ async def _status(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None
     await ack()
     user, store = user_of(body), deps.container.store
     try:
-        run = await store.get_run(rest)
+        run = await _run_here(deps, rest)
     except NotFound:
         await deps.reply(user, messages.run_not_found(rest), **where(body))
         return
     open_cps = [cp for cp in await store.list_checkpoints(run_id=run.id) if cp.status.value == "open"]
     shown = redact_run(await deps.container.engine.redactor(run), run)  # its reason may quote data
     await deps.reply(user, messages.run_status(shown, open_cps), run_id=run.id, **where(body))
+
+
+async def _run_here(deps: SlackDeps, run_id: str) -> Run:
+    """The run, unless it is missing or another workspace's (not shown, nor said to exist).
+
+    Raises:
+        NotFound: either way.
+    """
+    run = await deps.container.store.get_run(run_id)
+    if not in_workspace(run.team):
+        raise NotFound(f"run {run_id} not found")
+    return run
 
 
 async def _inbox(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
@@ -115,6 +129,7 @@ async def _cancel(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None
     await ack()
     user = user_of(body)
     try:
+        await _run_here(deps, rest)
         run = await deps.container.engine.cancel(Cancel(run_id=rest, actor=user, channel="slack"))
     except NotFound:
         notice = messages.run_not_found(rest)

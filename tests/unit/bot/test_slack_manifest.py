@@ -10,7 +10,8 @@ import pytest
 import yaml
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack import SlackSurface
+from bot.slack import REDIRECT_PATH, SlackSurface
+from bot.slack.install import BOT_SCOPES
 from tests.scenario._harness import slack_env
 
 MANIFEST = Path(__file__).parents[3] / "manifest.yml"
@@ -61,6 +62,9 @@ def test_slash_commands_match(manifest: dict[str, Any], registered: dict[str, li
 
 def test_bot_events_match(manifest: dict[str, Any], registered: dict[str, list[Any]]) -> None:
     subscribed = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    # Bolt's token revocation listeners, registered in multi-workspace mode only
+    assert {"app_uninstalled", "tokens_revoked"} <= subscribed
+    subscribed -= {"app_uninstalled", "tokens_revoked"}
     assert {SUBSCRIPTION[e] for e in registered["event"]} == subscribed
     assert "app_home_opened" in subscribed
 
@@ -86,3 +90,11 @@ def test_urls_point_at_the_events_endpoint(manifest: dict[str, Any]) -> None:
     urls = json.dumps(manifest)
     assert urls.count("/slack/events") == 3
     assert len(manifest["display_information"]["name"]) <= 35
+
+
+def test_the_install_flow_asks_for_the_manifest_scopes_and_redirects_where_it_listens(
+    manifest: dict[str, Any],
+) -> None:
+    assert set(BOT_SCOPES) == set(manifest["oauth_config"]["scopes"]["bot"])
+    assert len(BOT_SCOPES) == len(set(BOT_SCOPES))
+    assert manifest["oauth_config"]["redirect_urls"] == [f"https://signoff.example.com{REDIRECT_PATH}"]

@@ -1,0 +1,289 @@
+"""Multi-workspace Slack end to end: the OAuth v2 install flow against FakeSlack, a second
+workspace, each workspace's token for its own work, token rotation, uninstall events, and a
+decision from one workspace refused on another's checkpoint.
+
+The real server (``SlackSurface`` on the process's aiohttp app) with the real Bolt OAuth flow and
+slack_sdk clients; FakeSlack issues the tokens (``oauth.v2.access``) and answers per token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+
+from bot.blocks.checkpoint import APPROVE
+from bot.config import Settings
+from bot.server import create_app
+from bot.slack import EVENTS_PATH, INSTALL_PATH, REDIRECT_PATH, SlackSurface
+from bot.wiring import Container, build
+from bot.worker import Worker
+from engine.model import Checkpoint, CheckpointStatus
+from tests.fakes.slack import FakeSlack
+from tests.scenario._flow import has_buttons
+from tests.scenario._harness import GROUP, GROUP_MEMBER, MANAGER, REQUESTER, SECRET, SlackEnv, write_project
+
+TEAM_A, TEAM_B = "T0ACME001", "T0GLOBEX1"
+
+
+@dataclass
+class Multi:
+    """A multi-workspace process: the Slack env (for signed requests), its base URL and key."""
+
+    env: SlackEnv
+    base: str
+    key: str
+    db: Path
+
+    @property
+    def fake(self) -> FakeSlack:
+        return self.env.fake
+
+    @property
+    def container(self) -> Container:
+        return self.env.container
+
+    async def install(self, team: str, *, expires_in: int | None = None) -> tuple[int, str]:
+        """Visit /slack/install, approve in Slack (FakeSlack grants a code), follow the redirect."""
+        http = self.env.http
+        async with http.get(self.base + INSTALL_PATH, allow_redirects=False) as page:
+            assert page.status == 200
+            html = await page.text()
+            cookie = page.headers.get("Set-Cookie", "")
+        state = re.search(r"state=([^&\"']+)", html)
+        assert state is not None, html
+        code = self.fake.oauth.grant(team, name=f"Workspace {team}", expires_in=expires_in)
+        jar = cookie.split(";")[0]  # Bolt binds the state to this browser with a cookie
+        url = f"{self.base}{REDIRECT_PATH}?code={code}&state={state.group(1)}"
+        async with http.get(url, headers={"Cookie": jar}, allow_redirects=False) as done:
+            return done.status, await done.text()
+
+    async def command(self, text: str, team: str, user: str = REQUESTER) -> None:
+        payload = self.env.command(text, user)
+        payload.update(team_id=team, enterprise_id="")
+        status, _ = await self.env.send("command", payload)
+        assert status == 200
+
+    async def click(self, cp: Checkpoint, user: str, team: str) -> None:
+        payload = self.env.click(APPROVE, cp.id, user)
+        payload["team"]["id"] = payload["user"]["team_id"] = team
+        status, _ = await self.env.send("interaction", payload)
+        assert status == 200
+
+    async def event(self, team: str, event: dict[str, Any]) -> int:
+        body = {
+            "token": "legacy",
+            "team_id": team,
+            "api_app_id": self.fake.oauth.app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{time.monotonic_ns()}",
+            "event_time": int(time.time()),
+        }
+        status, _ = await self.env.send("event", body)
+        return status
+
+    async def open_checkpoint(self, team: str) -> Checkpoint:
+        store = self.container.store
+
+        async def found() -> list[Checkpoint]:
+            cps = await store.list_checkpoints(open_only=True)
+            return [c for c in cps if c.team == team]
+
+        cps: list[Checkpoint] = await self.env.until(found)
+        return cps[0]
+
+
+def _settings(root: Path, db: Path, fake: FakeSlack, key: str) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{db}",
+        workflows_dir=root / "workflows",
+        skills_dir=root / "none",
+        roles_file=root / "roles.yml",
+        workspace_dir=root / "workspaces",
+        slack_signing_secret=SECRET,
+        slack_client_id=fake.oauth.client_id,
+        slack_client_secret=SecretStr(fake.oauth.client_secret),
+        token_key=SecretStr(key),
+        slack_api_url=fake.base_url,
+    )
+
+
+@pytest.fixture
+async def multi(tmp_path: Path) -> AsyncIterator[Multi]:
+    write_project(tmp_path)
+    key = Fernet.generate_key().decode()
+    db = tmp_path / "s.db"
+    async with FakeSlack(usergroups={GROUP: [GROUP_MEMBER]}) as fake:
+        settings = _settings(tmp_path, db, fake, key)
+        assert settings.slack_multi
+        assert settings.slack_enabled
+        container = await build(settings, with_sandbox=False)
+        worker = Worker(container, poll_s=0.2, outbox_poll_s=0.05)
+        container.engine.on_change = worker.wake
+        surface = SlackSurface(container, settings, wake=worker.wake)
+        app: web.Application = await create_app(container)
+        surface.mount(app)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        await surface.start()
+        worker.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                env = SlackEnv(fake, container, surface, str(server.make_url(EVENTS_PATH)), http, False)
+                yield Multi(env, str(server.make_url("")).rstrip("/"), key, db)
+        finally:
+            await worker.stop()
+            await server.close()
+            await container.close()
+
+
+def _stored(db: Path) -> list[dict[str, Any]]:
+    engine = sa.create_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT * FROM slack_installations ORDER BY team_id")).mappings()
+            return [dict(r) for r in rows]
+    finally:
+        engine.dispose()
+
+
+async def _audit_kinds(m: Multi) -> list[str]:
+    return [e.kind for e in await m.container.store.audit_events()]
+
+
+async def test_install_stores_the_workspace_with_its_tokens_encrypted(multi: Multi) -> None:
+    status, page = await multi.install(TEAM_A)
+    assert status == 200, page
+    rows = _stored(multi.db)
+    assert [r["team_id"] for r in rows] == [TEAM_A]
+    token = next(t for t, v in multi.fake.oauth.tokens.items() if v.team_id == TEAM_A)
+    assert rows[0]["bot_token"] != token
+    assert token.encode() not in multi.db.read_bytes(), "no token in the database file"
+    assert Fernet(multi.key.encode()).decrypt(rows[0]["bot_token"].encode()).decode() == token
+    assert (rows[0]["bot_user_id"], rows[0]["user_id"]) == (f"UB{TEAM_A}", "UINSTALL1")
+    assert "slack.installed" in await _audit_kinds(multi)
+    events = [e for e in await multi.container.store.audit_events() if e.kind == "slack.installed"]
+    assert token not in json.dumps(events[0].payload)
+
+
+async def test_a_redirect_with_a_forged_state_installs_nothing(multi: Multi) -> None:
+    code = multi.fake.oauth.grant(TEAM_A)
+    url = f"{multi.base}{REDIRECT_PATH}?code={code}&state=1700000000.abc.forged"
+    cookie = {"Cookie": "slack-app-oauth-state=1700000000.abc.forged"}
+    async with multi.env.http.get(url, headers=cookie, allow_redirects=False) as response:
+        assert response.status == 401
+    assert _stored(multi.db) == []
+    assert not multi.fake.calls_to("oauth.v2.access"), "the code was never exchanged"
+
+
+async def test_each_workspace_is_served_with_its_own_token(multi: Multi) -> None:
+    assert (await multi.install(TEAM_A))[0] == 200
+    assert (await multi.install(TEAM_B))[0] == 200
+    await multi.command("run refund customer=ACME amount=10", TEAM_A)
+    cp_a = await multi.open_checkpoint(TEAM_A)
+    await multi.env.until(lambda: [c for c in multi.fake.calls_to("chat.postMessage") if has_buttons(c)])
+    used_a = set(multi.fake.tokens_used("chat.postMessage"))
+    assert used_a
+    assert all(t.startswith(f"xoxb-{TEAM_A}-") for t in used_a), used_a
+    assert (await multi.container.store.get_run(cp_a.run_id)).team == TEAM_A
+    before = len(multi.fake.calls_to("chat.postMessage"))
+    await multi.command("run refund customer=Globex amount=20", TEAM_B)
+    await multi.open_checkpoint(TEAM_B)
+    await multi.env.until(lambda: len(multi.fake.calls_to("chat.postMessage")) >= before + 2)
+    used_b = set(multi.fake.tokens_used("chat.postMessage")[before:])
+    assert used_b
+    assert all(t.startswith(f"xoxb-{TEAM_B}-") for t in used_b), used_b
+    # the group of role:manager was read with A's token for A's checkpoint
+    assert any(t.startswith(f"xoxb-{TEAM_A}-") for t in multi.fake.tokens_used("usergroups.users.list"))
+
+
+async def test_a_decision_from_another_workspace_is_refused(multi: Multi) -> None:
+    await multi.install(TEAM_A)
+    await multi.install(TEAM_B)
+    await multi.command("run refund customer=ACME amount=10", TEAM_A)
+    cp = await multi.open_checkpoint(TEAM_A)
+    await multi.click(cp, MANAGER, TEAM_B)
+    refused = await multi.env.until(
+        lambda: [t for t in multi.env.replies(MANAGER) if "another Slack workspace" in t]
+    )
+    assert refused
+    store = multi.container.store
+    assert (await store.get_checkpoint(cp.id)).status is CheckpointStatus.open
+    assert await store.list_decisions() == []
+    refusals = [e for e in await store.audit_events() if e.kind == "decision.refused"]
+    assert [(e.payload["rule"], e.payload["team"]) for e in refusals] == [("wrong_team", TEAM_B)]
+    await multi.click(cp, MANAGER, TEAM_A)
+    await multi.env.until(store.list_decisions)
+    assert (await store.get_checkpoint(cp.id)).status is CheckpointStatus.resolved
+
+
+async def test_uninstall_and_revoked_tokens_delete_the_installation(multi: Multi) -> None:
+    await multi.install(TEAM_A)
+    await multi.install(TEAM_B)
+    multi.fake.oauth.revoke(TEAM_A)
+    assert await multi.event(TEAM_A, {"type": "app_uninstalled"}) == 200
+    await multi.env.until(lambda: [r["team_id"] for r in _stored(multi.db)] == [TEAM_B])
+    revoked = {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": [f"UB{TEAM_B}"]}}
+    assert await multi.event(TEAM_B, revoked) == 200
+    await multi.env.until(lambda: _stored(multi.db) == [])
+    removed = [e for e in await multi.container.store.audit_events() if e.kind == "slack.uninstalled"]
+    assert [(e.payload["team"], e.payload["reason"]) for e in removed] == [
+        (TEAM_A, "app_uninstalled"),
+        (TEAM_B, "tokens_revoked"),
+    ]
+    # a command from the uninstalled workspace starts nothing
+    await multi.command("run refund customer=ACME amount=10", TEAM_A)
+    assert await multi.container.store.list_runs() == []
+
+
+async def test_an_expiring_token_is_rotated_and_the_new_one_is_used(multi: Multi) -> None:
+    # a token that expires within the rotation window (2 hours): the next use refreshes it
+    await multi.install(TEAM_A, expires_in=3600)
+    first = next(t for t, v in multi.fake.oauth.tokens.items() if v.team_id == TEAM_A)
+    assert first.startswith("xoxe.xoxb-")
+    multi.fake.oauth.tokens[first].expires_at = 0.0  # and it has expired by now at Slack
+    await multi.command("run refund customer=ACME amount=10", TEAM_A)
+    await multi.open_checkpoint(TEAM_A)
+    await multi.env.until(lambda: [c for c in multi.fake.calls_to("chat.postMessage") if has_buttons(c)])
+    refreshes = [c for c in multi.fake.calls_to("oauth.v2.access") if c.params.get("grant_type")]
+    assert len(refreshes) == 1, "rotated once, then the fresh token is used"
+    used = set(multi.fake.tokens_used("chat.postMessage"))
+    assert first not in used
+    assert all(t.startswith(f"xoxe.xoxb-1-{TEAM_A}-") for t in used), used
+    stored = Fernet(multi.key.encode()).decrypt(_stored(multi.db)[0]["bot_token"].encode()).decode()
+    assert stored in used
+    assert stored != first
+    assert "slack.tokens_rotated" in await _audit_kinds(multi)
+
+
+async def test_another_workspace_neither_sees_nor_cancels_a_run(multi: Multi) -> None:
+    await multi.install(TEAM_A)
+    await multi.install(TEAM_B)
+    await multi.command("run refund customer=ACME amount=10", TEAM_A)
+    cp = await multi.open_checkpoint(TEAM_A)
+    env = multi.env
+    await env.until(lambda: [t for t in env.replies(REQUESTER) if t.startswith("Started")])
+    before = len(env.replies(MANAGER))  # response_url answers name no user: every reply so far
+    for text in (f"status {cp.run_id}", f"cancel {cp.run_id}", "inbox"):
+        await multi.command(text, TEAM_B, user=MANAGER)
+    await env.until(lambda: len(env.replies(MANAGER)) >= before + 3)
+    assert sorted(env.replies(MANAGER)[before:]) == sorted(
+        [f"There is no run `{cp.run_id}`."] * 2 + ["Nothing is waiting for you. :tada:"]
+    )
+    assert (await multi.container.store.get_run(cp.run_id)).status.value == "waiting"
+    await multi.command("inbox", TEAM_A, user=MANAGER)
+    listed = await env.until(lambda: [t for t in env.replies(MANAGER) if t.startswith("Waiting")])
+    assert cp.run_id in listed[0]
