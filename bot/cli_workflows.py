@@ -200,7 +200,10 @@ def _say(done: Published) -> None:
         )
     else:
         console.print(
-            data(f"{v.workflow_id}: unchanged, version {v.version} already serves this source ({done.file})"),
+            data(
+                f"{v.workflow_id}: unchanged, version {v.version} already serves this source ({done.file}; "
+                "a file in the workflows folder is published when it is saved)"
+            ),
             highlight=False,
         )
 

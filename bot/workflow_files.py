@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +36,7 @@ __all__ = [
 log = logging.getLogger("signoff.workflows")
 
 _SUFFIXES = {".yml", ".yaml", ".json"}
-Signature = dict[str, tuple[int, int]]
+Signature = dict[str, tuple[int, int, int]]
 
 
 @dataclass(frozen=True)
@@ -62,13 +61,14 @@ async def publish_catalog(
 
 
 def folder_signature(directory: Path) -> Signature:
-    """Name -> (modification time in ns, size) of every workflow file in the folder."""
+    """Name -> (modification time in ns, size, inode) of every workflow file in the folder (an
+    editor that saves by replacing the file changes the inode even within one clock tick)."""
     found: Signature = {}
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for entry in os.scandir(directory):
             if Path(entry.name).suffix in _SUFFIXES and entry.is_file():
                 stat = entry.stat()
-                found[entry.name] = (stat.st_mtime_ns, stat.st_size)
+                found[entry.name] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
     return found
 
 
@@ -177,14 +177,12 @@ class FolderWatcher:
         directory: Path,
         *,
         interval_s: float,
-        on_change: Callable[[list[Workflow]], None] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.clock = clock
         self.directory = directory
         self.interval_s = interval_s
-        self.on_change = on_change
         self._seen = folder_signature(directory)
         self._unpublished: dict[str, Workflow] = {}
         self._task: asyncio.Task[None] | None = None
@@ -228,8 +226,6 @@ class FolderWatcher:
             for wf in changed:
                 self._unpublished[wf.id] = wf
         await self._publish_pending()
-        if changed and self.on_change is not None:
-            self.on_change(changed)
         return changed
 
     async def _publish_pending(self) -> None:

@@ -14,10 +14,13 @@ import http.cookiejar
 import json
 import os
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.e2e._console import forms_of
 from tests.e2e._process import cli, cli_json, env_for, free_port, kill, start_server, wait_healthy
@@ -197,6 +200,12 @@ def test_a_file_edited_while_serving_becomes_a_version_without_a_restart(
         assert '<span class="diff-del">-    data: {ledger: &#34;main&#34;}</span>' in diff
         assert '<span class="diff-add">+title: Pay &lt;script&gt;alert(1)&lt;/script&gt;</span>' in diff
         assert "<script>alert(1)" not in diff
+
+        for query, code, says in [("from=latest!", 400, "is not a version"), ("to=9", 404, "no version 9")]:
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                _get(port, f"/workflows/pay/diff?{query}")
+            assert refused.value.code == code
+            assert says in refused.value.read().decode()
 
         # an invalid edit: reported with file, line and reason; v2 keeps serving
         _edit(file, marked.replace("type: set", "type: sett"))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import ConfigError, Settings
 from bot.workflow_files import FolderWatcher, publish_catalog, publish_file, rollback
 from engine.catalog import WorkflowCatalog
 from engine.errors import InvalidInput, InvalidWorkflow, NotFound
@@ -155,3 +156,11 @@ def test_the_version_key_is_a_label_and_must_be_a_string_or_number() -> None:
     assert load_workflow_text(PAY.replace('version: "1.0"\n', ""), file="pay.yml").label == ""
     with pytest.raises(InvalidWorkflow, match=r"pay.yml:3: 'version' is a label"):
         load_workflow_text(PAY.replace('"1.0"', "[1, 2]"), file="pay.yml")
+
+
+def test_the_reload_interval_is_read_from_its_variable() -> None:
+    assert Settings.from_env({}).workflows_reload_s == 1.0
+    assert Settings.from_env({"SIGNOFF_WORKFLOWS_RELOAD": "0"}).workflows_reload_s == 0.0
+    for bad in ("soon", "-1"):
+        with pytest.raises(ConfigError, match=f"SIGNOFF_WORKFLOWS_RELOAD must be .*{bad}"):
+            Settings.from_env({"SIGNOFF_WORKFLOWS_RELOAD": bad})
