@@ -30,7 +30,7 @@ from bot.server import create_app
 from bot.slack import EVENTS_PATH, INSTALL_PATH, REDIRECT_PATH, SlackSurface
 from bot.wiring import Container, build
 from bot.worker import Worker
-from engine.model import Checkpoint, CheckpointStatus
+from engine.model import Checkpoint, CheckpointStatus, DeliveryStatus
 from tests.fakes.slack import FakeSlack
 from tests.scenario._flow import has_buttons
 from tests.scenario._harness import GROUP, GROUP_MEMBER, MANAGER, REQUESTER, SECRET, SlackEnv, write_project
@@ -199,6 +199,15 @@ async def test_each_workspace_is_served_with_its_own_token(multi: Multi) -> None
     assert used_a
     assert all(t.startswith(f"xoxb-{TEAM_A}-") for t in used_a), used_a
     assert (await multi.container.store.get_run(cp_a.run_id)).team == TEAM_A
+
+    async def a_sent() -> bool:
+        # every message of A's run has gone out before B's are told apart from them
+        rows = await multi.container.store.list_deliveries(run_id=cp_a.run_id)
+        return bool(rows) and all(d.status is not DeliveryStatus.pending for d in rows)
+
+    await multi.env.until(a_sent, timeout=30)
+    used_a = set(multi.fake.tokens_used("chat.postMessage"))
+    assert all(t.startswith(f"xoxb-{TEAM_A}-") for t in used_a), used_a
     before = len(multi.fake.calls_to("chat.postMessage"))
     await multi.command("run refund customer=Globex amount=20", TEAM_B)
     await multi.open_checkpoint(TEAM_B)
