@@ -11,9 +11,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from bot._limits_config import read_limits
 from bot.login_config import LoginSettings, read_login
 from engine.egress import EgressPolicy
 from engine.errors import EngineError
+from engine.model import Limits
 
 __all__ = ["ConfigError", "Settings"]
 
@@ -62,6 +64,7 @@ class Settings(BaseModel):
     # deployment (docs/deploy.md): migrate at start-up, and how long SIGTERM waits for work
     auto_migrate: bool = True
     shutdown_grace_s: float = 20.0
+    limits: Limits = Limits()  # SIGNOFF_MAX_STEPS, _WALL_TIME, _TOKENS, _COST: every run's limits
 
     @property
     def slack_enabled(self) -> bool:
@@ -121,6 +124,10 @@ class Settings(BaseModel):
         except ValueError as exc:
             raise ConfigError(f"SIGNOFF_HTTP_ALLOW: {exc}") from None
         try:
+            limits = read_limits(get)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
             login = read_login(get, slack_mode=bool(bot and secret), public_url=public_url)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
@@ -151,6 +158,7 @@ class Settings(BaseModel):
             allowed_hosts=_hosts(get("SIGNOFF_ALLOWED_HOSTS", "")),
             http_allow=http_allow,
             login=login,
+            limits=limits,
             **_deployment(get, database_url),
         )
 

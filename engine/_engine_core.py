@@ -12,9 +12,11 @@ from engine.catalog import WorkflowCatalog
 from engine.errors import NotFound
 from engine.events import EventType, event_delivery
 from engine.gate import Gate
+from engine.limits import ExecutionLimits, Layer
 from engine.model import (
     Checkpoint,
     Delivery,
+    Limits,
     Run,
 )
 from engine.nodes.base import NodeDeps
@@ -38,6 +40,7 @@ class EngineCore:
         on_change: Callable[[str], None] | None = None,
         delegation_max: timedelta = timedelta(days=30),
         webhook_events: bool = False,
+        limits: Limits | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -61,6 +64,10 @@ class EngineCore:
         self._idle = asyncio.Event()
         self._idle.set()
         self.gate = Gate(roles=catalog.roles, deps=deps, store=store)
+        # asked before every node; ``limits`` are the deployment's (SIGNOFF_MAX_*), which each
+        # workflow's own ``limits:`` may tighten
+        self.limits = ExecutionLimits(limits)
+        self.layers: list[Layer] = [self.limits]
 
     async def redactor(self, run: Run) -> Redactor:
         """What every surface masks when it shows ``run``: the values its workflow's inputs schema

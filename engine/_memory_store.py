@@ -170,7 +170,7 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
         held = (
             run.lease_owner is not None and run.lease_expires_at is not None and run.lease_expires_at >= now
         )
-        if run.status.final or held:
+        if run.status.final or held or run.paused_at is not None:
             return None
         status = RunStatus.running if run.status is RunStatus.queued else run.status
         epoch = run.lease_epoch + 1
@@ -340,6 +340,22 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
         self._append(audit)
         return _copy(updated)
 
+    async def pause_run(
+        self, run_id: str, at: datetime, paused_by: str | None, audit: list[AuditDraft]
+    ) -> Run:
+        """Pause (``paused_by`` set) or resume (None) a non-final run. Raises Conflict or NotFound."""
+        run = self._run(run_id)
+        if run.status.final:
+            raise Conflict(f"run {run_id} already ended ({run.status.value})")
+        if (run.paused_at is not None) == (paused_by is not None):
+            state = f"paused by {run.paused_by}" if run.paused_at is not None else "not paused"
+            raise Conflict(f"run {run_id} is {state}")
+        updated = self._set_run(
+            run, paused_at=at if paused_by is not None else None, paused_by=paused_by, updated_at=at
+        )
+        self._append(audit)
+        return _copy(updated)
+
     # ------------------------------------------------------------------ queries
 
     async def get_run(self, run_id: str) -> Run:
@@ -448,7 +464,7 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
         for r in self._runs.values():
             work = bool(r.pending) or r.status in (RunStatus.queued, RunStatus.running)
             free = r.lease_owner is None or r.lease_expires_at is None or r.lease_expires_at < now
-            if not r.status.final and work and free:
+            if not r.status.final and work and free and r.paused_at is None:
                 out.append(r.id)
         return out[:limit]
 

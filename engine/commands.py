@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Cancel", "Command", "Decide"]
+__all__ = ["Cancel", "Command", "Decide", "Pause", "Resume"]
 
 
 class _Command(BaseModel):
@@ -45,4 +45,23 @@ class Cancel(_Command):
     reason: str = "cancelled"
 
 
-Command = Annotated[Decide | Cancel, Field(discriminator="kind")]
+class Pause(_Command):
+    """Stop a run before its next node; it still takes decisions. Its requester or an admin may."""
+
+    kind: Literal["pause"] = "pause"
+    run_id: str
+    actor: str
+    channel: str = "cli"
+    reason: str = ""
+
+
+class Resume(_Command):
+    """Let a paused run continue; any process may then drive it. Its requester or an admin may."""
+
+    kind: Literal["resume"] = "resume"
+    run_id: str
+    actor: str
+    channel: str = "cli"
+
+
+Command = Annotated[Decide | Cancel | Pause | Resume, Field(discriminator="kind")]

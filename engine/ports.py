@@ -267,6 +267,15 @@ class RunStore(Protocol):
         ``deliveries`` (the updates of its checkpoint messages) in the same transaction."""
         ...
 
+    async def pause_run(
+        self, run_id: str, at: datetime, paused_by: str | None, audit: list[AuditDraft]
+    ) -> Run:
+        """Pause a non-final run (``paused_by``: who) or resume it (None), with its audit, in one
+        transaction. A paused run is neither claimed nor offered to recovery; the process that
+        holds its lease keeps it until its current node commits, then releases it. Raises
+        ``Conflict`` (ended, or already in that state) or ``NotFound``."""
+        ...
+
     async def get_run(self, run_id: str) -> Run:
         """Raises NotFound."""
         ...

@@ -22,6 +22,7 @@ __all__ = [
     "create",
     "insert_deliveries",
     "lock_run",
+    "pause",
     "renew",
     "save_run",
     "upsert_step",
@@ -41,14 +42,14 @@ _CLAIM = Sql(
     "UPDATE runs SET lease_owner = :owner, lease_epoch = lease_epoch + 1,"
     " lease_expires_at = :expires, updated_at = :now,"
     " status = CASE WHEN status = 'queued' THEN 'running' ELSE status END"
-    f" WHERE id = :run_id AND status NOT IN ({_FINAL})"
+    f" WHERE id = :run_id AND status NOT IN ({_FINAL}) AND paused_at IS NULL"
     " AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < :now)"
     f" RETURNING {RUNS.columns}"
 )
 _RUN_EXISTS = Sql("SELECT 1 FROM runs WHERE id = :run_id")
 _MUTABLE = (
     *("status", "pending", "reason", "rejected", "updated_at", "finished_at"),
-    *("lease_owner", "lease_epoch", "lease_expires_at"),
+    *("lease_owner", "lease_epoch", "lease_expires_at", "paused_at", "paused_by"),
 )
 _MUTABLE_AND_ID = frozenset((*_MUTABLE, "id"))
 _UPDATE_RUN = Sql(f"UPDATE runs SET {', '.join(f'{n} = :{n}' for n in _MUTABLE)} WHERE id = :id")
@@ -229,5 +230,29 @@ def cancel(
         "lease_epoch": run.lease_epoch + 1,
     }
     updated = save_run(tx, run, changes)
+    _audit.append(tx, audit, head)
+    return updated
+
+
+def pause(tx: Tx, run_id: str, at: datetime, paused_by: str | None, audit: list[AuditDraft]) -> Run:
+    """Pause (``paused_by`` set) or resume (None) a non-final run. Raises Conflict or NotFound.
+
+    The lease holder is not fenced: it finishes the node it is running, commits it, and then
+    sees the pause on the run its commit returns.
+    """
+    run = lock_run(tx, run_id)
+    if run.status.final:
+        raise Conflict(f"run {run_id} already ended ({run.status.value})")
+    if (run.paused_at is not None) == (paused_by is not None):
+        state = f"paused by {run.paused_by}" if run.paused_at is not None else "not paused"
+        raise Conflict(f"run {run_id} is {state}")
+    head = _audit.lock_head(tx, audit)
+    changes: dict[str, Any] = {
+        "paused_at": at if paused_by is not None else None,
+        "paused_by": paused_by,
+        "updated_at": at,
+    }
+    updated = save_run(tx, run, changes)
+    _listen.notify(tx, run_id)
     _audit.append(tx, audit, head)
     return updated

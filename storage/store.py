@@ -126,6 +126,12 @@ class SqlStore:
         """Cancel a non-final run. Raises Conflict (already final) or NotFound."""
         return await self._db.write(lambda tx: _runs.cancel(tx, run_id, at, reason, audit, deliveries or []))
 
+    async def pause_run(
+        self, run_id: str, at: datetime, paused_by: str | None, audit: list[AuditDraft]
+    ) -> Run:
+        """Pause (``paused_by`` set) or resume (None) a non-final run. Raises Conflict or NotFound."""
+        return await self._db.write(lambda tx: _runs.pause(tx, run_id, at, paused_by, audit))
+
     async def get_run(self, run_id: str) -> Run:
         """One run. Raises NotFound."""
         return await self._db.read(lambda tx: _queries.run(tx, run_id))

@@ -131,6 +131,9 @@ class RunRow(SQLModel, table=True):
     lease_expires_at: datetime | None = _when(nullable=True)
     schema_version: int
     purged_at: datetime | None = _when(nullable=True)
+    paused_at: datetime | None = _when(nullable=True)
+    paused_by: str | None = None
+    rerun_of: str | None = Field(default=None, index=True)
 
 
 class StepRow(SQLModel, table=True):

@@ -38,7 +38,7 @@ def test_upgrade_head_matches_the_tables_on_fresh_sqlite(tmp_path: Path) -> None
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     storage.migrate(url)
     assert _diffs(url) == []
-    assert _revision(url) == "0005"
+    assert _revision(url) == "0006"
 
 
 async def test_upgrade_head_matches_the_tables(sql_backend: Backend) -> None:
@@ -50,13 +50,13 @@ async def test_migrating_again_changes_nothing(sql_backend: Backend) -> None:
     assert sql_backend.url is not None
     storage.migrate(sql_backend.url)
     storage.migrate(sql_backend.url)
-    assert _revision(sql_backend.url) == "0005"
+    assert _revision(sql_backend.url) == "0006"
     assert await sql_backend.store.audit_head() == (0, "0" * 64)
 
 
 def test_one_linear_history() -> None:
     scripts = ScriptDirectory.from_config(alembic_config())
-    assert scripts.get_heads() == ["0005"]
+    assert scripts.get_heads() == ["0006"]
 
 
 def test_public_api_is_pinned() -> None:
