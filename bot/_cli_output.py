@@ -110,6 +110,8 @@ def run_json(
         "reason": run.reason,
         "created_at": run.created_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "paused_at": run.paused_at.isoformat() if run.paused_at else None,
+        "paused_by": run.paused_by,
     }
     if steps is not None:
         out["steps"] = [step_json(s) for s in steps]
@@ -225,6 +227,10 @@ def show_run(run: Run, steps: list[Step], decisions: list[Decision], checkpoints
     console.print(head + Text(run.status.value, style="bold") + Text("  by ") + data(run.requester))
     if run.reason:
         console.print(Text("reason: ") + data(run.reason), soft_wrap=True)
+    if run.paused_at is not None:
+        console.print(
+            Text("paused by ") + data(run.paused_by or "") + Text(f" at {run.paused_at:%Y-%m-%d %H:%M:%S}")
+        )
     table = Table("node", "type", "status", "duration", "output / error", "tokens", "cost")
     for step in steps:
         ms = _ms(step.started_at, step.ended_at)

@@ -177,6 +177,10 @@ async def _follow(c: Container, run_id: str, *, wait: bool, quiet: bool) -> Any:
                     f"  {step.node_id:<20} {step.node_type:<8} {step.status.value}"
                     + (f"  {step.error}" if step.error else "")
                 )
+        if current.paused_at is not None and not wait:
+            if not quiet:
+                console.print(f"run {run_id}: [bold]paused[/bold] by {escape(current.paused_by or '')}")
+            return current
         if current.status.final or (not wait and current.status is RunStatus.waiting):
             if not quiet:
                 console.print(
@@ -349,6 +353,7 @@ def serve() -> None:
 def _register_subcommands() -> None:
     from bot import cli_db, doctor
     from bot.cli_audit import register
+    from bot.cli_control import register as register_control
     from bot.cli_keys import register as register_keys
     from bot.cli_mcp import register as register_mcp
     from bot.cli_people import register as register_people
@@ -359,6 +364,7 @@ def _register_subcommands() -> None:
     cli_db.register(app)
     doctor.register(app)
     register_mcp(app)
+    register_control(app)
 
 
 _register_subcommands()

@@ -34,9 +34,12 @@ __all__ = [
     "invalid_input",
     "not_allowed",
     "not_assignee",
+    "paused",
+    "resumed",
     "run_finished",
     "run_not_found",
     "run_started",
+    "run_state",
     "run_status",
     "self_approval",
     "trigger_expired",
@@ -61,6 +64,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_COMMAND = "unknown_command"
     RUN_NOT_FOUND = "run_not_found"
     RUN_FINISHED = "run_finished"
+    RUN_STATE = "run_state"
     CHECKPOINT_NOT_FOUND = "checkpoint_not_found"
     INVALID_INPUT = "invalid_input"
     BAD_DELEGATION = "bad_delegation"
@@ -83,6 +87,8 @@ HELP = f"""*Signoff* runs workflows that stop for a person's decision.
 `{COMMAND} status <run>` show where a run is
 `{COMMAND} inbox` list what is waiting for you
 `{COMMAND} cancel <run>` cancel a run you started
+`{COMMAND} pause <run>` stop a run you started before its next step (it still takes decisions)
+`{COMMAND} resume <run>` let a paused run continue
 `{COMMAND} delegate @user until YYYY-MM-DD` let someone decide for you while you are away
 `{COMMAND} delegate off` end your delegation now
 `{COMMAND} help` show this help
@@ -201,6 +207,23 @@ def run_started(workflow_title: str, run_id: str) -> Notice:
 def cancelled(run_id: str) -> Notice:
     """The answer to a successful ``cancel``."""
     return Notice(f"Cancelled run `{ident(run_id)}`.")
+
+
+def paused(run_id: str) -> Notice:
+    """The answer to a successful ``pause``."""
+    return Notice(
+        f"Paused run `{ident(run_id)}`: it starts no step until `{COMMAND} resume {ident(run_id)}`."
+    )
+
+
+def resumed(run_id: str) -> Notice:
+    """The answer to a successful ``resume``."""
+    return Notice(f"Resumed run `{ident(run_id)}`.")
+
+
+def run_state(reason: str) -> Notice:
+    """``pause`` of a paused run, ``resume`` of a running one: the engine's reason."""
+    return Notice(clip(escape(reason), MESSAGE_TEXT), ErrorCode.RUN_STATE)
 
 
 def delegation_set(delegate: str, until: str) -> Notice:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.web import _decide, _guard, _inbox, _login, _views
+from bot.web import _control, _decide, _guard, _inbox, _login, _views
 from bot.web._auth import require_login
 from bot.web._filters import environment
 from bot.web._hosts import refuse_exposure
@@ -75,6 +75,8 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("GET", "/roles/{role}", _inbox.role_page, "role"),
         ("GET", "/runs/{run_id}", _views.run_page, "run"),
         ("POST", "/runs/{run_id}/cancel", _views.cancel_run, "cancel"),
+        ("POST", "/runs/{run_id}/pause", _control.pause_run, "pause"),
+        ("POST", "/runs/{run_id}/resume", _control.resume_run, "resume"),
         ("GET", "/checkpoints/{checkpoint_id}", _decide.checkpoint_page, "checkpoint"),
         ("POST", "/checkpoints/{checkpoint_id}/decide", _decide.decide, "decide"),
     ]

@@ -1,0 +1,110 @@
+"""Pause and resume from the run page (issue 14): forms behind the console's CSRF guard, as the
+current actor; a paused run takes a decision and waits for Resume."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.web import add_routes
+from bot.wiring import Container
+from engine.model import RunStatus
+from tests.e2e._console import act_as, decide, payload, submit
+
+SHIP = """\
+id: ship
+title: Ship an order
+nodes:
+  - id: check
+    type: human
+    prompt: Ship the order?
+    assignee: user:bob
+    options: [approve, reject]
+  - id: send
+    type: set
+    data: {sent: true}
+edges:
+  - {from: check, to: send, when: "response.action == 'approve'"}
+"""
+
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+def workflows_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "ship.yml").write_text(SHIP, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[Client]:
+    app = web.Application()
+    add_routes(app, container)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+async def _wait_for(container: Container, run_id: str, *statuses: RunStatus) -> None:
+    for _ in range(400):
+        if (await container.store.get_run(run_id)).status in statuses:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"run {run_id} never reached {statuses}")
+
+
+async def test_pause_and_resume_buttons(client: Client, container: Container) -> None:
+    await act_as(client, "rita")
+    resp = await submit(client, "/workflows/ship", "/workflows/ship/runs", {})
+    assert resp.status == 303, await resp.text()
+    match = re.fullmatch(r"/runs/(run_\w+)", resp.headers["Location"])
+    assert match
+    run_id = match.group(1)
+    await _wait_for(container, run_id, RunStatus.waiting)
+    page = f"/runs/{run_id}"
+    assert "Pause run" in await (await client.get(page)).text()
+
+    # without the page's CSRF token the POST is refused and nothing changes
+    forged = await client.post(f"{page}/pause", data={}, allow_redirects=False)
+    assert forged.status == 403
+    assert (await container.store.get_run(run_id)).paused_at is None
+
+    await act_as(client, "mallory")
+    refused = await submit(client, page, f"{page}/pause")
+    assert refused.status == 403
+    assert "can pause it" in await refused.text()
+
+    await act_as(client, "rita")
+    form = await payload(client, page, f"{page}/pause")
+    resp = await client.post(f"{page}/pause", data=form, allow_redirects=False)
+    assert resp.status == 303
+    shown = await (await client.get(page)).text()
+    assert "Paused by rita" in shown
+    assert "Resume run" in shown
+    again = await client.post(f"{page}/pause", data=form, allow_redirects=False)
+    assert again.status == 409
+    assert "is paused by rita" in await again.text()
+
+    await act_as(client, "bob")
+    (cp,) = await container.store.list_checkpoints(run_id=run_id)
+    decided = await decide(client, cp.id, action="approve")
+    assert decided.status == 303, await decided.text()
+    held = await container.store.get_run(run_id)
+    assert held.pending == ["send"]
+    assert not held.status.final
+
+    await act_as(client, "rita")
+    resp = await submit(client, page, f"{page}/resume")
+    assert resp.status == 303
+    await _wait_for(container, run_id, RunStatus.succeeded)
+    final = await (await client.get(page)).text()
+    assert "Paused by" not in final
+    assert "run.paused" in final
+    assert "run.resumed" in final
