@@ -84,18 +84,7 @@ class Driving(EngineCore):
         """
         values = self.check_inputs(workflow, inputs)
         now = self.clock.now()
-        if workflow.content_hash not in self._published:
-            await self.store.publish_workflow(
-                WorkflowVersion(
-                    workflow_id=workflow.id,
-                    content_hash=workflow.content_hash,
-                    source=workflow.source,
-                    path=workflow.path,
-                    created_at=now,
-                )
-            )
-            self._published.add(workflow.content_hash)
-            self.catalog.remember(workflow)
+        await self._publish(workflow)
         # the run is created already leased to this engine: the caller drives it next, and
         # that saves a claim; if this process dies first, the lease expires and another takes it
         run = Run(
@@ -130,6 +119,22 @@ class Driving(EngineCore):
         self._held[run.id] = Claimed(lease=lease, run=run, steps=[])
         self._changed(run.id)
         return run
+
+    async def _publish(self, workflow: Workflow) -> None:
+        """Record ``workflow``'s version (by content hash) once per process."""
+        if workflow.content_hash in self._published:
+            return
+        await self.store.publish_workflow(
+            WorkflowVersion(
+                workflow_id=workflow.id,
+                content_hash=workflow.content_hash,
+                source=workflow.source,
+                path=workflow.path,
+                created_at=self.clock.now(),
+            )
+        )
+        self._published.add(workflow.content_hash)
+        self.catalog.remember(workflow)
 
     # ------------------------------------------------------------------ driving
 

@@ -154,12 +154,18 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
             raise NotFound(f"workflow version {content_hash} not found")
         return _copy(self._workflows[content_hash])
 
-    async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
-        """Insert a new run. Raises Conflict when the id exists."""
+    async def create_run(self, run: Run, audit: list[AuditDraft], steps: list[Step] | None = None) -> None:
+        """Insert a new run (and the steps it starts with). Raises Conflict when the id exists."""
         if run.id in self._runs:
             raise Conflict(f"run {run.id} already exists")
         self._runs[run.id] = _copy(run)
+        for step in steps or []:
+            self._steps[step.id] = _copy(step)
         self._append(audit)
+
+    async def reruns_of(self, run_id: str) -> list[Run]:
+        """The runs that rerun ``run_id``, oldest first."""
+        return [_copy(r) for r in self._runs.values() if r.rerun_of == run_id]
 
     async def claim_run(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
         """Take the lease of a non-final run when free or expired; None otherwise."""

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Cancel", "Command", "Decide", "Pause", "Resume"]
+__all__ = ["Cancel", "Command", "Decide", "Pause", "Rerun", "Resume"]
 
 
 class _Command(BaseModel):
@@ -64,4 +64,17 @@ class Resume(_Command):
     channel: str = "cli"
 
 
-Command = Annotated[Decide | Cancel | Pause | Resume, Field(discriminator="kind")]
+class Rerun(_Command):
+    """Start a new run linked to an ended one, reusing its steps before ``from_node``
+    (``engine.rerun``). Its requester or an admin may."""
+
+    kind: Literal["rerun"] = "rerun"
+    run_id: str
+    actor: str
+    channel: str = "cli"
+    from_node: str | None = None  # default: the failed node of a failed run, else the entry
+    reask: bool = False  # ask the people of earlier human nodes again
+    latest: bool = False  # the workflow's current version, not the original's
+
+
+Command = Annotated[Decide | Cancel | Pause | Resume | Rerun, Field(discriminator="kind")]

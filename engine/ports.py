@@ -220,8 +220,13 @@ class RunStore(Protocol):
         """The pinned source of a workflow version. Raises NotFound."""
         ...
 
-    async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
-        """Insert a new run (status queued, pending = [entry])."""
+    async def create_run(self, run: Run, audit: list[AuditDraft], steps: list[Step] | None = None) -> None:
+        """Insert a new run (status queued, pending = [entry]), with ``steps`` it starts with (a
+        rerun's reused steps) in the same transaction. Raises Conflict when the id exists."""
+        ...
+
+    async def reruns_of(self, run_id: str) -> list[Run]:
+        """The runs that rerun ``run_id`` (``Run.rerun_of``), oldest first."""
         ...
 
     async def claim_run(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:

@@ -6,17 +6,18 @@ exactly one decision wins.
 
 The implementation is split by concern: ``_engine_core`` (ports and helpers), ``_driving``
 (start, drive, recover), ``_deciding`` (decide, check, cancel), ``_controlling`` (pause,
-resume), ``_inbox`` (what waits for whom) and ``_draining`` (stopping without losing work).
+resume), ``_rerunning`` (rerun), ``_inbox`` (what waits for whom) and ``_draining``
+(stopping without losing work).
 """
 
 from __future__ import annotations
 
-from engine._controlling import Controlling
 from engine._draining import Draining
 from engine._inbox import Inbox
+from engine._rerunning import Rerunning
 
 __all__ = ["Engine"]
 
 
-class Engine(Inbox, Draining, Controlling):
+class Engine(Inbox, Draining, Rerunning):
     """Applies workflow semantics through the ports; one instance per process."""

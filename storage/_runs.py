@@ -24,6 +24,7 @@ __all__ = [
     "lock_run",
     "pause",
     "renew",
+    "reruns_of",
     "save_run",
     "upsert_step",
 ]
@@ -46,6 +47,7 @@ _CLAIM = Sql(
     " AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < :now)"
     f" RETURNING {RUNS.columns}"
 )
+_RERUNS = RUNS.select("WHERE rerun_of = :run_id ORDER BY pk")
 _RUN_EXISTS = Sql("SELECT 1 FROM runs WHERE id = :run_id")
 _MUTABLE = (
     *("status", "pending", "reason", "rejected", "updated_at", "finished_at"),
@@ -85,13 +87,20 @@ def insert_deliveries(tx: Tx, deliveries: list[Delivery]) -> None:
         tx.many(_INSERT_DELIVERY, [DELIVERIES.params(d, tx.pg) for d in deliveries])
 
 
-def create(tx: Tx, run: Run, audit: list[AuditDraft]) -> None:
-    """Insert a new run. Raises Conflict when the id exists."""
+def create(tx: Tx, run: Run, audit: list[AuditDraft], steps: list[Step]) -> None:
+    """Insert a new run and the steps it starts with. Raises Conflict when the id exists."""
     inserted = tx.query(_INSERT_RUN, RUNS.params(run, tx.pg))
     head = _audit.lock_head(tx, audit)
     if inserted.fetchone() is None:
         raise Conflict(f"run {run.id} already exists")
+    for step in steps:
+        upsert_step(tx, step)
     _audit.append(tx, audit, head)
+
+
+def reruns_of(tx: Tx, run_id: str) -> list[Run]:
+    """The runs whose ``rerun_of`` is ``run_id``, oldest first."""
+    return RUNS.load_all(tx.query(_RERUNS, {"run_id": run_id}).fetchall(), tx.pg)
 
 
 def claim_lease(tx: Tx, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:

@@ -91,9 +91,13 @@ class SqlStore:
         """The pinned source of a workflow version. Raises NotFound."""
         return await self._db.read(lambda tx: _queries.workflow_version(tx, content_hash))
 
-    async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
-        """Insert a new run. Raises Conflict when the id exists."""
-        await self._db.write(lambda tx: _runs.create(tx, run, audit))
+    async def create_run(self, run: Run, audit: list[AuditDraft], steps: list[Step] | None = None) -> None:
+        """Insert a new run (and the steps it starts with). Raises Conflict when the id exists."""
+        await self._db.write(lambda tx: _runs.create(tx, run, audit, steps or []))
+
+    async def reruns_of(self, run_id: str) -> list[Run]:
+        """The runs that rerun ``run_id``, oldest first."""
+        return await self._db.read(lambda tx: _runs.reruns_of(tx, run_id))
 
     async def claim_run(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
         """Take the lease of a non-final run when free or expired; None otherwise."""

@@ -1,0 +1,127 @@
+"""Reruns: a new run linked to an ended one, reusing its recorded steps (private: use
+``engine.service.Engine``; the plan is ``engine.rerun``'s)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine._controlling import Controlling
+from engine.audit import sha256_of
+from engine.commands import Rerun
+from engine.errors import Conflict
+from engine.model import Run, RunStatus, Step, Workflow
+from engine.ports import Claimed, Lease
+from engine.rerun import RerunPlan, plan_rerun
+
+__all__ = ["Rerunning"]
+
+
+class Rerunning(Controlling):
+    """``rerun``: the new run is created leased to this engine, with the reused steps, in one
+    transaction that also audits the link on both runs; the caller drives it next."""
+
+    async def rerun(self, command: Rerun) -> Run:
+        """Rerun an ended run (its requester or an admin).
+
+        Raises:
+            NotAllowed: someone else's run. Conflict: it has not ended. NotFound: no such run.
+            InvalidInput: an unknown node, one the run never reached, or inputs the current
+                version refuses (``latest``).
+        """
+        original = await self.store.get_run(command.run_id)
+        await self._may_control(original.id, command.actor, "rerun")
+        if not original.status.final:
+            raise Conflict(
+                f"run {original.id} has not ended ({original.status.value}): cancel it first, or wait"
+            )
+        workflow = (
+            self.catalog.get(original.workflow_id)
+            if command.latest
+            else await self.catalog.pinned(original.workflow_hash, self.store)
+        )
+        steps = await self.store.list_steps(original.id)
+        plan = plan_rerun(
+            workflow, steps, run_id=original.id, from_node=command.from_node, reask=command.reask
+        )
+        inputs = self.check_inputs(workflow, original.inputs) if command.latest else original.inputs
+        await self._publish(workflow)
+        run = self._rerun_of(original, workflow, inputs, plan, command)
+        copies = [self._reused(step, run) for step in plan.reused]
+        decisions = await self._reused_decisions(original.id, {s.node_id for s in plan.reused})
+        link = {"rerun_of": original.id, "from": plan.start, "reask": command.reask, "latest": command.latest}
+        audit = [
+            self._audit(
+                "run.started",
+                command.actor,
+                command.channel,
+                run.id,
+                payload={
+                    "workflow": workflow.id,
+                    "version": workflow.content_hash,
+                    "inputs_hash": sha256_of(inputs),
+                    **link,
+                    "reused": [s.node_id for s in plan.reused],
+                    "reused_decisions": decisions,
+                },
+            ),
+            self._audit(
+                "run.rerun", command.actor, command.channel, original.id, payload={"rerun": run.id, **link}
+            ),
+        ]
+        await self.store.create_run(run, audit, copies)
+        lease = Lease(run_id=run.id, owner=self.owner, epoch=1, expires_at=run.created_at + self.lease_ttl)
+        self._held[run.id] = Claimed(lease=lease, run=run, steps=copies)
+        self._changed(run.id)
+        self._changed(original.id)
+        return run
+
+    def _rerun_of(
+        self, original: Run, workflow: Workflow, inputs: dict[str, Any], plan: RerunPlan, command: Rerun
+    ) -> Run:
+        now = self.clock.now()
+        origin: dict[str, Any] = {
+            "channel": command.channel,
+            "rerun_of": original.id,
+            "from": plan.start,
+            "rerun_by": command.actor,
+        }
+        if "slack_channel" in original.origin:
+            origin["slack_channel"] = original.origin["slack_channel"]
+        return Run(
+            id=self.ids.new("run_"),
+            workflow_id=workflow.id,
+            workflow_hash=workflow.content_hash,
+            status=RunStatus.queued,
+            inputs=inputs,
+            requester=original.requester,  # the same request, so the same requester rule
+            origin=origin,
+            pending=plan.pending,
+            created_at=now,
+            updated_at=now,
+            lease_owner=self.owner,
+            lease_epoch=1,
+            lease_expires_at=now + self.lease_ttl,
+            rerun_of=original.id,
+        )
+
+    def _reused(self, step: Step, run: Run) -> Step:
+        """A recorded step, copied into the rerun: its output as it was, at no tokens or cost."""
+        return step.model_copy(
+            update={
+                "id": self.ids.new("step_"),
+                "run_id": run.id,
+                "attempt": 1,
+                "input_tokens": None,
+                "output_tokens": None,
+                "cost_usd": None,
+            }
+        )
+
+    async def _reused_decisions(self, run_id: str, nodes: set[str]) -> list[str]:
+        """The ids of the original's decisions whose human nodes the rerun reuses."""
+        reused = {
+            cp.id
+            for cp in await self.store.list_checkpoints(run_id=run_id, limit=10_000)
+            if cp.node_id in nodes
+        }
+        return [d.id for d in await self.store.list_decisions(run_id=run_id) if d.checkpoint_id in reused]

@@ -1,0 +1,139 @@
+"""Rerun and replay (issue 14): a new run linked to an ended one reuses the recorded outputs and
+decisions of the steps before the node it reruns from, and asks nobody again unless told to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from engine.commands import Decide, Rerun
+from engine.errors import Conflict, InvalidInput, NotAllowed
+from engine.model import RunStatus
+from engine.ports import HttpResponse
+from tests.unit.engine.conftest import World
+
+REFUND = """\
+id: refund
+inputs:
+  type: object
+  properties: {amount: {type: number}}
+  required: [amount]
+nodes:
+  - id: draft
+    type: set
+    data: {note: "Refund {{ inputs.amount }}"}
+  - id: approval
+    type: human
+    prompt: "Refund {{ inputs.amount }}?"
+    assignee: user:mia
+    options: [approve, reject, edit]
+    response_schema: {type: object, properties: {note: {type: string}}}
+    proposed: {note: "{{ nodes.draft.data.note }}"}
+  - id: send
+    type: http
+    request:
+      method: POST
+      url: "https://billing.test/refunds"
+      json: {note: "{{ nodes.approval.data.note }}"}
+  - id: receipt
+    type: set
+    data: {done: "{{ nodes.send.data.id }}"}
+edges:
+  - {from: draft, to: approval}
+  - {from: approval, to: send, when: "response.action != 'reject'"}
+  - {from: send, to: receipt}
+"""
+
+
+async def _failed_after_approval(w: World) -> str:
+    """A refund approved (with an edit) whose HTTP call then failed."""
+    run = await w.engine.start("refund", {"amount": 120}, requester="alice")
+    await w.engine.drive(run.id)
+    (cp,) = await w.store.list_checkpoints(run_id=run.id)
+    w.http.responses = [HttpResponse(status=400, text="bad gateway config")]
+    await w.engine.decide(
+        Decide(checkpoint_id=cp.id, action="edit", actor="mia", data={"note": "Refund 120 USD"})
+    )
+    failed = await w.store.get_run(run.id)
+    assert failed.status is RunStatus.failed
+    return run.id
+
+
+async def test_rerun_from_a_node_reuses_earlier_outputs_and_asks_nobody_again(
+    make_world: Callable[..., World],
+) -> None:
+    w = make_world(REFUND)
+    original = await _failed_after_approval(w)
+    assert len(w.http.requests) == 1
+    new = await w.engine.rerun(Rerun(run_id=original, actor="alice", from_node="send"))
+    assert new.rerun_of == original
+    assert new.pending == ["send"]
+    done = await w.engine.drive(new.id)
+    assert done is not None
+    assert done.status is RunStatus.succeeded
+    assert await w.store.list_checkpoints(run_id=new.id) == [], "nobody was asked again"
+    steps = {s.node_id: s for s in await w.store.list_steps(new.id)}
+    assert list(steps) == ["draft", "approval", "send", "receipt"]
+    assert steps["approval"].output is not None
+    assert steps["approval"].output.data["note"] == "Refund 120 USD", "the recorded decision is reused"
+    assert w.http.requests[-1].json_body == {"note": "Refund 120 USD"}
+    assert len(w.http.requests) == 2, "draft and approval did not run again; send ran once"
+    assert [r.id for r in await w.store.reruns_of(original)] == [new.id]
+
+    started = [e for e in await w.store.audit_events(run_id=new.id) if e.kind == "run.started"]
+    assert started[0].payload["rerun_of"] == original
+    assert started[0].payload["reused"] == ["draft", "approval"]
+    (decision,) = await w.store.list_decisions(run_id=original)
+    assert started[0].payload["reused_decisions"] == [decision.id]
+    linked = [e for e in await w.store.audit_events(run_id=original) if e.kind == "run.rerun"]
+    assert linked[0].payload["rerun"] == new.id
+
+
+async def test_a_failed_run_reruns_from_its_failed_node_by_default(make_world: Callable[..., World]) -> None:
+    w = make_world(REFUND)
+    original = await _failed_after_approval(w)
+    new = await w.engine.rerun(Rerun(run_id=original, actor="alice"))
+    assert new.origin["from"] == "send"
+    assert new.pending == ["send"]
+
+
+async def test_reask_asks_the_people_again(make_world: Callable[..., World]) -> None:
+    w = make_world(REFUND)
+    original = await _failed_after_approval(w)
+    new = await w.engine.rerun(Rerun(run_id=original, actor="olga", from_node="send", reask=True))
+    assert new.pending == ["approval"]
+    waiting = await w.engine.drive(new.id)
+    assert waiting is not None
+    assert waiting.status is RunStatus.waiting
+    (cp,) = await w.store.list_checkpoints(run_id=new.id)
+    assert cp.node_id == "approval"
+    assert cp.requester == "alice", "the same request: the requester rule still applies"
+    assert [s.node_id for s in await w.store.list_steps(new.id)] == ["draft", "approval"]
+
+
+async def test_rerun_refusals_are_specific(make_world: Callable[..., World]) -> None:
+    w = make_world(REFUND)
+    original = await _failed_after_approval(w)
+    with pytest.raises(InvalidInput) as unknown:
+        await w.engine.rerun(Rerun(run_id=original, actor="alice", from_node="shipit"))
+    assert "node 'shipit' is not in workflow 'refund'" in str(unknown.value)
+    assert unknown.value.errors == {"from": "use one of: draft, approval, send, receipt"}
+    with pytest.raises(InvalidInput) as unreached:
+        await w.engine.rerun(Rerun(run_id=original, actor="alice", from_node="receipt"))
+    assert unreached.value.errors == {"from": "use a node it reached: draft, approval, send"}
+    with pytest.raises(NotAllowed, match="can rerun it"):
+        await w.engine.rerun(Rerun(run_id=original, actor="mallory"))
+    running = await w.engine.start("refund", {"amount": 5}, requester="alice")
+    with pytest.raises(Conflict, match="has not ended"):
+        await w.engine.rerun(Rerun(run_id=running.id, actor="alice"))
+
+
+async def test_rerun_from_the_entry_runs_everything_again(make_world: Callable[..., World]) -> None:
+    w = make_world(REFUND)
+    original = await _failed_after_approval(w)
+    new = await w.engine.rerun(Rerun(run_id=original, actor="alice", from_node="draft"))
+    assert new.pending == ["draft"]
+    waiting = await w.engine.drive(new.id)
+    assert waiting is not None
+    assert waiting.status is RunStatus.waiting
