@@ -112,6 +112,7 @@ def run_json(
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "paused_at": run.paused_at.isoformat() if run.paused_at else None,
         "paused_by": run.paused_by,
+        "rerun_of": run.rerun_of,
     }
     if steps is not None:
         out["steps"] = [step_json(s) for s in steps]
@@ -227,6 +228,8 @@ def show_run(run: Run, steps: list[Step], decisions: list[Decision], checkpoints
     console.print(head + Text(run.status.value, style="bold") + Text("  by ") + data(run.requester))
     if run.reason:
         console.print(Text("reason: ") + data(run.reason), soft_wrap=True)
+    if run.rerun_of is not None:
+        console.print(Text("rerun of ") + data(run.rerun_of) + Text(f" from {run.origin.get('from', '?')}"))
     if run.paused_at is not None:
         console.print(
             Text("paused by ") + data(run.paused_by or "") + Text(f" at {run.paused_at:%Y-%m-%d %H:%M:%S}")

@@ -232,15 +232,22 @@ def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
             [redact_step(r, st) for st in await c.store.list_steps(run_id)],
             [redact_decision(r, d) for d in await c.store.list_decisions(run_id=run_id)],
             [redact_checkpoint(r, cp) for cp in await c.store.list_checkpoints(run_id=run_id)],
+            [rerun.id for rerun in await c.store.reruns_of(run_id)],
         )
 
-    found, steps, decisions, checkpoints = _run(work)
+    found, steps, decisions, checkpoints, reruns = _run(work)
     if as_json:
         print_json(
-            {**run_json(found, steps, decisions), "checkpoints": [checkpoint_json(cp) for cp in checkpoints]}
+            {
+                **run_json(found, steps, decisions),
+                "reruns": reruns,
+                "checkpoints": [checkpoint_json(cp) for cp in checkpoints],
+            }
         )
     else:
         show_run(found, steps, decisions, checkpoints)
+        if reruns:
+            console.print(f"rerun as {', '.join(reruns)}", highlight=False)
 
 
 @app.command()

@@ -1,21 +1,23 @@
-"""``signoff pause`` and ``signoff resume``: operator controls of a run (``signoff cancel`` is
-in ``bot.cli``).
+"""``signoff pause``, ``signoff resume`` and ``signoff rerun``: operator controls of a run
+(``signoff cancel`` is in ``bot.cli``).
 
-Both are commands to the engine written to the database, so the process driving the run,
-wherever it is, stops before its next node; a resumed run continues here, or in any process's
-recovery loop if this one stops first.
+Pause and resume are commands to the engine written to the database, so the process driving
+the run, wherever it is, stops before its next node; a resumed run continues here, or in any
+process's recovery loop if this one stops first. A rerun is a new run linked to the original
+(``engine.rerun``), driven here like ``signoff run``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from bot._cli_output import console
+from bot._cli_output import console, print_json, run_json
 from bot.wiring import Container
-from engine.commands import Pause, Resume
-from engine.model import Run
+from engine.commands import Pause, Rerun, Resume
+from engine.model import Run, RunStatus
+from engine.sensitive import redact_decision, redact_run, redact_step
 
 __all__ = ["register"]
 
@@ -51,7 +53,52 @@ def resume(
     _run(work, with_sandbox=True)
 
 
+def rerun(
+    run_id: str,
+    from_node: Annotated[
+        str | None,
+        typer.Option("--from", help="rerun from this node (default: the failed node, else the start)"),
+    ] = None,
+    reask: Annotated[
+        bool, typer.Option("--reask", help="ask the people of earlier checkpoints again")
+    ] = False,
+    latest: Annotated[
+        bool, typer.Option("--latest", help="use the workflow's current version, not the original's")
+    ] = False,
+    as_user: Annotated[str | None, typer.Option("--as", help="who reruns (default: you)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Start a new run linked to an ended one, reusing its recorded outputs and decisions before
+    the node it reruns from (nobody is asked again unless --reask)."""
+    from bot.cli import EXIT_RUNTIME, _follow, _me, _run
+
+    command = Rerun(
+        run_id=run_id, actor=_me(as_user), channel="cli", from_node=from_node, reask=reask, latest=latest
+    )
+
+    async def work(c: Container) -> dict[str, Any]:
+        new = await c.engine.rerun(command)
+        if not as_json:
+            reused = ", ".join(s.node_id for s in await c.store.list_steps(new.id)) or "nothing"
+            console.print(f"started [bold]{new.id}[/bold], a rerun of {run_id} from {new.origin['from']}")
+            console.print(f"  reused: {reused}")
+        result = await _follow(c, new.id, wait=False, quiet=as_json)
+        r = await c.engine.redactor(result)
+        return run_json(
+            redact_run(r, result),
+            [redact_step(r, st) for st in await c.store.list_steps(new.id)],
+            [redact_decision(r, d) for d in await c.store.list_decisions(run_id=new.id)],
+        )
+
+    out = _run(work, with_sandbox=True)
+    if as_json:
+        print_json(out)
+    if out["status"] == RunStatus.failed.value:
+        raise typer.Exit(EXIT_RUNTIME)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``pause`` and ``resume`` to the ``signoff`` command."""
+    """Add ``pause``, ``resume`` and ``rerun`` to the ``signoff`` command."""
     app.command()(pause)
     app.command()(resume)
+    app.command()(rerun)

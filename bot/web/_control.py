@@ -1,4 +1,4 @@
-"""Operator controls on the run page (private): pause and resume, as the current actor.
+"""Operator controls on the run page (private): pause, resume and rerun, as the current actor.
 
 The forms are POSTs behind the console's guard (CSRF token, origin) and its login; the engine
 decides who may (the run's requester or an admin) and audits it. Refusals are shown on the run
@@ -10,10 +10,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.web._views import CONTAINER, _run_view, actor_of, drive_soon, redirect
-from engine.commands import Pause, Resume
-from engine.errors import Conflict, NotAllowed
+from engine.commands import Pause, Rerun, Resume
+from engine.errors import Conflict, InvalidInput, NotAllowed
 
-__all__ = ["pause_run", "resume_run"]
+__all__ = ["pause_run", "rerun_run", "resume_run"]
 
 
 async def pause_run(request: web.Request) -> web.Response:
@@ -41,3 +41,29 @@ async def resume_run(request: web.Request) -> web.Response:
         return await _run_view(request, run_id, str(exc), 409)
     await drive_soon(request.app, run_id)
     raise redirect(f"/runs/{run_id}")
+
+
+async def rerun_run(request: web.Request) -> web.Response:
+    """Start a rerun (from the chosen node; ``reask`` and ``latest`` as checkboxes) and show it."""
+    run_id = request.match_info["run_id"]
+    form = await request.post()
+    engine = request.app[CONTAINER].engine
+    command = Rerun(
+        run_id=run_id,
+        actor=actor_of(request),
+        channel="web",
+        from_node=str(form.get("from", "")).strip() or None,
+        reask=form.get("reask") == "on",
+        latest=form.get("latest") == "on",
+    )
+    try:
+        new = await engine.rerun(command)
+    except NotAllowed as exc:
+        return await _run_view(request, run_id, f"Not allowed: {exc}", 403)
+    except Conflict as exc:
+        return await _run_view(request, run_id, str(exc), 409)
+    except InvalidInput as exc:
+        details = "; ".join(exc.errors.values())
+        return await _run_view(request, run_id, f"{exc}{': ' + details if details else ''}", 400)
+    await drive_soon(request.app, new.id)
+    raise redirect(f"/runs/{new.id}")

@@ -108,3 +108,38 @@ async def test_pause_and_resume_buttons(client: Client, container: Container) ->
     assert "Paused by" not in final
     assert "run.paused" in final
     assert "run.resumed" in final
+
+
+async def test_rerun_button_links_both_runs_and_asks_nobody_again(
+    client: Client, container: Container
+) -> None:
+    await act_as(client, "rita")
+    resp = await submit(client, "/workflows/ship", "/workflows/ship/runs", {})
+    run_id = resp.headers["Location"].rsplit("/", 1)[-1]
+    await _wait_for(container, run_id, RunStatus.waiting)
+    page = f"/runs/{run_id}"
+    assert f'action="{page}/rerun"' not in await (await client.get(page)).text(), "only ended runs rerun"
+    await act_as(client, "bob")
+    (cp,) = await container.store.list_checkpoints(run_id=run_id)
+    await decide(client, cp.id, action="approve")
+    await _wait_for(container, run_id, RunStatus.succeeded)
+
+    forged = await client.post(f"{page}/rerun", data={"from": "send"}, allow_redirects=False)
+    assert forged.status == 403
+    await act_as(client, "rita")
+    bad = await submit(client, page, f"{page}/rerun", {"from": "nope"})
+    assert bad.status == 400
+    assert "node &#39;nope&#39; is not in workflow &#39;ship&#39;" in await bad.text()
+
+    resp = await submit(client, page, f"{page}/rerun", {"from": "send"})
+    assert resp.status == 303
+    new_id = resp.headers["Location"].rsplit("/", 1)[-1]
+    assert new_id != run_id
+    await _wait_for(container, new_id, RunStatus.succeeded)
+    assert await container.store.list_checkpoints(run_id=new_id) == [], "nobody was asked again"
+    new_page = await (await client.get(f"/runs/{new_id}")).text()
+    assert f'Rerun of</th><td><a href="/runs/{run_id}">' in new_page
+    assert "from send" in new_page
+    old_page = await (await client.get(page)).text()
+    assert f'<a href="/runs/{new_id}"><code>{new_id}</code></a>' in old_page
+    assert "run.rerun" in old_page
