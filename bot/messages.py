@@ -35,6 +35,7 @@ __all__ = [
     "not_allowed",
     "not_assignee",
     "paused",
+    "rerun_started",
     "resumed",
     "run_finished",
     "run_not_found",
@@ -219,6 +220,14 @@ def paused(run_id: str) -> Notice:
 def resumed(run_id: str) -> Notice:
     """The answer to a successful ``resume``."""
     return Notice(f"Resumed run `{ident(run_id)}`.")
+
+
+def rerun_started(run_id: str, new_id: str, start: str) -> Notice:
+    """The answer to Retry: the new run, and the node it starts again from."""
+    return Notice(
+        f"Retrying run `{ident(run_id)}` as `{ident(new_id)}` from step `{ident(start)}`;"
+        " earlier steps and decisions are reused."
+    )
 
 
 def run_state(reason: str) -> Notice:

@@ -250,7 +250,9 @@ class Driving(EngineCore):
         status, reason = (RunStatus.failed, stopped) if stopped else final_status(current, steps)
         final = status.final
         audit = [self._audit(f"run.{status.value}", "engine", "engine", run.id, payload={"reason": reason})]
-        notice = self._notices(run, f"Run {run.id} ({run.workflow_id}) {status.value}", reason)
+        notice = self._notices(
+            run, f"Run {run.id} ({run.workflow_id}) {status.value}", reason, retry=status is RunStatus.failed
+        )
         notice += self._events(EventType.run_finished, run.id)
         if final and any(s.status is StepStatus.waiting for s in steps):
             # another branch still waits at a checkpoint: the store closes it with the run, and

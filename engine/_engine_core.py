@@ -116,9 +116,9 @@ class EngineCore:
         if self.on_change is not None:
             self.on_change(run_id)
 
-    def _notices(self, run: Run, text: str, detail: str | None) -> list[Delivery]:
+    def _notices(self, run: Run, text: str, detail: str | None, *, retry: bool = False) -> list[Delivery]:
         """The notice to the run's requester; none when an agent asked (it reads the API and
-        its webhooks, there is nobody to message)."""
+        its webhooks, there is nobody to message). ``retry``: it offers a rerun (a failed run)."""
         if is_agent(run.requester):
             return []
         now = self.clock.now()
@@ -128,7 +128,12 @@ class EngineCore:
                 run_id=run.id,
                 kind="requester_notice",
                 target=f"user:{run.requester}",
-                payload={"text": text, "detail": detail, "origin": run.origin},
+                payload={
+                    "text": text,
+                    "detail": detail,
+                    "origin": run.origin,
+                    **({"retry": True} if retry else {}),
+                },
                 next_attempt_at=now,
                 created_at=now,
             )

@@ -13,7 +13,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.deps import SlackDeps
-from bot.slack.listeners import checkpoints, commands, home, modals
+from bot.slack.listeners import checkpoints, commands, control, home, modals
 
 __all__ = ["Authorizer", "build_app"]
 
@@ -109,6 +109,6 @@ def build_app(deps: SlackDeps, *, signing_secret: str, authorizer: Authorizer) -
     )
     app.middleware(_dedupe_events())
     app.error(_on_error)
-    for module in (commands, checkpoints, modals, home):
+    for module in (commands, checkpoints, modals, home, control):
         module.register(app, deps)
     return app
