@@ -1,10 +1,11 @@
-"""``signoff pause``, ``signoff resume`` and ``signoff rerun``: operator controls of a run
-(``signoff cancel`` is in ``bot.cli``).
+"""``signoff pause``, ``signoff resume``, ``signoff rerun`` and ``signoff retry``: operator
+controls of a run (``signoff cancel`` is in ``bot.cli``).
 
 Pause and resume are commands to the engine written to the database, so the process driving
 the run, wherever it is, stops before its next node; a resumed run continues here, or in any
 process's recovery loop if this one stops first. A rerun is a new run linked to the original
-(``engine.rerun``), driven here like ``signoff run``.
+(``engine.rerun``), driven here like ``signoff run``; a retry runs a failed run's failed steps
+again in the same run, with the same idempotency keys, when their failure is retryable.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import typer
 
 from bot._cli_output import console, print_json, run_json
 from bot.wiring import Container
-from engine.commands import Pause, Rerun, Resume
+from engine.commands import Pause, Rerun, Resume, Retry
 from engine.model import Run, RunStatus
 from engine.sensitive import redact_decision, redact_run, redact_step
 
@@ -97,8 +98,29 @@ def rerun(
         raise typer.Exit(EXIT_RUNTIME)
 
 
+def retry(
+    run_id: str,
+    as_user: Annotated[str | None, typer.Option("--as", help="who retries (default: you)")] = None,
+) -> None:
+    """Run a failed run's failed steps again in the same run (same idempotency keys), when the
+    failure is retryable (a 5xx, a timeout); otherwise says to rerun it."""
+    from bot.cli import EXIT_RUNTIME, _follow, _me, _run
+
+    command = Retry(run_id=run_id, actor=_me(as_user), channel="cli")
+
+    async def work(c: Container) -> Run:
+        reopened = await c.engine.retry(command)
+        console.print(f"run {reopened.id}: retrying {', '.join(reopened.pending)}")
+        run: Run = await _follow(c, reopened.id, wait=False, quiet=False)
+        return run
+
+    if _run(work, with_sandbox=True).status is RunStatus.failed:
+        raise typer.Exit(EXIT_RUNTIME)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``pause``, ``resume`` and ``rerun`` to the ``signoff`` command."""
+    """Add ``pause``, ``resume``, ``rerun`` and ``retry`` to the ``signoff`` command."""
     app.command()(pause)
     app.command()(resume)
     app.command()(rerun)
+    app.command()(retry)

@@ -37,6 +37,7 @@ __all__ = [
     "paused",
     "rerun_started",
     "resumed",
+    "retrying",
     "run_finished",
     "run_not_found",
     "run_started",
@@ -228,6 +229,12 @@ def rerun_started(run_id: str, new_id: str, start: str) -> Notice:
         f"Retrying run `{ident(run_id)}` as `{ident(new_id)}` from step `{ident(start)}`;"
         " earlier steps and decisions are reused."
     )
+
+
+def retrying(run_id: str, nodes: list[str]) -> Notice:
+    """The answer to Retry when the failed steps run again in the same run."""
+    steps = ", ".join(f"`{ident(n)}`" for n in nodes)
+    return Notice(f"Retrying {steps} in run `{ident(run_id)}`; earlier steps and decisions stand.")
 
 
 def run_state(reason: str) -> Notice:

@@ -326,6 +326,7 @@ class Driving(EngineCore):
         except LeaseLost:
             raise
         except _NODE_ERRORS as exc:
+            step = step.model_copy(update={"retryable": bool(getattr(exc, "retryable", False))})
             return await self._failed(lease, run, step, str(exc), others)
         except Exception as exc:  # a bug or an unexpected value fails the step; it must not wedge the run
             log.exception("node %s of run %s raised", node_id, run.id)

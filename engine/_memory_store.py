@@ -163,6 +163,26 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
             self._steps[step.id] = _copy(step)
         self._append(audit)
 
+    async def reopen_run(self, run_id: str, at: datetime, steps: list[Step], audit: list[AuditDraft]) -> Run:
+        """Queue a failed run again with ``steps`` pending. Raises Conflict or NotFound."""
+        run = self._run(run_id)
+        if run.status is not RunStatus.failed:
+            raise Conflict(f"run {run_id} is {run.status.value}, not failed")
+        for step in steps:
+            self._steps[step.id] = _copy(step)
+        updated = self._set_run(
+            run,
+            status=RunStatus.queued,
+            reason=None,
+            finished_at=None,
+            updated_at=at,
+            pending=[s.node_id for s in steps],
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        self._append(audit)
+        return _copy(updated)
+
     async def reruns_of(self, run_id: str) -> list[Run]:
         """The runs that rerun ``run_id``, oldest first."""
         return [_copy(r) for r in self._runs.values() if r.rerun_of == run_id]

@@ -1,5 +1,6 @@
-"""Reruns: a new run linked to an ended one, reusing its recorded steps (private: use
-``engine.service.Engine``; the plan is ``engine.rerun``'s)."""
+"""Reruns: a new run linked to an ended one, reusing its recorded steps, and retries of a failed
+run's steps in place (private: use ``engine.service.Engine``; a rerun's plan is
+``engine.rerun``'s)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Any
 
 from engine._controlling import Controlling
 from engine.audit import sha256_of
-from engine.commands import Rerun
+from engine.commands import Rerun, Retry
 from engine.errors import Conflict
-from engine.model import Run, RunStatus, Step, Workflow
+from engine.model import CheckpointOutcome, Run, RunStatus, Step, StepStatus, Workflow
 from engine.ports import Claimed, Lease
 from engine.rerun import RerunPlan, plan_rerun
 
@@ -125,3 +126,40 @@ class Rerunning(Controlling):
             if cp.node_id in nodes
         }
         return [d.id for d in await self.store.list_decisions(run_id=run_id) if d.checkpoint_id in reused]
+
+    async def retry(self, command: Retry) -> Run:
+        """Queue a failed run's failed steps for another attempt in the same run (its requester
+        or an admin); drive it next. Their idempotency keys do not change (run id + node id), so
+        a service that saw the first attempt can tell the second is the same request.
+
+        Raises:
+            Conflict: the run is not failed, failed without a failed step (a limit), a failure
+                is not retryable, or its failure closed a checkpoint: rerun it instead.
+        """
+        run = await self.store.get_run(command.run_id)
+        await self._may_control(run.id, command.actor, "retry")
+        if run.status is not RunStatus.failed:
+            raise Conflict(f"run {run.id} is {run.status.value}, not failed: only a failed run is retried")
+        failed = [s for s in await self.store.list_steps(run.id) if s.status is StepStatus.failed]
+        rerun = f"rerun it instead (signoff rerun {run.id})"
+        if not failed:
+            raise Conflict(f"run {run.id} failed without a failed step ({run.reason}): {rerun}")
+        for step in failed:
+            if not step.retryable:
+                raise Conflict(
+                    f"node '{step.node_id}' failed in a way a retry cannot fix ({step.error}): {rerun}"
+                )
+        closed = await self.store.list_checkpoints(run_id=run.id, limit=10_000)
+        if any(cp.outcome is CheckpointOutcome.cancelled for cp in closed):
+            raise Conflict(f"a checkpoint of run {run.id} was closed when it failed: {rerun}")
+        again = [
+            s.model_copy(
+                update={"status": StepStatus.running, "error": None, "ended_at": None, "retryable": False}
+            )
+            for s in failed
+        ]
+        payload = {"nodes": [s.node_id for s in failed], "attempts": [s.attempt + 1 for s in failed]}
+        audit = self._audit("run.retried", command.actor, command.channel, run.id, payload=payload)
+        run = await self.store.reopen_run(run.id, self.clock.now(), again, [audit])
+        self._changed(run.id)
+        return run

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Cancel", "Command", "Decide", "Pause", "Rerun", "Resume"]
+__all__ = ["Cancel", "Command", "Decide", "Pause", "Rerun", "Resume", "Retry"]
 
 
 class _Command(BaseModel):
@@ -77,4 +77,14 @@ class Rerun(_Command):
     latest: bool = False  # the workflow's current version, not the original's
 
 
-Command = Annotated[Decide | Cancel | Pause | Resume | Rerun, Field(discriminator="kind")]
+class Retry(_Command):
+    """Run a failed run's failed steps again in place (same run, same idempotency keys), when
+    their failure is retryable. Its requester or an admin may."""
+
+    kind: Literal["retry"] = "retry"
+    run_id: str
+    actor: str
+    channel: str = "cli"
+
+
+Command = Annotated[Decide | Cancel | Pause | Resume | Rerun | Retry, Field(discriminator="kind")]

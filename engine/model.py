@@ -347,6 +347,7 @@ class Step(_Frozen):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    retryable: bool = False  # it failed in a way trying again may fix (``signoff retry``)
 
 
 class Checkpoint(_Frozen):

@@ -225,6 +225,12 @@ class RunStore(Protocol):
         rerun's reused steps) in the same transaction. Raises Conflict when the id exists."""
         ...
 
+    async def reopen_run(self, run_id: str, at: datetime, steps: list[Step], audit: list[AuditDraft]) -> Run:
+        """Retry a failed run in place: ``steps`` (its failed steps, marked ``running`` for their
+        next attempt) are written and their nodes become pending; the run is queued again, with no
+        reason and no end, its lease free. Raises ``Conflict`` unless the run is ``failed``."""
+        ...
+
     async def reruns_of(self, run_id: str) -> list[Run]:
         """The runs that rerun ``run_id`` (``Run.rerun_of``), oldest first."""
         ...

@@ -24,6 +24,7 @@ __all__ = [
     "lock_run",
     "pause",
     "renew",
+    "reopen",
     "reruns_of",
     "save_run",
     "upsert_step",
@@ -96,6 +97,29 @@ def create(tx: Tx, run: Run, audit: list[AuditDraft], steps: list[Step]) -> None
     for step in steps:
         upsert_step(tx, step)
     _audit.append(tx, audit, head)
+
+
+def reopen(tx: Tx, run_id: str, at: datetime, steps: list[Step], audit: list[AuditDraft]) -> Run:
+    """Queue a failed run again, its retried steps pending. Raises Conflict or NotFound."""
+    run = lock_run(tx, run_id)
+    if run.status is not RunStatus.failed:
+        raise Conflict(f"run {run_id} is {run.status.value}, not failed")
+    head = _audit.lock_head(tx, audit)
+    for step in steps:
+        upsert_step(tx, step)
+    changes: dict[str, Any] = {
+        "status": RunStatus.queued,
+        "reason": None,
+        "finished_at": None,
+        "updated_at": at,
+        "pending": [s.node_id for s in steps],
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    updated = save_run(tx, run, changes)
+    _listen.notify(tx, run_id)
+    _audit.append(tx, audit, head)
+    return updated
 
 
 def reruns_of(tx: Tx, run_id: str) -> list[Run]:

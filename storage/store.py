@@ -95,6 +95,10 @@ class SqlStore:
         """Insert a new run (and the steps it starts with). Raises Conflict when the id exists."""
         await self._db.write(lambda tx: _runs.create(tx, run, audit, steps or []))
 
+    async def reopen_run(self, run_id: str, at: datetime, steps: list[Step], audit: list[AuditDraft]) -> Run:
+        """Queue a failed run again with ``steps`` pending. Raises Conflict or NotFound."""
+        return await self._db.write(lambda tx: _runs.reopen(tx, run_id, at, steps, audit))
+
     async def reruns_of(self, run_id: str) -> list[Run]:
         """The runs that rerun ``run_id``, oldest first."""
         return await self._db.read(lambda tx: _runs.reruns_of(tx, run_id))

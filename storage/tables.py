@@ -156,6 +156,7 @@ class StepRow(SQLModel, table=True):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    retryable: bool = False
 
 
 class CheckpointRow(SQLModel, table=True):

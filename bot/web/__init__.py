@@ -78,6 +78,7 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("POST", "/runs/{run_id}/pause", _control.pause_run, "pause"),
         ("POST", "/runs/{run_id}/resume", _control.resume_run, "resume"),
         ("POST", "/runs/{run_id}/rerun", _control.rerun_run, "rerun"),
+        ("POST", "/runs/{run_id}/retry", _control.retry_run, "retry"),
         ("GET", "/checkpoints/{checkpoint_id}", _decide.checkpoint_page, "checkpoint"),
         ("POST", "/checkpoints/{checkpoint_id}/decide", _decide.decide, "decide"),
     ]

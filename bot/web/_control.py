@@ -10,10 +10,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.web._views import CONTAINER, _run_view, actor_of, drive_soon, redirect
-from engine.commands import Pause, Rerun, Resume
+from engine.commands import Pause, Rerun, Resume, Retry
 from engine.errors import Conflict, InvalidInput, NotAllowed
 
-__all__ = ["pause_run", "rerun_run", "resume_run"]
+__all__ = ["pause_run", "rerun_run", "resume_run", "retry_run"]
 
 
 async def pause_run(request: web.Request) -> web.Response:
@@ -67,3 +67,17 @@ async def rerun_run(request: web.Request) -> web.Response:
         return await _run_view(request, run_id, f"{exc}{': ' + details if details else ''}", 400)
     await drive_soon(request.app, new.id)
     raise redirect(f"/runs/{new.id}")
+
+
+async def retry_run(request: web.Request) -> web.Response:
+    """Run a failed run's failed steps again in place (when retryable)."""
+    run_id = request.match_info["run_id"]
+    engine = request.app[CONTAINER].engine
+    try:
+        await engine.retry(Retry(run_id=run_id, actor=actor_of(request), channel="web"))
+    except NotAllowed as exc:
+        return await _run_view(request, run_id, f"Not allowed: {exc}", 403)
+    except Conflict as exc:
+        return await _run_view(request, run_id, str(exc), 409)
+    await drive_soon(request.app, run_id)
+    raise redirect(f"/runs/{run_id}")

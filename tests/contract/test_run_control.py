@@ -63,3 +63,38 @@ async def test_a_rerun_is_created_with_its_reused_steps_and_linked(store: RunSto
     assert [r.id for r in await store.reruns_of("run_1")] == ["run_2", "run_3"]
     assert await store.reruns_of("run_2") == []
     assert (await store.get_run("run_2")).rerun_of == "run_1"
+
+
+async def test_a_failed_run_is_reopened_with_its_retried_steps_pending(store: RunStore) -> None:
+    lease = await d.started(store)
+    failed = d.step(status=StepStatus.failed, error="503", retryable=True)
+    from engine.model import RunStatus
+    from engine.ports import RunChange
+
+    await store.commit(
+        lease,
+        RunChange(
+            at=at(1),
+            steps=[failed],
+            pending_remove=["draft"],
+            status=RunStatus.failed,
+            reason="x",
+            finished=True,
+            release=True,
+        ),
+    )
+    assert (await store.list_steps("run_1"))[0].retryable
+    again = failed.model_copy(update={"status": StepStatus.running, "error": None, "retryable": False})
+    run = await store.reopen_run("run_1", at(2), [again], [d.draft("run.retried")])
+    assert (run.status, run.reason, run.finished_at, run.pending, run.lease_owner) == (
+        RunStatus.queued,
+        None,
+        None,
+        ["draft"],
+        None,
+    )
+    assert (await store.get_run("run_1")).pending == ["draft"]
+    assert [s.status for s in await store.list_steps("run_1")] == [StepStatus.running]
+    assert "run_1" in await store.runnable_runs(at(3))
+    with pytest.raises(Conflict, match="is queued, not failed"):
+        await store.reopen_run("run_1", at(4), [again], [])

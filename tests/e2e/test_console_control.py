@@ -12,10 +12,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.config import Settings
 from bot.web import add_routes
-from bot.wiring import Container
+from bot.wiring import Container, build
+from engine.egress import EgressPolicy
 from engine.model import RunStatus
 from tests.e2e._console import act_as, decide, payload, submit
+from tests.fakes.origin import Origin
 
 SHIP = """\
 id: ship
@@ -143,3 +146,68 @@ async def test_rerun_button_links_both_runs_and_asks_nobody_again(
     old_page = await (await client.get(page)).text()
     assert f'<a href="/runs/{new_id}"><code>{new_id}</code></a>' in old_page
     assert "run.rerun" in old_page
+
+
+CHARGE = """\
+id: charge
+title: Charge a card
+nodes:
+  - id: check
+    type: human
+    prompt: Charge 42 USD?
+    assignee: user:bob
+    options: [approve, reject]
+  - id: charge
+    type: http
+    request: {{method: POST, url: "{url}", json: {{amount: 42}}}}
+edges:
+  - {{from: check, to: charge, when: "response.action == 'approve'"}}
+"""
+
+
+async def test_retry_failed_step_in_place_keeps_the_idempotency_key(tmp_path: Path) -> None:
+    async with Origin() as billing:
+        billing.reply("/charges", "busy", status=503)
+        folder = tmp_path / "wf"
+        folder.mkdir()
+        (folder / "charge.yml").write_text(CHARGE.format(url=billing.url("/charges")), encoding="utf-8")
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path}/c.db",
+            workflows_dir=folder,
+            skills_dir=tmp_path / "none",
+            roles_file=tmp_path / "roles.yml",
+            workspace_dir=tmp_path / "workspaces",
+            secret_key_file=tmp_path / "secret_key",
+            http_allow=EgressPolicy.parse("127.0.0.1"),
+        )
+        container = await build(settings, with_sandbox=False)
+        app = web.Application()
+        add_routes(app, container)
+        try:
+            async with TestClient(TestServer(app)) as client:
+                await act_as(client, "rita")
+                resp = await submit(client, "/workflows/charge", "/workflows/charge/runs", {})
+                run_id = resp.headers["Location"].rsplit("/", 1)[-1]
+                await _wait_for(container, run_id, RunStatus.waiting)
+                await act_as(client, "bob")
+                (cp,) = await container.store.list_checkpoints(run_id=run_id)
+                await decide(client, cp.id, action="approve")
+                await _wait_for(container, run_id, RunStatus.failed)
+                page = f"/runs/{run_id}"
+                assert "Retry failed step" in await (await client.get(page)).text()
+
+                billing.reply("/charges", '{"charged": true}')
+                await act_as(client, "rita")
+                resp = await submit(client, page, f"{page}/retry")
+                assert resp.status == 303
+                await _wait_for(container, run_id, RunStatus.succeeded)
+                keys = [h.headers.get("Idempotency-Key") for h in billing.hits]
+                assert len(keys) == 2
+                assert keys[0] is not None
+                assert keys[0] == keys[1], "the retry is the same request to the billing side"
+                shown = await (await client.get(page)).text()
+                assert "attempt 2" in shown
+                assert "run.retried" in shown
+                assert len(await container.store.list_checkpoints(run_id=run_id)) == 1
+        finally:
+            await container.close()

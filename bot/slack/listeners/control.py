@@ -1,5 +1,6 @@
-"""The Retry button of a failed-run notice: a rerun from the failed node (``engine.rerun``),
-reusing the earlier steps' outputs and decisions, so nobody is asked again."""
+"""The Retry button of a failed-run notice: the failed steps again in the same run when their
+failure is retryable (``Engine.retry``: same idempotency keys), else a rerun from the failed
+node (``engine.rerun``) reusing the earlier steps' outputs and decisions. Nobody is asked again."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from bot import messages
 from bot.blocks.notices import RETRY
 from bot.slack.deps import SlackDeps
 from bot.slack.listeners._common import Body, user_of, where
-from engine.commands import Rerun
+from engine.commands import Rerun, Retry
 from engine.errors import Conflict, InvalidInput, NotAllowed, NotFound
 
 __all__ = ["register"]
@@ -23,6 +24,16 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack()
         user, run_id = user_of(body), str(action.get("value", ""))
         engine = deps.container.engine
+        try:
+            same = await engine.retry(Retry(run_id=run_id, actor=user, channel="slack"))
+        except Conflict:
+            same = None  # not retryable in place: a rerun instead
+        except (NotFound, NotAllowed):
+            same = None  # the rerun below says why, as it would
+        if same is not None:
+            await deps.reply(user, messages.retrying(run_id, same.pending), run_id=run_id, **where(body))
+            await engine.drive(run_id)
+            return
         try:
             new = await engine.rerun(Rerun(run_id=run_id, actor=user, channel="slack"))
         except NotFound:

@@ -1,4 +1,5 @@
-"""Operator controls and reruns: when and by whom a run was paused, and the run a rerun repeats.
+"""Operator controls and reruns: when and by whom a run was paused, the run a rerun repeats, and
+whether a failed step may be retried in place.
 
 Revision ID: 0006
 Revises: 0005
@@ -25,10 +26,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("paused_by", sa.String(), nullable=True))
         batch.add_column(sa.Column("rerun_of", sa.String(), nullable=True))
     op.create_index(op.f("ix_runs_rerun_of"), "runs", ["rerun_of"], unique=False)
+    with op.batch_alter_table("steps") as batch:
+        batch.add_column(sa.Column("retryable", sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    with op.batch_alter_table("steps") as batch:
+        batch.drop_column("retryable")
     op.drop_index(op.f("ix_runs_rerun_of"), table_name="runs")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("rerun_of")

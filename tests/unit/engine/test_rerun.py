@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from engine.commands import Decide, Rerun
+from engine.commands import Decide, Rerun, Retry
 from engine.errors import Conflict, InvalidInput, NotAllowed
 from engine.model import RunStatus
 from engine.ports import HttpResponse
@@ -137,3 +137,48 @@ async def test_rerun_from_the_entry_runs_everything_again(make_world: Callable[.
     waiting = await w.engine.drive(new.id)
     assert waiting is not None
     assert waiting.status is RunStatus.waiting
+
+
+async def test_a_retryable_failure_is_retried_in_place_with_the_same_idempotency_key(
+    make_world: Callable[..., World],
+) -> None:
+    w = make_world(REFUND)
+    run = await w.engine.start("refund", {"amount": 120}, requester="alice")
+    await w.engine.drive(run.id)
+    (cp,) = await w.store.list_checkpoints(run_id=run.id)
+    w.http.responses = [HttpResponse(status=503, text="try later")]
+    await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia"))
+    failed = await w.store.get_run(run.id)
+    assert failed.status is RunStatus.failed
+    (send,) = [s for s in await w.store.list_steps(run.id) if s.node_id == "send"]
+    assert send.retryable
+
+    with pytest.raises(NotAllowed, match="can retry it"):
+        await w.engine.retry(Retry(run_id=run.id, actor="mallory"))
+    reopened = await w.engine.retry(Retry(run_id=run.id, actor="alice"))
+    assert reopened.id == run.id
+    assert reopened.status is RunStatus.queued
+    assert reopened.pending == ["send"]
+    done = await w.engine.drive(run.id)
+    assert done is not None
+    assert done.status is RunStatus.succeeded
+    assert done.reason is None
+    first, second = w.http.requests
+    assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"]
+    (again,) = [s for s in await w.store.list_steps(run.id) if s.node_id == "send"]
+    assert (again.id, again.attempt, again.status.value) == (send.id, 2, "succeeded")
+    assert len(await w.store.list_checkpoints(run_id=run.id)) == 1, "nobody was asked again"
+    retried = [e for e in await w.store.audit_events(run_id=run.id) if e.kind == "run.retried"]
+    assert retried[0].payload == {"nodes": ["send"], "attempts": [2]}
+    with pytest.raises(Conflict, match="is succeeded, not failed"):
+        await w.engine.retry(Retry(run_id=run.id, actor="alice"))
+
+
+async def test_a_failure_a_retry_cannot_fix_points_to_rerun(make_world: Callable[..., World]) -> None:
+    w = make_world(REFUND)
+    original = await _failed_after_approval(w)  # 400: the request itself is wrong
+    with pytest.raises(Conflict) as refused:
+        await w.engine.retry(Retry(run_id=original, actor="alice"))
+    assert "node 'send' failed in a way a retry cannot fix" in str(refused.value)
+    assert f"signoff rerun {original}" in str(refused.value)
+    assert (await w.store.get_run(original)).status is RunStatus.failed
