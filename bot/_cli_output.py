@@ -193,7 +193,7 @@ def runs_table(runs: list[Run]) -> Table:
         table.add_row(
             data(run.id),
             data(run.workflow_id),
-            run.status.value,
+            run.status.value + (" (paused)" if run.paused_at is not None and not run.status.final else ""),
             data(run.requester),
             f"{run.created_at:%Y-%m-%d %H:%M:%S}",
             data(run.reason or ""),
@@ -230,7 +230,7 @@ def show_run(run: Run, steps: list[Step], decisions: list[Decision], checkpoints
         console.print(Text("reason: ") + data(run.reason), soft_wrap=True)
     if run.rerun_of is not None:
         console.print(Text("rerun of ") + data(run.rerun_of) + Text(f" from {run.origin.get('from', '?')}"))
-    if run.paused_at is not None:
+    if run.paused_at is not None and not run.status.final:
         console.print(
             Text("paused by ") + data(run.paused_by or "") + Text(f" at {run.paused_at:%Y-%m-%d %H:%M:%S}")
         )

@@ -272,6 +272,8 @@ def run_status(run: Run, open_checkpoints: list[Checkpoint]) -> Notice:
     """``status``: where a run is, and who it waits for."""
     text = f"Run `{ident(run.id)}` ({escape(run.workflow_id)}): *{run.status.value}*"
     text += f" — {escape(run.reason)}" if run.reason else ""
+    if run.paused_at is not None and not run.status.final:
+        text += f"\npaused by {mention(run.paused_by or '')}: `{COMMAND} resume {ident(run.id)}`"
     for cp in open_checkpoints:
         who = ", ".join(principal(a) for a in cp.assignees) or "someone"
         text += f"\n• waiting for {who}: {escape(cp.title)}"

@@ -362,6 +362,8 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
             lease_owner=None,
             lease_expires_at=None,
             lease_epoch=run.lease_epoch + 1,
+            paused_at=None,
+            paused_by=None,
         )
         self._append(audit)
         return _copy(updated)

@@ -261,6 +261,8 @@ def cancel(
         "lease_owner": None,
         "lease_expires_at": None,
         "lease_epoch": run.lease_epoch + 1,
+        "paused_at": None,
+        "paused_by": None,
     }
     updated = save_run(tx, run, changes)
     _audit.append(tx, audit, head)

@@ -37,6 +37,9 @@ async def test_pause_and_resume_from_slack(env: SlackEnv) -> None:
     await _said(env, REQUESTER, f"Paused run `{run.id}`")
     await env.send("command", env.command(f"pause {run.id}"))
     await _said(env, REQUESTER, "is paused by")
+    await env.send("command", env.command(f"status {run.id}"))
+    status_text = await _said(env, REQUESTER, "paused by <@")
+    assert f"paused by <@{REQUESTER}>: `/signoff resume {run.id}`" in status_text
 
     (cp,) = await store.list_checkpoints(run_id=run.id)
     status, _ = await env.send("interaction", env.click(APPROVE, cp.id, MANAGER))

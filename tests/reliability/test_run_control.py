@@ -212,5 +212,6 @@ async def test_a_paused_run_can_be_cancelled(pair: Pair) -> None:
     await a.pause(Pause(run_id=run.id, actor="alice"))
     cancelled = await a.cancel(Cancel(run_id=run.id, actor="alice"))
     assert cancelled.status is RunStatus.cancelled
+    assert cancelled.paused_at is None, "an ended run is not paused"
     with pytest.raises(Conflict, match="already ended"):
         await a.resume(Resume(run_id=run.id, actor="alice"))
