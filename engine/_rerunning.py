@@ -25,7 +25,8 @@ class Rerunning(Controlling):
         """Rerun an ended run (its requester or an admin).
 
         Raises:
-            NotAllowed: someone else's run. Conflict: it has not ended. NotFound: no such run.
+            NotAllowed: someone else's run. Conflict: it has not ended, or its data was purged.
+            NotFound: no such run.
             InvalidInput: an unknown node, one the run never reached, or inputs the current
                 version refuses (``latest``).
         """
@@ -35,6 +36,8 @@ class Rerunning(Controlling):
             raise Conflict(
                 f"run {original.id} has not ended ({original.status.value}): cancel it first, or wait"
             )
+        if original.purged_at is not None:
+            raise Conflict(f"run {original.id}'s recorded data was purged by the retention policy")
         workflow = (
             self.catalog.get(original.workflow_id)
             if command.latest

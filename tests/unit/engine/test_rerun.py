@@ -182,3 +182,47 @@ async def test_a_failure_a_retry_cannot_fix_points_to_rerun(make_world: Callable
     assert "node 'send' failed in a way a retry cannot fix" in str(refused.value)
     assert f"signoff rerun {original}" in str(refused.value)
     assert (await w.store.get_run(original)).status is RunStatus.failed
+
+
+BRANCHES = """\
+id: fan
+nodes:
+  - {id: a, type: set, data: {x: 1}}
+  - {id: b, type: set, data: {y: 2}}
+  - {id: c, type: set, data: {z: 3}}
+  - {id: d, type: set, data: {sum: "{{ nodes.b.data.y + nodes.c.data.z }}"}}
+edges:
+  - {from: a, to: b}
+  - {from: a, to: c}
+  - {from: b, to: d}
+  - {from: c, to: d}
+"""
+
+
+async def test_a_rerun_keeps_the_other_branch_and_reaches_the_join_once(
+    make_world: Callable[..., World],
+) -> None:
+    w = make_world(BRANCHES)
+    run = await w.engine.start("fan", {}, requester="alice")
+    first = await w.engine.drive(run.id)
+    assert first is not None
+    assert first.status is RunStatus.succeeded
+    new = await w.engine.rerun(Rerun(run_id=run.id, actor="alice", from_node="b"))
+    assert new.pending == ["b", "d"]
+    done = await w.engine.drive(new.id)
+    assert done is not None
+    assert done.status is RunStatus.succeeded
+    steps = await w.store.list_steps(new.id)
+    assert sorted(s.node_id for s in steps) == ["a", "b", "c", "d"], "each node once; a and c reused"
+    (d,) = [s for s in steps if s.node_id == "d"]
+    assert d.output is not None
+    assert d.output.data == {"sum": 5}
+
+
+async def test_a_purged_run_is_not_rerun(make_world: Callable[..., World]) -> None:
+    w = make_world(REFUND)
+    original = await _failed_after_approval(w)
+    w.clock.advance(3600)
+    await w.store.purge_runs(finished_before=w.clock.now(), at=w.clock.now(), dry_run=False, audit=[])
+    with pytest.raises(Conflict, match="recorded data was purged"):
+        await w.engine.rerun(Rerun(run_id=original, actor="alice"))
