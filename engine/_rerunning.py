@@ -11,7 +11,7 @@ from engine.audit import sha256_of
 from engine.commands import Rerun, Retry
 from engine.errors import Conflict
 from engine.model import CheckpointOutcome, Run, RunStatus, Step, StepStatus, Workflow
-from engine.ports import Claimed, Lease
+from engine.ports import AuditDraft, Claimed, Lease
 from engine.rerun import RerunPlan, plan_rerun
 
 __all__ = ["Rerunning"]
@@ -30,14 +30,7 @@ class Rerunning(Controlling):
             InvalidInput: an unknown node, one the run never reached, or inputs the current
                 version refuses (``latest``).
         """
-        original = await self.store.get_run(command.run_id)
-        await self._may_control(original.id, command.actor, "rerun")
-        if not original.status.final:
-            raise Conflict(
-                f"run {original.id} has not ended ({original.status.value}): cancel it first, or wait"
-            )
-        if original.purged_at is not None:
-            raise Conflict(f"run {original.id}'s recorded data was purged by the retention policy")
+        original = await self._rerunnable(command)
         workflow = (
             self.catalog.get(original.workflow_id)
             if command.latest
@@ -51,33 +44,46 @@ class Rerunning(Controlling):
         await self._publish(workflow)
         run = self._rerun_of(original, workflow, inputs, plan, command)
         copies = [self._reused(step, run) for step in plan.reused]
-        decisions = await self._reused_decisions(original.id, {s.node_id for s in plan.reused})
-        link = {"rerun_of": original.id, "from": plan.start, "reask": command.reask, "latest": command.latest}
-        audit = [
-            self._audit(
-                "run.started",
-                command.actor,
-                command.channel,
-                run.id,
-                payload={
-                    "workflow": workflow.id,
-                    "version": workflow.content_hash,
-                    "inputs_hash": sha256_of(inputs),
-                    **link,
-                    "reused": [s.node_id for s in plan.reused],
-                    "reused_decisions": decisions,
-                },
-            ),
-            self._audit(
-                "run.rerun", command.actor, command.channel, original.id, payload={"rerun": run.id, **link}
-            ),
-        ]
+        audit = await self._rerun_audit(original, run, workflow, plan, command)
         await self.store.create_run(run, audit, copies)
         lease = Lease(run_id=run.id, owner=self.owner, epoch=1, expires_at=run.created_at + self.lease_ttl)
         self._held[run.id] = Claimed(lease=lease, run=run, steps=copies)
         self._changed(run.id)
         self._changed(original.id)
         return run
+
+    async def _rerunnable(self, command: Rerun) -> Run:
+        original = await self.store.get_run(command.run_id)
+        await self._may_control(original.id, command.actor, "rerun")
+        if not original.status.final:
+            raise Conflict(
+                f"run {original.id} has not ended ({original.status.value}): cancel it first, or wait"
+            )
+        if original.purged_at is not None:
+            raise Conflict(f"run {original.id}'s recorded data was purged by the retention policy")
+        return original
+
+    async def _rerun_audit(
+        self, original: Run, run: Run, workflow: Workflow, plan: RerunPlan, command: Rerun
+    ) -> list[AuditDraft]:
+        """``run.started`` on the new run (what it reuses, decisions included) and ``run.rerun``
+        on the original: the link, both ways."""
+        decisions = await self._reused_decisions(original.id, {s.node_id for s in plan.reused})
+        link = {"rerun_of": original.id, "from": plan.start, "reask": command.reask, "latest": command.latest}
+        started = {
+            "workflow": workflow.id,
+            "version": workflow.content_hash,
+            "inputs_hash": sha256_of(run.inputs),
+            **link,
+            "reused": [s.node_id for s in plan.reused],
+            "reused_decisions": decisions,
+        }
+        return [
+            self._audit("run.started", command.actor, command.channel, run.id, payload=started),
+            self._audit(
+                "run.rerun", command.actor, command.channel, original.id, payload={"rerun": run.id, **link}
+            ),
+        ]
 
     def _rerun_of(
         self, original: Run, workflow: Workflow, inputs: dict[str, Any], plan: RerunPlan, command: Rerun
