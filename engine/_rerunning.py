@@ -43,6 +43,8 @@ class Rerunning(Controlling):
         inputs = self.check_inputs(workflow, original.inputs) if command.latest else original.inputs
         await self._publish(workflow)
         run = self._rerun_of(original, workflow, inputs, plan, command)
+        if original.rejected and await self._reuses_a_reject(original.id, plan):
+            run = run.model_copy(update={"rejected": True})  # the reused reject still ends its branch
         copies = [self._reused(step, run) for step in plan.reused]
         audit = await self._rerun_audit(original, run, workflow, plan, command)
         await self.store.create_run(run, audit, copies)
@@ -172,3 +174,9 @@ class Rerunning(Controlling):
         run = await self.store.reopen_run(run.id, self.clock.now(), again, [audit])
         self._changed(run.id)
         return run
+
+    async def _reuses_a_reject(self, run_id: str, plan: RerunPlan) -> bool:
+        reused = set(await self._reused_decisions(run_id, {s.node_id for s in plan.reused}))
+        return any(
+            d.action == "reject" for d in await self.store.list_decisions(run_id=run_id) if d.id in reused
+        )

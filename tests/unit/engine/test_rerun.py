@@ -226,3 +226,34 @@ async def test_a_purged_run_is_not_rerun(make_world: Callable[..., World]) -> No
     await w.store.purge_runs(finished_before=w.clock.now(), at=w.clock.now(), dry_run=False, audit=[])
     with pytest.raises(Conflict, match="recorded data was purged"):
         await w.engine.rerun(Rerun(run_id=original, actor="alice"))
+
+
+SIDE = """\
+id: side
+nodes:
+  - {id: start, type: set, data: {x: 1}}
+  - {id: approval, type: human, prompt: "Go?", assignee: user:mia, options: [approve, reject]}
+  - {id: log, type: set, data: {logged: true}}
+  - {id: ship, type: set, data: {shipped: true}}
+edges:
+  - {from: start, to: approval}
+  - {from: start, to: log}
+  - {from: approval, to: ship, when: "response.action == 'approve'"}
+"""
+
+
+async def test_a_reused_reject_still_ends_the_rerun_rejected(make_world: Callable[..., World]) -> None:
+    w = make_world(SIDE)
+    run = await w.engine.start("side", {}, requester="alice")
+    await w.engine.drive(run.id)
+    (cp,) = await w.store.list_checkpoints(run_id=run.id)
+    await w.engine.decide(Decide(checkpoint_id=cp.id, action="reject", actor="mia"))
+    assert (await w.store.get_run(run.id)).status is RunStatus.rejected
+    again = await w.engine.rerun(Rerun(run_id=run.id, actor="alice", from_node="log"))
+    assert again.pending == ["log"]
+    done = await w.engine.drive(again.id)
+    assert done is not None
+    assert done.status is RunStatus.rejected, "the reused reject still ends its branch"
+    assert await w.store.list_checkpoints(run_id=again.id) == []
+    fresh = await w.engine.rerun(Rerun(run_id=run.id, actor="alice", from_node="approval"))
+    assert fresh.rejected is False, "asked again, the person decides anew"
