@@ -9,7 +9,7 @@ from typing import Any
 from engine._controlling import Controlling
 from engine.audit import sha256_of
 from engine.commands import Rerun, Retry
-from engine.errors import Conflict
+from engine.errors import Conflict, InvalidInput
 from engine.model import CheckpointOutcome, Run, RunStatus, Step, StepStatus, Workflow
 from engine.ports import AuditDraft, Claimed, Lease
 from engine.rerun import RerunPlan, plan_rerun
@@ -40,6 +40,8 @@ class Rerunning(Controlling):
         plan = plan_rerun(
             workflow, steps, run_id=original.id, from_node=command.from_node, reask=command.reask
         )
+        if workflow.content_hash != original.workflow_hash:
+            await self._same_checkpoints(original, workflow, plan)
         inputs = self.check_inputs(workflow, original.inputs) if command.latest else original.inputs
         await self._publish(workflow)
         run = self._rerun_of(original, workflow, inputs, plan, command)
@@ -180,3 +182,17 @@ class Rerunning(Controlling):
         return any(
             d.action == "reject" for d in await self.store.list_decisions(run_id=run_id) if d.id in reused
         )
+
+    async def _same_checkpoints(self, original: Run, workflow: Workflow, plan: RerunPlan) -> None:
+        """On another version, a decision is reused only for a human node defined exactly as the
+        person saw it: what Approve passes on is what they were shown."""
+        before = await self.catalog.pinned(original.workflow_hash, self.store)
+        for step in plan.reused:
+            old, new = before.nodes.get(step.node_id), workflow.nodes[step.node_id]
+            if new.type != "human":
+                continue
+            if old is None or old.type != new.type or old.config.model_dump() != new.config.model_dump():
+                raise InvalidInput(
+                    f"checkpoint '{step.node_id}' changed in the current version of '{workflow.id}'",
+                    {"reask": "add --reask to ask again, or rerun without --latest"},
+                )

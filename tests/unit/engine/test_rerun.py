@@ -7,11 +7,16 @@ from collections.abc import Callable
 
 import pytest
 
+from engine.catalog import WorkflowCatalog
 from engine.commands import Decide, Rerun, Retry
 from engine.errors import Conflict, InvalidInput, NotAllowed
+from engine.loader import load_workflow_text
 from engine.model import RunStatus
+from engine.nodes.base import NodeDeps
 from engine.ports import HttpResponse
-from tests.unit.engine.conftest import World
+from engine.service import Engine
+from engine.testing import FixedClock, InMemoryRunStore, SeqIds
+from tests.unit.engine.conftest import ROLES, RecordingHttp, World
 
 REFUND = """\
 id: refund
@@ -257,3 +262,38 @@ async def test_a_reused_reject_still_ends_the_rerun_rejected(make_world: Callabl
     assert await w.store.list_checkpoints(run_id=again.id) == []
     fresh = await w.engine.rerun(Rerun(run_id=run.id, actor="alice", from_node="approval"))
     assert fresh.rejected is False, "asked again, the person decides anew"
+
+
+def _engine_on(store: InMemoryRunStore, text: str, http: RecordingHttp, ids: SeqIds) -> Engine:
+    """An engine (a process started with ``text`` as the workflow file) on a shared store."""
+    wf = load_workflow_text(text, file="refund.yml", roles=ROLES)
+    deps = NodeDeps(clock=FixedClock(), ids=ids, http=http, roles=ROLES)
+    return Engine(store=store, catalog=WorkflowCatalog({wf.id: wf}, roles=ROLES), deps=deps, owner="p")
+
+
+async def test_latest_reuses_a_decision_only_if_its_checkpoint_is_unchanged() -> None:
+    store, http, ids = InMemoryRunStore(), RecordingHttp(), SeqIds()
+    before = _engine_on(store, REFUND, http, ids)
+    run = await before.start("refund", {"amount": 120}, requester="alice")
+    await before.drive(run.id)
+    (cp,) = await store.list_checkpoints(run_id=run.id)
+    http.responses = [HttpResponse(status=400, text="no")]
+    await before.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia"))
+
+    reworded = REFUND.replace('"Refund {{ inputs.amount }}?"', '"Refund {{ inputs.amount }} now?"')
+    after = _engine_on(store, reworded, http, ids)
+    with pytest.raises(InvalidInput) as refused:
+        await after.rerun(Rerun(run_id=run.id, actor="alice", from_node="send", latest=True))
+    assert "checkpoint 'approval' changed in the current version of 'refund'" in str(refused.value)
+    assert refused.value.errors == {"reask": "add --reask to ask again, or rerun without --latest"}
+    asked = await after.rerun(Rerun(run_id=run.id, actor="alice", from_node="send", latest=True, reask=True))
+    assert asked.workflow_hash != run.workflow_hash
+    assert asked.pending == ["approval"]
+    pinned = await after.rerun(Rerun(run_id=run.id, actor="alice", from_node="send"))
+    assert pinned.workflow_hash == run.workflow_hash, "without --latest: the original version"
+    assert pinned.pending == ["send"]
+
+    send_only = REFUND.replace("https://billing.test/refunds", "https://billing.test/v2/refunds")
+    fixed = _engine_on(store, send_only, http, ids)
+    reused = await fixed.rerun(Rerun(run_id=run.id, actor="alice", from_node="send", latest=True))
+    assert reused.pending == ["send"], "the checkpoint is unchanged: its decision is reused"
