@@ -110,6 +110,9 @@ def run_json(
         "reason": run.reason,
         "created_at": run.created_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "paused_at": run.paused_at.isoformat() if run.paused_at else None,
+        "paused_by": run.paused_by,
+        "rerun_of": run.rerun_of,
     }
     if steps is not None:
         out["steps"] = [step_json(s) for s in steps]
@@ -190,7 +193,7 @@ def runs_table(runs: list[Run]) -> Table:
         table.add_row(
             data(run.id),
             data(run.workflow_id),
-            run.status.value,
+            run.status.value + (" (paused)" if run.paused_at is not None and not run.status.final else ""),
             data(run.requester),
             f"{run.created_at:%Y-%m-%d %H:%M:%S}",
             data(run.reason or ""),
@@ -225,6 +228,12 @@ def show_run(run: Run, steps: list[Step], decisions: list[Decision], checkpoints
     console.print(head + Text(run.status.value, style="bold") + Text("  by ") + data(run.requester))
     if run.reason:
         console.print(Text("reason: ") + data(run.reason), soft_wrap=True)
+    if run.rerun_of is not None:
+        console.print(Text("rerun of ") + data(run.rerun_of) + Text(f" from {run.origin.get('from', '?')}"))
+    if run.paused_at is not None and not run.status.final:
+        console.print(
+            Text("paused by ") + data(run.paused_by or "") + Text(f" at {run.paused_at:%Y-%m-%d %H:%M:%S}")
+        )
     table = Table("node", "type", "status", "duration", "output / error", "tokens", "cost")
     for step in steps:
         ms = _ms(step.started_at, step.ended_at)

@@ -177,6 +177,10 @@ async def _follow(c: Container, run_id: str, *, wait: bool, quiet: bool) -> Any:
                     f"  {step.node_id:<20} {step.node_type:<8} {step.status.value}"
                     + (f"  {step.error}" if step.error else "")
                 )
+        if current.paused_at is not None and not wait:
+            if not quiet:
+                console.print(f"run {run_id}: [bold]paused[/bold] by {escape(current.paused_by or '')}")
+            return current
         if current.status.final or (not wait and current.status is RunStatus.waiting):
             if not quiet:
                 console.print(
@@ -228,15 +232,22 @@ def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
             [redact_step(r, st) for st in await c.store.list_steps(run_id)],
             [redact_decision(r, d) for d in await c.store.list_decisions(run_id=run_id)],
             [redact_checkpoint(r, cp) for cp in await c.store.list_checkpoints(run_id=run_id)],
+            [rerun.id for rerun in await c.store.reruns_of(run_id)],
         )
 
-    found, steps, decisions, checkpoints = _run(work)
+    found, steps, decisions, checkpoints, reruns = _run(work)
     if as_json:
         print_json(
-            {**run_json(found, steps, decisions), "checkpoints": [checkpoint_json(cp) for cp in checkpoints]}
+            {
+                **run_json(found, steps, decisions),
+                "reruns": reruns,
+                "checkpoints": [checkpoint_json(cp) for cp in checkpoints],
+            }
         )
     else:
         show_run(found, steps, decisions, checkpoints)
+        if reruns:
+            console.print(f"rerun as {', '.join(reruns)}", highlight=False)
 
 
 @app.command()
@@ -349,6 +360,7 @@ def serve() -> None:
 def _register_subcommands() -> None:
     from bot import cli_db, doctor
     from bot.cli_audit import register
+    from bot.cli_control import register as register_control
     from bot.cli_keys import register as register_keys
     from bot.cli_mcp import register as register_mcp
     from bot.cli_people import register as register_people
@@ -361,6 +373,7 @@ def _register_subcommands() -> None:
     doctor.register(app)
     register_mcp(app)
     register_workflows(app)
+    register_control(app)
 
 
 _register_subcommands()

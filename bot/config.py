@@ -11,9 +11,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from bot._limits_config import read_limits
 from bot.login_config import LoginSettings, read_login
 from engine.egress import EgressPolicy
 from engine.errors import EngineError
+from engine.model import Limits
 
 __all__ = ["ConfigError", "Settings"]
 
@@ -69,6 +71,7 @@ class Settings(BaseModel):
     shutdown_grace_s: float = 20.0
     # how often the server looks for changed workflow files (0: never; restart to reload)
     workflows_reload_s: float = 1.0
+    limits: Limits = Limits()  # SIGNOFF_MAX_STEPS, _WALL_TIME, _TOKENS, _COST: every run's limits
 
     @property
     def slack_enabled(self) -> bool:
@@ -160,6 +163,10 @@ class Settings(BaseModel):
         except ValueError as exc:
             raise ConfigError(f"SIGNOFF_HTTP_ALLOW: {exc}") from None
         try:
+            limits = read_limits(get)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
             login = read_login(get, slack_mode=bool(bot and secret) or multi, public_url=public_url)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
@@ -194,6 +201,7 @@ class Settings(BaseModel):
             allowed_hosts=_hosts(get("SIGNOFF_ALLOWED_HOSTS", "")),
             http_allow=http_allow,
             login=login,
+            limits=limits,
             **_deployment(get, database_url),
         )
 

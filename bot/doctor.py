@@ -31,6 +31,7 @@ from bot._doctor_checks import (
     check_workflows,
     load_manifest,
 )
+from bot._limits_config import LIMIT_VARIABLES
 from bot.config import ConfigError, Settings
 from bot.login_config import VARIABLES as LOGIN_VARIABLES
 
@@ -66,6 +67,9 @@ def variables() -> list[Variable]:
     for field in Settings.model_fields:
         if field == "login":  # the console sign-in reads many (bot/login_config.py)
             found += [Variable(name, None, bool(_SECRET.search(name))) for name in LOGIN_VARIABLES]
+            continue
+        if field == "limits":  # one variable per limit (bot/_limits_config.py)
+            found += [Variable(name, None, False) for name in LIMIT_VARIABLES]
             continue
         name = _NAMES.get(field) or (
             field.upper() if field.startswith(_UNPREFIXED) else f"SIGNOFF_{field.upper()}"

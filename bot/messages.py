@@ -34,9 +34,14 @@ __all__ = [
     "invalid_input",
     "not_allowed",
     "not_assignee",
+    "paused",
+    "rerun_started",
+    "resumed",
+    "retrying",
     "run_finished",
     "run_not_found",
     "run_started",
+    "run_state",
     "run_status",
     "self_approval",
     "trigger_expired",
@@ -61,6 +66,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_COMMAND = "unknown_command"
     RUN_NOT_FOUND = "run_not_found"
     RUN_FINISHED = "run_finished"
+    RUN_STATE = "run_state"
     CHECKPOINT_NOT_FOUND = "checkpoint_not_found"
     INVALID_INPUT = "invalid_input"
     BAD_DELEGATION = "bad_delegation"
@@ -83,6 +89,8 @@ HELP = f"""*Signoff* runs workflows that stop for a person's decision.
 `{COMMAND} status <run>` show where a run is
 `{COMMAND} inbox` list what is waiting for you
 `{COMMAND} cancel <run>` cancel a run you started
+`{COMMAND} pause <run>` stop a run you started before its next step (it still takes decisions)
+`{COMMAND} resume <run>` let a paused run continue
 `{COMMAND} delegate @user until YYYY-MM-DD` let someone decide for you while you are away
 `{COMMAND} delegate off` end your delegation now
 `{COMMAND} help` show this help
@@ -203,6 +211,37 @@ def cancelled(run_id: str) -> Notice:
     return Notice(f"Cancelled run `{ident(run_id)}`.")
 
 
+def paused(run_id: str) -> Notice:
+    """The answer to a successful ``pause``."""
+    return Notice(
+        f"Paused run `{ident(run_id)}`: it starts no step until `{COMMAND} resume {ident(run_id)}`."
+    )
+
+
+def resumed(run_id: str) -> Notice:
+    """The answer to a successful ``resume``."""
+    return Notice(f"Resumed run `{ident(run_id)}`.")
+
+
+def rerun_started(run_id: str, new_id: str, start: str) -> Notice:
+    """The answer to Retry: the new run, and the node it starts again from."""
+    return Notice(
+        f"Retrying run `{ident(run_id)}` as `{ident(new_id)}` from step `{ident(start)}`;"
+        " earlier steps and decisions are reused."
+    )
+
+
+def retrying(run_id: str, nodes: list[str]) -> Notice:
+    """The answer to Retry when the failed steps run again in the same run."""
+    steps = ", ".join(f"`{ident(n)}`" for n in nodes)
+    return Notice(f"Retrying {steps} in run `{ident(run_id)}`; earlier steps and decisions stand.")
+
+
+def run_state(reason: str) -> Notice:
+    """``pause`` of a paused run, ``resume`` of a running one: the engine's reason."""
+    return Notice(clip(escape(reason), MESSAGE_TEXT), ErrorCode.RUN_STATE)
+
+
 def delegation_set(delegate: str, until: str) -> Notice:
     """The answer to a successful ``delegate``."""
     return Notice(f"{mention(delegate)} can decide for you until {escape(until)}.")
@@ -233,6 +272,8 @@ def run_status(run: Run, open_checkpoints: list[Checkpoint]) -> Notice:
     """``status``: where a run is, and who it waits for."""
     text = f"Run `{ident(run.id)}` ({escape(run.workflow_id)}): *{run.status.value}*"
     text += f" — {escape(run.reason)}" if run.reason else ""
+    if run.paused_at is not None and not run.status.final:
+        text += f"\npaused by {mention(run.paused_by or '')}: `{COMMAND} resume {ident(run.id)}`"
     for cp in open_checkpoints:
         who = ", ".join(principal(a) for a in cp.assignees) or "someone"
         text += f"\n• waiting for {who}: {escape(cp.title)}"

@@ -219,6 +219,7 @@ async def build(
         lease_ttl=timedelta(seconds=settings.lease_ttl_s),
         delegation_max=timedelta(days=settings.delegation_max_days),
         webhook_events=True,
+        limits=settings.limits,
     )
     outbox = Outbox(store, sender, clock, claim_ttl=outbox_claim(settings)) if sender is not None else None
     container = Container(

@@ -15,6 +15,7 @@ from engine.errors import EngineError, InvalidInput, LeaseLost, NotFound
 from engine.events import EventType
 from engine.expressions import ExpressionError
 from engine.faults import fault
+from engine.limits import RunView
 from engine.model import (
     Run,
     RunStatus,
@@ -83,18 +84,7 @@ class Driving(EngineCore):
         """
         values = self.check_inputs(workflow, inputs)
         now = self.clock.now()
-        if workflow.content_hash not in self._published:
-            await self.store.publish_workflow(
-                WorkflowVersion(
-                    workflow_id=workflow.id,
-                    content_hash=workflow.content_hash,
-                    source=workflow.source,
-                    path=workflow.path,
-                    created_at=now,
-                )
-            )
-            self._published.add(workflow.content_hash)
-            self.catalog.remember(workflow)
+        await self._publish(workflow)
         # the run is created already leased to this engine: the caller drives it next, and
         # that saves a claim; if this process dies first, the lease expires and another takes it
         run = Run(
@@ -130,6 +120,22 @@ class Driving(EngineCore):
         self._held[run.id] = Claimed(lease=lease, run=run, steps=[])
         self._changed(run.id)
         return run
+
+    async def _publish(self, workflow: Workflow) -> None:
+        """Record ``workflow``'s version (by content hash) once per process."""
+        if workflow.content_hash in self._published:
+            return
+        await self.store.publish_workflow(
+            WorkflowVersion(
+                workflow_id=workflow.id,
+                content_hash=workflow.content_hash,
+                source=workflow.source,
+                path=workflow.path,
+                created_at=self.clock.now(),
+            )
+        )
+        self._published.add(workflow.content_hash)
+        self.catalog.remember(workflow)
 
     # ------------------------------------------------------------------ driving
 
@@ -180,6 +186,10 @@ class Driving(EngineCore):
         while True:
             if run.status.final:
                 return run
+            if run.paused_at is not None:
+                # an operator paused it (engine._controlling): stop before the next node
+                await self._release(lease)
+                return run
             if not run.pending:
                 return await self._finish(lease, run, list(steps.values()))
             if self.draining:
@@ -189,6 +199,9 @@ class Driving(EngineCore):
             if any(s.node_id == node_id and s.status is not StepStatus.running for s in steps.values()):
                 run = await self.store.commit(lease, RunChange(at=self.clock.now(), pending_remove=[node_id]))
                 continue
+            stop = self._stop_reason(run, workflow, list(steps.values()), node_id)
+            if stop is not None:
+                return await self._stop(lease, run, list(steps.values()), stop)
             run, new_steps = await self._step(lease, run, workflow, node_id, steps)
             fault("after_step_commit")
             steps.update({s.id: s for s in new_steps})
@@ -196,6 +209,23 @@ class Driving(EngineCore):
                 return run  # the step's commit already parked or finished the run
             if lease.expires_at - self.clock.now() < self.lease_ttl / 2:
                 lease = await self.store.renew_lease(lease, self.clock.now(), self.lease_ttl)
+
+    def _stop_reason(self, run: Run, workflow: Workflow, steps: list[Step], node_id: str) -> str | None:
+        """The first layer's reason to stop the run before ``node_id`` (engine.limits)."""
+        view = RunView(run=run, workflow=workflow, steps=steps, node_id=node_id, now=self.clock.now())
+        for layer in self.layers:
+            reason = layer.before_node(view)
+            if reason is not None:
+                return reason
+        return None
+
+    async def _stop(self, lease: Lease, run: Run, steps: list[Step], reason: str) -> Run:
+        """End the run ``failed`` with ``reason``; nothing pending runs."""
+        change = RunChange(at=self.clock.now(), pending_remove=list(run.pending))
+        ending = await self._ending(run, steps, change, stopped=reason)
+        run = await self.store.commit(lease, ending)
+        await self._ended(run)
+        return run
 
     async def _finish(self, lease: Lease, run: Run, steps: list[Step]) -> Run:
         run = await self.store.commit(lease, await self._ending(run, steps, RunChange(at=self.clock.now())))
@@ -212,13 +242,18 @@ class Driving(EngineCore):
         if run.status.final:
             await remove_run_workspace(self.deps.workspace_root, run.id)
 
-    async def _ending(self, run: Run, steps: list[Step], change: RunChange) -> RunChange:
-        """``change`` plus parking (waiting) or finishing the run, with its lease released."""
+    async def _ending(
+        self, run: Run, steps: list[Step], change: RunChange, *, stopped: str | None = None
+    ) -> RunChange:
+        """``change`` plus parking (waiting) or finishing the run, with its lease released;
+        ``stopped``: a layer's reason to end it ``failed`` whatever its steps say."""
         current = run.model_copy(update={"rejected": run.rejected or change.rejected})
-        status, reason = final_status(current, steps)
+        status, reason = (RunStatus.failed, stopped) if stopped else final_status(current, steps)
         final = status.final
         audit = [self._audit(f"run.{status.value}", "engine", "engine", run.id, payload={"reason": reason})]
-        notice = self._notices(run, f"Run {run.id} ({run.workflow_id}) {status.value}", reason)
+        notice = self._notices(
+            run, f"Run {run.id} ({run.workflow_id}) {status.value}", reason, retry=status is RunStatus.failed
+        )
         notice += self._events(EventType.run_finished, run.id)
         if final and any(s.status is StepStatus.waiting for s in steps):
             # another branch still waits at a checkpoint: the store closes it with the run, and
@@ -292,6 +327,7 @@ class Driving(EngineCore):
         except LeaseLost:
             raise
         except _NODE_ERRORS as exc:
+            step = step.model_copy(update={"retryable": bool(getattr(exc, "retryable", False))})
             return await self._failed(lease, run, step, str(exc), others)
         except Exception as exc:  # a bug or an unexpected value fails the step; it must not wedge the run
             log.exception("node %s of run %s raised", node_id, run.id)

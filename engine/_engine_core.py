@@ -12,9 +12,11 @@ from engine.catalog import WorkflowCatalog
 from engine.errors import NotFound
 from engine.events import EventType, event_delivery
 from engine.gate import Gate
+from engine.limits import ExecutionLimits, Layer
 from engine.model import (
     Checkpoint,
     Delivery,
+    Limits,
     Run,
 )
 from engine.nodes.base import NodeDeps
@@ -38,6 +40,7 @@ class EngineCore:
         on_change: Callable[[str], None] | None = None,
         delegation_max: timedelta = timedelta(days=30),
         webhook_events: bool = False,
+        limits: Limits | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -61,6 +64,10 @@ class EngineCore:
         self._idle = asyncio.Event()
         self._idle.set()
         self.gate = Gate(roles=catalog.roles, deps=deps, store=store)
+        # asked before every node; ``limits`` are the deployment's (SIGNOFF_MAX_*), which each
+        # workflow's own ``limits:`` may tighten
+        self.limits = ExecutionLimits(limits)
+        self.layers: list[Layer] = [self.limits]
 
     async def redactor(self, run: Run) -> Redactor:
         """What every surface masks when it shows ``run``: the values its workflow's inputs schema
@@ -109,9 +116,9 @@ class EngineCore:
         if self.on_change is not None:
             self.on_change(run_id)
 
-    def _notices(self, run: Run, text: str, detail: str | None) -> list[Delivery]:
+    def _notices(self, run: Run, text: str, detail: str | None, *, retry: bool = False) -> list[Delivery]:
         """The notice to the run's requester; none when an agent asked (it reads the API and
-        its webhooks, there is nobody to message)."""
+        its webhooks, there is nobody to message). ``retry``: it offers a rerun (a failed run)."""
         if is_agent(run.requester):
             return []
         now = self.clock.now()
@@ -121,7 +128,12 @@ class EngineCore:
                 run_id=run.id,
                 kind="requester_notice",
                 target=f"user:{run.requester}",
-                payload={"text": text, "detail": detail, "origin": run.origin},
+                payload={
+                    "text": text,
+                    "detail": detail,
+                    "origin": run.origin,
+                    **({"retry": True} if retry else {}),
+                },
                 next_attempt_at=now,
                 created_at=now,
             )

@@ -185,12 +185,38 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients, InMemoryInstallations):
         found = [p for p in self._publications if workflow_id is None or p.workflow_id == workflow_id]
         return sorted(found, key=lambda p: (p.workflow_id, p.version))
 
-    async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
-        """Insert a new run. Raises Conflict when the id exists."""
+    async def create_run(self, run: Run, audit: list[AuditDraft], steps: list[Step] | None = None) -> None:
+        """Insert a new run (and the steps it starts with). Raises Conflict when the id exists."""
         if run.id in self._runs:
             raise Conflict(f"run {run.id} already exists")
         self._runs[run.id] = _copy(run)
+        for step in steps or []:
+            self._steps[step.id] = _copy(step)
         self._append(audit)
+
+    async def reopen_run(self, run_id: str, at: datetime, steps: list[Step], audit: list[AuditDraft]) -> Run:
+        """Queue a failed run again with ``steps`` pending. Raises Conflict or NotFound."""
+        run = self._run(run_id)
+        if run.status is not RunStatus.failed:
+            raise Conflict(f"run {run_id} is {run.status.value}, not failed")
+        for step in steps:
+            self._steps[step.id] = _copy(step)
+        updated = self._set_run(
+            run,
+            status=RunStatus.queued,
+            reason=None,
+            finished_at=None,
+            updated_at=at,
+            pending=[s.node_id for s in steps],
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        self._append(audit)
+        return _copy(updated)
+
+    async def reruns_of(self, run_id: str) -> list[Run]:
+        """The runs that rerun ``run_id``, oldest first."""
+        return [_copy(r) for r in self._runs.values() if r.rerun_of == run_id]
 
     async def claim_run(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
         """Take the lease of a non-final run when free or expired; None otherwise."""
@@ -201,7 +227,7 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients, InMemoryInstallations):
         held = (
             run.lease_owner is not None and run.lease_expires_at is not None and run.lease_expires_at >= now
         )
-        if run.status.final or held:
+        if run.status.final or held or run.paused_at is not None:
             return None
         status = RunStatus.running if run.status is RunStatus.queued else run.status
         epoch = run.lease_epoch + 1
@@ -367,6 +393,24 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients, InMemoryInstallations):
             lease_owner=None,
             lease_expires_at=None,
             lease_epoch=run.lease_epoch + 1,
+            paused_at=None,
+            paused_by=None,
+        )
+        self._append(audit)
+        return _copy(updated)
+
+    async def pause_run(
+        self, run_id: str, at: datetime, paused_by: str | None, audit: list[AuditDraft]
+    ) -> Run:
+        """Pause (``paused_by`` set) or resume (None) a non-final run. Raises Conflict or NotFound."""
+        run = self._run(run_id)
+        if run.status.final:
+            raise Conflict(f"run {run_id} already ended ({run.status.value})")
+        if (run.paused_at is not None) == (paused_by is not None):
+            state = f"paused by {run.paused_by}" if run.paused_at is not None else "not paused"
+            raise Conflict(f"run {run_id} is {state}")
+        updated = self._set_run(
+            run, paused_at=at if paused_by is not None else None, paused_by=paused_by, updated_at=at
         )
         self._append(audit)
         return _copy(updated)
@@ -491,7 +535,7 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients, InMemoryInstallations):
         for r in self._runs.values():
             work = bool(r.pending) or r.status in (RunStatus.queued, RunStatus.running)
             free = r.lease_owner is None or r.lease_expires_at is None or r.lease_expires_at < now
-            if not r.status.final and work and free:
+            if not r.status.final and work and free and r.paused_at is None:
                 out.append(r.id)
         return out[:limit]
 

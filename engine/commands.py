@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Cancel", "Command", "Decide"]
+__all__ = ["Cancel", "Command", "Decide", "Pause", "Rerun", "Resume", "Retry"]
 
 
 class _Command(BaseModel):
@@ -45,4 +45,46 @@ class Cancel(_Command):
     reason: str = "cancelled"
 
 
-Command = Annotated[Decide | Cancel, Field(discriminator="kind")]
+class Pause(_Command):
+    """Stop a run before its next node; it still takes decisions. Its requester or an admin may."""
+
+    kind: Literal["pause"] = "pause"
+    run_id: str
+    actor: str
+    channel: str = "cli"
+    reason: str = ""
+
+
+class Resume(_Command):
+    """Let a paused run continue; any process may then drive it. Its requester or an admin may."""
+
+    kind: Literal["resume"] = "resume"
+    run_id: str
+    actor: str
+    channel: str = "cli"
+
+
+class Rerun(_Command):
+    """Start a new run linked to an ended one, reusing its steps before ``from_node``
+    (``engine.rerun``). Its requester or an admin may."""
+
+    kind: Literal["rerun"] = "rerun"
+    run_id: str
+    actor: str
+    channel: str = "cli"
+    from_node: str | None = None  # default: the failed node of a failed run, else the entry
+    reask: bool = False  # ask the people of earlier human nodes again
+    latest: bool = False  # the workflow's current version, not the original's
+
+
+class Retry(_Command):
+    """Run a failed run's failed steps again in place (same run, same idempotency keys), when
+    their failure is retryable. Its requester or an admin may."""
+
+    kind: Literal["retry"] = "retry"
+    run_id: str
+    actor: str
+    channel: str = "cli"
+
+
+Command = Annotated[Decide | Cancel | Pause | Resume | Rerun | Retry, Field(discriminator="kind")]

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from engine._yaml_lines import LineMap, load_with_lines
 from engine.errors import InvalidWorkflow, WorkflowIssue
 from engine.expressions import Condition, ExpressionError, compile_condition
-from engine.model import Edge, NodeSpec, Workflow, parse_duration
+from engine.model import Edge, Limits, NodeSpec, Workflow, parse_duration
 from engine.nodes.base import LoadContext, NodeKind, SkillRunner
 from engine.nodes.registry import NODE_KINDS
 from engine.roles import Role
@@ -30,7 +30,7 @@ from engine.templates import TemplateFailure, compile_value, walk_templates
 __all__ = ["CompiledWorkflow", "load_directory", "load_workflow_file", "load_workflow_text"]
 
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
-_TOP_KEYS = {"id", "title", "description", "inputs", "nodes", "edges", "version", "tags"}
+_TOP_KEYS = {"id", "title", "description", "inputs", "nodes", "edges", "version", "tags", "limits"}
 _COMMON_NODE_KEYS = {"id", "type", "title", "retries", "timeout", "description"}
 NODE_ROOTS = frozenset({"inputs", "nodes", "run"})
 RESPONSE_ROOTS = NODE_ROOTS | {"response"}
@@ -157,6 +157,7 @@ def _build(raw: dict[str, Any], text: str, file: str, issues: _Issues, ctx: Load
     inputs = _check_inputs(raw.get("inputs", {"type": "object", "properties": {}}), issues)
     nodes = _load_nodes(raw.get("nodes"), issues, ctx)
     edges = _load_edges(raw.get("edges", []), issues, nodes)
+    limits = load_limits(raw.get("limits"), issues)
     if issues.items:
         return None
     entry = _check_graph(nodes, edges, issues)
@@ -181,8 +182,47 @@ def _build(raw: dict[str, Any], text: str, file: str, issues: _Issues, ctx: Load
         content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         path=file,
         label="" if label is None else str(label),
+        limits=limits,
         compiled=compiled,
     )
+
+
+_WHOLE_LIMITS = {"max_steps": "steps", "max_tokens": "tokens"}
+
+
+def load_limits(raw: Any, issues: _Issues) -> Limits:
+    """``limits: {max_steps, max_wall_time, max_tokens, max_cost}``; each problem names its key."""
+    if raw is None:
+        return Limits()
+    if not isinstance(raw, dict):
+        issues.add(
+            "'limits' must be a mapping of max_steps, max_wall_time, max_tokens, max_cost", ("limits",)
+        )
+        return Limits()
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        path, fld = ("limits", key), f"limits.{key}"
+        if key in _WHOLE_LIMITS:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                issues.add(
+                    f"must be a whole number of {_WHOLE_LIMITS[key]}, 1 or more, not {value!r}", path, fld=fld
+                )
+                continue
+            values[key] = value
+        elif key == "max_wall_time":
+            try:
+                values[key] = parse_duration(value)
+            except ValueError as exc:
+                issues.add(str(exc), path, fld=fld)
+        elif key == "max_cost":
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                issues.add(f"must be a positive amount in USD, like 0.50, not {value!r}", path, fld=fld)
+                continue
+            values[key] = float(value)
+        else:
+            known = "max_steps, max_wall_time, max_tokens, max_cost"
+            issues.add(f"unknown limit '{key}' (allowed: {known})", path, fld=fld)
+    return Limits(**values)
 
 
 def _check_inputs(schema: Any, issues: _Issues) -> dict[str, Any]:

@@ -27,6 +27,7 @@ __all__ = [
     "Edge",
     "EscalationLevel",
     "HumanConfig",
+    "Limits",
     "NodeSpec",
     "Priority",
     "ResolvedBy",
@@ -185,6 +186,28 @@ class NodeSpec(BaseModel):
     timeout: timedelta | None = None
 
 
+class Limits(_Frozen):
+    """Execution limits of a run (``limits:`` in a workflow file, ``SIGNOFF_MAX_*`` globally).
+
+    ``None`` means no limit. Nodes count by execution: a node run again after a crash counts
+    again. Wall time is measured from the run's start, waits at checkpoints and pauses
+    included.
+    """
+
+    max_steps: int | None = Field(default=None, ge=1)
+    max_wall_time: timedelta | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost: float | None = Field(default=None, gt=0)
+
+    def within(self, other: Limits) -> Limits:
+        """The stricter of ``self`` and ``other`` for each limit."""
+        values: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            values[name] = theirs if mine is None else mine if theirs is None else min(mine, theirs)
+        return Limits(**values)
+
+
 class Workflow(BaseModel):
     """A validated, loaded workflow definition."""
 
@@ -201,6 +224,7 @@ class Workflow(BaseModel):
     content_hash: str
     path: str = ""
     label: str = ""  # the file's ``version:`` key: an author's name for this version, not its number
+    limits: Limits = Field(default_factory=Limits)
     compiled: Any = Field(default=None, exclude=True, repr=False)
 
     def outgoing(self, node_id: str) -> list[Edge]:
@@ -323,6 +347,9 @@ class Run(_Frozen):
     lease_expires_at: datetime | None = None
     schema_version: int = SCHEMA_VERSION
     purged_at: datetime | None = None  # its payloads were removed by the retention policy
+    paused_at: datetime | None = None  # an operator paused it: it takes decisions but starts no node
+    paused_by: str | None = None
+    rerun_of: str | None = None  # the run this one reruns (``signoff rerun``)
 
 
 class Step(_Frozen):
@@ -342,6 +369,7 @@ class Step(_Frozen):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    retryable: bool = False  # it failed in a way trying again may fix (``signoff retry``)
 
 
 class Checkpoint(_Frozen):

@@ -238,8 +238,19 @@ class RunStore(Protocol):
         """Publications oldest first: of one workflow, or of every workflow (by id, then number)."""
         ...
 
-    async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
-        """Insert a new run (status queued, pending = [entry])."""
+    async def create_run(self, run: Run, audit: list[AuditDraft], steps: list[Step] | None = None) -> None:
+        """Insert a new run (status queued, pending = [entry]), with ``steps`` it starts with (a
+        rerun's reused steps) in the same transaction. Raises Conflict when the id exists."""
+        ...
+
+    async def reopen_run(self, run_id: str, at: datetime, steps: list[Step], audit: list[AuditDraft]) -> Run:
+        """Retry a failed run in place: ``steps`` (its failed steps, marked ``running`` for their
+        next attempt) are written and their nodes become pending; the run is queued again, with no
+        reason and no end, its lease free. Raises ``Conflict`` unless the run is ``failed``."""
+        ...
+
+    async def reruns_of(self, run_id: str) -> list[Run]:
+        """The runs that rerun ``run_id`` (``Run.rerun_of``), oldest first."""
         ...
 
     async def claim_run(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
@@ -283,6 +294,15 @@ class RunStore(Protocol):
     ) -> Run:
         """Cancel a non-final run, close its open checkpoints, fence any lease holder, and queue
         ``deliveries`` (the updates of its checkpoint messages) in the same transaction."""
+        ...
+
+    async def pause_run(
+        self, run_id: str, at: datetime, paused_by: str | None, audit: list[AuditDraft]
+    ) -> Run:
+        """Pause a non-final run (``paused_by``: who) or resume it (None), with its audit, in one
+        transaction. A paused run is neither claimed nor offered to recovery; the process that
+        holds its lease keeps it until its current node commits, then releases it. Raises
+        ``Conflict`` (ended, or already in that state) or ``NotFound``."""
         ...
 
     async def get_run(self, run_id: str) -> Run:

@@ -5,17 +5,19 @@ process resumes from the last committed step. A checkpoint is resolved by compar
 exactly one decision wins.
 
 The implementation is split by concern: ``_engine_core`` (ports and helpers), ``_driving``
-(start, drive, recover), ``_deciding`` (decide, check, cancel), ``_inbox`` (what waits for
-whom) and ``_draining`` (stopping without losing work).
+(start, drive, recover), ``_deciding`` (decide, check, cancel), ``_controlling`` (pause,
+resume), ``_rerunning`` (rerun), ``_inbox`` (what waits for whom) and ``_draining``
+(stopping without losing work).
 """
 
 from __future__ import annotations
 
 from engine._draining import Draining
 from engine._inbox import Inbox
+from engine._rerunning import Rerunning
 
 __all__ = ["Engine"]
 
 
-class Engine(Inbox, Draining):
+class Engine(Inbox, Draining, Rerunning):
     """Applies workflow semantics through the ports; one instance per process."""

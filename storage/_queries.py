@@ -33,7 +33,7 @@ _WORKFLOW = WORKFLOWS.select("WHERE content_hash = :content_hash")
 _RUN = RUNS.select("WHERE id = :run_id")
 _CHECKPOINT = CHECKPOINTS.select("WHERE id = :cid")
 _RUNNABLE = Sql(
-    f"SELECT id FROM runs WHERE status NOT IN ({_FINAL})"
+    f"SELECT id FROM runs WHERE status NOT IN ({_FINAL}) AND paused_at IS NULL"
     " AND (json_array_length(pending) > 0 OR status IN ('queued', 'running'))"
     " AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < :now)"
     " ORDER BY pk LIMIT :limit"

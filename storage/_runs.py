@@ -22,7 +22,10 @@ __all__ = [
     "create",
     "insert_deliveries",
     "lock_run",
+    "pause",
     "renew",
+    "reopen",
+    "reruns_of",
     "save_run",
     "upsert_step",
 ]
@@ -41,14 +44,15 @@ _CLAIM = Sql(
     "UPDATE runs SET lease_owner = :owner, lease_epoch = lease_epoch + 1,"
     " lease_expires_at = :expires, updated_at = :now,"
     " status = CASE WHEN status = 'queued' THEN 'running' ELSE status END"
-    f" WHERE id = :run_id AND status NOT IN ({_FINAL})"
+    f" WHERE id = :run_id AND status NOT IN ({_FINAL}) AND paused_at IS NULL"
     " AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < :now)"
     f" RETURNING {RUNS.columns}"
 )
+_RERUNS = RUNS.select("WHERE rerun_of = :run_id ORDER BY pk")
 _RUN_EXISTS = Sql("SELECT 1 FROM runs WHERE id = :run_id")
 _MUTABLE = (
     *("status", "pending", "reason", "rejected", "updated_at", "finished_at"),
-    *("lease_owner", "lease_epoch", "lease_expires_at"),
+    *("lease_owner", "lease_epoch", "lease_expires_at", "paused_at", "paused_by"),
 )
 _MUTABLE_AND_ID = frozenset((*_MUTABLE, "id"))
 _UPDATE_RUN = Sql(f"UPDATE runs SET {', '.join(f'{n} = :{n}' for n in _MUTABLE)} WHERE id = :id")
@@ -84,13 +88,43 @@ def insert_deliveries(tx: Tx, deliveries: list[Delivery]) -> None:
         tx.many(_INSERT_DELIVERY, [DELIVERIES.params(d, tx.pg) for d in deliveries])
 
 
-def create(tx: Tx, run: Run, audit: list[AuditDraft]) -> None:
-    """Insert a new run. Raises Conflict when the id exists."""
+def create(tx: Tx, run: Run, audit: list[AuditDraft], steps: list[Step]) -> None:
+    """Insert a new run and the steps it starts with. Raises Conflict when the id exists."""
     inserted = tx.query(_INSERT_RUN, RUNS.params(run, tx.pg))
     head = _audit.lock_head(tx, audit)
     if inserted.fetchone() is None:
         raise Conflict(f"run {run.id} already exists")
+    for step in steps:
+        upsert_step(tx, step)
     _audit.append(tx, audit, head)
+
+
+def reopen(tx: Tx, run_id: str, at: datetime, steps: list[Step], audit: list[AuditDraft]) -> Run:
+    """Queue a failed run again, its retried steps pending. Raises Conflict or NotFound."""
+    run = lock_run(tx, run_id)
+    if run.status is not RunStatus.failed:
+        raise Conflict(f"run {run_id} is {run.status.value}, not failed")
+    head = _audit.lock_head(tx, audit)
+    for step in steps:
+        upsert_step(tx, step)
+    changes: dict[str, Any] = {
+        "status": RunStatus.queued,
+        "reason": None,
+        "finished_at": None,
+        "updated_at": at,
+        "pending": [s.node_id for s in steps],
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    updated = save_run(tx, run, changes)
+    _listen.notify(tx, run_id)
+    _audit.append(tx, audit, head)
+    return updated
+
+
+def reruns_of(tx: Tx, run_id: str) -> list[Run]:
+    """The runs whose ``rerun_of`` is ``run_id``, oldest first."""
+    return RUNS.load_all(tx.query(_RERUNS, {"run_id": run_id}).fetchall(), tx.pg)
 
 
 def claim_lease(tx: Tx, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
@@ -228,7 +262,33 @@ def cancel(
         "lease_owner": None,
         "lease_expires_at": None,
         "lease_epoch": run.lease_epoch + 1,
+        "paused_at": None,
+        "paused_by": None,
     }
     updated = save_run(tx, run, changes)
+    _audit.append(tx, audit, head)
+    return updated
+
+
+def pause(tx: Tx, run_id: str, at: datetime, paused_by: str | None, audit: list[AuditDraft]) -> Run:
+    """Pause (``paused_by`` set) or resume (None) a non-final run. Raises Conflict or NotFound.
+
+    The lease holder is not fenced: it finishes the node it is running, commits it, and then
+    sees the pause on the run its commit returns.
+    """
+    run = lock_run(tx, run_id)
+    if run.status.final:
+        raise Conflict(f"run {run_id} already ended ({run.status.value})")
+    if (run.paused_at is not None) == (paused_by is not None):
+        state = f"paused by {run.paused_by}" if run.paused_at is not None else "not paused"
+        raise Conflict(f"run {run_id} is {state}")
+    head = _audit.lock_head(tx, audit)
+    changes: dict[str, Any] = {
+        "paused_at": at if paused_by is not None else None,
+        "paused_by": paused_by,
+        "updated_at": at,
+    }
+    updated = save_run(tx, run, changes)
+    _listen.notify(tx, run_id)
     _audit.append(tx, audit, head)
     return updated

@@ -119,9 +119,17 @@ class SqlStore:
         """Publications oldest first: of one workflow, or of all (by id, then number)."""
         return await self._db.read(lambda tx: _publications.list_publications(tx, workflow_id))
 
-    async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
-        """Insert a new run. Raises Conflict when the id exists."""
-        await self._db.write(lambda tx: _runs.create(tx, run, audit))
+    async def create_run(self, run: Run, audit: list[AuditDraft], steps: list[Step] | None = None) -> None:
+        """Insert a new run (and the steps it starts with). Raises Conflict when the id exists."""
+        await self._db.write(lambda tx: _runs.create(tx, run, audit, steps or []))
+
+    async def reopen_run(self, run_id: str, at: datetime, steps: list[Step], audit: list[AuditDraft]) -> Run:
+        """Queue a failed run again with ``steps`` pending. Raises Conflict or NotFound."""
+        return await self._db.write(lambda tx: _runs.reopen(tx, run_id, at, steps, audit))
+
+    async def reruns_of(self, run_id: str) -> list[Run]:
+        """The runs that rerun ``run_id``, oldest first."""
+        return await self._db.read(lambda tx: _runs.reruns_of(tx, run_id))
 
     async def claim_run(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Lease | None:
         """Take the lease of a non-final run when free or expired; None otherwise."""
@@ -153,6 +161,12 @@ class SqlStore:
     ) -> Run:
         """Cancel a non-final run. Raises Conflict (already final) or NotFound."""
         return await self._db.write(lambda tx: _runs.cancel(tx, run_id, at, reason, audit, deliveries or []))
+
+    async def pause_run(
+        self, run_id: str, at: datetime, paused_by: str | None, audit: list[AuditDraft]
+    ) -> Run:
+        """Pause (``paused_by`` set) or resume (None) a non-final run. Raises Conflict or NotFound."""
+        return await self._db.write(lambda tx: _runs.pause(tx, run_id, at, paused_by, audit))
 
     async def get_run(self, run_id: str) -> Run:
         """One run. Raises NotFound."""

@@ -150,6 +150,9 @@ class RunRow(SQLModel, table=True):
     schema_version: int
     purged_at: datetime | None = _when(nullable=True)
     team: str | None = Field(default=None, index=True)
+    paused_at: datetime | None = _when(nullable=True)
+    paused_by: str | None = None
+    rerun_of: str | None = Field(default=None, index=True)
 
 
 class StepRow(SQLModel, table=True):
@@ -172,6 +175,7 @@ class StepRow(SQLModel, table=True):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    retryable: bool = False
 
 
 class CheckpointRow(SQLModel, table=True):

@@ -229,6 +229,14 @@ class RunCreate(_In):
     )
 
 
+class RerunIn(_In):
+    """What a rerun reuses: the steps before ``from`` (default: the failed node, else the start)."""
+
+    from_node: str | None = Field(default=None, alias="from", max_length=64)
+    reask: bool = Field(default=False, description="Ask the people of earlier checkpoints again.")
+    latest: bool = Field(default=False, description="The workflow's current version, not the original's.")
+
+
 class RunOut(_Out):
     """A run as stored."""
 
@@ -243,6 +251,8 @@ class RunOut(_Out):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    paused_by: str | None = Field(default=None, description="Who paused it, while it is paused.")
+    rerun_of: str | None = Field(default=None, description="The run this one reruns.")
 
 
 class RunResult(_Out):

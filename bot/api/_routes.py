@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import BaseModel
 
-from bot.api import _checkpoints, _runs, _webhooks
+from bot.api import _checkpoints, _control, _runs, _webhooks
 from bot.api._models import (
     CheckpointCreate,
     CheckpointList,
@@ -24,6 +24,7 @@ from bot.api._models import (
     EndpointList,
     NoBody,
     Pending,
+    RerunIn,
     RunCreate,
     RunList,
     RunOut,
@@ -182,6 +183,39 @@ OPERATIONS: tuple[Operation, ...] = (
         "runs:write",
         ((200, RunOut, "Cancelled"),),
         body=NoBody,
+    ),
+    Operation(
+        "POST",
+        "/runs/{id}/pause",
+        _control.pause,
+        "pauseRun",
+        "Pause a run before its next step; it still takes decisions (its requester or an admin)",
+        _RUNS,
+        "runs:write",
+        ((200, RunOut, "Paused"),),
+        body=NoBody,
+    ),
+    Operation(
+        "POST",
+        "/runs/{id}/resume",
+        _control.resume,
+        "resumeRun",
+        "Resume a paused run (its requester or an admin)",
+        _RUNS,
+        "runs:write",
+        ((200, RunOut, "Resumed"),),
+        body=NoBody,
+    ),
+    Operation(
+        "POST",
+        "/runs/{id}/rerun",
+        _control.rerun,
+        "rerunRun",
+        "A new run linked to an ended one, reusing its steps and decisions before `from`",
+        _RUNS,
+        "runs:write",
+        ((201, RunOut, "Started"),),
+        body=RerunIn,
     ),
     Operation(
         "POST",

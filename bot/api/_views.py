@@ -113,6 +113,8 @@ def run_out(run: Run, open_checkpoints: list[str]) -> RunOut:
         created_at=run.created_at,
         updated_at=run.updated_at,
         finished_at=run.finished_at,
+        paused_by=run.paused_by if run.paused_at is not None and not run.status.final else None,
+        rerun_of=run.rerun_of,
     )
 
 

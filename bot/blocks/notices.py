@@ -10,18 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.blocks._kit import MESSAGE_TEXT, SECTION_TEXT, Block, clip, data
+from bot.blocks._kit import MESSAGE_TEXT, SECTION_TEXT, Block, actions, button, clip, data
 from engine.shown import escape_markup
 
-__all__ = ["notice_message"]
+__all__ = ["RETRY", "notice_message"]
+
+RETRY = "run.retry"
 
 
-def notice_message(text: str, detail: str | None = None) -> dict[str, Any]:
+def notice_message(text: str, detail: str | None = None, *, retry_run: str | None = None) -> dict[str, Any]:
     """``{"text", "blocks"}``: ``text`` as a plain-text section, ``detail`` (a comment, a
-    reason) under it as a second one."""
+    reason) under it as a second one; ``retry_run``: a Retry button that reruns that run."""
     blocks: list[Block] = [{"type": "section", "block_id": "notice", "text": data(text, SECTION_TEXT)}]
     fallback = escape_markup(text)
     if detail:
         blocks.append({"type": "section", "block_id": "detail", "text": data(detail, SECTION_TEXT)})
         fallback += f" — {escape_markup(detail)}"
+    if retry_run:
+        blocks.append(actions([button("Retry", RETRY, value=retry_run, style="primary")], "retry"))
     return {"text": clip(fallback, MESSAGE_TEXT), "blocks": blocks}

@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.deps import SlackDeps
 from bot.slack.install import BOT_SCOPES, ROTATE_BEFORE_MIN, TEAM, DatabaseInstallations, SignedStates
-from bot.slack.listeners import checkpoints, commands, home, modals
+from bot.slack.listeners import checkpoints, commands, control, home, modals
 from bot.slack.listeners._common import team_of
 
 __all__ = ["INSTALL_PATH", "REDIRECT_PATH", "Authorizer", "Installs", "build_app"]
@@ -206,6 +206,6 @@ def build_app(
     app.middleware(_dedupe_events())
     app.middleware(_bind_team)
     app.error(_on_error)
-    for module in (commands, checkpoints, modals, home):
+    for module in (commands, checkpoints, modals, home, control):
         module.register(app, deps)
     return app

@@ -220,7 +220,10 @@ class SlackSender:
         origin = delivery.payload.get("origin") or {}
         # the engine's sentence carries data (titles, names, reasons, comments): plain text
         detail = delivery.payload.get("detail")
-        message = notice_message(str(delivery.payload.get("text", "")), str(detail) if detail else None)
+        retry = delivery.run_id if delivery.payload.get("retry") else None
+        message = notice_message(
+            str(delivery.payload.get("text", "")), str(detail) if detail else None, retry_run=retry
+        )
         thread = origin.get("thread_ts")
         channel = origin.get("slack_channel")
         if thread and channel:

@@ -16,7 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.mail import links_for
-from bot.web import _audit, _charts, _decide, _guard, _inbox, _login, _mail_links, _versions, _views
+from bot.web import _audit, _charts, _control, _decide, _guard, _inbox, _login, _mail_links, _versions, _views
 from bot.web._auth import require_login
 from bot.web._filters import environment
 from bot.web._hosts import refuse_exposure
@@ -81,6 +81,10 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("GET", "/runs/{run_id}/audit", _audit.run_audit_page, "run_audit"),
         ("GET", "/audit", _audit.audit_page, "audit"),
         ("POST", "/runs/{run_id}/cancel", _views.cancel_run, "cancel"),
+        ("POST", "/runs/{run_id}/pause", _control.pause_run, "pause"),
+        ("POST", "/runs/{run_id}/resume", _control.resume_run, "resume"),
+        ("POST", "/runs/{run_id}/rerun", _control.rerun_run, "rerun"),
+        ("POST", "/runs/{run_id}/retry", _control.retry_run, "retry"),
         ("GET", "/checkpoints/{checkpoint_id}", _decide.checkpoint_page, "checkpoint"),
         ("POST", "/checkpoints/{checkpoint_id}/decide", _decide.decide, "decide"),
     ]

@@ -313,6 +313,10 @@ async def _run_view(request: web.Request, run_id: str, notice: str = "", status:
         flags=flags_of(events),
         history=history_of([redact_event(r, e) for e in events]),
         notice=notice,
+        reruns=[rerun.id for rerun in await store.reruns_of(run.id)],
+        nodes=list((await container.catalog.pinned(run.workflow_hash, store)).nodes)
+        if run.status.final
+        else [],
     )
 
 

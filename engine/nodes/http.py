@@ -79,7 +79,8 @@ class HttpNode:
         ok = response.status in config.ok_status if config.ok_status else 200 <= response.status < 300
         if not ok:
             raise SkillFailed(
-                f"{request.method} {request.url} answered {response.status}: {response.text[:300]}"
+                f"{request.method} {request.url} answered {response.status}: {response.text[:300]}",
+                retryable=response.status >= 500 or response.status == 429,
             )
         return Completed(output=_deliverable(response), input={"method": request.method, "url": request.url})
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bot._limits_config import LIMIT_VARIABLES
 from bot.config import Settings
 from bot.doctor import variables
 from bot.login_config import VARIABLES as LOGIN_VARIABLES
@@ -227,9 +228,13 @@ async def test_a_bad_setting_is_reported_not_raised(workdir: Path) -> None:
 def test_every_setting_is_listed_under_the_name_config_reads() -> None:
     source = (REPO / "bot" / "config.py").read_text()
     names = [v.name for v in variables() if v.field is not None]
-    assert len(names) == len(Settings.model_fields) - 1  # ``login``: the sign-in's variables
+    # ``login`` and ``limits``: the sign-in's variables and one per execution limit
+    assert len(names) == len(Settings.model_fields) - 2
     missing = [name for name in names if f'"{name}"' not in source]
     assert missing == []
     login = (REPO / "bot" / "login_config.py").read_text()
     assert [n for n in LOGIN_VARIABLES if f'"{n}"' not in login] == []
     assert set(LOGIN_VARIABLES) <= {v.name for v in variables()}
+    limits = (REPO / "bot" / "_limits_config.py").read_text()
+    assert [n for n in LIMIT_VARIABLES if f'"{n}"' not in limits] == []
+    assert set(LIMIT_VARIABLES) <= {v.name for v in variables()}

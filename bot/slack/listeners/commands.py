@@ -1,4 +1,4 @@
-"""``/signoff``: run, list, status, inbox, cancel, delegate, help.
+"""``/signoff``: run, list, status, inbox, cancel, pause, resume, delegate, help.
 
 Answers that need no database ride in the ack; the others are acked first and answered
 through the outbox (``slack.reply``), so nothing slow happens before Slack's 3 s.
@@ -20,7 +20,7 @@ from bot.slack.inbox import waiting_for
 from bot.slack.install import in_workspace
 from bot.slack.listeners._common import Body, user_of, where
 from bot.slack.listeners._runs import ask_inputs, start_run
-from engine.commands import Cancel
+from engine.commands import Cancel, Pause, Resume
 from engine.delegation import delegate, end_delegations
 from engine.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from engine.inputs import coerce_inputs, parse_pairs
@@ -142,6 +142,39 @@ async def _cancel(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None
     await deps.reply(user, notice, **where(body))
 
 
+async def _pause(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
+    await ack()
+    user = user_of(body)
+    try:
+        run = await deps.container.engine.pause(Pause(run_id=rest, actor=user, channel="slack"))
+    except (NotFound, NotAllowed, Conflict) as exc:
+        notice = _refused(rest, exc)
+    else:
+        notice = messages.paused(run.id)
+    await deps.reply(user, notice, **where(body))
+
+
+async def _resume(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
+    await ack()
+    user = user_of(body)
+    engine = deps.container.engine
+    try:
+        run = await engine.resume(Resume(run_id=rest, actor=user, channel="slack"))
+    except (NotFound, NotAllowed, Conflict) as exc:
+        await deps.reply(user, _refused(rest, exc), **where(body))
+        return
+    await deps.reply(user, messages.resumed(run.id), **where(body))
+    await engine.drive(run.id)
+
+
+def _refused(run_id: str, exc: NotFound | NotAllowed | Conflict) -> messages.Notice:
+    if isinstance(exc, NotFound):
+        return messages.run_not_found(run_id)
+    if isinstance(exc, NotAllowed):
+        return messages.not_allowed(str(exc))
+    return messages.run_state(str(exc))
+
+
 _MENTION = re.compile(r"^<@([A-Z0-9]+)(?:\|[^>]*)?>$")
 
 
@@ -193,5 +226,7 @@ _SUBCOMMANDS: dict[str, _Sub] = {
     "status": _status,
     "inbox": _inbox,
     "cancel": _cancel,
+    "pause": _pause,
+    "resume": _resume,
     "delegate": _delegate,
 }

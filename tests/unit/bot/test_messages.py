@@ -34,6 +34,8 @@ def test_help_lists_every_command() -> None:
         "status <run>",
         "inbox",
         "cancel <run>",
+        "pause <run>",
+        "resume <run>",
         "delegate @user until YYYY-MM-DD",
         "help",
     ):
