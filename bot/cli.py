@@ -40,7 +40,8 @@ from engine.errors import (
 )
 from engine.inputs import coerce_inputs, parse_pairs
 from engine.loader import load_workflow_file
-from engine.model import Checkpoint, RunStatus
+from engine.model import Checkpoint, Run, RunStatus
+from engine.outcome import RunOutcome, load_outcome, load_outcomes, run_outcome
 from engine.roles import load_roles
 from engine.sensitive import redact_checkpoint, redact_decision, redact_run, redact_step
 
@@ -155,6 +156,7 @@ def run(
             redact_run(r, result),
             [redact_step(r, st) for st in await c.store.list_steps(started.id)],
             [redact_decision(r, d) for d in await c.store.list_decisions(run_id=started.id)],
+            outcome=await load_outcome(c.store, result),
         )
 
     out = _run(work, with_sandbox=True)
@@ -208,11 +210,16 @@ def runs(
             raise _fail(
                 f"unknown status {status!r}; use {', '.join(s.value for s in RunStatus)}", EXIT_BAD_INPUT
             ) from None
-    found = _run(lambda c: c.store.list_runs(status=statuses, workflow_id=workflow, limit=limit))
+
+    async def work(c: Container) -> tuple[list[Run], dict[str, RunOutcome | None]]:
+        found = await c.store.list_runs(status=statuses, workflow_id=workflow, limit=limit)
+        return found, await load_outcomes(c.store, found)
+
+    found, outcomes = _run(work)
     if as_json:
-        print_json([run_json(r) for r in found])
+        print_json([run_json(r, outcome=outcomes[r.id]) for r in found])
     else:
-        console.print(runs_table(found))
+        console.print(runs_table(found, outcomes))
 
 
 @app.command()
@@ -231,12 +238,16 @@ def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
         )
 
     found, steps, decisions, checkpoints = _run(work)
+    outcome = run_outcome(found, checkpoints)
     if as_json:
         print_json(
-            {**run_json(found, steps, decisions), "checkpoints": [checkpoint_json(cp) for cp in checkpoints]}
+            {
+                **run_json(found, steps, decisions, outcome=outcome),
+                "checkpoints": [checkpoint_json(cp) for cp in checkpoints],
+            }
         )
     else:
-        show_run(found, steps, decisions, checkpoints)
+        show_run(found, steps, decisions, checkpoints, outcome)
 
 
 @app.command()

@@ -26,6 +26,7 @@ from engine.model import (
 from engine.nodes.base import Completed, NodeContext, Paused
 from engine.nodes.code import remove_run_workspace
 from engine.nodes.registry import NODE_KINDS
+from engine.outcome import run_outcome
 from engine.ports import Claimed, Lease, RunChange, merge_pending
 from engine.runner import build_scope, final_status, next_nodes
 from engine.templates import TemplateFailure
@@ -211,13 +212,21 @@ class Driving(EngineCore):
         if run.status.final:
             await remove_run_workspace(self.deps.workspace_root, run.id)
 
+    async def _finished_text(self, run: Run, status: RunStatus) -> str:
+        """The requester's notice of a run that ended: its status and, apart, its outcome (a
+        declined refund is not reported as a plain "succeeded")."""
+        ended = run.model_copy(update={"status": status})
+        outcome = run_outcome(ended, await self.store.list_checkpoints(run_id=run.id))
+        text = f"Run {run.id} ({run.workflow_id}) {status.value}"
+        return f"{text}; outcome: {outcome.value.replace('_', ' ')}" if outcome else text
+
     async def _ending(self, run: Run, steps: list[Step], change: RunChange) -> RunChange:
         """``change`` plus parking (waiting) or finishing the run, with its lease released."""
         current = run.model_copy(update={"rejected": run.rejected or change.rejected})
         status, reason = final_status(current, steps)
         final = status.final
         audit = [self._audit(f"run.{status.value}", "engine", "engine", run.id, payload={"reason": reason})]
-        notice = self._notices(run, f"Run {run.id} ({run.workflow_id}) {status.value}", reason)
+        notice = self._notices(run, await self._finished_text(run, status), reason) if final else []
         notice += self._events(EventType.run_finished, run.id)
         if final and any(s.status is StepStatus.waiting for s in steps):
             # another branch still waits at a checkpoint: the store closes it with the run, and

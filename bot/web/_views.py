@@ -17,7 +17,8 @@ from bot.web import _forms
 from bot.wiring import Container
 from engine.commands import Cancel
 from engine.errors import Conflict, InvalidInput, NotAllowed
-from engine.model import Checkpoint, RunStatus, parse_duration
+from engine.model import Checkpoint, Run, RunStatus, parse_duration
+from engine.outcome import load_outcomes, run_outcome
 from engine.people import Person
 from engine.sensitive import redact_checkpoint, redact_decision, redact_event, redact_run, redact_step
 from engine.stats import load_stats
@@ -97,6 +98,12 @@ def render(request: web.Request, template: str, *, status: int = 200, **context:
     return web.Response(text=html, status=status, content_type="text/html")
 
 
+async def outcomes_of(container: Container, runs: list[Run]) -> dict[str, str]:
+    """Run id -> its outcome's word ("" when none) for the run lists' badges."""
+    found = await load_outcomes(container.store, runs)
+    return {run_id: outcome.value if outcome else "" for run_id, outcome in found.items()}
+
+
 def redirect(location: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(location)
 
@@ -164,6 +171,7 @@ async def home(request: web.Request) -> web.Response:
         broken=broken,
         checkpoints=open_cps,
         runs=runs,
+        outcomes=await outcomes_of(c, runs),
         mine=mine,
     )
 
@@ -187,6 +195,7 @@ async def _start_form(
         fields=_forms.build_fields(workflow.inputs, values, errors),
         general=_forms.general_errors(workflow.inputs, errors),
         runs=runs,
+        outcomes=await outcomes_of(c, runs),
     )
 
 
@@ -233,6 +242,7 @@ async def runs_page(request: web.Request) -> web.Response:
         request,
         "runs.html",
         runs=runs,
+        outcomes=await outcomes_of(request.app[CONTAINER], runs),
         statuses=statuses,
         wanted=wanted,
         search=search,
@@ -296,6 +306,7 @@ async def _run_view(request: web.Request, run_id: str, notice: str = "", status:
         "run.html",
         status=status,
         run=redact_run(r, run),
+        outcome=run_outcome(run, checkpoints),
         steps=[redact_step(r, s) for s in await store.list_steps(run.id)],
         checkpoints=[redact_checkpoint(r, cp) for cp in checkpoints],
         decisions=[redact_decision(r, d) for d in decisions],
