@@ -360,6 +360,7 @@ def serve() -> None:
 def _register_subcommands() -> None:
     from bot import cli_db, doctor
     from bot.cli_audit import register
+    from bot.cli_graph import register as register_graph
     from bot.cli_keys import register as register_keys
     from bot.cli_mcp import register as register_mcp
     from bot.cli_people import register as register_people
@@ -370,6 +371,7 @@ def _register_subcommands() -> None:
     cli_db.register(app)
     doctor.register(app)
     register_mcp(app)
+    register_graph(app)
 
 
 _register_subcommands()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.web import _decide, _guard, _inbox, _login, _views
+from bot.web import _decide, _graphs, _guard, _inbox, _login, _views
 from bot.web._auth import require_login
 from bot.web._filters import environment
 from bot.web._hosts import refuse_exposure
@@ -66,6 +66,7 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("GET", "/", _views.home, "home"),
         ("POST", "/actor", _views.set_actor, "actor"),
         ("GET", "/workflows/{workflow_id}", _views.workflow_page, "workflow"),
+        ("GET", "/workflows/{workflow_id}/graph.svg", _graphs.workflow_graph_svg, "workflow_graph"),
         ("POST", "/workflows/{workflow_id}/runs", _views.start_run, "start"),
         ("GET", "/runs", _views.runs_page, "runs"),
         ("GET", "/stats", _views.stats_page, "stats"),
@@ -74,6 +75,7 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("GET", "/roles", _inbox.roles_page, "roles"),
         ("GET", "/roles/{role}", _inbox.role_page, "role"),
         ("GET", "/runs/{run_id}", _views.run_page, "run"),
+        ("GET", "/runs/{run_id}/graph.svg", _graphs.run_graph, "run_graph"),
         ("POST", "/runs/{run_id}/cancel", _views.cancel_run, "cancel"),
         ("GET", "/checkpoints/{checkpoint_id}", _decide.checkpoint_page, "checkpoint"),
         ("POST", "/checkpoints/{checkpoint_id}/decide", _decide.decide, "decide"),

@@ -17,6 +17,7 @@ from bot.web import _forms
 from bot.wiring import Container
 from engine.commands import Cancel
 from engine.errors import Conflict, InvalidInput, NotAllowed
+from engine.graph import workflow_graph
 from engine.model import Checkpoint, Run, RunStatus, parse_duration
 from engine.outcome import load_outcomes, run_outcome
 from engine.people import Person
@@ -196,6 +197,7 @@ async def _start_form(
         general=_forms.general_errors(workflow.inputs, errors),
         runs=runs,
         outcomes=await outcomes_of(c, runs),
+        graph=workflow_graph(workflow),
     )
 
 
@@ -301,13 +303,16 @@ async def _run_view(request: web.Request, run_id: str, notice: str = "", status:
     checkpoints = sorted(await store.list_checkpoints(run_id=run.id), key=lambda cp: cp.created_at)
     decisions = await store.list_decisions(run_id=run.id)
     events = await store.audit_events(run_id=run.id)
+    steps = await store.list_steps(run.id)
+    pinned = await container.catalog.pinned(run.workflow_hash, store)
     return render(
         request,
         "run.html",
         status=status,
         run=redact_run(r, run),
         outcome=run_outcome(run, checkpoints),
-        steps=[redact_step(r, s) for s in await store.list_steps(run.id)],
+        graph=workflow_graph(pinned, run, steps),
+        steps=[redact_step(r, s) for s in steps],
         checkpoints=[redact_checkpoint(r, cp) for cp in checkpoints],
         decisions=[redact_decision(r, d) for d in decisions],
         flags=flags_of(events),
