@@ -285,7 +285,11 @@ class Driving(EngineCore):
             started_at=started,
         )
         if kind.side_effects:
-            run = await self.store.commit(lease, RunChange(at=started, steps=[step]))
+            # committed (and audited: watchers see the node start) before it acts
+            begun = self._audit(
+                "step.started", "engine", "engine", run.id, payload={"node": node_id, "type": spec.type}
+            )
+            run = await self.store.commit(lease, RunChange(at=started, steps=[step], audit=[begun]))
         ctx = NodeContext(
             run=run, workflow=workflow, node=spec, scope=scope, deps=self.deps, attempt=step.attempt
         )

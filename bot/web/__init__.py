@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.web import _decide, _graphs, _guard, _inbox, _login, _views
+from bot.web import _decide, _events, _graphs, _guard, _inbox, _login, _views
 from bot.web._auth import require_login
 from bot.web._filters import environment
 from bot.web._hosts import refuse_exposure
@@ -76,6 +76,7 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("GET", "/roles/{role}", _inbox.role_page, "role"),
         ("GET", "/runs/{run_id}", _views.run_page, "run"),
         ("GET", "/runs/{run_id}/graph.svg", _graphs.run_graph, "run_graph"),
+        ("GET", "/events", _events.events, "events"),
         ("POST", "/runs/{run_id}/cancel", _views.cancel_run, "cancel"),
         ("GET", "/checkpoints/{checkpoint_id}", _decide.checkpoint_page, "checkpoint"),
         ("POST", "/checkpoints/{checkpoint_id}/decide", _decide.decide, "decide"),
@@ -93,6 +94,7 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
     for method, path, handler, name in routes if console else []:
         app.router.add_route(method, path, handler, name=_ROUTE_PREFIX + name)
     if console:
+        _events.install(app, container)
         app.router.add_static("/static/", _HERE / "static", name=_ROUTE_PREFIX + "static")
 
 

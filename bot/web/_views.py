@@ -297,6 +297,8 @@ async def run_page(request: web.Request) -> web.Response:
 async def _run_view(request: web.Request, run_id: str, notice: str = "", status: int = 200) -> web.Response:
     container = request.app[CONTAINER]
     store = container.store
+    # read first: a change committed while the page is built reaches it as a live event
+    live_after = (await store.audit_head())[0]
     run = await store.get_run(run_id)
     # sensitive values (marked in the workflow's schemas) are masked wherever they were copied
     r = await container.engine.redactor(run)
@@ -318,6 +320,7 @@ async def _run_view(request: web.Request, run_id: str, notice: str = "", status:
         flags=flags_of(events),
         history=history_of([redact_event(r, e) for e in events]),
         notice=notice,
+        live_after=live_after,
     )
 
 

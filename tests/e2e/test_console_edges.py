@@ -268,7 +268,8 @@ class _Inline(HTMLParser):
         self.found: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in {"script", "style"}:
+        # a script file from the console itself (src) is what the policy allows; a body is not
+        if tag == "style" or (tag == "script" and not any(k == "src" for k, _ in attrs)):
             self.found.append(f"<{tag}>")
         self.found += [f"{tag}[{k}]" for k, _ in attrs if k == "style" or k.startswith("on")]
         if tag == "a" and any(k == "href" and (v or "").startswith("javascript:") for k, v in attrs):
@@ -389,4 +390,6 @@ def test_no_page_markup_carries_inline_script_or_style() -> None:
     templates = Path(__file__).resolve().parents[2] / "bot" / "web" / "templates"
     for template in templates.glob("*.html"):
         text = template.read_text(encoding="utf-8")
+        # the one script is a file the console serves (bot/web/static/live.js), never a body
+        text = text.replace('<script src="/static/live.js" defer></script>', "")
         assert not re.search(r"<script|<style|\sstyle=|\son[a-z]+=", text), template.name
