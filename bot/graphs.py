@@ -46,7 +46,8 @@ async def load_graph(workflow: Workflow, store: RunStore, run_id: str | None = N
 
 def _draw(dot: str) -> str:
     try:
-        return graphviz.pipe_string("dot", "svg", dot, encoding="utf-8")
+        drawn: str = graphviz.pipe_string("dot", "svg", dot, encoding="utf-8")
+        return drawn
     except graphviz.ExecutableNotFound as exc:
         raise GraphUnavailable(
             "drawing SVG needs Graphviz's dot program (apt-get install graphviz); "
