@@ -159,10 +159,13 @@ def _lines(label: Text, text: str, indent: str) -> Text:
     return out
 
 
-def outcome_line(action: str, decision: Decision | None, after: Checkpoint, run: Run) -> str:
+def outcome_line(
+    action: str, decision: Decision | None, after: Checkpoint, run: Run, outcome: RunOutcome | None = None
+) -> str:
     """What ``respond`` did: the decision, or the vote or edit a quorum still waits on."""
     if decision is not None:
-        return f"{decision.action} recorded; run {run.id} is {run.status.value}"
+        ended = f", outcome {outcome.value}" if outcome else ""
+        return f"{decision.action} recorded; run {run.id} is {run.status.value}{ended}"
     needed = after.quorum - len(after.approvals)
     if action in {"edit", "modify"}:
         # a quorum edit replaces the proposal: everyone but its editors approves it anew

@@ -181,9 +181,11 @@ async def _follow(c: Container, run_id: str, *, wait: bool, quiet: bool) -> Any:
                 )
         if current.status.final or (not wait and current.status is RunStatus.waiting):
             if not quiet:
+                outcome = await load_outcome(c.store, current)
                 console.print(
                     f"run {run_id}: [bold]{current.status.value}[/bold]"
-                    + (f" ({current.reason})" if current.reason else "")
+                    + (f", outcome [bold]{outcome.value}[/bold]" if outcome else "")
+                    + (f" ({escape(current.reason)})" if current.reason else "")
                 )
                 if current.status is RunStatus.waiting:
                     for cp in await c.store.list_checkpoints(run_id=run_id, open_only=True):
@@ -324,10 +326,16 @@ def respond(
         print_checkpoint(cp, intro=f"{command.action} ")
         # the decision gate refuses a version older than the current proposal (and audits it)
         decision = await c.engine.decide(command)
-        return decision, await c.store.get_checkpoint(checkpoint_id), await c.store.get_run(cp.run_id)
+        current = await c.store.get_run(cp.run_id)
+        return (
+            decision,
+            await c.store.get_checkpoint(checkpoint_id),
+            current,
+            await load_outcome(c.store, current),
+        )
 
-    decision, after, current = _run(work, with_sandbox=True)
-    console.print(outcome_line(command.action, decision, after, current), markup=False)
+    decision, after, current, outcome = _run(work, with_sandbox=True)
+    console.print(outcome_line(command.action, decision, after, current, outcome), markup=False)
 
 
 @app.command()

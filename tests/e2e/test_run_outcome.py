@@ -90,12 +90,16 @@ def test_a_declined_refund_has_outcome_declined_in_show_and_runs(cli: CliRunner)
         _invoke(cli, "run", "refund", "-i", "customer=ACME", "-i", "amount=50", "--json").output
     )
     assert (small["status"], small["outcome"]) == ("succeeded", None)  # nobody was asked
+    followed = _invoke(cli, "run", "refund", "-i", "customer=ACME", "-i", "amount=20").output
+    assert ": succeeded" in followed
+    assert "outcome" not in followed
     run = json.loads(
         _invoke(cli, "run", "refund", "-i", "customer=ACME", "-i", "amount=250", "--json").output
     )
     assert (run["status"], run["outcome"]) == ("waiting", None)
     [task] = json.loads(_invoke(cli, "tasks", "--json").output)
-    _invoke(cli, "respond", task["id"], "reject", "--as", "manny", "--comment", "duplicate")
+    said = _invoke(cli, "respond", task["id"], "reject", "--as", "manny", "--comment", "dup").output
+    assert f"reject recorded; run {run['id']} is succeeded, outcome declined" in said
 
     shown = json.loads(_invoke(cli, "show", run["id"], "--json").output)
     # the reject edge ran the "declined" notice: technically a success, but declined
