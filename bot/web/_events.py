@@ -126,6 +126,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     cursor = after
 
     async def fresh() -> list[AuditEvent] | None:
+        if live.closing:
+            return []  # ends the wait: the server is stopping
         found = await c.store.audit_events(run_id=run_id, after_seq=cursor)
         return found or None
 

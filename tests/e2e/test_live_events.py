@@ -63,13 +63,19 @@ class Stream:
         self.response = response
         self.events: list[Event] = []
         self.arrived: dict[int, float] = {}
+        self.ended = asyncio.Event()
         self._task = asyncio.create_task(self._read())
+
+    @property
+    def done(self) -> bool:
+        return self.ended.is_set()
 
     async def _read(self) -> None:
         fields: dict[str, str] = {}
         while True:
             line = (await self.response.content.readline()).decode()
             if line == "":
+                self.ended.set()
                 return
             line = line.rstrip("\n")
             if line == "":
@@ -279,3 +285,18 @@ async def test_pages_follow_their_run_with_a_script_file_not_inline(
     body = await script.text()
     assert 'new EventSource("/events"' in body
     assert "checkpoint.decided" in body
+
+
+async def test_open_streams_end_when_the_server_stops(
+    server: tuple[Container, TestClient[Any, Any], dict[str, str]],
+) -> None:
+    c, client, _ = server
+    run_id, _ = await _waiting_run(c)
+    stream = await _open(client, f"/events?run={run_id}")
+    await asyncio.sleep(0.3)
+    assert not stream.done
+    # graceful: the shutdown hooks run, then the server waits for open requests to finish
+    closing = asyncio.create_task(client.server.close())
+    await asyncio.wait_for(stream.ended.wait(), DEADLINE_S)  # not left hanging until a timeout
+    await asyncio.wait_for(closing, DEADLINE_S)
+    await stream.close()
