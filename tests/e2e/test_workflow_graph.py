@@ -231,3 +231,18 @@ async def test_console_run_page_overlays_the_path(
     assert taken.get("stroke") == "#067647"
     assert skipped.get("stroke") == "#c0c5cf"
     assert skipped.get("stroke-dasharray")
+
+
+def test_svg_without_graphviz_says_what_to_install(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refund = REPO / "workflows" / "refund.yml"
+    env = {"SIGNOFF_WORKFLOWS_DIR": str(refund.parent)}
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no dot program here
+    failed = cli.invoke(app, ["graph", "refund", "--format", "svg"], env=env)
+    assert failed.exit_code == 1
+    assert "needs Graphviz's dot program (apt-get install graphviz)" in failed.output
+    mermaid = cli.invoke(app, ["graph", "refund", "--format", "mermaid"], env=env)
+    assert mermaid.exit_code == 0, mermaid.output
