@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.model import Run, Step, StepStatus, Workflow
+from engine.model import HumanConfig, NodeSpec, Run, Step, StepStatus, Workflow
 
 __all__ = [
     "Graph",
@@ -52,6 +52,7 @@ class GraphNode(BaseModel):
     id: str
     type: str
     entry: bool = False
+    when: str | None = None  # a human node's own condition (it is passed by policy when false)
     state: NodeState | None = None
 
 
@@ -88,10 +89,17 @@ _STEP_STATE = {
 }
 
 
+def _when(spec: NodeSpec) -> str | None:
+    return spec.config.when if isinstance(spec.config, HumanConfig) else None
+
+
 def workflow_graph(workflow: Workflow, run: Run | None = None, steps: Iterable[Step] = ()) -> Graph:
     """The graph of ``workflow``; with ``run`` (and its steps), each node's state on it."""
     if run is None:
-        nodes = [GraphNode(id=n, type=s.type, entry=n == workflow.entry) for n, s in workflow.nodes.items()]
+        nodes = [
+            GraphNode(id=n, type=s.type, entry=n == workflow.entry, when=_when(s))
+            for n, s in workflow.nodes.items()
+        ]
         edges = [GraphEdge(source=e.source, target=e.target, when=e.when) for e in workflow.edges]
         return Graph(workflow_id=workflow.id, title=workflow.title, nodes=nodes, edges=edges)
     latest: dict[str, Step] = {}
@@ -103,6 +111,7 @@ def workflow_graph(workflow: Workflow, run: Run | None = None, steps: Iterable[S
             id=n,
             type=s.type,
             entry=n == workflow.entry,
+            when=_when(s),
             state=_STEP_STATE[latest[n].status] if n in latest else unreached,
         )
         for n, s in workflow.nodes.items()
@@ -154,7 +163,7 @@ def _quoted(text: str) -> str:
 
 def _dot_node(node: GraphNode) -> str:
     attrs = {
-        "label": f"{node.id}\n{node.type}",
+        "label": f"{node.id}\n{node.type}" + (f"\nwhen {node.when}" if node.when else ""),
         "shape": _DOT_SHAPES.get(node.type, "box"),
         "tooltip": f"{node.id} ({node.type}{', ' + node.state.value if node.state else ''})",
     }
@@ -236,6 +245,8 @@ def to_mermaid(graph: Graph) -> str:
     for node in graph.nodes:
         left, right = _MERMAID_SHAPES.get(node.type, ("[", "]"))
         label = mermaid_text(node.id) + "<br/>" + mermaid_text(node.type)
+        if node.when:
+            label += "<br/>when " + mermaid_text(node.when)
         lines.append(f'  {keys[node.id]}{left}"{label}"{right}')
     taken: list[int] = []
     greyed: list[int] = []

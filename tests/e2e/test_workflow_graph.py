@@ -39,6 +39,12 @@ def _expected(file: Path) -> tuple[str, list[str], list[str]]:
     return str(doc["id"]), nodes, conditions
 
 
+def _node_conditions(file: Path) -> list[str]:
+    """The conditions of human nodes themselves (``when`` on the node)."""
+    doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+    return [str(n["when"]) for n in doc["nodes"] if n.get("when") is not None]
+
+
 def svg_texts(svg: str) -> tuple[set[str], dict[str, str]]:
     """Every text drawn in an SVG document, and each node's title -> its class."""
     root = ET.fromstring(svg)  # noqa: S314 (our own server's output)
@@ -78,6 +84,7 @@ def _graph(cli: CliRunner, file: Path, fmt: str, *extra: str) -> str:
 def test_there_are_examples_with_conditions() -> None:
     assert len(EXAMPLES) >= 6
     assert sum(len(_expected(f)[2]) for f in EXAMPLES) >= 6
+    assert any(_node_conditions(f) for f in EXAMPLES)
 
 
 @pytest.mark.parametrize("file", EXAMPLES, ids=lambda f: f.stem)
@@ -89,6 +96,8 @@ def test_every_example_renders_naming_every_node_and_condition(cli: CliRunner, f
         assert node in texts, (file.name, "svg", node)
     for condition in conditions:
         assert condition in texts, (file.name, "svg", condition)
+    for condition in _node_conditions(file):
+        assert f"when {condition}" in texts, (file.name, "svg", condition)
 
     dot = _graph(cli, file, "dot")
     assert dot.startswith("digraph ")
@@ -99,6 +108,8 @@ def test_every_example_renders_naming_every_node_and_condition(cli: CliRunner, f
         assert f'"{node}" [' in dot, (file.name, "dot", node)
     for condition in conditions:
         assert condition in labels, (file.name, "dot", condition)
+    for condition in _node_conditions(file):
+        assert any(label.endswith(f"\\nwhen {condition}") for label in labels), (file.name, "dot", condition)
 
     mermaid = _graph(cli, file, "mermaid")
     assert mermaid.startswith("flowchart TD\n")
@@ -109,6 +120,8 @@ def test_every_example_renders_naming_every_node_and_condition(cli: CliRunner, f
         assert f'"{node}<br/>' in decoded, (file.name, "mermaid", node)
     for condition in conditions:
         assert f'|"{condition}"|' in decoded, (file.name, "mermaid", condition)
+    for condition in _node_conditions(file):
+        assert f"<br/>when {condition}" in decoded, (file.name, "mermaid", condition)
     # no raw character that would end a label or open markup inside one
     for label in re.findall(r'\|"([^"]*)"\|', mermaid):
         assert not set(label) & {"|", "<", ">"}, label
