@@ -9,6 +9,7 @@ the DOT text instead; DOT and Mermaid need no program.
 from __future__ import annotations
 
 import asyncio
+import shutil
 from enum import StrEnum
 
 import graphviz
@@ -18,7 +19,7 @@ from engine.graph import Graph, to_dot, to_mermaid, workflow_graph
 from engine.model import Workflow
 from engine.ports import RunStore
 
-__all__ = ["GraphFormat", "GraphUnavailable", "load_graph", "render", "svg"]
+__all__ = ["GraphFormat", "GraphUnavailable", "drawable", "load_graph", "render", "svg"]
 
 # a graph of a few dozen nodes takes ~50 ms; a pathological one is cut off
 _DOT_TIMEOUT_S = 20.0
@@ -34,6 +35,11 @@ class GraphFormat(StrEnum):
 
 class GraphUnavailable(EngineError):
     """Graphviz's ``dot`` program is not installed, or failed on this graph."""
+
+
+def drawable() -> bool:
+    """True when Graphviz's ``dot`` program is on the PATH (SVG can be drawn)."""
+    return shutil.which("dot") is not None
 
 
 async def load_graph(workflow: Workflow, store: RunStore, run_id: str | None = None) -> Graph:

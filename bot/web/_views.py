@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from jinja2 import Environment
 
+from bot.graphs import drawable
 from bot.web import _forms
 from bot.wiring import Container
 from engine.commands import Cancel
@@ -198,6 +199,7 @@ async def _start_form(
         runs=runs,
         outcomes=await outcomes_of(c, runs),
         graph=workflow_graph(workflow),
+        drawable=drawable(),
     )
 
 
@@ -314,6 +316,7 @@ async def _run_view(request: web.Request, run_id: str, notice: str = "", status:
         run=redact_run(r, run),
         outcome=run_outcome(run, checkpoints),
         graph=workflow_graph(pinned, run, steps),
+        drawable=drawable(),
         steps=[redact_step(r, s) for s in steps],
         checkpoints=[redact_checkpoint(r, cp) for cp in checkpoints],
         decisions=[redact_decision(r, d) for d in decisions],

@@ -259,3 +259,19 @@ def test_svg_without_graphviz_says_what_to_install(
     assert "needs Graphviz's dot program (apt-get install graphviz)" in failed.output
     mermaid = cli.invoke(app, ["graph", "refund", "--format", "mermaid"], env=env)
     assert mermaid.exit_code == 0, mermaid.output
+
+
+async def test_console_without_graphviz_lists_the_graph_as_text(
+    console: tuple[Container, TestClient[web.Request, web.Application]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, client = console
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot program here
+    page = await (await client.get("/workflows/refund")).text()
+    assert "this server has no Graphviz" in page
+    assert 'class="graph"' not in page.replace('class="graph-text"', "")
+    assert '<details class="graph-text" open>' in page
+    image = await client.get("/workflows/refund/graph.svg")
+    assert image.status == 503
+    assert "apt-get install graphviz" in await image.text()
