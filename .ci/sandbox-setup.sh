@@ -20,7 +20,9 @@ image=${SIGNOFF_TEST_DOCKER_IMAGE:-localhost/signoff-busybox:1}
 mkdir -p "$dir"
 
 missing=()
-for pair in bwrap:bubblewrap podman:podman runc:runc /bin/busybox:busybox-static; do
+# (dot draws the workflow graphs of the console and `signoff graph --format svg`; node runs the
+# tests of the console's script)
+for pair in bwrap:bubblewrap podman:podman runc:runc /bin/busybox:busybox-static dot:graphviz node:nodejs; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.model import Checkpoint, Decision, Run, Step
+from engine.outcome import RunOutcome
 from engine.shown import markup_text, shown_document
 
 __all__ = [
@@ -97,14 +98,19 @@ def decision_json(decision: Decision) -> dict[str, Any]:
 
 
 def run_json(
-    run: Run, steps: list[Step] | None = None, decisions: list[Decision] | None = None
+    run: Run,
+    steps: list[Step] | None = None,
+    decisions: list[Decision] | None = None,
+    *,
+    outcome: RunOutcome | None = None,
 ) -> dict[str, Any]:
-    """A run (with steps and decisions when given)."""
+    """A run (with steps and decisions when given); ``outcome`` is what its checkpoints decided."""
     out: dict[str, Any] = {
         "id": run.id,
         "workflow": run.workflow_id,
         "version": run.workflow_hash,
         "status": run.status.value,
+        "outcome": outcome.value if outcome else None,
         "requester": run.requester,
         "inputs": run.inputs,
         "reason": run.reason,
@@ -156,10 +162,13 @@ def _lines(label: Text, text: str, indent: str) -> Text:
     return out
 
 
-def outcome_line(action: str, decision: Decision | None, after: Checkpoint, run: Run) -> str:
+def outcome_line(
+    action: str, decision: Decision | None, after: Checkpoint, run: Run, outcome: RunOutcome | None = None
+) -> str:
     """What ``respond`` did: the decision, or the vote or edit a quorum still waits on."""
     if decision is not None:
-        return f"{decision.action} recorded; run {run.id} is {run.status.value}"
+        ended = f", outcome {outcome.value}" if outcome else ""
+        return f"{decision.action} recorded; run {run.id} is {run.status.value}{ended}"
     needed = after.quorum - len(after.approvals)
     if action in {"edit", "modify"}:
         # a quorum edit replaces the proposal: everyone but its editors approves it anew
@@ -186,14 +195,16 @@ def print_checkpoint(cp: Checkpoint, *, intro: str | None = None) -> None:
         console.print(_lines(label, f.text, "    "), soft_wrap=True)
 
 
-def runs_table(runs: list[Run]) -> Table:
-    """Runs, newest first."""
-    table = Table("run", "workflow", "status", "requester", "started", "reason")
+def runs_table(runs: list[Run], outcomes: dict[str, RunOutcome | None]) -> Table:
+    """Runs, newest first, each with its status and its outcome."""
+    table = Table("run", "workflow", "status", "outcome", "requester", "started", "reason")
     for run in runs:
+        outcome = outcomes.get(run.id)
         table.add_row(
             data(run.id),
             data(run.workflow_id),
             run.status.value + (" (paused)" if run.paused_at is not None and not run.status.final else ""),
+            outcome.value if outcome else "",
             data(run.requester),
             f"{run.created_at:%Y-%m-%d %H:%M:%S}",
             data(run.reason or ""),
@@ -222,10 +233,17 @@ def tasks_table(checkpoints: list[Checkpoint], now: datetime) -> Table:
     return table
 
 
-def show_run(run: Run, steps: list[Step], decisions: list[Decision], checkpoints: list[Checkpoint]) -> None:
+def show_run(
+    run: Run,
+    steps: list[Step],
+    decisions: list[Decision],
+    checkpoints: list[Checkpoint],
+    outcome: RunOutcome | None = None,
+) -> None:
     """Print a run with its steps, its decisions and, in full, what its open checkpoints propose."""
     head = data(run.id, "bold") + Text("  ") + data(run.workflow_id) + Text("  ")
-    console.print(head + Text(run.status.value, style="bold") + Text("  by ") + data(run.requester))
+    status = Text(run.status.value, style="bold") + (Text(f" ({outcome.value})") if outcome else Text())
+    console.print(head + status + Text("  by ") + data(run.requester))
     if run.reason:
         console.print(Text("reason: ") + data(run.reason), soft_wrap=True)
     if run.rerun_of is not None:

@@ -40,7 +40,8 @@ from engine.errors import (
 )
 from engine.inputs import coerce_inputs, parse_pairs
 from engine.loader import load_workflow_file
-from engine.model import Checkpoint, RunStatus
+from engine.model import Checkpoint, Run, RunStatus
+from engine.outcome import RunOutcome, load_outcome, load_outcomes, run_outcome
 from engine.roles import load_roles
 from engine.sensitive import redact_checkpoint, redact_decision, redact_run, redact_step
 
@@ -155,6 +156,7 @@ def run(
             redact_run(r, result),
             [redact_step(r, st) for st in await c.store.list_steps(started.id)],
             [redact_decision(r, d) for d in await c.store.list_decisions(run_id=started.id)],
+            outcome=await load_outcome(c.store, result),
         )
 
     out = _run(work, with_sandbox=True)
@@ -183,9 +185,11 @@ async def _follow(c: Container, run_id: str, *, wait: bool, quiet: bool) -> Any:
             return current
         if current.status.final or (not wait and current.status is RunStatus.waiting):
             if not quiet:
+                outcome = await load_outcome(c.store, current)
                 console.print(
                     f"run {run_id}: [bold]{current.status.value}[/bold]"
-                    + (f" ({current.reason})" if current.reason else "")
+                    + (f", outcome [bold]{outcome.value}[/bold]" if outcome else "")
+                    + (f" ({escape(current.reason)})" if current.reason else "")
                 )
                 if current.status is RunStatus.waiting:
                     for cp in await c.store.list_checkpoints(run_id=run_id, open_only=True):
@@ -212,11 +216,16 @@ def runs(
             raise _fail(
                 f"unknown status {status!r}; use {', '.join(s.value for s in RunStatus)}", EXIT_BAD_INPUT
             ) from None
-    found = _run(lambda c: c.store.list_runs(status=statuses, workflow_id=workflow, limit=limit))
+
+    async def work(c: Container) -> tuple[list[Run], dict[str, RunOutcome | None]]:
+        found = await c.store.list_runs(status=statuses, workflow_id=workflow, limit=limit)
+        return found, await load_outcomes(c.store, found)
+
+    found, outcomes = _run(work)
     if as_json:
-        print_json([run_json(r) for r in found])
+        print_json([run_json(r, outcome=outcomes[r.id]) for r in found])
     else:
-        console.print(runs_table(found))
+        console.print(runs_table(found, outcomes))
 
 
 @app.command()
@@ -236,16 +245,17 @@ def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
         )
 
     found, steps, decisions, checkpoints, reruns = _run(work)
+    outcome = run_outcome(found, checkpoints)
     if as_json:
         print_json(
             {
-                **run_json(found, steps, decisions),
+                **run_json(found, steps, decisions, outcome=outcome),
                 "reruns": reruns,
                 "checkpoints": [checkpoint_json(cp) for cp in checkpoints],
             }
         )
     else:
-        show_run(found, steps, decisions, checkpoints)
+        show_run(found, steps, decisions, checkpoints, outcome)
         if reruns:
             console.print(f"rerun as {', '.join(reruns)}", highlight=False)
 
@@ -324,10 +334,16 @@ def respond(
         print_checkpoint(cp, intro=f"{command.action} ")
         # the decision gate refuses a version older than the current proposal (and audits it)
         decision = await c.engine.decide(command)
-        return decision, await c.store.get_checkpoint(checkpoint_id), await c.store.get_run(cp.run_id)
+        current = await c.store.get_run(cp.run_id)
+        return (
+            decision,
+            await c.store.get_checkpoint(checkpoint_id),
+            current,
+            await load_outcome(c.store, current),
+        )
 
-    decision, after, current = _run(work, with_sandbox=True)
-    console.print(outcome_line(command.action, decision, after, current), markup=False)
+    decision, after, current, outcome = _run(work, with_sandbox=True)
+    console.print(outcome_line(command.action, decision, after, current, outcome), markup=False)
 
 
 @app.command()
@@ -361,6 +377,7 @@ def _register_subcommands() -> None:
     from bot import cli_db, doctor
     from bot.cli_audit import register
     from bot.cli_control import register as register_control
+    from bot.cli_graph import register as register_graph
     from bot.cli_keys import register as register_keys
     from bot.cli_mcp import register as register_mcp
     from bot.cli_people import register as register_people
@@ -374,6 +391,7 @@ def _register_subcommands() -> None:
     register_mcp(app)
     register_workflows(app)
     register_control(app)
+    register_graph(app)
 
 
 _register_subcommands()

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from bot.blocks._kit import MESSAGE_TEXT, clip, ident, mention, principal, utc_time
 from engine.model import Checkpoint, Run
+from engine.outcome import RunOutcome
 from engine.shown import escape_markup as escape
 
 __all__ = [
@@ -268,9 +269,10 @@ def workflow_list(workflows: list[tuple[str, str]]) -> Notice:
     return Notice(clip("Workflows you can run:\n" + "\n".join(lines), MESSAGE_TEXT))
 
 
-def run_status(run: Run, open_checkpoints: list[Checkpoint]) -> Notice:
-    """``status``: where a run is, and who it waits for."""
+def run_status(run: Run, open_checkpoints: list[Checkpoint], outcome: RunOutcome | None = None) -> Notice:
+    """``status``: where a run is, what its checkpoints decided, and who it waits for."""
     text = f"Run `{ident(run.id)}` ({escape(run.workflow_id)}): *{run.status.value}*"
+    text += f", outcome *{outcome.value.replace('_', ' ')}*" if outcome else ""
     text += f" — {escape(run.reason)}" if run.reason else ""
     if run.paused_at is not None and not run.status.final:
         text += f"\npaused by {mention(run.paused_by or '')}: `{COMMAND} resume {ident(run.id)}`"

@@ -27,6 +27,7 @@ from engine.model import (
 from engine.nodes.base import Completed, NodeContext, Paused
 from engine.nodes.code import remove_run_workspace
 from engine.nodes.registry import NODE_KINDS
+from engine.outcome import run_outcome
 from engine.ports import Claimed, Lease, RunChange, merge_pending
 from engine.runner import build_scope, final_status, next_nodes
 from engine.templates import TemplateFailure
@@ -242,6 +243,14 @@ class Driving(EngineCore):
         if run.status.final:
             await remove_run_workspace(self.deps.workspace_root, run.id)
 
+    async def _finished_text(self, run: Run, status: RunStatus) -> str:
+        """The requester's notice of a run that ended: its status and, apart, its outcome (a
+        declined refund is not reported as a plain "succeeded")."""
+        ended = run.model_copy(update={"status": status})
+        outcome = run_outcome(ended, await self.store.list_checkpoints(run_id=run.id))
+        text = f"Run {run.id} ({run.workflow_id}) {status.value}"
+        return f"{text}; outcome: {outcome.value.replace('_', ' ')}" if outcome else text
+
     async def _ending(
         self, run: Run, steps: list[Step], change: RunChange, *, stopped: str | None = None
     ) -> RunChange:
@@ -251,8 +260,12 @@ class Driving(EngineCore):
         status, reason = (RunStatus.failed, stopped) if stopped else final_status(current, steps)
         final = status.final
         audit = [self._audit(f"run.{status.value}", "engine", "engine", run.id, payload={"reason": reason})]
-        notice = self._notices(
-            run, f"Run {run.id} ({run.workflow_id}) {status.value}", reason, retry=status is RunStatus.failed
+        notice = (
+            self._notices(
+                run, await self._finished_text(run, status), reason, retry=status is RunStatus.failed
+            )
+            if final
+            else []
         )
         notice += self._events(EventType.run_finished, run.id)
         if final and any(s.status is StepStatus.waiting for s in steps):
@@ -312,7 +325,11 @@ class Driving(EngineCore):
             started_at=started,
         )
         if kind.side_effects:
-            run = await self.store.commit(lease, RunChange(at=started, steps=[step]))
+            # committed (and audited: watchers see the node start) before it acts
+            begun = self._audit(
+                "step.started", "engine", "engine", run.id, payload={"node": node_id, "type": spec.type}
+            )
+            run = await self.store.commit(lease, RunChange(at=started, steps=[step], audit=[begun]))
         ctx = NodeContext(
             run=run, workflow=workflow, node=spec, scope=scope, deps=self.deps, attempt=step.attempt
         )

@@ -167,6 +167,9 @@ class CheckpointOut(_Out):
     created_at: datetime
     version: int
     shown_hash: str
+    outcome: (
+        Literal["approved", "edited", "answered", "rejected", "timed_out", "cancelled", "option"] | None
+    ) = Field(description="How it was resolved (null while open); timed_out when its timeout policy did.")
     decision: DecisionOut | None
 
 
@@ -244,6 +247,12 @@ class RunOut(_Out):
     workflow_id: str
     workflow_version: str
     status: Literal["queued", "running", "waiting", "succeeded", "rejected", "failed", "cancelled"]
+    outcome: (
+        Literal["approved", "declined", "edited", "answered", "option", "timed_out", "cancelled"] | None
+    ) = Field(
+        description="What its checkpoints decided, apart from the technical status: null while "
+        "it runs and when no checkpoint was resolved; timed_out when a timeout policy resolved one."
+    )
     reason: str | None
     requester: str
     inputs: dict[str, Any]

@@ -13,6 +13,7 @@ from engine.model import (
     Step,
     StepStatus,
 )
+from engine.outcome import RunOutcome, load_outcome, run_outcome
 from engine.ports import RunStore
 from engine.shown import markup_text
 
@@ -90,6 +91,7 @@ def checkpoint_out(cp: Checkpoint, decision: DecisionOut | None) -> CheckpointOu
         created_at=cp.created_at,
         version=cp.version,
         shown_hash=_hash(cp.shown_hash),
+        outcome=cp.outcome.value if cp.outcome else None,
         decision=decision,
     )
 
@@ -99,13 +101,14 @@ def pending_out(cp: Checkpoint) -> Pending:
     return Pending(checkpoint_id=cp.id, version=cp.version, approvals=len(cp.approvals))
 
 
-def run_out(run: Run, open_checkpoints: list[str]) -> RunOut:
+def run_out(run: Run, open_checkpoints: list[str], outcome: RunOutcome | None) -> RunOut:
     """A run's public view."""
     return RunOut(
         id=run.id,
         workflow_id=run.workflow_id,
         workflow_version=run.workflow_hash,
         status=run.status.value,
+        outcome=outcome.value if outcome else None,
         reason=run.reason,
         requester=run.requester,
         inputs=dict(run.inputs),
@@ -121,7 +124,7 @@ def run_out(run: Run, open_checkpoints: list[str]) -> RunOut:
 async def run_view(store: RunStore, run: Run) -> RunOut:
     """``run_out`` with the ids of its open checkpoints read from the store."""
     open_cps = await store.list_checkpoints(run_id=run.id, open_only=True)
-    return run_out(run, [cp.id for cp in open_cps])
+    return run_out(run, [cp.id for cp in open_cps], await load_outcome(store, run))
 
 
 async def run_result(store: RunStore, run: Run) -> RunResult:
@@ -137,4 +140,5 @@ async def run_result(store: RunStore, run: Run) -> RunResult:
     views = [
         decision_out(by_checkpoint[d.checkpoint_id], d) for d in decisions if d.checkpoint_id in by_checkpoint
     ]
-    return RunResult(run=run_out(run, []), outputs=outputs, decisions=views)
+    outcome = run_outcome(run, by_checkpoint.values())
+    return RunResult(run=run_out(run, [], outcome), outputs=outputs, decisions=views)

@@ -25,9 +25,11 @@ from typing import TypeVar
 from engine.clients import ChangeFeed
 from engine.ports import RunStore
 
-__all__ = ["Waiters"]
+__all__ = ["ANY_RUN", "Waiters"]
 
 T = TypeVar("T")
+ANY_RUN = "*"
+"""The run id to wait on to be woken by a change of any run (the console's inbox)."""
 _MAX_BACKLOG = 1000
 _STOP_S = 5.0  # shutting down never waits longer on a loop that does not stop
 log = logging.getLogger("signoff.api.waiting")
@@ -76,8 +78,11 @@ class Waiters:
 
     def wake(self, run_id: str | None = None) -> None:
         """Something about ``run_id`` changed (None: anything may have)."""
-        groups = self._events.values() if run_id is None else [self._events.get(run_id, set())]
-        for events in list(groups):
+        if run_id is None:
+            groups = list(self._events.values())
+        else:
+            groups = [self._events.get(run_id, set()), self._events.get(ANY_RUN, set())]
+        for events in groups:
             for event in events:
                 event.set()
 

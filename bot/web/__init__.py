@@ -16,7 +16,20 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.mail import links_for
-from bot.web import _audit, _charts, _control, _decide, _guard, _inbox, _login, _mail_links, _versions, _views
+from bot.web import (
+    _audit,
+    _charts,
+    _control,
+    _decide,
+    _events,
+    _graphs,
+    _guard,
+    _inbox,
+    _login,
+    _mail_links,
+    _versions,
+    _views,
+)
 from bot.web._auth import require_login
 from bot.web._filters import environment
 from bot.web._hosts import refuse_exposure
@@ -68,6 +81,7 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("GET", "/", _views.home, "home"),
         ("POST", "/actor", _views.set_actor, "actor"),
         ("GET", "/workflows/{workflow_id}", _views.workflow_page, "workflow"),
+        ("GET", "/workflows/{workflow_id}/graph.svg", _graphs.workflow_graph_svg, "workflow_graph"),
         ("POST", "/workflows/{workflow_id}/runs", _views.start_run, "start"),
         ("GET", "/workflows/{workflow_id}/diff", _versions.diff_page, "workflow_diff"),
         ("GET", "/runs", _views.runs_page, "runs"),
@@ -80,6 +94,8 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("GET", "/runs/{run_id}", _views.run_page, "run"),
         ("GET", "/runs/{run_id}/audit", _audit.run_audit_page, "run_audit"),
         ("GET", "/audit", _audit.audit_page, "audit"),
+        ("GET", "/runs/{run_id}/graph.svg", _graphs.run_graph, "run_graph"),
+        ("GET", "/events", _events.events, "events"),
         ("POST", "/runs/{run_id}/cancel", _views.cancel_run, "cancel"),
         ("POST", "/runs/{run_id}/pause", _control.pause_run, "pause"),
         ("POST", "/runs/{run_id}/resume", _control.resume_run, "resume"),
@@ -106,6 +122,8 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         )
     for method, path, handler, name in routes if console else []:
         app.router.add_route(method, path, handler, name=_ROUTE_PREFIX + name)
+    if console:
+        _events.install(app, container)
     if console or links is not None:
         app.router.add_static("/static/", _HERE / "static", name=_ROUTE_PREFIX + "static")
 

@@ -32,8 +32,11 @@ from engine.shown import shown_document, shown_hash
 
 async def checkpoint_page(request: web.Request) -> web.Response:
     """A checkpoint: what the person is shown, and the forms to decide it."""
-    cp = await request.app[CONTAINER].store.get_checkpoint(request.match_info["checkpoint_id"])
-    return await _checkpoint_view(request, cp)
+    store = request.app[CONTAINER].store
+    # read first: a change committed while the page is built reaches it as a live event
+    after = (await store.audit_head())[0]
+    cp = await store.get_checkpoint(request.match_info["checkpoint_id"])
+    return await _checkpoint_view(request, cp, live_after=after)
 
 
 async def _checkpoint_view(
@@ -48,9 +51,12 @@ async def _checkpoint_view(
     comment: str = "",
     seen: str | None = None,
     status: int = 200,
+    live_after: int | None = None,
 ) -> web.Response:
     container = request.app[CONTAINER]
     store = container.store
+    if live_after is None:
+        live_after = (await store.audit_head())[0]
     errors = errors or {}
     run = await store.get_run(cp.run_id)
     r = await container.engine.redactor(run)
@@ -82,6 +88,7 @@ async def _checkpoint_view(
         notice=notice,
         custom=[o for o in cp.options if o not in {"approve", "reject", "edit", "answer"}],
         can_decide=can,
+        live_after=live_after,
     )
 
 

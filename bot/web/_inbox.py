@@ -52,6 +52,7 @@ async def inbox_page(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     actor = actor_of(request)
     before = cursor_of(request.query.get("before"))
+    live_after = (await c.store.audit_head())[0]  # before reading: no change falls between
     page = await c.engine.waiting_for(actor, limit=PAGE, before=before)
     following = "/inbox?" + urlencode({"before": cursor_text(page.next)}) if page.next else None
     principals = await c.engine.principals_of(actor)
@@ -62,6 +63,7 @@ async def inbox_page(request: web.Request) -> web.Response:
         following=following,
         first=before is None,
         principals=principals,
+        live_after=live_after,
     )
 
 

@@ -13,11 +13,14 @@ from urllib.parse import urlencode
 from aiohttp import web
 from jinja2 import Environment
 
+from bot.graphs import drawable
 from bot.web import _forms
 from bot.wiring import Container
 from engine.commands import Cancel
 from engine.errors import Conflict, InvalidInput, NotAllowed
-from engine.model import Checkpoint, RunStatus, parse_duration
+from engine.graph import workflow_graph
+from engine.model import Checkpoint, Run, RunStatus, parse_duration
+from engine.outcome import load_outcomes, run_outcome
 from engine.people import Person
 from engine.sensitive import redact_checkpoint, redact_decision, redact_event, redact_run, redact_step
 from engine.stats import load_stats
@@ -97,6 +100,12 @@ def render(request: web.Request, template: str, *, status: int = 200, **context:
     return web.Response(text=html, status=status, content_type="text/html")
 
 
+async def outcomes_of(container: Container, runs: list[Run]) -> dict[str, str]:
+    """Run id -> its outcome's word ("" when none) for the run lists' badges."""
+    found = await load_outcomes(container.store, runs)
+    return {run_id: outcome.value if outcome else "" for run_id, outcome in found.items()}
+
+
 def redirect(location: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(location)
 
@@ -164,6 +173,7 @@ async def home(request: web.Request) -> web.Response:
         broken=broken,
         checkpoints=open_cps,
         runs=runs,
+        outcomes=await outcomes_of(c, runs),
         mine=mine,
     )
 
@@ -190,6 +200,9 @@ async def _start_form(
         general=_forms.general_errors(workflow.inputs, errors),
         runs=runs,
         **await versions_context(c, workflow),
+        outcomes=await outcomes_of(c, runs),
+        graph=workflow_graph(workflow),
+        drawable=drawable(),
     )
 
 
@@ -236,6 +249,7 @@ async def runs_page(request: web.Request) -> web.Response:
         request,
         "runs.html",
         runs=runs,
+        outcomes=await outcomes_of(request.app[CONTAINER], runs),
         statuses=statuses,
         wanted=wanted,
         search=search,
@@ -296,18 +310,25 @@ async def run_page(request: web.Request) -> web.Response:
 async def _run_view(request: web.Request, run_id: str, notice: str = "", status: int = 200) -> web.Response:
     container = request.app[CONTAINER]
     store = container.store
+    # read first: a change committed while the page is built reaches it as a live event
+    live_after = (await store.audit_head())[0]
     run = await store.get_run(run_id)
     # sensitive values (marked in the workflow's schemas) are masked wherever they were copied
     r = await container.engine.redactor(run)
     checkpoints = sorted(await store.list_checkpoints(run_id=run.id), key=lambda cp: cp.created_at)
     decisions = await store.list_decisions(run_id=run.id)
     events = await store.audit_events(run_id=run.id)
+    steps = await store.list_steps(run.id)
+    pinned = await container.catalog.pinned(run.workflow_hash, store)
     return render(
         request,
         "run.html",
         status=status,
         run=redact_run(r, run),
-        steps=[redact_step(r, s) for s in await store.list_steps(run.id)],
+        outcome=run_outcome(run, checkpoints),
+        graph=workflow_graph(pinned, run, steps),
+        drawable=drawable(),
+        steps=[redact_step(r, s) for s in steps],
         checkpoints=[redact_checkpoint(r, cp) for cp in checkpoints],
         decisions=[redact_decision(r, d) for d in decisions],
         flags=flags_of(events),
@@ -317,6 +338,7 @@ async def _run_view(request: web.Request, run_id: str, notice: str = "", status:
         nodes=list((await container.catalog.pinned(run.workflow_hash, store)).nodes)
         if run.status.final
         else [],
+        live_after=live_after,
     )
 
 

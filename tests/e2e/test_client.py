@@ -244,12 +244,13 @@ async def test_runs_start_wait_and_list(env: ApiEnv) -> None:
         run = await sg.runs.start("refund", {"customer": "ACME", "amount": 40}, key="refund-1")
         assert (await sg.runs.start("refund", {"customer": "ACME", "amount": 40}, key="refund-1")).replayed
         waiting = await env.until(lambda: _open_checkpoints(sg, run.id))
-        assert waiting.status == "waiting"
+        assert (waiting.status, waiting.outcome) == ("waiting", None)
         with pytest.raises(WaitTimeout):
             await sg.runs.wait(run.id, timeout=0.5)
         await env.slack.send("interaction", env.slack.click(APPROVE, waiting.open_checkpoints[0], MANAGER))
         result = await sg.runs.wait(run.id, timeout=30)
-        assert result.run.status == "succeeded"
+        assert (result.run.status, result.run.outcome) == ("succeeded", "approved")
+        assert (await sg.runs.get(run.id)).outcome == "approved"
         assert result.outputs["send"]["note"].startswith("We refunded 40")
         assert [r.id for r in (await sg.runs.list(workflow="refund")).items] == [run.id]
 

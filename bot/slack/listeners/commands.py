@@ -25,6 +25,7 @@ from engine.delegation import delegate, end_delegations
 from engine.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from engine.inputs import coerce_inputs, parse_pairs
 from engine.model import Run
+from engine.outcome import run_outcome
 from engine.sensitive import redact_run
 
 __all__ = ["register"]
@@ -98,9 +99,11 @@ async def _status(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None
     except NotFound:
         await deps.reply(user, messages.run_not_found(rest), **where(body))
         return
-    open_cps = [cp for cp in await store.list_checkpoints(run_id=run.id) if cp.status.value == "open"]
+    checkpoints = await store.list_checkpoints(run_id=run.id)
+    open_cps = [cp for cp in checkpoints if cp.status.value == "open"]
     shown = redact_run(await deps.container.engine.redactor(run), run)  # its reason may quote data
-    await deps.reply(user, messages.run_status(shown, open_cps), run_id=run.id, **where(body))
+    notice = messages.run_status(shown, open_cps, run_outcome(run, checkpoints))
+    await deps.reply(user, notice, run_id=run.id, **where(body))
 
 
 async def _run_here(deps: SlackDeps, run_id: str) -> Run:

@@ -137,6 +137,9 @@ class Run(_Model):
     workflow_id: str
     workflow_version: str = ""
     status: Literal["queued", "running", "waiting", "succeeded", "rejected", "failed", "cancelled"]
+    outcome: str | None = None
+    """What its checkpoints decided (approved, declined, edited, answered, option, timed_out,
+    cancelled); None while it runs and when no checkpoint was resolved."""
     reason: str | None = None
     requester: str = ""
     inputs: dict[str, Any] = {}
