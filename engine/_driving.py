@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from engine._decisions import schema_errors
 from engine._engine_core import EngineCore
+from engine._telling import run_finished, step_finished
 from engine.audit import sha256_of
 from engine.errors import EngineError, InvalidInput, LeaseLost, NotFound
 from engine.events import EventType
@@ -26,6 +27,7 @@ from engine.model import (
 from engine.nodes.base import Completed, NodeContext, Paused
 from engine.nodes.code import remove_run_workspace
 from engine.nodes.registry import NODE_KINDS
+from engine.observers import CheckpointOpened, LeaseTakenOver, RunStarted, bound_ids
 from engine.ports import Claimed, Lease, RunChange, merge_pending
 from engine.runner import build_scope, final_status, next_nodes
 from engine.templates import TemplateFailure
@@ -127,6 +129,7 @@ class Driving(EngineCore):
         await self.store.create_run(run, [audit])
         lease = Lease(run_id=run.id, owner=self.owner, epoch=1, expires_at=now + self.lease_ttl)
         self._held[run.id] = Claimed(lease=lease, run=run, steps=[])
+        self.emit(RunStarted(at=now, run_id=run.id, workflow=workflow.id))
         self._changed(run.id)
         return run
 
@@ -151,7 +154,8 @@ class Driving(EngineCore):
         self._driving[run_id] = asyncio.current_task()
         self._idle.clear()
         try:
-            return await self._drive(claimed)
+            with bound_ids(run_id=run_id):
+                return await self._drive(claimed)
         except LeaseLost:
             log.info("lease on %s lost; another process continues it", run_id)
             return None
@@ -188,7 +192,8 @@ class Driving(EngineCore):
             if any(s.node_id == node_id and s.status is not StepStatus.running for s in steps.values()):
                 run = await self.store.commit(lease, RunChange(at=self.clock.now(), pending_remove=[node_id]))
                 continue
-            run, new_steps = await self._step(lease, run, workflow, node_id, steps)
+            with bound_ids(node_id=node_id, checkpoint_id=None):
+                run, new_steps = await self._step(lease, run, workflow, node_id, steps)
             fault("after_step_commit")
             steps.update({s.id: s for s in new_steps})
             if not run.pending and run.lease_owner is None:
@@ -209,6 +214,7 @@ class Driving(EngineCore):
         """
         self._changed(run.id)
         if run.status.final:
+            self.emit(run_finished(run))
             await remove_run_workspace(self.deps.workspace_root, run.id)
 
     async def _ending(self, run: Run, steps: list[Step], change: RunChange) -> RunChange:
@@ -369,6 +375,7 @@ class Driving(EngineCore):
             audit=audit,
         )
         run = await self._commit_step(lease, run, change, [*others, done])
+        self.emit(step_finished(run.workflow_id, done, now))
         return run, [done]
 
     async def _paused(
@@ -403,6 +410,11 @@ class Driving(EngineCore):
             audit=audit,
         )
         run = await self._commit_step(lease, run, change, [*others, waiting])
+        self.emit(
+            CheckpointOpened(
+                at=now, run_id=run.id, workflow=run.workflow_id, checkpoint_id=cp.id, node_id=cp.node_id
+            )
+        )
         self._changed(run.id)
         return run, [waiting]
 
@@ -418,6 +430,7 @@ class Driving(EngineCore):
         ]
         change = RunChange(at=now, steps=[failed], pending_remove=[step.node_id], audit=audit)
         run = await self._commit_step(lease, run, change, [*others, failed])
+        self.emit(step_finished(run.workflow_id, failed, now))
         return run, [failed]
 
     async def recover(self, limit: int = 100) -> int:
@@ -425,8 +438,12 @@ class Driving(EngineCore):
         driven = 0
         for run_id in await self.store.runnable_runs(self.clock.now(), limit):
             try:
+                # a run whose lease another process let expire is a takeover (metrics)
+                before = (await self.store.get_run(run_id)).lease_owner
                 if await self.drive(run_id) is not None:
                     driven += 1
+                    if before is not None and before != self.owner:
+                        self.emit(LeaseTakenOver(at=self.clock.now(), run_id=run_id, previous_owner=before))
             except Exception:  # one broken run must not keep the others from being resumed
                 log.exception("could not resume run %s", run_id)
         return driven
