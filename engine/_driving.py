@@ -27,7 +27,7 @@ from engine.model import (
 from engine.nodes.base import Completed, NodeContext, Paused
 from engine.nodes.code import remove_run_workspace
 from engine.nodes.registry import NODE_KINDS
-from engine.observers import CheckpointOpened, LeaseTakenOver, RunStarted, bound_ids
+from engine.observers import CheckpointOpened, EngineEvent, LeaseTakenOver, RunStarted, bound_ids
 from engine.ports import Claimed, Lease, RunChange, merge_pending
 from engine.runner import build_scope, final_status, next_nodes
 from engine.templates import TemplateFailure
@@ -245,7 +245,9 @@ class Driving(EngineCore):
             }
         )
 
-    async def _commit_step(self, lease: Lease, run: Run, change: RunChange, steps: list[Step]) -> Run:
+    async def _commit_step(
+        self, lease: Lease, run: Run, change: RunChange, steps: list[Step], told: EngineEvent
+    ) -> Run:
         """Commit a step; when it leaves nothing pending, park or finish the run in the same commit.
 
         ``steps`` are the run's steps after this one. Only this process opens checkpoints while
@@ -254,8 +256,11 @@ class Driving(EngineCore):
         pending and the recovery loop resumes it.
         """
         if merge_pending(run.pending, change.pending_remove, change.pending_add):
-            return await self.store.commit(lease, change)
+            run = await self.store.commit(lease, change)
+            self.emit(told)
+            return run
         run = await self.store.commit(lease, await self._ending(run, steps, change))
+        self.emit(told)  # the step, before the end of the run it ended
         await self._ended(run)
         return run
 
@@ -374,8 +379,8 @@ class Driving(EngineCore):
             deliveries=result.deliveries,
             audit=audit,
         )
-        run = await self._commit_step(lease, run, change, [*others, done])
-        self.emit(step_finished(run.workflow_id, done, now))
+        told = step_finished(run.workflow_id, done, now)
+        run = await self._commit_step(lease, run, change, [*others, done], told)
         return run, [done]
 
     async def _paused(
@@ -409,12 +414,10 @@ class Driving(EngineCore):
             deliveries=[*result.deliveries, *self._events(EventType.checkpoint_opened, run.id, cp.id)],
             audit=audit,
         )
-        run = await self._commit_step(lease, run, change, [*others, waiting])
-        self.emit(
-            CheckpointOpened(
-                at=now, run_id=run.id, workflow=run.workflow_id, checkpoint_id=cp.id, node_id=cp.node_id
-            )
+        told = CheckpointOpened(
+            at=now, run_id=run.id, workflow=run.workflow_id, checkpoint_id=cp.id, node_id=cp.node_id
         )
+        run = await self._commit_step(lease, run, change, [*others, waiting], told)
         self._changed(run.id)
         return run, [waiting]
 
@@ -429,8 +432,8 @@ class Driving(EngineCore):
             )
         ]
         change = RunChange(at=now, steps=[failed], pending_remove=[step.node_id], audit=audit)
-        run = await self._commit_step(lease, run, change, [*others, failed])
-        self.emit(step_finished(run.workflow_id, failed, now))
+        told = step_finished(run.workflow_id, failed, now)
+        run = await self._commit_step(lease, run, change, [*others, failed], told)
         return run, [failed]
 
     async def recover(self, limit: int = 100) -> int:
