@@ -68,7 +68,8 @@ async def test_a_run_through_a_checkpoint_is_told_in_commit_order(make_world: Ca
         ("run.finished", None),
     ], "a broken observer does not keep the others from hearing"
     started, finished = seen.of(RunStarted)[0], seen.of(RunFinished)[0]
-    assert isinstance(started, RunStarted) and isinstance(finished, RunFinished)
+    assert isinstance(started, RunStarted)
+    assert isinstance(finished, RunFinished)
     assert (started.workflow, finished.outcome, finished.run_id) == ("refund", "succeeded", run_id)
     decided = seen.of(CheckpointDecided)[0]
     assert isinstance(decided, CheckpointDecided)
@@ -83,12 +84,15 @@ async def test_a_run_through_a_checkpoint_is_told_in_commit_order(make_world: Ca
     }
     assert steps["approval"].at - steps["approval"].started_at == timedelta(minutes=5)
     opened = seen.of(CheckpointOpened)[0]
-    assert isinstance(opened, CheckpointOpened) and opened.checkpoint_id == cp_id
+    assert isinstance(opened, CheckpointOpened)
+    assert opened.checkpoint_id == cp_id
     # the ids of the work in hand are bound while observers hear of it
     by_kind = dict(zip([(e.kind, getattr(e, "node_id", None)) for e in seen.events], seen.ids, strict=True))
     assert by_kind[("step.finished", "draft")] == {"run_id": run_id, "node_id": "draft"}
     assert by_kind[("checkpoint.decided", "approval")] == {"run_id": run_id, "checkpoint_id": cp_id}
-    assert by_kind[("step.finished", "send")] == {"run_id": run_id, "node_id": "send"}, "no stale checkpoint id"
+    assert by_kind[("step.finished", "send")] == {"run_id": run_id, "node_id": "send"}, (
+        "no stale checkpoint id"
+    )
     assert current_ids() == {}, "nothing stays bound after the engine returns"
 
 
