@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings
 from engine.catalog import WorkflowCatalog
@@ -30,6 +30,9 @@ from engine.testing import InMemoryRunStore
 from skills.http import AiohttpClient
 from skills.registry import FixtureResult, Skill, SkillRegistry  # re-exported for `signoff skills`
 from storage import SchemaState, SchemaStatus, SqlStore, create_store, schema_status, upgrade_schema
+
+if TYPE_CHECKING:
+    from bot.telemetry import Metrics
 
 __all__ = [
     "Adapters",
@@ -106,6 +109,8 @@ class Container:
     feed: ChangeFeed | None = None  # other processes' commits (PostgreSQL LISTEN), for long polls
     # the database's schema revision against this code's (readiness); None without a SQL store
     schema: Callable[[], Awaitable[SchemaStatus]] | None = None
+    # the process's Prometheus series (bot.telemetry), once the server mounts /metrics
+    metrics: Metrics | None = None
 
     async def close(self) -> None:
         """Release connections and sessions."""
@@ -215,7 +220,11 @@ async def build(
         delegation_max=timedelta(days=settings.delegation_max_days),
         webhook_events=True,
     )
-    outbox = Outbox(store, sender, clock, claim_ttl=outbox_claim(settings)) if sender is not None else None
+    outbox = (
+        Outbox(store, sender, clock, claim_ttl=outbox_claim(settings), observers=engine.observers)
+        if sender is not None
+        else None
+    )
     return Container(
         settings=settings,
         store=store,

@@ -7,6 +7,7 @@ server as the web console). Socket Mode connects out with the app-level token in
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from aiohttp import web
@@ -61,7 +62,11 @@ class SlackSurface:
         )
         container.engine.deps.directory = self.directory
         container.outbox = Outbox(
-            container.store, self.sender, container.clock, claim_ttl=outbox_claim(settings)
+            container.store,
+            self.sender,
+            container.clock,
+            claim_ttl=outbox_claim(settings),
+            observers=container.engine.observers,
         )
         self._socket: AsyncSocketModeHandler | None = None
 
@@ -76,11 +81,15 @@ class SlackSurface:
 
     async def handle(self, request: web.Request) -> web.Response:
         """One HTTP request from Slack through Bolt (401 on a bad or stale signature)."""
+        began = time.perf_counter()
         try:
             response = await self.app.async_dispatch(await to_bolt_request(request))
         except Exception as exc:  # Bolt parsing a malformed payload outside its own error handling
             log.warning("Slack request not understood: %r", exc, exc_info=exc)
             return web.Response(status=400)
+        metrics = self.deps.container.metrics
+        if metrics is not None:  # Bolt answers once the listener acked: that is Slack's 3 s
+            metrics.slack_acked(time.perf_counter() - began)
         return await to_aiohttp_response(response)
 
     async def start(self) -> None:
