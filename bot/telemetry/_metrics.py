@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 
 from engine.observers import (
     CheckpointDecided,
@@ -149,11 +150,13 @@ class Metrics:
         """Record how long a Slack request took to answer."""
         self.slack_ack.observe(seconds)
 
-    async def scrape(self, store: object, now: datetime) -> bytes:
-        """The text exposition, with the gauges read from ``store`` first (when it counts them)."""
+    async def scrape(self, store: object, now: datetime, accept: str = "") -> tuple[bytes, str]:
+        """The exposition and its content type (Prometheus text, or OpenMetrics when ``accept``
+        asks for it), with the gauges read from ``store`` first (when it counts them)."""
         if isinstance(store, GaugeSource):
             gauges = await store.gauges(now)
             self.open_checkpoints.set(gauges.open_checkpoints)
             self.overdue.set(gauges.overdue_checkpoints)
             self.outbox_pending.set(gauges.outbox_pending)
-        return generate_latest(self.registry)
+        encode, content_type = choose_encoder(accept)
+        return encode(self.registry), content_type

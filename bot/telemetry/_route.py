@@ -16,7 +16,6 @@ import hmac
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.telemetry._metrics import Metrics
 from bot.web._hosts import allowed_hosts, is_loopback, local_port
@@ -43,8 +42,11 @@ async def _serve(request: web.Request) -> web.Response:
     refusal = _refusal(request, container)
     if refusal is not None:
         return refusal
-    body = await request.app[_METRICS].scrape(container.store, container.clock.now())
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
+    metrics = request.app[_METRICS]
+    body, content_type = await metrics.scrape(
+        container.store, container.clock.now(), request.headers.get("Accept", "")
+    )
+    return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
 
 def _refusal(request: web.Request, container: Container) -> web.Response | None:
