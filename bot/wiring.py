@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings
+from bot.local import LocalSender
 from engine.catalog import WorkflowCatalog
 from engine.clients import ChangeFeed, ClientStore
 from engine.errors import EngineError, InvalidWorkflow, SkillFailed
@@ -220,6 +221,8 @@ async def build(
         delegation_max=timedelta(days=settings.delegation_max_days),
         webhook_events=True,
     )
+    if isinstance(sender, LocalSender):
+        sender.masked_by(engine)  # its messages go to the log, where no sensitive value may
     outbox = (
         Outbox(store, sender, clock, claim_ttl=outbox_claim(settings), observers=engine.observers)
         if sender is not None

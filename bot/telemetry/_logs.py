@@ -75,6 +75,12 @@ def _engine_ids(logger: WrappedLogger, name: str, event_dict: EventDict) -> Even
     return event_dict
 
 
+def _no_message_copy(logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
+    """Drop the record's ``message`` (a copy of ``event`` that ``ExtraAdder`` takes for an extra)."""
+    event_dict.pop("message", None)
+    return event_dict
+
+
 def _pre_chain() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -82,6 +88,7 @@ def _pre_chain() -> list[Processor]:
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.stdlib.ExtraAdder(),
+        _no_message_copy,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
 
