@@ -3,10 +3,17 @@ a span per node under the run's span, and the Slack requests that caused them.""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -15,6 +22,7 @@ from bot.blocks.checkpoint import APPROVE
 from bot.telemetry import tracing
 from bot.telemetry._tracing import run_span_context
 from engine.model import RunStatus
+from engine.observers import RunFinished, StepFinished
 from tests.scenario._flow import full_scenario, start_waiting
 from tests.scenario._harness import MANAGER, SlackEnv, slack_env
 
@@ -97,3 +105,79 @@ async def test_one_trace_per_run_with_a_span_per_node(env: SlackEnv, exporter: I
     named = [s for s in requests.values() if s.attributes and s.attributes.get("signoff.run_id") == second]
     assert named, "the requests that started or decided the run name it"
     assert not [s for s in spans if s.name.startswith("GET /metrics")], "scrapes are not traced"
+
+
+class Collector:
+    """A fake OpenTelemetry collector: OTLP/HTTP protobuf on ``/v1/traces``, on a loopback port."""
+
+    def __init__(self) -> None:
+        self.requests: list[ExportTraceServiceRequest] = []
+        app = web.Application()
+        app.router.add_post("/v1/traces", self._traces)
+        self.server = TestServer(app, host="127.0.0.1")
+
+    async def _traces(self, request: web.Request) -> web.Response:
+        assert request.content_type == "application/x-protobuf"
+        body = await request.read()
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        self.requests.append(ExportTraceServiceRequest.FromString(body))
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    def spans(self) -> list[Any]:
+        return [
+            span
+            for req in self.requests
+            for resource in req.resource_spans
+            for scope in resource.scope_spans
+            for span in scope.spans
+        ]
+
+
+async def test_spans_are_exported_over_otlp_when_an_endpoint_is_set() -> None:
+    assert tracing(None) is None, "off by default"
+    collector = Collector()
+    await collector.server.start_server()
+    try:
+        spans = tracing(str(collector.server.make_url("/")))
+        assert spans is not None
+        at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+        step = StepFinished(
+            at=at + timedelta(seconds=2),
+            run_id="run_otlp",
+            workflow="refund",
+            step_id="step_1",
+            node_id="draft",
+            node_type="llm",
+            status="succeeded",
+            attempt=1,
+            started_at=at,
+            model="claude-haiku-4-5",
+            input_tokens=1000,
+            output_tokens=200,
+        )
+        spans.on_event(step)
+        spans.on_event(
+            RunFinished(
+                at=at + timedelta(seconds=3),
+                run_id="run_otlp",
+                workflow="refund",
+                outcome="succeeded",
+                started_at=at,
+            )
+        )
+        # the exporter posts from its own thread; the collector answers on this loop
+        await asyncio.to_thread(spans.shutdown)
+    finally:
+        await collector.server.close()
+    got = {s.name: s for s in collector.spans()}
+    assert set(got) == {"node draft", "run refund"}
+    ids = run_span_context("run_otlp")
+    assert {int.from_bytes(s.trace_id, "big") for s in got.values()} == {ids.trace_id}
+    assert int.from_bytes(got["node draft"].parent_span_id, "big") == ids.span_id
+    assert got["node draft"].end_time_unix_nano - got["node draft"].start_time_unix_nano == 2_000_000_000
+    attributes = {a.key: a.value for a in got["node draft"].attributes}
+    assert attributes["gen_ai.usage.input_tokens"].int_value == 1000
+    assert attributes["signoff.node_type"].string_value == "llm"
+    [resource] = {r.resource.SerializeToString() for req in collector.requests for r in req.resource_spans}
+    assert b"signoff" in resource
