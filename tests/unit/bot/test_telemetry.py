@@ -13,6 +13,7 @@ from engine.observers import (
     CheckpointDecided,
     CheckpointOpened,
     DeliveryFailed,
+    EngineEvent,
     LeaseTakenOver,
     RunFinished,
     RunStarted,
@@ -59,7 +60,7 @@ def _key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
 
 async def test_each_event_lands_in_its_series() -> None:
     metrics = Metrics()
-    events = [
+    events: list[EngineEvent] = [
         RunStarted(at=T0, run_id="run_1", workflow="refund"),
         _step(),
         _step(node_id="draft", status="failed", at=T0 + timedelta(seconds=3), input_tokens=None),
