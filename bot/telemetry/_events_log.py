@@ -49,9 +49,8 @@ class EventLog:
                     "cost_usd": event.cost_usd,
                 }
                 fields.update({k: v for k, v in usage.items() if v is not None})
+                # a failed step's error text may quote its data: it is on the run's page, masked
                 level = logging.WARNING if event.status == "failed" else logging.INFO
-                if event.error:
-                    fields["error"] = event.error
                 log.log(level, "step %s", event.status, extra=fields)
             case RunStarted():
                 log.info("run started", extra={"run_id": event.run_id, "workflow": event.workflow})

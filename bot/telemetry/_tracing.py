@@ -73,6 +73,15 @@ def _ns(when: datetime) -> int:
     return int(when.timestamp() * 1_000_000_000)
 
 
+def _resource() -> Resource:
+    """The SDK's resource (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``), named ``signoff``
+    unless those name the service."""
+    detected = Resource.create()
+    if str(detected.attributes.get("service.name", "")).startswith("unknown_service"):
+        return detected.merge(Resource({"service.name": "signoff"}))
+    return detected
+
+
 def otlp_exporter(endpoint: str) -> SpanExporter:
     """The OTLP/HTTP exporter for ``OTEL_EXPORTER_OTLP_ENDPOINT`` (traces go to ``/v1/traces``)."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -85,9 +94,7 @@ class Tracing:
 
     def __init__(self, exporter: SpanExporter, *, batch: bool = True) -> None:
         self._ids = _Ids()
-        self.provider = TracerProvider(
-            resource=Resource.create({"service.name": "signoff"}), id_generator=self._ids
-        )
+        self.provider = TracerProvider(resource=_resource(), id_generator=self._ids)
         processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
         self.provider.add_span_processor(processor)
         self.tracer = self.provider.get_tracer("signoff")

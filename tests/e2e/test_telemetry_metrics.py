@@ -105,7 +105,21 @@ async def test_series_after_a_run_with_a_model_node_and_a_decision(env: SlackEnv
 
     await env.until(finished)
     await env.until(lambda: env.fake.calls_to("chat.update"))
-    after = await scrape(env.http, url)
+
+    async def sent() -> bool:
+        rows = await env.container.store.list_deliveries()
+        return not [d for d in rows if d.status is DeliveryStatus.pending]
+
+    await env.until(sent)
+    assert value(await scrape(env.http, url), "signoff_outbox_pending") == 0
+
+    async def counted() -> Samples | None:
+        # the run's end is counted just after the commit that ended it
+        samples = await scrape(env.http, url)
+        done = ("signoff_runs_finished_total", frozenset({("workflow", "refund"), ("outcome", "succeeded")}))
+        return samples if done in samples else None
+
+    after = await env.until(counted)
 
     assert value(after, "signoff_runs_started_total", workflow="refund") == 1
     assert value(after, "signoff_runs_finished_total", workflow="refund", outcome="succeeded") == 1
@@ -128,8 +142,6 @@ async def test_series_after_a_run_with_a_model_node_and_a_decision(env: SlackEnv
     # haiku 4.5: 1 USD per million tokens in, 5 out
     assert value(after, "signoff_llm_cost_usd_total", **model) == pytest.approx(0.002)
     assert value(after, "signoff_checkpoints_open") == 0
-    pending = [d for d in await env.container.store.list_deliveries() if d.status is DeliveryStatus.pending]
-    assert value(after, "signoff_outbox_pending") == len(pending)
     # the first card was refused with 429 and retried: one failure of that method, not final
     assert value(after, "signoff_outbox_send_failures_total", method="chat.postMessage", final="false") == 1
     # one slash command and one click went through /slack/events

@@ -57,11 +57,20 @@ async def _second_run(env: SlackEnv) -> str:
     return cp.run_id
 
 
+async def _recorded(env: SlackEnv, exporter: InMemorySpanExporter, run_id: str) -> None:
+    """Wait for the run's span: it is recorded just after the commit that ended the run."""
+    await env.until(
+        lambda: [s for s in _of_run(exporter.get_finished_spans(), run_id) if s.name == "run refund"]
+    )
+
+
 async def test_one_trace_per_run_with_a_span_per_node(env: SlackEnv, exporter: InMemorySpanExporter) -> None:
     await full_scenario(env)
     first = (await env.container.store.list_runs())[0]
     assert first.status is RunStatus.succeeded
     second = await _second_run(env)
+    await _recorded(env, exporter, first.id)
+    await _recorded(env, exporter, second)
     spans = exporter.get_finished_spans()
     traces = {}
     for run_id in (first.id, second):
