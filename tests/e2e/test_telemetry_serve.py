@@ -61,7 +61,7 @@ def test_serve_logs_json_lines_and_counts_what_the_database_holds(tmp_path: Path
         ask = {"key": "deploy-7", "prompt": "Deploy 7?", "assignee": "role:approvers"}
         status, cp = _http("POST", f"http://127.0.0.1:{port}/api/v1/checkpoints", token, ask)
         assert status == 201, cp
-        opened = ("signoff_checkpoints_open", frozenset())
+        opened: tuple[str, frozenset[tuple[str, str]]] = ("signoff_checkpoints_open", frozenset())
         counted = _until(lambda: (m := _metrics(port)).get(opened) == 1 and m)
         assert counted[("signoff_runs_started_total", frozenset({("workflow", "api-ask")}))] == 1
         # another process decides: the gauges, read from the database, see it at once
