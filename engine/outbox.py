@@ -15,7 +15,7 @@ from datetime import timedelta
 from engine.errors import EngineError
 from engine.faults import fault
 from engine.model import Delivery, DeliveryStatus
-from engine.observers import DeliveryFailed, Observer, emit
+from engine.observers import DeliveryFailed, Observer, bound_ids, emit
 from engine.ports import AuditDraft, Clock, RunStore, Sender, SendResult
 
 __all__ = ["Outbox", "Route"]
@@ -70,7 +70,9 @@ class Outbox:
         for delivery in due:
             if self.stopping:
                 break
-            await self._send(delivery)
+            # the sender's log lines name the run and checkpoint the row is about
+            with bound_ids(run_id=delivery.run_id, checkpoint_id=delivery.checkpoint_id, node_id=None):
+                await self._send(delivery)
             sent += 1
         return sent
 

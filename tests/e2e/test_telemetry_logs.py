@@ -118,6 +118,10 @@ async def test_a_json_line_per_step_with_its_ids(container: Container, captured:
     assert events[-1] == "run succeeded"
     assert "checkpoint opened" in events
     assert "checkpoint decided" in events
+    # a line written outside the engine's events carries the ids bound while it was written
+    told = [line for line in lines if line.get("logger") == "signoff.local" and "Charged" in line["event"]]
+    assert len(told) == 1
+    assert told[0]["run_id"] == run_id
 
 
 async def test_no_secret_input_or_token_reaches_the_log(container: Container, captured: io.StringIO) -> None:
