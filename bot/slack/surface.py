@@ -15,6 +15,8 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import ConfigError, Settings
@@ -87,10 +89,14 @@ class SlackSurface:
         except Exception as exc:  # Bolt parsing a malformed payload outside its own error handling
             log.warning("Slack request not understood: %r", exc, exc_info=exc)
             return web.Response(status=400)
-        metrics = self.deps.container.metrics
-        if metrics is not None:  # Bolt answers once the listener acked: that is Slack's 3 s
-            metrics.slack_acked(time.perf_counter() - began)
+        self.acked("http", time.perf_counter() - began)  # Bolt answers once the listener acked
         return await to_aiohttp_response(response)
+
+    def acked(self, mode: str, seconds: float) -> None:
+        """Record how long a Slack request took to answer (Slack allows 3 s)."""
+        metrics = self.deps.container.metrics
+        if metrics is not None:
+            metrics.slack_acked(mode, seconds)
 
     async def start(self) -> None:
         """Check the bot token (``auth.test``) and, in Socket Mode, connect.
@@ -107,9 +113,10 @@ class SlackSurface:
         self.deps.container.engine.gate.team = identity.team_id
         if self.settings.slack_app_token:
             web_client = AsyncWebClient(base_url=_api_url(self.settings))
-            self._socket = AsyncSocketModeHandler(
+            self._socket = _TimedSocketHandler(
                 self.app, app_token=self.settings.slack_app_token, web_client=web_client
             )
+            self._socket.surface = self
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("Slack: Socket Mode connected")
 
@@ -118,3 +125,16 @@ class SlackSurface:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
+
+
+class _TimedSocketHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode handler, timing each request until its acknowledgement is sent."""
+
+    surface: SlackSurface | None = None
+
+    # the client type is narrowed exactly as in Bolt's own override
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        began = time.perf_counter()
+        await super().handle(client, req)
+        if self.surface is not None:
+            self.surface.acked("socket", time.perf_counter() - began)

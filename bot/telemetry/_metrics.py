@@ -80,7 +80,8 @@ class Metrics:
         )
         self.slack_ack = Histogram(
             "signoff_slack_ack_seconds",
-            "Time to answer a Slack request over HTTP (Slack allows 3 s)",
+            "Time to acknowledge a Slack request (Slack allows 3 s), by mode: http or socket",
+            ["mode"],
             buckets=_ACK_BUCKETS,
             registry=r,
         )
@@ -146,9 +147,9 @@ class Metrics:
         if event.cost_usd:
             self.cost.labels(*labels).inc(event.cost_usd)
 
-    def slack_acked(self, seconds: float) -> None:
-        """Record how long a Slack request took to answer."""
-        self.slack_ack.observe(seconds)
+    def slack_acked(self, mode: str, seconds: float) -> None:
+        """Record how long a Slack request took to acknowledge (``mode``: http or socket)."""
+        self.slack_ack.labels(mode).observe(seconds)
 
     async def scrape(self, store: object, now: datetime, accept: str = "") -> tuple[bytes, str]:
         """The exposition and its content type (Prometheus text, or OpenMetrics when ``accept``

@@ -145,8 +145,8 @@ async def test_series_after_a_run_with_a_model_node_and_a_decision(env: SlackEnv
     # the first card was refused with 429 and retried: one failure of that method, not final
     assert value(after, "signoff_outbox_send_failures_total", method="chat.postMessage", final="false") == 1
     # one slash command and one click went through /slack/events
-    assert value(after, "signoff_slack_ack_seconds_count") == 2
-    assert 0 < value(after, "signoff_slack_ack_seconds_sum") < 3 * 2
+    assert value(after, "signoff_slack_ack_seconds_count", mode="http") == 2
+    assert 0 < value(after, "signoff_slack_ack_seconds_sum", mode="http") < 3 * 2
     assert value(after, "signoff_lease_takeovers_total") == 0
 
 
@@ -157,3 +157,17 @@ async def test_a_second_scrape_counts_nothing_twice(env: SlackEnv) -> None:
     assert value(first, "signoff_runs_started_total", workflow="refund") == 1
     assert value(second, "signoff_runs_started_total", workflow="refund") == 1
     assert value(second, "signoff_checkpoints_open") == 1
+
+
+async def test_socket_mode_acks_are_timed_too(tmp_path: Path) -> None:
+    async with slack_env(tmp_path, f"sqlite:///{tmp_path}/s.db", socket=True) as env:
+        await start_waiting(env)
+        acks = [f for f in env.fake.socket_frames if "envelope_id" in f]
+        metrics = env.container.metrics
+        assert metrics is not None
+        registry = metrics.registry
+        counted = await env.until(
+            lambda: registry.get_sample_value("signoff_slack_ack_seconds_count", {"mode": "socket"})
+        )
+        assert counted == len(acks) >= 1
+        assert registry.get_sample_value("signoff_slack_ack_seconds_count", {"mode": "http"}) is None
