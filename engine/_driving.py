@@ -442,7 +442,10 @@ class Driving(EngineCore):
         for run_id in await self.store.runnable_runs(self.clock.now(), limit):
             try:
                 # a run whose lease another process let expire is a takeover (metrics)
-                before = (await self.store.get_run(run_id)).lease_owner
+                try:
+                    before = (await self.store.get_run(run_id)).lease_owner
+                except NotFound:
+                    continue  # purged meanwhile
                 if await self.drive(run_id) is not None:
                     driven += 1
                     if before is not None and before != self.owner:
