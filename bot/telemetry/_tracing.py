@@ -183,12 +183,12 @@ class Tracing:
     @web.middleware
     async def middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         """A server span around every request but health checks, ``/metrics`` and static files."""
-        route = request.match_info.route
-        if (route.name or "") in _UNTRACED:
+        route: web.AbstractRoute | None = request.match_info.route  # None: a mounted ASGI app (/mcp)
+        if route is not None and (route.name or "") in _UNTRACED:
             return await handler(request)
-        resource = route.resource
+        resource = route.resource if route is not None else None
         # the route's template (``/runs/{run_id}``), never the path: paths may carry login tokens
-        template = resource.canonical if resource is not None else "(unmatched)"
+        template = resource.canonical if resource is not None else _mounted(request.path, route)
         parent = _PROPAGATOR.extract(dict(request.headers))
         with self.tracer.start_as_current_span(
             f"{request.method} {template}",
@@ -209,6 +209,12 @@ class Tracing:
                 raise
             _answered(span, response.status)
             return response
+
+
+def _mounted(path: str, route: web.AbstractRoute | None) -> str:
+    """A mounted application's prefix (``/mcp``), never the rest of the path; ``(unmatched)``
+    for a path nothing serves (its segments are the caller's, not a bounded set of names)."""
+    return "/" + path.lstrip("/").split("/", 1)[0] if route is None else "(unmatched)"
 
 
 def _answered(span: trace.Span, status: int) -> None:

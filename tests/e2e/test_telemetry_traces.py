@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -190,3 +191,47 @@ async def test_spans_are_exported_over_otlp_when_an_endpoint_is_set() -> None:
     assert attributes["signoff.node_type"].string_value == "llm"
     [resource] = {r.resource.SerializeToString() for req in collector.requests for r in req.resource_spans}
     assert b"signoff" in resource
+
+
+async def test_request_spans_are_named_by_route_template(exporter: InMemorySpanExporter) -> None:
+    spans = tracing(exporter=exporter)
+    assert spans is not None
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/")
+
+    app = web.Application(middlewares=[spans.middleware])
+    app.router.add_get("/login/email/{token}", ok, name="web.login_link")
+    app.router.add_get("/moved", moved, name="web.moved")
+    app.router.add_get("/healthz", ok, name="web.healthz")
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            for path in ("/login/email/secret-login-token", "/healthz", "/nothing/here", "/moved"):
+                async with http.get(
+                    server.make_url(path), headers={"traceparent": parent}, allow_redirects=False
+                ):
+                    pass
+    finally:
+        await server.close()
+    got = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(got) == {"GET /login/email/{token}", "GET (unmatched)", "GET /moved"}
+    assert "secret-login-token" not in str([s.to_json() for s in got.values()])
+    link = got["GET /login/email/{token}"]
+    assert link.context is not None
+    assert link.parent is not None
+    assert f"{link.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c", (
+        "the caller's trace continues"
+    )
+    assert link.attributes is not None
+    assert link.attributes["http.response.status_code"] == 200
+    assert got["GET (unmatched)"].attributes is not None
+    assert got["GET (unmatched)"].attributes["http.response.status_code"] == 404
+    assert got["GET /moved"].attributes is not None
+    assert got["GET /moved"].attributes["http.response.status_code"] == 302
+    assert got["GET /moved"].status.status_code is not StatusCode.ERROR
