@@ -54,7 +54,12 @@ class Redactor:
     def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
         """Mask the event dictionary in place."""
         for key, value in list(event_dict.items()):
-            if key not in _SAFE_KEYS and _SECRET_KEY.search(key) and value is not None:
+            # a number is a count (``input_tokens``), never a credential
+            if (
+                key not in _SAFE_KEYS
+                and _SECRET_KEY.search(key)
+                and isinstance(value, str | bytes | dict | list)
+            ):
                 event_dict[key] = REDACTED
             else:
                 event_dict[key] = self._value(value)

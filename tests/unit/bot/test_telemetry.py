@@ -183,3 +183,33 @@ def test_telemetry_settings() -> None:
 def test_bad_telemetry_settings_name_the_variable(env: dict[str, str], names: str) -> None:
     with pytest.raises(ConfigError, match=names.replace("(", r"\(").replace(")", r"\)")):
         Settings.from_env(env)
+
+
+def test_the_log_redactor_masks_credentials_not_counts() -> None:
+    from bot.telemetry import Redactor
+
+    redact = Redactor(["my-signing-secret-value"])
+    masked = redact(
+        None,
+        "info",
+        {
+            "event": "called with my-signing-secret-value",
+            "input_tokens": 812,
+            "output_tokens": 164,
+            "cost_usd": 0.0016,
+            "api_token": "tok-123456789",
+            "headers": {"Authorization": "Bearer abcdefghijklmnop"},
+            "note": "xoxb-1111-2222-abcdefabcdef and sk-ant-api03-abcdefgh",
+            "run_id": "run_1",
+        },
+    )
+    assert masked == {
+        "event": "called with [redacted]",
+        "input_tokens": 812,
+        "output_tokens": 164,
+        "cost_usd": 0.0016,
+        "api_token": "[redacted]",
+        "headers": "{'Authorization': 'Bearer [redacted]'}",
+        "note": "[redacted] and [redacted]",
+        "run_id": "run_1",
+    }
