@@ -354,6 +354,7 @@ def _register_subcommands() -> None:
     from bot.cli_keys import register as register_keys
     from bot.cli_mcp import register as register_mcp
     from bot.cli_people import register as register_people
+    from bot.cli_workflows import register as register_workflows
 
     register(app)
     register_people(app)
@@ -361,6 +362,7 @@ def _register_subcommands() -> None:
     cli_db.register(app)
     doctor.register(app)
     register_mcp(app)
+    register_workflows(app)
 
 
 _register_subcommands()

@@ -8,7 +8,7 @@ roles file member ``email:ann@corp.example`` who decides in Slack as ``U024BE7LH
 from __future__ import annotations
 
 import getpass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -20,7 +20,7 @@ from engine.people import PeopleStore, Person, as_principal
 from engine.ports import AuditDraft
 from engine.roles import parse_principal
 
-__all__ = ["link_people", "people_app", "register"]
+__all__ = ["link_people", "people_app", "prefer_channel", "register"]
 
 people_app = typer.Typer(help="People and the identities linked to each.", no_args_is_help=True)
 
@@ -88,6 +88,50 @@ def link_cmd(
     console.print(f"{person.id}: {', '.join(person.identities)}")
 
 
+async def prefer_channel(c: Container, who: str, channel: str, actor: str) -> Person:
+    """Record the channel the person ``who`` names prefers: ``email``, ``slack`` or ``none``.
+
+    Raises:
+        InvalidInput: ``who`` is not a person, or ``channel`` is not one of those words.
+    """
+    if channel not in {"email", "slack", "none"}:
+        raise InvalidInput(f"{channel!r} is not a channel: use email, slack or none")
+    people = _store(c)
+    identity = _identity(who)
+    person = await people.find_person(identity)
+    now = c.clock.now()
+    if person is None:  # a person known by this one name so far
+        person = await people.link_person(
+            Person(id=c.ids.new("per_"), identities=[identity], created_at=now), []
+        )
+    prefers: Literal["email", "slack"] | None = (
+        None if channel == "none" else "email" if channel == "email" else "slack"
+    )
+    audit = AuditDraft(
+        at=now,
+        actor=actor,
+        channel="cli",
+        kind="person.prefers",
+        payload={"person": person.id, "prefers": prefers},
+    )
+    return await people.set_preference(person.id, prefers, [audit])
+
+
+@people_app.command("prefer")
+def prefer_cmd(
+    who: Annotated[str, typer.Argument(help="user:U024BE7LH, a login name, or email:ann@corp.example")],
+    channel: Annotated[str, typer.Argument(help="email, slack, or none (the default rule)")],
+) -> None:
+    """Say how a person is reached for checkpoints: by email or on Slack."""
+    from bot.cli import _run
+
+    async def work(c: Container) -> Person:
+        return await prefer_channel(c, who, channel, getpass.getuser())
+
+    person = _run(work)
+    console.print(f"{person.id}: prefers {person.prefers or 'the default'}")
+
+
 @people_app.command("list")
 def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every person and their identities."""
@@ -100,9 +144,9 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         print_json([p.model_dump(mode="json") for p in found])
         return
-    table = Table("person", "name", "identities")
+    table = Table("person", "name", "identities", "prefers")
     for p in found:
-        table.add_row(p.id, p.name, ", ".join(p.identities))
+        table.add_row(p.id, p.name, ", ".join(p.identities), p.prefers or "")
     console.print(table)
 
 

@@ -63,6 +63,8 @@ class Settings(BaseModel):
     # deployment (docs/deploy.md): migrate at start-up, and how long SIGTERM waits for work
     auto_migrate: bool = True
     shutdown_grace_s: float = 20.0
+    # how often the server looks for changed workflow files (0: never; restart to reload)
+    workflows_reload_s: float = 1.0
     # telemetry (docs/observability.md): who may scrape /metrics, log format, trace export
     metrics_token: SecretStr | None = None
     log_format: str = "auto"
@@ -131,6 +133,16 @@ class Settings(BaseModel):
             ) from None
         if delegation_max_days <= 0:
             raise ConfigError(f"SIGNOFF_DELEGATION_MAX_DAYS must be positive, not {max_raw!r}")
+        reload_raw = get("SIGNOFF_WORKFLOWS_RELOAD", "1")
+        try:
+            workflows_reload_s = float(reload_raw)
+        except ValueError:
+            raise ConfigError(
+                "SIGNOFF_WORKFLOWS_RELOAD must be a number of seconds (0 turns reloading off), "
+                f"not {reload_raw!r}"
+            ) from None
+        if workflows_reload_s < 0:
+            raise ConfigError(f"SIGNOFF_WORKFLOWS_RELOAD must be 0 or more seconds, not {reload_raw!r}")
         if sandbox not in {"auto", "bwrap", "docker", "subprocess"}:
             raise ConfigError(f"SIGNOFF_SANDBOX must be auto, bwrap, docker or subprocess, not {sandbox!r}")
         database_url = get("SIGNOFF_DATABASE_URL", "sqlite:///./signoff.db")
@@ -165,6 +177,7 @@ class Settings(BaseModel):
             workspace_dir=Path(get("SIGNOFF_WORKSPACE_DIR", ".signoff/workspaces")),
             fault_points=get("SIGNOFF_TEST_FAULTS") or None,
             lease_ttl_s=lease_ttl_s,
+            workflows_reload_s=workflows_reload_s,
             web_console=get("SIGNOFF_WEB_CONSOLE", "").lower() in {"1", "true", "on", "yes"},
             delegation_max_days=delegation_max_days,
             secret_key=_secret(get("SIGNOFF_SECRET_KEY") or None),

@@ -41,6 +41,7 @@ _NAMES = {
     "lease_ttl_s": "SIGNOFF_LEASE_TTL",
     "shutdown_grace_s": "SIGNOFF_SHUTDOWN_GRACE",
     "fault_points": "SIGNOFF_TEST_FAULTS",
+    "workflows_reload_s": "SIGNOFF_WORKFLOWS_RELOAD",
     "otel_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
 }
 _UNPREFIXED = ("slack_", "anthropic_")

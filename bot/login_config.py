@@ -29,6 +29,8 @@ PROVIDERS = ("oidc", "slack", "email")
 VARIABLES = (
     "SIGNOFF_AUTH",
     "SIGNOFF_AUTH_DOMAINS",
+    "SIGNOFF_DECISION_CODE",
+    "SIGNOFF_DECISION_LINK_TTL",
     "SIGNOFF_LOGIN_LINK_TTL",
     "SIGNOFF_OIDC_CLIENT_ID",
     "SIGNOFF_OIDC_CLIENT_SECRET",
@@ -63,7 +65,7 @@ class OidcClient(BaseModel):
 
 
 class SmtpSettings(BaseModel):
-    """Where login links are mailed from."""
+    """Where login links and checkpoint mail are sent from (``bot/mail``)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -88,6 +90,11 @@ class LoginSettings(BaseModel):
     idle: timedelta = timedelta(hours=1)
     absolute: timedelta = timedelta(hours=12)
     link_ttl: timedelta = timedelta(minutes=15)
+    # how long a decision link mailed with a checkpoint works (``bot/mail``)
+    decision_link_ttl: timedelta = timedelta(days=3)
+    # which checkpoints' mail also carries a one-time code the page asks for: off, high (high and
+    # urgent) or urgent
+    decision_code: str = "high"
 
     @property
     def enabled(self) -> bool:
@@ -143,10 +150,16 @@ def _slack(get: Callable[[str], str | None], slack_mode: bool) -> OidcClient:
     )
 
 
-def _smtp(get: Callable[[str], str | None], public_url: str | None) -> SmtpSettings:
+def _smtp(get: Callable[[str], str | None], public_url: str | None, *, login: bool) -> SmtpSettings:
+    if not login and not get("SIGNOFF_SMTP_FROM"):
+        raise ValueError("SIGNOFF_SMTP_HOST is set but SIGNOFF_SMTP_FROM is not: mail needs a sender address")
     host, sender = _required(get, "email", "SIGNOFF_SMTP_HOST", "SIGNOFF_SMTP_FROM")
     if not public_url:
-        raise ValueError("SIGNOFF_AUTH=email needs SIGNOFF_PUBLIC_URL: login links point there")
+        raise ValueError(
+            "SIGNOFF_AUTH=email needs SIGNOFF_PUBLIC_URL: login links point there"
+            if login
+            else "SIGNOFF_SMTP_HOST needs SIGNOFF_PUBLIC_URL: decision links in checkpoint mail point there"
+        )
     port_raw = get("SIGNOFF_SMTP_PORT") or "587"
     if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
         raise ValueError(f"SIGNOFF_SMTP_PORT must be a port number, not {port_raw!r}")
@@ -190,9 +203,21 @@ def read_login(
         providers=providers,
         oidc=_oidc(get) if "oidc" in providers else None,
         slack=_slack(get, slack_mode) if "slack" in providers else None,
-        smtp=_smtp(get, public_url) if "email" in providers else None,
+        # SMTP alone (without email sign-in) turns on the email channel for checkpoints
+        smtp=_smtp(get, public_url, login="email" in providers)
+        if "email" in providers or get("SIGNOFF_SMTP_HOST")
+        else None,
         domains=domains,
         idle=idle,
         absolute=absolute,
         link_ttl=_duration(get, "SIGNOFF_LOGIN_LINK_TTL", "15m"),
+        decision_link_ttl=_duration(get, "SIGNOFF_DECISION_LINK_TTL", "3d"),
+        decision_code=_code(get),
     )
+
+
+def _code(get: Callable[[str], str | None]) -> str:
+    raw = (get("SIGNOFF_DECISION_CODE") or "high").strip().lower()
+    if raw not in {"off", "high", "urgent"}:
+        raise ValueError(f"SIGNOFF_DECISION_CODE must be off, high or urgent, not {raw!r}")
+    return raw

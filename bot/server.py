@@ -18,6 +18,7 @@ from bot.local import LocalSender
 from bot.scheduler import Timers
 from bot.wiring import Container, build, database_url
 from bot.worker import Worker
+from bot.workflow_files import FolderWatcher
 from engine import faults
 from engine.timeouts import Timeouts
 
@@ -138,6 +139,14 @@ async def serve(
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     worker.start()
+    watcher = FolderWatcher(
+        container.store,
+        container.catalog,
+        container.clock,
+        settings.workflows_dir,
+        interval_s=settings.workflows_reload_s,
+    )
+    watcher.start()
     added = await timers.start()
     log.info("timers reconciled: %d job(s) added", added)
     mode = "Slack" if settings.slack_enabled else "local mode (no Slack credentials)"
@@ -158,6 +167,7 @@ async def serve(
     try:
         await stop.wait()
     finally:
+        await watcher.stop()
         await shut_down(
             readiness=readiness,
             engine=container.engine,

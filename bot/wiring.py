@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings
 from bot.local import LocalSender
+from bot.workflow_files import publish_catalog
 from engine.catalog import WorkflowCatalog
 from engine.clients import ChangeFeed, ClientStore
 from engine.errors import EngineError, InvalidWorkflow, SkillFailed
@@ -197,6 +198,8 @@ async def build(
     catalog = WorkflowCatalog.from_directory(
         settings.workflows_dir, roles=roles, skills=skill_runner, llm_available=llm is not None
     )
+    # publish on save: what the folder holds is the published set (bot/workflow_files.py)
+    await publish_catalog(store, catalog, clock)
     http = AiohttpClient(settings.http_allow)
     closers.append(http.close)
     deps = NodeDeps(
@@ -228,7 +231,7 @@ async def build(
         if sender is not None
         else None
     )
-    return Container(
+    container = Container(
         settings=settings,
         store=store,
         catalog=catalog,
@@ -243,6 +246,14 @@ async def build(
         feed=store if isinstance(store, SqlStore) else None,
         schema=schema,
     )
+    from bot.mail import install as install_mail  # bot.mail names Container: imported once built
+
+    try:
+        install_mail(container)
+    except BaseException:
+        await container.close()
+        raise
+    return container
 
 
 async def _open_store(settings: Settings) -> SqlStore:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from engine.errors import Conflict, NotFound
 from engine.model import Decision
@@ -63,6 +64,18 @@ class InMemoryPeople:
         people[person.id] = person
         self._append(audit)
         return person
+
+    async def set_preference(
+        self, person_id: str, prefers: Literal["email", "slack"] | None, audit: list[AuditDraft]
+    ) -> Person:
+        """Record the channel a person prefers. Raises NotFound."""
+        people = self._people_state[0]
+        stored = people.get(person_id)
+        if stored is None:
+            raise NotFound(f"person {person_id} not found")
+        people[person_id] = stored.model_copy(update={"prefers": prefers})
+        self._append(audit)
+        return people[person_id]
 
     async def add_session(self, session: ConsoleSession, audit: list[AuditDraft]) -> None:
         """Store a new session. Raises Conflict when its id exists."""

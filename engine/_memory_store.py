@@ -32,6 +32,7 @@ from engine.model import (
     Run,
     RunStatus,
     Step,
+    WorkflowPublication,
     WorkflowVersion,
 )
 from engine.observers import Gauges
@@ -45,6 +46,7 @@ from engine.ports import (
     conflict_message,
     merge_pending,
 )
+from engine.versions import published_event
 
 __all__ = ["InMemoryRunStore"]
 
@@ -95,6 +97,7 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
 
     def __init__(self) -> None:
         self._workflows: dict[str, WorkflowVersion] = {}
+        self._publications: list[WorkflowPublication] = []
         self._runs: dict[str, Run] = {}
         self._steps: dict[str, Step] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
@@ -154,6 +157,33 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
         if content_hash not in self._workflows:
             raise NotFound(f"workflow version {content_hash} not found")
         return _copy(self._workflows[content_hash])
+
+    async def publish_version(
+        self, version: WorkflowVersion, *, label: str, note: str, actor: str, channel: str | None = None
+    ) -> tuple[WorkflowPublication, bool]:
+        """Store the source and publish it under the next number unless it is the newest."""
+        await self.publish_workflow(version)
+        mine = [p for p in self._publications if p.workflow_id == version.workflow_id]
+        if mine and mine[-1].content_hash == version.content_hash:
+            return mine[-1], False
+        publication = WorkflowPublication(
+            workflow_id=version.workflow_id,
+            version=len(mine) + 1,
+            content_hash=version.content_hash,
+            label=label,
+            note=note,
+            actor=actor,
+            published_at=version.created_at,
+        )
+        self._publications.append(publication)
+        if channel is not None:
+            self._append([published_event(publication, channel)])
+        return publication, True
+
+    async def list_publications(self, workflow_id: str | None = None) -> list[WorkflowPublication]:
+        """Publications oldest first: of one workflow, or of all (by id, then number)."""
+        found = [p for p in self._publications if workflow_id is None or p.workflow_id == workflow_id]
+        return sorted(found, key=lambda p: (p.workflow_id, p.version))
 
     async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
         """Insert a new run. Raises Conflict when the id exists."""
@@ -376,6 +406,18 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
         """A run's steps in start order (ties in insertion order)."""
         return self._steps_of(run_id)
 
+    async def steps_of_runs(
+        self, *, created_since: datetime, created_until: datetime, workflow_id: str | None = None
+    ) -> list[Step]:
+        """See ``RunStore.steps_of_runs``."""
+        runs = {
+            r.id
+            for r in self._runs.values()
+            if created_since <= r.created_at <= created_until and workflow_id in (None, r.workflow_id)
+        }
+        found = sorted((s for s in self._steps.values() if s.run_id in runs), key=lambda s: s.started_at)
+        return [_copy(s) for s in found]
+
     def _steps_of(self, run_id: str) -> list[Step]:
         found = sorted((s for s in self._steps.values() if s.run_id == run_id), key=lambda s: s.started_at)
         return [_copy(s) for s in found]
@@ -547,6 +589,31 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients):
             and (run_id is None or e.run_id == run_id)
             and (since is None or e.at >= since)
         ]
+
+    async def search_audit(
+        self,
+        *,
+        search: str | None = None,
+        kind: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEvent]:
+        """See ``RunStore.search_audit``."""
+        needle = (search or "").lower()
+        found = [
+            e
+            for e in reversed(self._audit)
+            if (before_seq is None or e.seq < before_seq)
+            and (kind is None or e.kind.lower().startswith(kind.lower()))
+            and (
+                not needle
+                or any(
+                    needle in (v or "").lower()
+                    for v in (e.actor, e.kind, e.channel, e.run_id, e.checkpoint_id)
+                )
+            )
+        ]
+        return [_copy(e) for e in found[:limit]]
 
     async def add_delegation(self, delegation: Delegation, audit: list[AuditDraft]) -> None:
         """Store a delegation. Raises Conflict when the id exists."""

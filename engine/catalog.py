@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Mapping
 from pathlib import Path
 
-from engine.errors import InvalidWorkflow, NotFound
+from engine.errors import InvalidWorkflow, NotFound, WorkflowIssue
 from engine.loader import load_directory, load_workflow_text
 from engine.model import Workflow, WorkflowVersion
 from engine.nodes.base import SkillRunner
@@ -74,6 +74,33 @@ class WorkflowCatalog:
     def close_matches(self, workflow_id: str) -> list[str]:
         """Workflow ids that look like ``workflow_id``."""
         return difflib.get_close_matches(workflow_id, self.ids(), n=3, cutoff=0.4)
+
+    def reload(self, good: Mapping[str, Workflow], bad: list[InvalidWorkflow]) -> list[Workflow]:
+        """Serve a fresh load of the folder; returns the workflows whose source changed.
+
+        A valid file replaces its workflow. A file that no longer loads keeps its last valid
+        version serving and is reported in ``errors``. A workflow whose file is gone is no
+        longer offered (runs pinned to it go on: they read their version by hash).
+        """
+        broken = {issue.file for err in bad for issue in err.issues if issue.file}
+        kept = {wf.id: wf for wf in self._current.values() if wf.id not in good and wf.path in broken}
+        changed = [
+            wf
+            for wf in good.values()
+            if wf.id not in self._current or self._current[wf.id].content_hash != wf.content_hash
+        ]
+        self._current = {**kept, **good}
+        for wf in good.values():
+            self._by_hash.setdefault(wf.content_hash, wf)
+        self.errors = list(bad)
+        return changed
+
+    def errors_for(self, workflow_id: str) -> list[WorkflowIssue]:
+        """The problems of the file that holds ``workflow_id``, while it does not load."""
+        current = self._current.get(workflow_id)
+        if current is None or not current.path:
+            return []
+        return [issue for err in self.errors for issue in err.issues if issue.file == current.path]
 
     def remember(self, workflow: Workflow) -> None:
         """Keep a compiled version that is not among the files (an ask's workflow) by its hash."""

@@ -149,6 +149,11 @@ def _build(raw: dict[str, Any], text: str, file: str, issues: _Issues, ctx: Load
     if not isinstance(wf_id, str) or not _ID.match(wf_id):
         issues.add("'id' is required: letters, digits, '-' or '_', starting with a letter", ("id",))
         wf_id = "invalid"
+    label = raw.get("version")
+    if label is not None and (isinstance(label, bool) or not isinstance(label, str | int | float)):
+        issues.add(
+            "'version' is a label such as 1.2.0 or \"2026-12 pricing\": a string or a number", ("version",)
+        )
     inputs = _check_inputs(raw.get("inputs", {"type": "object", "properties": {}}), issues)
     nodes = _load_nodes(raw.get("nodes"), issues, ctx)
     edges = _load_edges(raw.get("edges", []), issues, nodes)
@@ -175,6 +180,7 @@ def _build(raw: dict[str, Any], text: str, file: str, issues: _Issues, ctx: Load
         source=text,
         content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         path=file,
+        label="" if label is None else str(label),
         compiled=compiled,
     )
 

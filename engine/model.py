@@ -35,6 +35,7 @@ __all__ = [
     "Step",
     "StepStatus",
     "Workflow",
+    "WorkflowPublication",
     "WorkflowVersion",
     "parse_duration",
 ]
@@ -61,7 +62,10 @@ def parse_duration(value: str | int | float) -> timedelta:
     match = _DURATION.match(str(value))
     if not match or float(match.group(1)) <= 0:
         raise ValueError(f"bad duration {value!r}: use a number with a unit, like 30s, 30m, 4h or 7d")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    except OverflowError:
+        raise ValueError(f"bad duration {value!r}: longer than any period Signoff can keep") from None
 
 
 class _Frozen(BaseModel):
@@ -127,6 +131,8 @@ class HumanConfig(_Spec):
     confirm: str | None = None
     when: str | None = None
     verify: VerifyConfig | None = None
+    # where people are reached for this checkpoint; empty: every configured channel (bot/mail)
+    channels: list[Literal["slack", "email"]] = Field(default_factory=list)
 
     def levels(self) -> list[dict[str, Any]]:
         """The escalation as a list of levels (a word, one level, or a chain)."""
@@ -194,6 +200,7 @@ class Workflow(BaseModel):
     source: str
     content_hash: str
     path: str = ""
+    label: str = ""  # the file's ``version:`` key: an author's name for this version, not its number
     compiled: Any = Field(default=None, exclude=True, repr=False)
 
     def outgoing(self, node_id: str) -> list[Edge]:
@@ -209,6 +216,20 @@ class WorkflowVersion(_Frozen):
     source: str
     path: str = ""
     created_at: datetime
+
+
+class WorkflowPublication(_Frozen):
+    """One publish of a workflow: version ``version`` (1, 2, 3... per workflow id) serves the
+    source pinned by ``content_hash``. A rollback publishes an older source again under a new
+    number, so the list of publications is the full history."""
+
+    workflow_id: str
+    version: int
+    content_hash: str
+    label: str = ""  # the file's ``version:`` key, when it has one
+    note: str = ""  # how it was published: ``file``, ``publish``, ``rollback to v2``
+    actor: str = ""
+    published_at: datetime
 
 
 # --------------------------------------------------------------------------- runtime state

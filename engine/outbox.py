@@ -18,7 +18,18 @@ from engine.model import Delivery, DeliveryStatus
 from engine.observers import DeliveryFailed, Observer, bound_ids, emit
 from engine.ports import AuditDraft, Clock, RunStore, Sender, SendResult
 
-__all__ = ["Outbox", "Route"]
+__all__ = ["Outbox", "Route", "same_message"]
+
+# what tells two rows of one kind apart as different messages: a later reminder or escalation
+# level is a new message to the same person, not one already sent
+_MESSAGE_KEYS = ("index", "escalation", "level", "attempt")
+
+
+def same_message(a: Delivery, b: Delivery) -> bool:
+    """Whether ``b`` carries the same message as ``a`` (to whomever): same kind, same reminder
+    index, escalation level and attempt. A fan-out skips only people sent this very message."""
+    return a.kind == b.kind and all(a.payload.get(k) == b.payload.get(k) for k in _MESSAGE_KEYS)
+
 
 log = logging.getLogger("signoff.outbox")
 

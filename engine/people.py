@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,6 +79,8 @@ class Person(_Frozen):
     name: str = ""
     identities: list[str] = Field(default_factory=list)
     created_at: datetime
+    # the channel they are reached on (bot/mail); None: the roles file's ``people:``, or the default
+    prefers: Literal["email", "slack"] | None = None
 
     @property
     def principals(self) -> list[str]:
@@ -149,6 +151,12 @@ class PeopleStore(Protocol):
         Raises:
             Conflict: one of its identities belongs to another person.
         """
+        ...
+
+    async def set_preference(
+        self, person_id: str, prefers: Literal["email", "slack"] | None, audit: list[AuditDraft]
+    ) -> Person:
+        """Record the channel a person prefers (None: no preference). Raises NotFound."""
         ...
 
     async def decisions_by(self, actors: list[str], *, limit: int = 50) -> list[Decision]:

@@ -23,6 +23,7 @@ from engine.model import (
     Run,
     RunStatus,
     Step,
+    WorkflowPublication,
     WorkflowVersion,
 )
 
@@ -220,6 +221,23 @@ class RunStore(Protocol):
         """The pinned source of a workflow version. Raises NotFound."""
         ...
 
+    async def publish_version(
+        self, version: WorkflowVersion, *, label: str, note: str, actor: str, channel: str | None = None
+    ) -> tuple[WorkflowPublication, bool]:
+        """Store the source (as ``publish_workflow``) and make it the workflow's newest
+        publication under the next number, unless the newest already serves that hash.
+
+        Returns the newest publication and whether this call created it. Two processes
+        publishing the same source at once create one number. With ``channel``, a new number
+        also appends its audit event (``engine.versions.published_event``) in the same
+        transaction.
+        """
+        ...
+
+    async def list_publications(self, workflow_id: str | None = None) -> list[WorkflowPublication]:
+        """Publications oldest first: of one workflow, or of every workflow (by id, then number)."""
+        ...
+
     async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
         """Insert a new run (status queued, pending = [entry])."""
         ...
@@ -286,6 +304,13 @@ class RunStore(Protocol):
 
     async def list_steps(self, run_id: str) -> list[Step]:
         """In start order."""
+        ...
+
+    async def steps_of_runs(
+        self, *, created_since: datetime, created_until: datetime, workflow_id: str | None = None
+    ) -> list[Step]:
+        """In one read, the steps of the runs created in ``[created_since, created_until]`` (of
+        one workflow when given), in start order: what the console's charts sum up."""
         ...
 
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
@@ -373,6 +398,20 @@ class RunStore(Protocol):
         self, *, run_id: str | None = None, since: datetime | None = None, after_seq: int = 0
     ) -> list[AuditEvent]:
         """Audit events in sequence order."""
+        ...
+
+    async def search_audit(
+        self,
+        *,
+        search: str | None = None,
+        kind: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEvent]:
+        """Audit events, newest first. ``search``: a case-insensitive part of the actor, kind,
+        channel, run id or checkpoint id (never of the payload, which may hold people's data);
+        ``kind``: a prefix of the kind (``decision.``); ``before_seq``: the last seq of the
+        previous page."""
         ...
 
     async def add_delegation(self, delegation: Delegation, audit: list[AuditDraft]) -> None:

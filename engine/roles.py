@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.errors import InvalidWorkflow, WorkflowIssue
 
-__all__ = ["EMAIL_PRINCIPAL", "PRINCIPAL", "Role", "load_roles", "parse_principal"]
+__all__ = [
+    "EMAIL_PRINCIPAL",
+    "PEOPLE_KEY",
+    "PRINCIPAL",
+    "Preference",
+    "Role",
+    "load_preferences",
+    "load_roles",
+    "parse_principal",
+]
+
+PEOPLE_KEY = "people"
+"""The roles file's one reserved key: how each person prefers to be reached (not a role)."""
 
 PRINCIPAL = re.compile(r"^(user|group|role|channel):([A-Za-z0-9_.\-]+)$")
 # a person known by an email address (engine.people links it to their other identities)
@@ -54,12 +66,68 @@ class Role(BaseModel):
         return value
 
 
-def load_roles(path: Path) -> dict[str, Role]:
-    """Read a roles file; a missing file means no roles.
+class Preference(BaseModel):
+    """How one person (a ``user:`` or ``email:`` principal under ``people:``) is reached:
+    ``prefers`` a channel, and the ``email`` address of a Slack user who has one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prefers: Literal["email", "slack"] | None = None
+    email: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _, address = parse_principal(f"email:{value}")
+        return address
+
+
+def _preferences(raw: Any, path: Path) -> tuple[dict[str, Preference], list[WorkflowIssue]]:
+    if raw is None:
+        return {}, []
+    if not isinstance(raw, dict):
+        return {}, [
+            WorkflowIssue(
+                f"'{PEOPLE_KEY}' must map user:/email: principals to {{prefers: ...}}", file=str(path)
+            )
+        ]
+    out: dict[str, Preference] = {}
+    issues: list[WorkflowIssue] = []
+    for who, body in raw.items():
+        try:
+            kind, name = parse_principal(str(who))
+        except ValueError as exc:
+            issues.append(WorkflowIssue(f"{PEOPLE_KEY} '{who}': {exc}", file=str(path)))
+            continue
+        if kind not in {"user", "email"}:
+            issues.append(
+                WorkflowIssue(f"{PEOPLE_KEY} '{who}': people are named by user: or email:", file=str(path))
+            )
+            continue
+        try:
+            out[f"{kind}:{name}"] = Preference.model_validate(body or {})
+        except ValidationError as exc:
+            issues.extend(
+                WorkflowIssue(f"{PEOPLE_KEY} '{who}': {e['msg']}", file=str(path)) for e in exc.errors()
+            )
+    return out, issues
+
+
+def load_preferences(path: Path) -> dict[str, Preference]:
+    """The ``people:`` section of a roles file, by principal (none when the file is missing).
 
     Raises:
-        InvalidWorkflow: naming the file, the role and the problem.
+        InvalidWorkflow: naming the file, the person and the problem.
     """
+    prefs, issues = _preferences(_read(path).get(PEOPLE_KEY), path)
+    if issues:
+        raise InvalidWorkflow(issues)
+    return prefs
+
+
+def _read(path: Path) -> dict[Any, Any]:
     if not path.exists():
         return {}
     try:
@@ -73,9 +141,21 @@ def load_roles(path: Path) -> dict[str, Role]:
         raise InvalidWorkflow(
             [WorkflowIssue("expected a mapping of role name -> {members: [...]}", file=str(path))]
         )
+    return raw
+
+
+def load_roles(path: Path) -> dict[str, Role]:
+    """Read a roles file; a missing file means no roles (``people:`` holds preferences, not a role).
+
+    Raises:
+        InvalidWorkflow: naming the file, the role and the problem.
+    """
+    raw = _read(path)
     roles: dict[str, Role] = {}
-    issues: list[WorkflowIssue] = []
+    _, issues = _preferences(raw.get(PEOPLE_KEY), path)
     for name, body in raw.items():
+        if name == PEOPLE_KEY:
+            continue
         try:
             roles[str(name)] = Role.model_validate(body or {})
         except ValidationError as exc:

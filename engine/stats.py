@@ -12,7 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.model import AuditEvent, Checkpoint, CheckpointOutcome, Decision, ResolvedBy, Run
 from engine.ports import RunStore
 
-__all__ = ["ApproverStats", "NodeStats", "StatsReport", "checkpoint_stats", "load_stats"]
+__all__ = [
+    "EDIT_ABOVE",
+    "RELAX_ABOVE",
+    "ApproverStats",
+    "NodeStats",
+    "StatsReport",
+    "checkpoint_stats",
+    "counted_outcome",
+    "load_stats",
+]
 
 RELAX_ABOVE = 0.95
 EDIT_ABOVE = 0.30
@@ -121,6 +130,19 @@ class _Act(BaseModel):
     actor: str
     action: str
     at: datetime
+
+
+def counted_outcome(cp: Checkpoint, events: list[AuditEvent]) -> CheckpointOutcome | None:
+    """How a checkpoint counts in the rates, given its audit events: edited when a quorum
+    member edited its proposal along the way, even if the last decision is an approval."""
+    return _outcome(
+        cp,
+        [
+            _Act(actor=e.actor, action=_EVENT_ACTIONS[e.kind], at=e.at)
+            for e in events
+            if e.kind in _EVENT_ACTIONS
+        ],
+    )
 
 
 def _outcome(cp: Checkpoint, acts: list[_Act]) -> CheckpointOutcome | None:

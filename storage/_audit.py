@@ -14,7 +14,7 @@ from storage._sql import Sql, bind_when, dumps_json
 from storage.mapping import AUDIT, insert
 from storage.tables import AUDIT_HEAD_ID
 
-__all__ = ["append", "events", "head", "lock_head"]
+__all__ = ["append", "events", "head", "lock_head", "search"]
 
 _HEAD = f"SELECT seq, hash FROM audit_head WHERE id = {AUDIT_HEAD_ID}"
 _SELECT_HEAD = Sql(_HEAD)
@@ -104,3 +104,34 @@ def events(tx: Tx, *, run_id: str | None, since: datetime | None, after_seq: int
         params["since"] = bind_when(since, tx.pg)
     rows = tx.query(AUDIT.select(where + " ORDER BY seq"), params).fetchall()
     return AUDIT.load_all(rows, tx.pg)
+
+
+def _like(text: str) -> str:
+    return text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search(
+    tx: Tx, *, search: str | None, kind: str | None, before_seq: int | None, limit: int
+) -> list[AuditEvent]:
+    """Events newest first: ``search`` in the actor, kind, channel, run or checkpoint id (any
+    case, wildcards literal), ``kind`` a prefix of the kind, ``before_seq`` the previous page's end."""
+    where = ["1 = 1"]
+    params: dict[str, Any] = {"limit": limit}
+    if search:
+        params["q"] = f"%{_like(search)}%"
+        where.append(
+            "("
+            + " OR ".join(
+                f"LOWER(COALESCE({column}, '')) LIKE :q ESCAPE '\\'"
+                for column in ("actor", "kind", "channel", "run_id", "checkpoint_id")
+            )
+            + ")"
+        )
+    if kind:
+        params["kind"] = f"{_like(kind)}%"
+        where.append("LOWER(kind) LIKE :kind ESCAPE '\\'")
+    if before_seq is not None:
+        params["before"] = before_seq
+        where.append("seq < :before")
+    sql = AUDIT.select(f"WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT :limit")
+    return AUDIT.load_all(tx.query(sql, params).fetchall(), tx.pg)

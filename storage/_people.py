@@ -24,6 +24,7 @@ __all__ = [
     "get_session",
     "link",
     "listing",
+    "prefer",
     "touch_session",
     "use_token",
 ]
@@ -38,6 +39,7 @@ _BY_IDENTITY = Sql(
     f"SELECT {', '.join('p.' + c for c in PEOPLE.names)} FROM people p "
     "JOIN person_identities i ON i.person_id = p.id WHERE i.identity = :identity"
 )
+_PREFER = Sql(f"UPDATE people SET prefers = :prefers WHERE id = :id RETURNING {PEOPLE.columns}")
 _OWNER = Sql("SELECT person_id FROM person_identities WHERE identity = :identity")
 _ALL = PEOPLE.select("ORDER BY pk")
 # inserts never raise on a duplicate (on PostgreSQL an error would only surface at commit):
@@ -108,6 +110,16 @@ def link(tx: Tx, person: Person, audit: list[AuditDraft]) -> Person:
             raise Conflict(f"{identity} already belongs to another person")
     _audit.append(tx, audit, head)
     return result
+
+
+def prefer(tx: Tx, person_id: str, prefers: str | None, audit: list[AuditDraft]) -> Person:
+    """Record the channel a person prefers, with the audit events. Raises NotFound."""
+    head = _audit.lock_head(tx, audit)
+    row = tx.query(_PREFER, {"id": person_id, "prefers": prefers}).fetchone()
+    if row is None:
+        raise NotFound(f"person {person_id} not found")
+    _audit.append(tx, audit, head)
+    return PEOPLE.load(row, tx.pg)
 
 
 def decisions_by(tx: Tx, actors: list[str], limit: int) -> list[Decision]:

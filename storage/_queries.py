@@ -23,6 +23,7 @@ __all__ = [
     "runnable",
     "runs",
     "steps",
+    "steps_of_runs",
     "workflow_version",
 ]
 
@@ -99,6 +100,25 @@ def runs(
 def steps(tx: Tx, run_id: str) -> list[Step]:
     """A run's steps in start order (ties in insertion order)."""
     return STEPS.load_all(tx.query(SELECT_STEPS, {"run_id": run_id}).fetchall(), tx.pg)
+
+
+_STEPS_OF_RUNS = STEPS.select(
+    "WHERE run_id IN (SELECT id FROM runs WHERE created_at >= :since AND created_at <= :until)"
+    " ORDER BY started_at, pk"
+)
+_STEPS_OF_WORKFLOW_RUNS = STEPS.select(
+    "WHERE run_id IN (SELECT id FROM runs WHERE created_at >= :since AND created_at <= :until"
+    " AND workflow_id = :workflow_id) ORDER BY started_at, pk"
+)
+
+
+def steps_of_runs(tx: Tx, since: datetime, until: datetime, workflow_id: str | None) -> list[Step]:
+    """The steps of the runs created in ``[since, until]`` (of one workflow), in start order."""
+    params: dict[str, object] = {"since": bind_when(since, tx.pg), "until": bind_when(until, tx.pg)}
+    if workflow_id is None:
+        return STEPS.load_all(tx.query(_STEPS_OF_RUNS, params).fetchall(), tx.pg)
+    params["workflow_id"] = workflow_id
+    return STEPS.load_all(tx.query(_STEPS_OF_WORKFLOW_RUNS, params).fetchall(), tx.pg)
 
 
 def checkpoint(tx: Tx, checkpoint_id: str) -> Checkpoint:

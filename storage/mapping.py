@@ -17,7 +17,17 @@ from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql
 
 from engine.clients import ApiKey, Idempotency, WebhookEndpoint
-from engine.model import AuditEvent, Checkpoint, Decision, Delegation, Delivery, Run, Step, WorkflowVersion
+from engine.model import (
+    AuditEvent,
+    Checkpoint,
+    Decision,
+    Delegation,
+    Delivery,
+    Run,
+    Step,
+    WorkflowPublication,
+    WorkflowVersion,
+)
 from storage._sql import Sql, bind_when, dumps_json, loads_json, read_when
 from storage.tables import (
     ApiKeyRow,
@@ -31,6 +41,7 @@ from storage.tables import (
     StepRow,
     UTCDateTime,
     WebhookEndpointRow,
+    WorkflowPublicationRow,
     WorkflowVersionRow,
 )
 
@@ -43,6 +54,7 @@ __all__ = [
     "DELIVERIES",
     "ENDPOINTS",
     "IDEMPOTENCY",
+    "PUBLICATIONS",
     "RUNS",
     "STEPS",
     "WORKFLOWS",
@@ -157,6 +169,7 @@ def upsert(shape: Shape[Any], key: str, keep: set[str]) -> Sql:
 
 
 WORKFLOWS: Shape[WorkflowVersion] = Shape(WorkflowVersion, WorkflowVersionRow)
+PUBLICATIONS: Shape[WorkflowPublication] = Shape(WorkflowPublication, WorkflowPublicationRow)
 RUNS: Shape[Run] = Shape(Run, RunRow)
 STEPS: Shape[Step] = Shape(Step, StepRow)
 CHECKPOINTS: Shape[Checkpoint] = Shape(Checkpoint, CheckpointRow)

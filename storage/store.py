@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy.engine import URL
 
 from engine.clients import ApiKey, Idempotency, Page, Secret, WebhookEndpoint
+from engine.errors import Conflict
 from engine.model import (
     AuditEvent,
     Checkpoint,
@@ -18,6 +20,7 @@ from engine.model import (
     Run,
     RunStatus,
     Step,
+    WorkflowPublication,
     WorkflowVersion,
 )
 from engine.observers import Gauges
@@ -31,6 +34,7 @@ from storage import (
     _gauges,
     _outbox,
     _people,
+    _publications,
     _queries,
     _retention,
     _runs,
@@ -40,6 +44,8 @@ from storage._listen import PgListener
 from storage._schema import SchemaStatus, read_status, upgrade_unless_ahead
 
 __all__ = ["SqlStore", "create_store"]
+
+_PUBLISH_ATTEMPTS = 3
 
 
 class SqlStore:
@@ -92,6 +98,26 @@ class SqlStore:
     async def get_workflow_version(self, content_hash: str) -> WorkflowVersion:
         """The pinned source of a workflow version. Raises NotFound."""
         return await self._db.read(lambda tx: _queries.workflow_version(tx, content_hash))
+
+    async def publish_version(
+        self, version: WorkflowVersion, *, label: str, note: str, actor: str, channel: str | None = None
+    ) -> tuple[WorkflowPublication, bool]:
+        """Store the source and publish it under the next number unless it is the newest."""
+        for attempt in range(_PUBLISH_ATTEMPTS):
+            try:
+                return await self._db.write(
+                    lambda tx: _publications.publish_version(
+                        tx, version, label=label, note=note, actor=actor, channel=channel
+                    )
+                )
+            except Conflict:  # another process took the same number first: read again
+                if attempt == _PUBLISH_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def list_publications(self, workflow_id: str | None = None) -> list[WorkflowPublication]:
+        """Publications oldest first: of one workflow, or of all (by id, then number)."""
+        return await self._db.read(lambda tx: _publications.list_publications(tx, workflow_id))
 
     async def create_run(self, run: Run, audit: list[AuditDraft]) -> None:
         """Insert a new run. Raises Conflict when the id exists."""
@@ -151,6 +177,14 @@ class SqlStore:
     async def list_steps(self, run_id: str) -> list[Step]:
         """A run's steps in start order."""
         return await self._db.read(lambda tx: _queries.steps(tx, run_id))
+
+    async def steps_of_runs(
+        self, *, created_since: datetime, created_until: datetime, workflow_id: str | None = None
+    ) -> list[Step]:
+        """The steps of the runs created in the period (see ``RunStore.steps_of_runs``)."""
+        return await self._db.read(
+            lambda tx: _queries.steps_of_runs(tx, created_since, created_until, workflow_id)
+        )
 
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         """One checkpoint. Raises NotFound."""
@@ -249,6 +283,19 @@ class SqlStore:
             lambda tx: _audit.events(tx, run_id=run_id, since=since, after_seq=after_seq)
         )
 
+    async def search_audit(
+        self,
+        *,
+        search: str | None = None,
+        kind: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEvent]:
+        """Audit events, newest first (see ``RunStore.search_audit``)."""
+        return await self._db.read(
+            lambda tx: _audit.search(tx, search=search, kind=kind, before_seq=before_seq, limit=limit)
+        )
+
     async def add_delegation(self, delegation: Delegation, audit: list[AuditDraft]) -> None:
         """Store a delegation. Raises Conflict when the id exists."""
         await self._db.write(lambda tx: _delegations.add(tx, delegation, audit))
@@ -300,6 +347,12 @@ class SqlStore:
     async def link_person(self, person: Person, audit: list[AuditDraft]) -> Person:
         """Insert a person or add identities to a stored one. Raises Conflict (another person's identity)."""
         return await self._db.write(lambda tx: _people.link(tx, person, audit))
+
+    async def set_preference(
+        self, person_id: str, prefers: Literal["email", "slack"] | None, audit: list[AuditDraft]
+    ) -> Person:
+        """Record the channel a person prefers. Raises NotFound."""
+        return await self._db.write(lambda tx: _people.prefer(tx, person_id, prefers, audit))
 
     async def decisions_by(self, actors: list[str], *, limit: int = 50) -> list[Decision]:
         """The newest decisions made by one of ``actors``, newest first."""

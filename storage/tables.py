@@ -39,6 +39,7 @@ __all__ = [
     "StepRow",
     "UTCDateTime",
     "WebhookEndpointRow",
+    "WorkflowPublicationRow",
     "WorkflowVersionRow",
     "metadata",
 ]
@@ -105,6 +106,22 @@ class WorkflowVersionRow(SQLModel, table=True):
     source: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     path: str
     created_at: datetime = _when()
+
+
+class WorkflowPublicationRow(SQLModel, table=True):
+    """One publish of a workflow: number ``version`` serves the source ``content_hash``."""
+
+    __tablename__ = "workflow_publications"
+    __table_args__ = (sa.UniqueConstraint("workflow_id", "version", name="uq_workflow_publications_number"),)
+
+    pk: int | None = _pk()
+    workflow_id: str
+    version: int
+    content_hash: str
+    label: str
+    note: str
+    actor: str
+    published_at: datetime = _when()
 
 
 class RunRow(SQLModel, table=True):
@@ -310,6 +327,7 @@ class PersonRow(SQLModel, table=True):
     name: str
     identities: list[str] = _json()
     created_at: datetime = _when()
+    prefers: str | None = None  # email | slack: the channel they are reached on (bot/mail)
 
 
 class PersonIdentityRow(SQLModel, table=True):

@@ -32,6 +32,7 @@ from bot.slack.deps import HOME, REPLY, SlackDeps
 from bot.slack.inbox import affected_users, home_for
 from engine.errors import NotFound
 from engine.model import Delivery
+from engine.outbox import same_message
 from engine.policy import expand_principals
 from engine.ports import SendResult
 from engine.roles import parse_principal
@@ -118,7 +119,7 @@ class SlackSender:
         """One row per person behind a group or role, so each copy keeps its own channel and ts."""
         c = self.deps.container
         users, _ = await expand_principals([delivery.target], c.roles, self.deps.directory)
-        have = {d.target for d in related if d.kind == delivery.kind}
+        have = {d.target for d in related if same_message(delivery, d)}
         now = c.clock.now()
         # new rows, due now: not the claimed row's attempt count and claim time
         rows = [

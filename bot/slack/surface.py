@@ -20,6 +20,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import ConfigError, Settings
+from bot.mail import install as install_mail
 from bot.slack.app import Authorizer, build_app
 from bot.slack.deps import SlackDeps
 from bot.slack.directory import SlackDirectory
@@ -70,6 +71,7 @@ class SlackSurface:
             claim_ttl=outbox_claim(settings),
             observers=container.engine.observers,
         )
+        install_mail(container, wake=wake)  # with SMTP: people are reached by email too
         self._socket: AsyncSocketModeHandler | None = None
 
     @property

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.web import _decide, _guard, _inbox, _login, _views
+from bot.mail import links_for
+from bot.web import _audit, _charts, _decide, _guard, _inbox, _login, _mail_links, _versions, _views
 from bot.web._auth import require_login
 from bot.web._filters import environment
 from bot.web._hosts import refuse_exposure
@@ -54,7 +55,8 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
     app[_views.TASKS] = set()
     app.on_cleanup.append(_views.stop_tasks)
     login = console and container.settings.login.enabled
-    if console:
+    links = links_for(container)  # the email channel's decision links (SMTP configured)
+    if console or links is not None:
         _guard.install(app, container.settings)
     if login:
         _login.install(app, container)
@@ -67,13 +69,17 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
         ("POST", "/actor", _views.set_actor, "actor"),
         ("GET", "/workflows/{workflow_id}", _views.workflow_page, "workflow"),
         ("POST", "/workflows/{workflow_id}/runs", _views.start_run, "start"),
+        ("GET", "/workflows/{workflow_id}/diff", _versions.diff_page, "workflow_diff"),
         ("GET", "/runs", _views.runs_page, "runs"),
         ("GET", "/stats", _views.stats_page, "stats"),
+        ("GET", "/stats/charts/{chart}", _charts.chart_data, "charts"),
         ("GET", "/inbox", _inbox.inbox_page, "inbox"),
         ("GET", "/mine", _inbox.mine_page, "mine"),
         ("GET", "/roles", _inbox.roles_page, "roles"),
         ("GET", "/roles/{role}", _inbox.role_page, "role"),
         ("GET", "/runs/{run_id}", _views.run_page, "run"),
+        ("GET", "/runs/{run_id}/audit", _audit.run_audit_page, "run_audit"),
+        ("GET", "/audit", _audit.audit_page, "audit"),
         ("POST", "/runs/{run_id}/cancel", _views.cancel_run, "cancel"),
         ("GET", "/checkpoints/{checkpoint_id}", _decide.checkpoint_page, "checkpoint"),
         ("POST", "/checkpoints/{checkpoint_id}/decide", _decide.decide, "decide"),
@@ -88,9 +94,15 @@ def add_routes(app: web.Application, container: Container, *, console: bool = Tr
             ("POST", "/login/{provider}", _login.begin, "login_start"),
             ("POST", "/logout", _login.logout, "logout"),
         ]
+    if links is not None:
+        app[_mail_links.MAIL_LINKS] = links
+        app.router.add_get("/mail/decide/{token}", _mail_links.link_page, name=_ROUTE_PREFIX + "mail_link")
+        app.router.add_post(
+            "/mail/decide/{token}", _mail_links.link_decide, name=_ROUTE_PREFIX + "mail_decide"
+        )
     for method, path, handler, name in routes if console else []:
         app.router.add_route(method, path, handler, name=_ROUTE_PREFIX + name)
-    if console:
+    if console or links is not None:
         app.router.add_static("/static/", _HERE / "static", name=_ROUTE_PREFIX + "static")
 
 

@@ -29,6 +29,8 @@ _OPEN = frozenset(
         "web.login_email",
         "web.login_link",
         "web.login_link_use",
+        "web.mail_link",  # a decision link is its own authority (bot/web/_mail_links.py)
+        "web.mail_decide",
         "web.static",
     }
 )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from bot.web._markup import slack_html, slack_plain
+from engine.audit import purged_digest
 from engine.shown import markup_text
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -30,8 +32,11 @@ def environment() -> Environment:
         brief=_brief,
         left=_left,
         took=_took,
+        duration=duration,
         short=_short,
-        markup_text=markup_text,  # a prompt is Slack markup: shown here as text
+        markup_text=markup_text,  # Slack markup as text, entities decoded
+        slack_html=slack_html,  # a prompt as Slack shows it: bold, links, code
+        slack_plain=slack_plain,  # one line of a list: markers dropped
     )
     return env
 
@@ -51,7 +56,11 @@ def _compact(value: Any) -> str:
 
 
 def _brief(value: Any) -> str:
-    # one line for an audit payload value: lists joined, timestamps in the page's format
+    # one line for an audit payload value: lists joined, timestamps in the page's format, a
+    # value a retention purge removed said so
+    digest = purged_digest(value)
+    if digest is not None:
+        return f"(removed by the retention policy, sha256 {digest[:12]}…)"
     if isinstance(value, list):
         return ", ".join(v if isinstance(v, str) else _compact(v) for v in value)
     if isinstance(value, str):
@@ -63,30 +72,40 @@ def _brief(value: Any) -> str:
     return _compact(value)
 
 
-def _span(delta: timedelta) -> str:
-    seconds = int(abs(delta.total_seconds()))
-    days, rest = divmod(seconds, 86400)
+def duration(seconds: float | None) -> str:
+    """The console's one duration format: 850 ms, 4.2 s, 3m 20s, 2h 5m, 1d 3h ("—" for none).
+
+    ``static/charts.js`` formats chart axes the same way.
+    """
+    if seconds is None:
+        return "—"
+    value = abs(seconds)
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 60:
+        return f"{value:.1f} s"
+    whole = int(value)
+    days, rest = divmod(whole, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
         return f"{days}d {hours}h"
     if hours:
         return f"{hours}h {minutes}m"
-    return f"{minutes}m" if minutes else f"{secs}s"
+    return f"{minutes}m {secs}s"
 
 
 def _left(due: datetime | None, now: datetime) -> str:
     if due is None:
         return "no deadline"
-    delta = due - now
-    return f"in {_span(delta)}" if delta.total_seconds() >= 0 else f"overdue by {_span(delta)}"
+    delta = (due - now).total_seconds()
+    return f"in {duration(delta)}" if delta >= 0 else f"overdue by {duration(delta)}"
 
 
 def _took(start: datetime | None, end: datetime | None) -> str:
     if start is None or end is None:
         return "—"
-    ms = (end - start).total_seconds() * 1000
-    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s" if ms < 60_000 else _span(end - start)
+    return duration((end - start).total_seconds())
 
 
 def _short(value: str, length: int = 12) -> str:

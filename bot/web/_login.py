@@ -185,7 +185,7 @@ async def _sign_in(request: web.Request, login: Login, back: str) -> web.Respons
 async def email_request(request: web.Request) -> web.Response:
     """Mail a login link to the address typed, when it may sign in."""
     c = request.app[CONTAINER]
-    if c.settings.login.smtp is None:
+    if c.settings.login.smtp is None or "email" not in c.settings.login.providers:
         return _refused(request, "this console does not sign in by email", 404)
     form = await request.post()
     typed = str(form.get("email", "")).strip()

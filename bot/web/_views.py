@@ -177,6 +177,8 @@ async def workflow_page(request: web.Request) -> web.Response:
 async def _start_form(
     request: web.Request, workflow: Any, values: dict[str, Any], errors: dict[str, str], status: int = 200
 ) -> web.Response:
+    from bot.web._versions import versions_context
+
     c = request.app[CONTAINER]
     runs = await c.store.list_runs(workflow_id=workflow.id, limit=10)
     return render(
@@ -187,6 +189,7 @@ async def _start_form(
         fields=_forms.build_fields(workflow.inputs, values, errors),
         general=_forms.general_errors(workflow.inputs, errors),
         runs=runs,
+        **await versions_context(c, workflow),
     )
 
 
@@ -243,16 +246,33 @@ async def runs_page(request: web.Request) -> web.Response:
 
 
 async def stats_page(request: web.Request) -> web.Response:
-    """Checkpoint analytics: rates, time to decision, approvers and advice (as ``signoff stats``)."""
+    """Checkpoint analytics: rates, time to decision, approvers and advice (as ``signoff stats``),
+    and the charts, whose data the page loads from ``/stats/charts/{chart}``."""
     container = request.app[CONTAINER]
     workflow = request.query.get("workflow", "") or None
     since_text = request.query.get("since", "30d").strip() or "30d"
+    cost_by = request.query.get("cost_by", "workflow")
+    cost_by = cost_by if cost_by in ("workflow", "node", "model") else "workflow"
     notice = ""
     try:
         since = container.clock.now() - parse_duration(since_text)
     except ValueError as exc:
         notice, since = str(exc), None
+    except OverflowError:
+        notice, since = f"bad duration {since_text!r}: it reaches back before the year 1", None
     report = await load_stats(container.store, workflow=workflow, since=since)
+    shown = [w for w in container.catalog.all() if workflow in (None, w.id)]
+    nodes = sorted({node for w in shown for node in w.nodes} | {n.node for n in report.nodes})
+    node = request.query.get("node", "")
+    if node and node not in nodes:
+        notice = "; ".join(filter(None, [notice, f"no node '{node}' here: showing every node"]))
+        node = ""
+    base = {"workflow": workflow or "", "node": node, "since": since_text if since is not None else "30d"}
+
+    def chart_src(chart: str, **extra: str) -> str:
+        query = {k: v for k, v in {**base, **extra}.items() if v}
+        return f"/stats/charts/{chart}?{urlencode(query)}"
+
     return render(
         request,
         "stats.html",
@@ -260,20 +280,11 @@ async def stats_page(request: web.Request) -> web.Response:
         workflows=container.catalog.ids(),
         workflow=workflow or "",
         since=since_text,
+        cost_by=cost_by,
+        nodes=nodes,
+        node=node,
         notice=notice,
-        seconds=_seconds,
-    )
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return (
-        f"{value:.0f}s"
-        if value < 120
-        else f"{value / 60:.0f} min"
-        if value < 7200
-        else f"{value / 3600:.1f} h"
+        chart_src=chart_src,
     )
 
 

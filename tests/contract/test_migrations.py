@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,6 +14,9 @@ import storage
 from storage._migrate import alembic_config
 from storage.tables import metadata
 from tests.contract.conftest import Backend
+
+# the newest revision: every migration added later moves it, so the tests name it, not a number
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def _diffs(url: str) -> list[object]:
@@ -38,7 +42,7 @@ def test_upgrade_head_matches_the_tables_on_fresh_sqlite(tmp_path: Path) -> None
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     storage.migrate(url)
     assert _diffs(url) == []
-    assert _revision(url) == "0005"
+    assert _revision(url) == HEAD
 
 
 async def test_upgrade_head_matches_the_tables(sql_backend: Backend) -> None:
@@ -50,13 +54,17 @@ async def test_migrating_again_changes_nothing(sql_backend: Backend) -> None:
     assert sql_backend.url is not None
     storage.migrate(sql_backend.url)
     storage.migrate(sql_backend.url)
-    assert _revision(sql_backend.url) == "0005"
+    assert _revision(sql_backend.url) == HEAD
     assert await sql_backend.store.audit_head() == (0, "0" * 64)
 
 
 def test_one_linear_history() -> None:
     scripts = ScriptDirectory.from_config(alembic_config())
-    assert scripts.get_heads() == ["0005"]
+    assert scripts.get_heads() == [HEAD]
+    # numbered one after another, each revising the one before it
+    revisions = list(reversed(list(scripts.walk_revisions())))
+    assert [r.revision for r in revisions] == [f"{i:04d}" for i in range(1, len(revisions) + 1)]
+    assert all(r.down_revision == p.revision for p, r in itertools.pairwise(revisions))
 
 
 def test_public_api_is_pinned() -> None:

@@ -49,6 +49,24 @@ async def test_identities_link_to_one_person(store: RunStore) -> None:
     assert verify_chain(events, await store.audit_head()).ok
 
 
+async def test_a_person_prefers_a_channel_and_keeps_it_when_linked(store: RunStore) -> None:
+    people = _people(store)
+    await people.link_person(Person(id="per_1", identities=["user:U_ANN"], created_at=T0), [])
+    got = await people.set_preference("per_1", "email", [_draft("person.prefers")])
+    assert got.prefers == "email"
+    linked = await people.link_person(
+        Person(id="per_1", identities=["email:ann@corp.example"], created_at=T0), [_draft("person.linked")]
+    )
+    assert linked.prefers == "email"
+    assert (await people.find_person("email:ann@corp.example")) == linked
+    assert (await people.set_preference("per_1", None, [])).prefers is None
+    with pytest.raises(NotFound):
+        await people.set_preference("per_2", "slack", [_draft("person.prefers")])
+    events = await store.audit_events()
+    assert [e.kind for e in events] == ["person.prefers", "person.linked"]
+    assert verify_chain(events, await store.audit_head()).ok
+
+
 def _session(sid: str) -> ConsoleSession:
     return ConsoleSession(
         id=sid, person_id="per_1", provider="oidc", created_at=T0, seen_at=T0, expires_at=at(3600)

@@ -33,3 +33,17 @@ def test_linking_two_identities_makes_one_person_for_the_gate(tmp_path: Path) ->
     assert len(cli_json(env, tmp_path, "people", "list")) == 2
     bad = cli(env, tmp_path, "people", "link", "group:S1", "U1", check=2)
     assert "is not a person" in bad.stderr
+
+
+def test_a_person_prefers_a_channel(tmp_path: Path) -> None:
+    (tmp_path / "workflows").mkdir()
+    env = env_for(f"sqlite:///{tmp_path / 's.db'}", tmp_path, free_port())
+    cli(env, tmp_path, "people", "link", "U024BE7LH", "email:ann@corp.example")
+    said = cli(env, tmp_path, "people", "prefer", "email:ann@corp.example", "email")
+    assert "prefers email" in said.stdout
+    [ann] = cli_json(env, tmp_path, "people", "list")
+    assert (ann["identities"], ann["prefers"]) == (["user:U024BE7LH", "email:ann@corp.example"], "email")
+    bad = cli(env, tmp_path, "people", "prefer", "U024BE7LH", "pigeon", check=2)
+    assert "is not a channel: use email, slack or none" in bad.stderr
+    cli(env, tmp_path, "people", "prefer", "U024BE7LH", "none")
+    assert cli_json(env, tmp_path, "people", "list")[0]["prefers"] is None

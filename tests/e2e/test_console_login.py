@@ -96,6 +96,21 @@ async def test_pages_need_a_sign_in_and_a_good_one_lands_where_it_was_going(site
     assert kinds == ["person.linked", "console.signed_in"]
 
 
+async def test_audit_pages_and_chart_data_need_a_sign_in(site: Console) -> None:
+    client = await site.browser()
+    for path in ("/audit?q=ann", "/runs/run_1/audit", "/stats/charts/latency?since=7d"):
+        resp = await client.get(path, allow_redirects=False)
+        assert resp.status == 303, path
+        assert resp.headers["Location"].startswith("/login?next=/"), path
+    await sign_in(client, "oidc", "/audit")
+    page = await client.get("/audit?kind=console.")
+    assert page.status == 200
+    assert "<code>console.signed_in</code>" in await page.text()
+    chart = await client.get("/stats/charts/latency?since=7d")
+    assert chart.status == 200
+    assert (await chart.json())["chart"] == "latency"
+
+
 def _issuer(site: Console) -> str:
     oidc = site.container.settings.login.oidc
     assert oidc is not None

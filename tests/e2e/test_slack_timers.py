@@ -9,7 +9,7 @@ from bot.scheduler import Timers
 from bot.wiring import database_url
 from engine.model import ResolvedBy, RunStatus
 from engine.timeouts import Timeouts
-from tests.scenario._harness import GROUP_MEMBER, MANAGER, REQUESTER, slack_env
+from tests.scenario._harness import GROUP, GROUP_MEMBER, MANAGER, REQUESTER, slack_env
 
 TIMED = f"""\
 id: timed
@@ -85,3 +85,44 @@ async def test_reminder_escalation_dm_and_final_action(tmp_path: Path) -> None:
         kinds = [e.kind for e in await c.store.audit_events(run_id=run.id)]
         assert "checkpoint.reminded" in kinds
         assert "checkpoint.escalated" in kinds
+
+
+ROLE_REMINDERS = f"""\
+id: role_reminders
+inputs: {{type: object, properties: {{}}}}
+nodes:
+  - id: gate
+    type: human
+    prompt: "Release the wire?"
+    assignee: group:{GROUP}
+    options: [approve, reject]
+    timeout: 1h
+    reminders: [10m, 30m]
+"""
+
+
+async def test_every_reminder_to_a_group_reaches_each_member(tmp_path: Path) -> None:
+    # the group's card and each reminder are fanned out to its members: the second reminder is
+    # a new message, not one "already sent" because the first reached the same person
+    (tmp_path / "workflows").mkdir()
+    async with slack_env(tmp_path, f"sqlite:///{tmp_path}/s.db", workflow=ROLE_REMINDERS) as env:
+        c = env.container
+        run = await c.engine.start("role_reminders", {}, requester=REQUESTER)
+        await c.engine.drive(run.id)
+        [cp] = await c.store.list_checkpoints(run_id=run.id, open_only=True)
+        dm_member = env.fake.api.dm_channel(GROUP_MEMBER)
+
+        def reminders() -> list[object]:
+            posts = env.fake.calls_to("chat.postMessage")
+            return [p for p in posts if "Reminder" in str(p.params.get("text"))]
+
+        def card_posted() -> bool:
+            return any(p.params["channel"] == dm_member for p in env.fake.calls_to("chat.postMessage"))
+
+        assert await env.until(card_posted, timeout=20)
+        timeouts = Timeouts(c.engine)
+        assert await timeouts.send_reminder(cp.id, 0)
+        assert await env.until(lambda: len(reminders()) >= 1, timeout=20)
+        assert await timeouts.send_reminder(cp.id, 1)
+        assert await env.until(lambda: len(reminders()) >= 2, timeout=20)
+        assert [p.params["channel"] for p in reminders()] == [dm_member, dm_member]  # type: ignore[attr-defined]
