@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -361,10 +360,13 @@ def cancel(
 def serve() -> None:
     """Start the server: Slack (with credentials) or local mode with the web console."""
     from bot.server import serve as run_server
+    from bot.telemetry import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(run_server(Settings.from_env()))
+        settings = Settings.from_env()
+        # JSON lines when not on a terminal, the process's secrets masked (docs/observability.md)
+        configure_logging(settings.log_format, secrets=settings.secrets())
+        asyncio.run(run_server(settings))
     except (ConfigError, InvalidWorkflow) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
     except EngineError as exc:  # the database could not be reached, ...

@@ -20,6 +20,7 @@ from engine.model import Limits
 __all__ = ["ConfigError", "Settings"]
 
 _MIN_SECRET = 32
+_MIN_TOKEN = 16
 # a Host header value: a DNS name, an IPv4 address or a bracketed IPv6 address, and an optional port
 _HOST = re.compile(
     r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::\d{1,5})?"
@@ -72,6 +73,29 @@ class Settings(BaseModel):
     # how often the server looks for changed workflow files (0: never; restart to reload)
     workflows_reload_s: float = 1.0
     limits: Limits = Limits()  # SIGNOFF_MAX_STEPS, _WALL_TIME, _TOKENS, _COST: every run's limits
+    # telemetry (docs/observability.md): who may scrape /metrics, log format, trace export
+    metrics_token: SecretStr | None = None
+    log_format: str = "auto"
+    otel_endpoint: str | None = None
+
+    def secrets(self) -> list[str]:
+        """Every secret value this process holds, so that logs can mask them."""
+        values = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.anthropic_api_key,
+            self.secret_key.get_secret_value() if self.secret_key else None,
+            self.metrics_token.get_secret_value() if self.metrics_token else None,
+            self.slack_client_secret.get_secret_value() if self.slack_client_secret else None,
+        ]
+        if self.token_key is not None:  # one key, or several separated by commas
+            values += [k.strip() for k in self.token_key.get_secret_value().split(",")]
+        login = self.login
+        values += [c.client_secret.get_secret_value() for c in (login.oidc, login.slack) if c is not None]
+        if login.smtp is not None and login.smtp.password is not None:
+            values.append(login.smtp.password.get_secret_value())
+        return [v for v in values if v]
 
     @property
     def slack_enabled(self) -> bool:
@@ -203,6 +227,7 @@ class Settings(BaseModel):
             login=login,
             limits=limits,
             **_deployment(get, database_url),
+            **_telemetry(get),
         )
 
 
@@ -279,3 +304,30 @@ def _deployment(get: Callable[..., str | None], database_url: str) -> dict[str, 
     if grace < 0:
         raise ConfigError(f"SIGNOFF_SHUTDOWN_GRACE must be 0 or more, not {grace_raw!r}")
     return {"auto_migrate": auto, "shutdown_grace_s": grace}
+
+
+_LOG_FORMATS = ("auto", "json", "console")
+
+
+def _telemetry(get: Callable[..., str | None]) -> dict[str, Any]:
+    """``SIGNOFF_METRICS_TOKEN`` (a bearer token for ``/metrics``), ``SIGNOFF_LOG_FORMAT``
+    (auto: pretty on a terminal, JSON lines otherwise) and ``OTEL_EXPORTER_OTLP_ENDPOINT``."""
+    token = get("SIGNOFF_METRICS_TOKEN") or None
+    if token is not None and len(token) < _MIN_TOKEN:
+        raise ConfigError(
+            f"SIGNOFF_METRICS_TOKEN must be at least {_MIN_TOKEN} characters (make one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    log_format = (get("SIGNOFF_LOG_FORMAT") or "auto").strip().lower()
+    if log_format not in _LOG_FORMATS:
+        raise ConfigError(f"SIGNOFF_LOG_FORMAT must be auto, json or console, not {log_format!r}")
+    endpoint = (get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip() or None
+    if endpoint is not None and urlsplit(endpoint).scheme not in {"http", "https"}:
+        raise ConfigError(
+            f"OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL like http://127.0.0.1:4318, not {endpoint!r}"
+        )
+    return {
+        "metrics_token": SecretStr(token) if token else None,
+        "log_format": log_format,
+        "otel_endpoint": endpoint,
+    }

@@ -43,6 +43,7 @@ _NAMES = {
     "shutdown_grace_s": "SIGNOFF_SHUTDOWN_GRACE",
     "fault_points": "SIGNOFF_TEST_FAULTS",
     "workflows_reload_s": "SIGNOFF_WORKFLOWS_RELOAD",
+    "otel_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
 }
 _UNPREFIXED = ("slack_", "anthropic_")
 # read from the process environment by the sandbox rather than through Settings

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from engine.model import Delivery
 from engine.ports import SendResult
+
+if TYPE_CHECKING:
+    from engine.service import Engine
 
 __all__ = ["LocalSender"]
 
@@ -18,6 +22,17 @@ class LocalSender:
     def __init__(self, base_url: str = "http://127.0.0.1:3000") -> None:
         self.base_url = base_url.rstrip("/")
         self.sent: list[Delivery] = []
+        self._engine: Engine | None = None
+
+    def masked_by(self, engine: Engine) -> None:
+        """Mask each run's sensitive values (``engine.sensitive``) in the messages it logs."""
+        self._engine = engine
+
+    async def _masked(self, delivery: Delivery, text: str) -> str:
+        if self._engine is None or delivery.run_id is None:
+            return text
+        run = await self._engine.store.get_run(delivery.run_id)
+        return (await self._engine.redactor(run)).text(text)
 
     async def send(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
         """Log the delivery with a link."""
@@ -31,5 +46,6 @@ class LocalSender:
                 delivery.checkpoint_id,
             )
         elif delivery.kind in {"notify", "requester_notice"}:
-            log.info("message to %s: %s", delivery.target, delivery.payload.get("text", ""))
+            text = await self._masked(delivery, str(delivery.payload.get("text") or ""))
+            log.info("message to %s: %s", delivery.target, text)
         return SendResult(ok=True, channel_ref="local")

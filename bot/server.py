@@ -26,18 +26,23 @@ __all__ = ["create_app", "serve"]
 
 if TYPE_CHECKING:
     from bot.slack import SlackSurface
+    from bot.telemetry._tracing import Tracing
 
 log = logging.getLogger("signoff.server")
 
 
-async def create_app(container: Container, readiness: Readiness | None = None) -> web.Application:
+async def create_app(
+    container: Container, readiness: Readiness | None = None, *, tracing: Tracing | None = None
+) -> web.Application:
     """The aiohttp application with every route of this process.
 
-    ``/healthz`` and ``/readyz`` always; the HTTP API; the web console in local mode, and in
-    Slack mode when people sign in to it (``SIGNOFF_AUTH``); Slack's endpoint is mounted by the
-    Slack surface.
+    ``/healthz``, ``/readyz`` and ``/metrics`` always; the HTTP API; the web console in local
+    mode, and in Slack mode when people sign in to it (``SIGNOFF_AUTH``); Slack's endpoint is
+    mounted by the Slack surface. The process's telemetry observes its engine from here on:
+    Prometheus series, one log line per engine event, and spans when ``tracing`` is given.
     """
     from bot.api import mount
+    from bot.telemetry import EventLog, Metrics, add_metrics_route
     from bot.web import add_routes
 
     app = web.Application()
@@ -45,6 +50,13 @@ async def create_app(container: Container, readiness: Readiness | None = None) -
     settings = container.settings
     add_routes(app, container, console=not settings.slack_enabled or settings.login.enabled)
     mount(app, container)
+    metrics = container.metrics or Metrics()
+    container.metrics = metrics
+    container.engine.observers += [metrics, EventLog()]
+    add_metrics_route(app, container, metrics)
+    if tracing is not None:
+        container.engine.observers.append(tracing)
+        app.middlewares.insert(0, tracing.middleware)  # outermost: the span covers every check
     return app
 
 
@@ -91,6 +103,9 @@ async def serve(
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     base_url = settings.public_url or f"http://{host}:{settings.port}"
     _arm_faults(settings)
+    from bot.telemetry import tracing as make_tracing
+
+    spans = make_tracing(settings.otel_endpoint)
     container = await build(settings, sender=None if settings.slack_enabled else LocalSender(base_url))
     worker = Worker(container)
     timers = Timers(
@@ -108,7 +123,7 @@ async def serve(
     )
     try:
         # before anything connects: an unusable console secret key stops the start here
-        app = await create_app(container, readiness)
+        app = await create_app(container, readiness, tracing=spans)
     except BaseException:
         await container.close()
         raise
@@ -170,3 +185,5 @@ async def serve(
         )
         await runner.cleanup()
         await container.close()
+        if spans is not None:
+            spans.shutdown()  # exports the spans still buffered

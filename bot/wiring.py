@@ -14,9 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings
+from bot.local import LocalSender
 from bot.workflow_files import publish_catalog
 from engine.catalog import WorkflowCatalog
 from engine.clients import ChangeFeed, ClientStore
@@ -32,6 +33,9 @@ from engine.testing import InMemoryRunStore
 from skills.http import AiohttpClient
 from skills.registry import FixtureResult, Skill, SkillRegistry  # re-exported for `signoff skills`
 from storage import SchemaState, SchemaStatus, SqlStore, create_store, schema_status, upgrade_schema
+
+if TYPE_CHECKING:
+    from bot.telemetry import Metrics
 
 __all__ = [
     "Adapters",
@@ -109,6 +113,8 @@ class Container:
     installations: InstallationStore | None = None  # Slack workspaces that installed Signoff
     # the database's schema revision against this code's (readiness); None without a SQL store
     schema: Callable[[], Awaitable[SchemaStatus]] | None = None
+    # the process's Prometheus series (bot.telemetry), once the server mounts /metrics
+    metrics: Metrics | None = None
 
     async def close(self) -> None:
         """Release connections and sessions."""
@@ -221,7 +227,13 @@ async def build(
         webhook_events=True,
         limits=settings.limits,
     )
-    outbox = Outbox(store, sender, clock, claim_ttl=outbox_claim(settings)) if sender is not None else None
+    if isinstance(sender, LocalSender):
+        sender.masked_by(engine)  # its messages go to the log, where no sensitive value may
+    outbox = (
+        Outbox(store, sender, clock, claim_ttl=outbox_claim(settings), observers=engine.observers)
+        if sender is not None
+        else None
+    )
     container = Container(
         settings=settings,
         store=store,

@@ -7,6 +7,7 @@ from typing import Any
 
 from engine._decisions import decision_payload, diff_fields, normalise_action, outcome_of
 from engine._driving import Driving
+from engine._telling import decided, step_finished
 from engine.audit import decision_digest, sha256_of
 from engine.commands import Cancel, Decide
 from engine.errors import Conflict, NeedsDetail, NotAllowed, StaleVersion
@@ -29,6 +30,7 @@ from engine.model import (
     Workflow,
 )
 from engine.nodes.verify import asks_again, check_answer, questioned, verify_decision
+from engine.observers import bind_ids, bound_ids
 from engine.policy import is_admin
 from engine.ports import CheckpointUpdate
 from engine.runner import NoMatchingEdge, build_scope, next_nodes, response_data
@@ -57,9 +59,14 @@ class Deciding(Driving):
             InvalidInput: the data does not fit the response schema (field errors).
             NeedsDetail: a model checked the answer and asks the person for more (nothing decided).
         """
+        with bound_ids(checkpoint_id=command.checkpoint_id, node_id=None):
+            return await self._decide(command, drive=drive, verify=verify)
+
+    async def _decide(self, command: Decide, *, drive: bool, verify: bool) -> Decision | None:
         valid = await self._validated(command)
         cp, run, steps, action, data = valid.cp, valid.run, valid.steps, valid.action, valid.data
         workflow, admission = valid.workflow, valid.admission
+        bind_ids(run_id=run.id)
         by_policy = command.resolved_by != "human"
         if not by_policy:
             await self._ask_again(workflow, cp, command, action, data)
@@ -150,6 +157,9 @@ class Deciding(Driving):
             await self.store.update_checkpoint(update)
         except Conflict:
             raise await self._conflict(await self.store.get_checkpoint(cp.id)) from None
+        self.emit(decided(run, cp, decision))
+        if step_update is not None:
+            self.emit(step_finished(run.workflow_id, step_update, now))
         self._changed(run.id)
         fault("after_decision_commit")
         if verify:

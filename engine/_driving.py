@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from engine._decisions import schema_errors
 from engine._engine_core import EngineCore
+from engine._telling import run_finished, step_finished
 from engine.audit import sha256_of
 from engine.errors import EngineError, InvalidInput, LeaseLost, NotFound
 from engine.events import EventType
@@ -27,6 +28,7 @@ from engine.model import (
 from engine.nodes.base import Completed, NodeContext, Paused
 from engine.nodes.code import remove_run_workspace
 from engine.nodes.registry import NODE_KINDS
+from engine.observers import CheckpointOpened, EngineEvent, LeaseTakenOver, RunStarted, bound_ids
 from engine.outcome import run_outcome
 from engine.ports import Claimed, Lease, RunChange, merge_pending
 from engine.runner import build_scope, final_status, next_nodes
@@ -119,6 +121,7 @@ class Driving(EngineCore):
         await self.store.create_run(run, [audit])
         lease = Lease(run_id=run.id, owner=self.owner, epoch=1, expires_at=now + self.lease_ttl)
         self._held[run.id] = Claimed(lease=lease, run=run, steps=[])
+        self.emit(RunStarted(at=now, run_id=run.id, workflow=workflow.id))
         self._changed(run.id)
         return run
 
@@ -159,7 +162,8 @@ class Driving(EngineCore):
         self._driving[run_id] = asyncio.current_task()
         self._idle.clear()
         try:
-            return await self._drive(claimed)
+            with bound_ids(run_id=run_id):
+                return await self._drive(claimed)
         except LeaseLost:
             log.info("lease on %s lost; another process continues it", run_id)
             return None
@@ -203,7 +207,8 @@ class Driving(EngineCore):
             stop = self._stop_reason(run, workflow, list(steps.values()), node_id)
             if stop is not None:
                 return await self._stop(lease, run, list(steps.values()), stop)
-            run, new_steps = await self._step(lease, run, workflow, node_id, steps)
+            with bound_ids(node_id=node_id, checkpoint_id=None):
+                run, new_steps = await self._step(lease, run, workflow, node_id, steps)
             fault("after_step_commit")
             steps.update({s.id: s for s in new_steps})
             if not run.pending and run.lease_owner is None:
@@ -241,6 +246,7 @@ class Driving(EngineCore):
         """
         self._changed(run.id)
         if run.status.final:
+            self.emit(run_finished(run))
             await remove_run_workspace(self.deps.workspace_root, run.id)
 
     async def _finished_text(self, run: Run, status: RunStatus) -> str:
@@ -288,7 +294,9 @@ class Driving(EngineCore):
             }
         )
 
-    async def _commit_step(self, lease: Lease, run: Run, change: RunChange, steps: list[Step]) -> Run:
+    async def _commit_step(
+        self, lease: Lease, run: Run, change: RunChange, steps: list[Step], told: EngineEvent
+    ) -> Run:
         """Commit a step; when it leaves nothing pending, park or finish the run in the same commit.
 
         ``steps`` are the run's steps after this one. Only this process opens checkpoints while
@@ -297,8 +305,11 @@ class Driving(EngineCore):
         pending and the recovery loop resumes it.
         """
         if merge_pending(run.pending, change.pending_remove, change.pending_add):
-            return await self.store.commit(lease, change)
+            run = await self.store.commit(lease, change)
+            self.emit(told)
+            return run
         run = await self.store.commit(lease, await self._ending(run, steps, change))
+        self.emit(told)  # the step, before the end of the run it ended
         await self._ended(run)
         return run
 
@@ -422,7 +433,8 @@ class Driving(EngineCore):
             deliveries=result.deliveries,
             audit=audit,
         )
-        run = await self._commit_step(lease, run, change, [*others, done])
+        told = step_finished(run.workflow_id, done, now)
+        run = await self._commit_step(lease, run, change, [*others, done], told)
         return run, [done]
 
     async def _paused(
@@ -456,7 +468,10 @@ class Driving(EngineCore):
             deliveries=[*result.deliveries, *self._events(EventType.checkpoint_opened, run.id, cp.id)],
             audit=audit,
         )
-        run = await self._commit_step(lease, run, change, [*others, waiting])
+        told = CheckpointOpened(
+            at=now, run_id=run.id, workflow=run.workflow_id, checkpoint_id=cp.id, node_id=cp.node_id
+        )
+        run = await self._commit_step(lease, run, change, [*others, waiting], told)
         self._changed(run.id)
         return run, [waiting]
 
@@ -471,7 +486,8 @@ class Driving(EngineCore):
             )
         ]
         change = RunChange(at=now, steps=[failed], pending_remove=[step.node_id], audit=audit)
-        run = await self._commit_step(lease, run, change, [*others, failed])
+        told = step_finished(run.workflow_id, failed, now)
+        run = await self._commit_step(lease, run, change, [*others, failed], told)
         return run, [failed]
 
     async def recover(self, limit: int = 100) -> int:
@@ -479,8 +495,15 @@ class Driving(EngineCore):
         driven = 0
         for run_id in await self.store.runnable_runs(self.clock.now(), limit):
             try:
+                # a run whose lease another process let expire is a takeover (metrics)
+                try:
+                    before = (await self.store.get_run(run_id)).lease_owner
+                except NotFound:
+                    continue  # purged meanwhile
                 if await self.drive(run_id) is not None:
                     driven += 1
+                    if before is not None and before != self.owner:
+                        self.emit(LeaseTakenOver(at=self.clock.now(), run_id=run_id, previous_owner=before))
             except Exception:  # one broken run must not keep the others from being resumed
                 log.exception("could not resume run %s", run_id)
         return driven

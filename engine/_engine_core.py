@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from engine.model import (
     Run,
 )
 from engine.nodes.base import NodeDeps
+from engine.observers import EngineEvent, Observer, emit
 from engine.ports import AuditDraft, Claimed, RunStore
 from engine.sensitive import Redactor
 
@@ -41,6 +42,7 @@ class EngineCore:
         delegation_max: timedelta = timedelta(days=30),
         webhook_events: bool = False,
         limits: Limits | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -56,6 +58,8 @@ class EngineCore:
         # production processes queue webhook events (bot.wiring turns this on); engine unit
         # tests leave their outboxes as they were
         self.webhook_events = webhook_events
+        # metrics, logs and traces (bot/telemetry); they watch and never change a run
+        self.observers: list[Observer] = list(observers)
         self._published: set[str] = set()
         self._held: dict[str, Claimed] = {}
         # shutting down: no node starts, a run about to be driven is released (engine._draining)
@@ -107,6 +111,10 @@ class EngineCore:
             checkpoint_id=checkpoint_id,
             payload=payload or {},
         )
+
+    def emit(self, event: EngineEvent) -> None:
+        """Tell the observers (metrics, logs, traces) of a change that has been committed."""
+        emit(self.observers, event)
 
     def changed(self, run_id: str) -> None:
         """Tell the process's observers (outbox, scheduler, App Home) that a run changed."""

@@ -36,6 +36,7 @@ from engine.model import (
     WorkflowPublication,
     WorkflowVersion,
 )
+from engine.observers import Gauges
 from engine.ports import (
     AuditDraft,
     CheckpointUpdate,
@@ -478,6 +479,15 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients, InMemoryInstallations):
         if cp is None:
             raise NotFound(f"checkpoint {checkpoint_id} not found")
         return _copy(cp), _copy(self._run(cp.run_id)), self._steps_of(cp.run_id)
+
+    async def gauges(self, now: datetime) -> Gauges:
+        """Open and overdue checkpoints, and outbox rows not yet sent."""
+        opened = [c for c in self._checkpoints.values() if c.status is CheckpointStatus.open]
+        return Gauges(
+            open_checkpoints=len(opened),
+            overdue_checkpoints=sum(1 for c in opened if c.due_at is not None and c.due_at <= now),
+            outbox_pending=sum(1 for d in self._deliveries.values() if d.status is DeliveryStatus.pending),
+        )
 
     async def list_checkpoints(
         self, *, run_id: str | None = None, open_only: bool = False, limit: int = 500

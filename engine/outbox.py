@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from engine.errors import EngineError
 from engine.faults import fault
 from engine.model import Delivery, DeliveryStatus
+from engine.observers import DeliveryFailed, Observer, bound_ids, emit
 from engine.ports import AuditDraft, Clock, RunStore, Sender, SendResult
 
 __all__ = ["Outbox", "Route", "same_message"]
@@ -59,6 +60,7 @@ class Outbox:
         max_delay: float = 300.0,
         claim_ttl: timedelta = timedelta(seconds=60),
         routes: Mapping[str, Route] | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.store = store
         self.routes = dict(routes or {})
@@ -70,6 +72,7 @@ class Outbox:
         self.max_delay = max_delay
         # shutting down: the row being sent is finished, no other row is started
         self.stopping = False
+        self.observers = observers
 
     async def dispatch_due(self, limit: int = 50) -> int:
         """Send every due delivery once; returns how many were attempted."""
@@ -78,7 +81,9 @@ class Outbox:
         for delivery in due:
             if self.stopping:
                 break
-            await self._send(delivery)
+            # the sender's log lines name the run and checkpoint the row is about
+            with bound_ids(run_id=delivery.run_id, checkpoint_id=delivery.checkpoint_id, node_id=None):
+                await self._send(delivery)
             sent += 1
         return sent
 
@@ -128,6 +133,7 @@ class Outbox:
             )
             return
         delay = self._delay(self.routes.get(delivery.kind), attempts, result)
+        self._failed(delivery, result, final=not (result.retryable and delay is not None))
         if result.retryable and delay is not None:
             log.warning("delivery %s failed (%s); retrying in %.1fs", delivery.id, result.error, delay)
             await self.store.mark_delivery(
@@ -161,6 +167,17 @@ class Outbox:
             error=result.error,
             audit=[audit],
         )
+
+    def _failed(self, delivery: Delivery, result: SendResult, *, final: bool) -> None:
+        event = DeliveryFailed(
+            at=self.clock.now(),
+            delivery_id=delivery.id,
+            delivery_kind=delivery.kind,
+            method=result.method or delivery.kind,
+            retryable=result.retryable,
+            final=final,
+        )
+        emit(self.observers, event)
 
     async def _attempt(self, delivery: Delivery) -> SendResult:
         route = self.routes.get(delivery.kind)

@@ -487,6 +487,7 @@ class SendResult(_Msg):
     error: str | None = None
     retryable: bool = False
     retry_after: float | None = None
+    method: str | None = None  # the API method that failed (``chat.postMessage``), for metrics
 
 
 class Sender(Protocol):

@@ -16,6 +16,7 @@ from engine.errors import Conflict, InvalidInput
 from engine.escalation import Step, TimerPlan, escalates_to, escalation_steps, step_at, timer_plan
 from engine.faults import fault
 from engine.model import Checkpoint, CheckpointStatus, Delivery, HumanConfig
+from engine.observers import TimerFired
 from engine.policy import assignee_principals, card_targets
 from engine.ports import AuditDraft, CheckpointUpdate
 from engine.service import Engine
@@ -51,6 +52,7 @@ class Timeouts:
             return "stale"
         if cp.due_at is None or cp.due_at > now:
             return "not due"
+        self.engine.emit(TimerFired(at=now, checkpoint_id=cp.id, timer="deadline", due_at=cp.due_at))
         config = await self.config_of(cp)
         step = step_at(config, cp.escalation_level, escalates_to(config, self.engine.catalog.roles))
         fault("during_deadline")

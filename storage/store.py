@@ -24,6 +24,7 @@ from engine.model import (
     WorkflowPublication,
     WorkflowVersion,
 )
+from engine.observers import Gauges
 from engine.people import ConsoleSession, LoginToken, Person
 from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, PurgeReport, RunChange
 from storage import (
@@ -31,6 +32,7 @@ from storage import (
     _checkpoints,
     _clients,
     _delegations,
+    _gauges,
     _installations,
     _outbox,
     _people,
@@ -207,6 +209,10 @@ class SqlStore:
     async def load_checkpoint(self, checkpoint_id: str) -> tuple[Checkpoint, Run, list[Step]]:
         """A checkpoint, its run and the run's steps, from one snapshot. Raises NotFound."""
         return await self._db.read(lambda tx: _checkpoints.load(tx, checkpoint_id))
+
+    async def gauges(self, now: datetime) -> Gauges:
+        """Open and overdue checkpoints, and outbox rows not yet sent (indexed counts)."""
+        return await self._db.read(lambda tx: _gauges.gauges(tx, now))
 
     async def list_checkpoints(
         self, *, run_id: str | None = None, open_only: bool = False, limit: int = 500

@@ -374,13 +374,17 @@ class SlackSender:
     async def _failed(self, delivery: Delivery, exc: SlackApiError) -> SendResult:
         status = exc.response.status_code
         error = slack_error(exc)
+        # the Web API method that refused (``chat.postMessage``), for the send-failure metric
+        method = str(exc.response.api_url).rstrip("/").rsplit("/", 1)[-1] or None
         if status == 429:
-            return SendResult(ok=False, retryable=True, retry_after=_retry_after(exc), error=error)
+            return SendResult(
+                ok=False, retryable=True, retry_after=_retry_after(exc), error=error, method=method
+            )
         if status >= 500 or error in _RETRYABLE:
-            return SendResult(ok=False, retryable=True, error=error)
+            return SendResult(ok=False, retryable=True, error=error, method=method)
         if error in _UNREACHABLE:
             await self._undeliverable(delivery, error)
-        return SendResult(ok=False, error=error)
+        return SendResult(ok=False, error=error, method=method)
 
     async def _undeliverable(self, delivery: Delivery, error: str) -> None:
         """DM the requester that a message could not be delivered, with an audit event."""

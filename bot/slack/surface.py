@@ -12,6 +12,7 @@ the workspace the work belongs to (``bot.slack.install``).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from aiohttp import web
@@ -19,6 +20,8 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import ConfigError, Settings
@@ -90,7 +93,11 @@ class SlackSurface:
         )
         container.engine.deps.directory = directory
         container.outbox = Outbox(
-            container.store, self.sender, container.clock, claim_ttl=outbox_claim(settings)
+            container.store,
+            self.sender,
+            container.clock,
+            claim_ttl=outbox_claim(settings),
+            observers=container.engine.observers,
         )
         install_mail(container, wake=wake)  # with SMTP: people are reached by email too
         self._socket: AsyncSocketModeHandler | None = None
@@ -127,12 +134,20 @@ class SlackSurface:
 
     async def handle(self, request: web.Request) -> web.Response:
         """One HTTP request from Slack through Bolt (401 on a bad or stale signature)."""
+        began = time.perf_counter()
         try:
             response = await self.app.async_dispatch(await to_bolt_request(request))
         except Exception as exc:  # Bolt parsing a malformed payload outside its own error handling
             log.warning("Slack request not understood: %r", exc, exc_info=exc)
             return web.Response(status=400)
+        self.acked("http", time.perf_counter() - began)  # Bolt answers once the listener acked
         return await to_aiohttp_response(response)
+
+    def acked(self, mode: str, seconds: float) -> None:
+        """Record how long a Slack request took to answer (Slack allows 3 s)."""
+        metrics = self.deps.container.metrics
+        if metrics is not None:
+            metrics.slack_acked(mode, seconds)
 
     async def start(self) -> None:
         """Check the bot token (``auth.test``; one workspace) and, in Socket Mode, connect.
@@ -148,9 +163,10 @@ class SlackSurface:
             log.info("Slack: installed in %d workspace(s); another installs at %s", count, INSTALL_PATH)
         if self.settings.slack_app_token:
             web_client = AsyncWebClient(base_url=_api_url(self.settings))
-            self._socket = AsyncSocketModeHandler(
+            self._socket = _TimedSocketHandler(
                 self.app, app_token=self.settings.slack_app_token, web_client=web_client
             )
+            self._socket.surface = self
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("Slack: Socket Mode connected")
 
@@ -191,3 +207,16 @@ def _multi(container: Container, settings: Settings, base: str) -> tuple[Install
     )
     workspaces = Workspaces(base, installations=store, client_id=client_id, client_secret=secret)
     return installs, workspaces
+
+
+class _TimedSocketHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode handler, timing each request until its acknowledgement is sent."""
+
+    surface: SlackSurface | None = None
+
+    # the client type is narrowed exactly as in Bolt's own override
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        began = time.perf_counter()
+        await super().handle(client, req)
+        if self.surface is not None:
+            self.surface.acked("socket", time.perf_counter() - began)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -27,6 +27,9 @@ from bot.wiring import Container, build
 from bot.worker import Worker
 from tests.conftest import SLACK_FIXTURES
 from tests.fakes.slack import FakeSlack, sign_request
+
+if TYPE_CHECKING:
+    from bot.telemetry._tracing import Tracing
 
 FIXTURES = SLACK_FIXTURES
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -253,8 +256,10 @@ async def slack_env(
     llm_url: str | None = None,
     roles: str = ROLES,
     extra: dict[str, str] | None = None,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[SlackEnv]:
-    """Start FakeSlack, the process (container + Slack surface + worker) and its HTTP server."""
+    """Start FakeSlack, the process (container + Slack surface + worker) and its HTTP server
+    (with ``tracing``: its spans, as ``signoff serve`` makes them with an OTLP endpoint)."""
     write_project(root, workflow, roles=roles, extra=extra)
     async with FakeSlack(usergroups={GROUP: [GROUP_MEMBER]}) as fake:
         settings = settings_for(root, database_url, fake, socket=socket, llm_url=llm_url)
@@ -262,7 +267,7 @@ async def slack_env(
         worker = Worker(container, poll_s=0.2, outbox_poll_s=0.05)
         container.engine.on_change = worker.wake
         surface = SlackSurface(container, settings, wake=worker.wake)
-        app: web.Application = await create_app(container)
+        app: web.Application = await create_app(container, tracing=tracing)
         if not socket:
             surface.mount(app)
         server = TestServer(app, host="127.0.0.1")
