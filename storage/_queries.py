@@ -135,8 +135,10 @@ def open_for(
     names = [f"p{i}" for i in range(len(principals))]
     params: dict[str, object] = dict(zip(names, principals, strict=True))
     params["limit"] = limit
+    # driven by the assignee index: ``status || ''`` keeps SQLite from walking every open
+    # checkpoint through the status index instead (one person's few among 100,000 open)
     where = [
-        f"status = '{CheckpointStatus.open.value}'",
+        f"status || '' = '{CheckpointStatus.open.value}'",
         "id IN (SELECT checkpoint_id FROM checkpoint_assignees WHERE principal IN "
         f"({', '.join(':' + n for n in names)}))",
     ]
@@ -151,12 +153,23 @@ def open_principals(tx: Tx, kinds: tuple[str, ...]) -> list[str]:
     """Distinct principals of ``kinds`` among open checkpoints' assignees."""
     if not kinds:
         return []
-    likes = " OR ".join(f"a.principal LIKE :k{i}" for i in range(len(kinds)))
+    # SQLite: a range on the principal index per kind ("group:" <= p < "group;", byte order),
+    # not a LIKE (which it cannot answer from the index) joined to every open checkpoint.
+    # PostgreSQL's collation may not order ":" before ";", so it keeps the prefix match.
+    if tx.pg:
+        match = " OR ".join(f"a.principal LIKE :lo{i}" for i in range(len(kinds)))
+    else:
+        match = " OR ".join(f"(a.principal >= :lo{i} AND a.principal < :hi{i})" for i in range(len(kinds)))
     sql = Sql(
-        "SELECT DISTINCT a.principal FROM checkpoint_assignees a JOIN checkpoints c ON c.id = a.checkpoint_id"
-        f" WHERE c.status = '{CheckpointStatus.open.value}' AND ({likes}) ORDER BY a.principal"
+        f"SELECT DISTINCT a.principal FROM checkpoint_assignees a WHERE ({match})"
+        " AND EXISTS (SELECT 1 FROM checkpoints c WHERE c.id = a.checkpoint_id"
+        f" AND c.status = '{CheckpointStatus.open.value}') ORDER BY a.principal"
     )
-    params = {f"k{i}": f"{kind}:%" for i, kind in enumerate(kinds)}
+    params: dict[str, object] = {}
+    for i, kind in enumerate(kinds):
+        params[f"lo{i}"] = f"{kind}:%" if tx.pg else f"{kind}:"
+        if not tx.pg:
+            params[f"hi{i}"] = f"{kind};"
     return [str(r[0]) for r in tx.query(sql, params).fetchall()]
 
 
