@@ -44,8 +44,11 @@ image-test: $(STAMP) sysdeps image
 
 test: lint typecheck imports unit image-test
 
+# the engine's own figures, then Signoff next to LangGraph, DBOS and holdpoint in one run
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/engine.py --json
+	$(PY) bench/peers.py --json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
