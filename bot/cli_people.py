@@ -8,17 +8,15 @@ roles file member ``email:ann@corp.example`` who decides in Slack as ``U024BE7LH
 from __future__ import annotations
 
 import getpass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from bot._cli_output import console, print_json
-from bot.wiring import Container
-from engine.errors import Conflict, InvalidInput
-from engine.people import PeopleStore, Person, as_principal
-from engine.ports import AuditDraft
-from engine.roles import parse_principal
+
+if TYPE_CHECKING:
+    from bot.wiring import Container
+    from engine.people import PeopleStore, Person
 
 __all__ = ["link_people", "people_app", "register"]
 
@@ -26,6 +24,10 @@ people_app = typer.Typer(help="People and the identities linked to each.", no_ar
 
 
 def _identity(raw: str) -> str:
+    from engine.errors import InvalidInput
+    from engine.people import as_principal
+    from engine.roles import parse_principal
+
     principal = as_principal(raw.strip())
     try:
         kind, _ = parse_principal(principal)
@@ -39,6 +41,8 @@ def _identity(raw: str) -> str:
 
 
 def _store(c: Container) -> PeopleStore:
+    from engine.errors import InvalidInput
+
     if c.people is None:
         raise InvalidInput("this store keeps no people")
     return c.people
@@ -51,6 +55,10 @@ async def link_people(c: Container, first: str, second: str, actor: str) -> Pers
         InvalidInput: an identity is neither ``user:`` nor ``email:``.
         Conflict: they already belong to two different people.
     """
+    from engine.errors import Conflict
+    from engine.people import Person
+    from engine.ports import AuditDraft
+
     people = _store(c)
     wanted = [_identity(first), _identity(second)]
     found = {p.id: p for p in [await people.find_person(i) for i in wanted] if p is not None}
@@ -91,6 +99,8 @@ def link_cmd(
 @people_app.command("list")
 def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every person and their identities."""
+    from rich.table import Table
+
     from bot.cli import _run
 
     async def work(c: Container) -> Any:
