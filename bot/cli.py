@@ -160,7 +160,7 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="files or f
         except InvalidWorkflow as exc:
             bad += 1
             for issue in exc.issues:
-                err_console.print(str(issue), highlight=False, markup=False)
+                err_console.print(str(issue), highlight=False, markup=False, soft_wrap=True)
             continue
         console.print(f"[green]ok[/green] {file} ({wf.id}: {len(wf.nodes)} nodes)", highlight=False)
     if bad:
