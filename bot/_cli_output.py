@@ -253,27 +253,24 @@ def show_run(run: Run, steps: list[Step], decisions: list[Decision], checkpoints
     console.print(head + Text(run.status.value, style="bold") + Text("  by ") + data(run.requester))
     if run.reason:
         console.print(Text("reason: ") + data(run.reason), soft_wrap=True)
-    table = Table("node", "type", "status", "duration", "tokens", "cost")
+    rows: list[list[Text | str]] = []
     for step in steps:
         ms = _ms(step.started_at, step.ended_at)
         tokens = f"{step.input_tokens}/{step.output_tokens}" if step.input_tokens is not None else ""
         cost = f"${step.cost_usd:.4f}" if step.cost_usd is not None else ""
-        table.add_row(
-            data(step.node_id),
-            step.node_type,
-            step.status.value,
-            "" if ms is None else f"{ms:.1f} ms",
-            tokens,
-            cost,
-        )
+        duration = "" if ms is None else f"{ms:.1f} ms"
+        rows.append([data(step.node_id), step.node_type, step.status.value, duration, tokens, cost])
+    table = id_table("node", "type", "status", "duration", "tokens", "cost", ids=("node",), rows=rows)
     console.print(table)
     # outputs and errors in full, below the table: JSON is never cut (``--json`` for scripts)
     for step in steps:
         if step.error:
             console.print(_lines(data(f"{step.node_id} error", "bold red"), step.error, ""), soft_wrap=True)
         elif step.output is not None:
-            text = json.dumps(step.output.data, indent=2, default=str, ensure_ascii=False)
-            console.print(_lines(data(f"{step.node_id} output", "bold"), text, ""), soft_wrap=True)
+            console.print(data(f"{step.node_id} output:", "bold"), soft_wrap=True)
+            console.print(
+                data(json.dumps(step.output.data, indent=2, default=str, ensure_ascii=False)), soft_wrap=True
+            )
     for d in decisions:
         who = d.actor if d.resolved_by.value == "human" else f"policy ({d.rule or d.resolved_by.value})"
         line = data(f"decision: {d.action} by {who} via {d.channel} at {d.created_at:%Y-%m-%d %H:%M:%S}")

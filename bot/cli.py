@@ -400,7 +400,11 @@ def _reject_reason(reason: str | None, comment: str | None) -> str:
     if not sys.stdin.isatty():
         raise _fail('a reject needs a reason: add --reason "..." (it is recorded with the decision)', 2)
     while True:
-        typed = str(typer.prompt("Reason for rejecting (recorded with the decision)", default="")).strip()
+        typed = str(
+            typer.prompt(
+                "Reason for rejecting (recorded with the decision)", default="", show_default=False, err=True
+            )
+        ).strip()
         if typed:
             return typed
         typer.echo("A reject needs a reason.", err=True)

@@ -24,7 +24,7 @@ from celpy.evaluation import CELEvalError, base_functions
 # workflow marks sensitive) would reach the logs of a process run with DEBUG on
 logging.getLogger("celpy").setLevel(logging.WARNING)
 
-__all__ = ["Condition", "ExpressionError", "compile_condition", "compared_strings"]
+__all__ = ["Condition", "ExpressionError", "compared_strings", "compile_condition"]
 
 
 class ExpressionError(ValueError):

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from engine._yaml_lines import LineMap, load_with_lines
 from engine.errors import InvalidWorkflow, WorkflowIssue
-from engine.expressions import Condition, ExpressionError, compile_condition, compared_strings
+from engine.expressions import Condition, ExpressionError, compared_strings, compile_condition
 from engine.model import Edge, HumanConfig, NodeSpec, Workflow, parse_duration
 from engine.nodes.base import LoadContext, NodeKind, SkillRunner
 from engine.nodes.human import possible_actions
