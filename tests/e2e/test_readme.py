@@ -100,7 +100,8 @@ def test_the_readme_cli_session_runs_as_written(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
     out = result.stdout
     assert "ok workflows/refund.yml" in out
-    assert "edit recorded; run run_" in out and "is succeeded" in out
+    assert "edit recorded; run run_" in out
+    assert "is succeeded" in out
     assert "reject recorded; run run_" in out  # the refund's reject edge tells the requester
     assert "cancelled" in out
     assert "dave decides for fiona until" in out
