@@ -216,3 +216,22 @@ def test_show_json_is_whole_json(env: dict[str, str], workdir: Path) -> None:
     shown = json.loads(cli(env, workdir, "show", run_id, "--json").stdout)
     [prepare] = [s for s in shown["steps"] if s["node_id"] == "prepare"]
     assert prepare["output"]["data"]["note"] == LONG
+
+
+def test_the_first_make_run_says_what_it_sets_up() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    # -n prints what `make install` would run; -B as if nothing had been set up yet
+    plan = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-B", "install"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    said = [line for line in plan.splitlines() if line.startswith("echo ")]
+    assert len(said) >= 3, plan
+    assert any("a few minutes the first time" in line for line in said), plan
+    [install] = [line for line in plan.splitlines() if "pip install" in line and "-e" in line]
+    assert "--quiet" not in install, install  # pip lists each package as it goes
+    assert "--progress-bar on" in install, install
