@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "checkpoint_json",
     "console",
+    "data",
     "err_console",
     "id_table",
     "outcome_line",

@@ -95,21 +95,27 @@ def create(
 @keys_app.command("list")
 def listing(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every key (never the key itself)."""
-    from rich.table import Table
+    from rich.text import Text
 
+    from bot._cli_output import data, id_table
     from bot.cli import _run
 
     found: list[ApiKey] = _run(lambda c: _clients(c).list_api_keys())
     if as_json:
         print_json([_key_json(k) for k in found])
         return
-    table = Table("id", "name", "scopes", "bound to", "created", "revoked")
-    for k in found:
-        revoked = f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else ""
-        table.add_row(
-            k.id, k.name, ", ".join(k.scopes), k.as_user or "(agent)", f"{k.created_at:%Y-%m-%d}", revoked
-        )
-    console.print(table)
+    rows: list[list[Text | str]] = [
+        [
+            data(k.id),
+            data(k.name),
+            ", ".join(k.scopes),
+            data(k.as_user or "(agent)"),
+            f"{k.created_at:%Y-%m-%d}",
+            f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
+        ]
+        for k in found
+    ]
+    console.print(id_table("id", "name", "scopes", "bound to", "created", "revoked", ids=("id",), rows=rows))
 
 
 @keys_app.command("revoke")

@@ -99,8 +99,9 @@ def link_cmd(
 @people_app.command("list")
 def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every person and their identities."""
-    from rich.table import Table
+    from rich.text import Text
 
+    from bot._cli_output import data, id_table
     from bot.cli import _run
 
     async def work(c: Container) -> Any:
@@ -110,10 +111,10 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         print_json([p.model_dump(mode="json") for p in found])
         return
-    table = Table("person", "name", "identities")
-    for p in found:
-        table.add_row(p.id, p.name, ", ".join(p.identities))
-    console.print(table)
+    rows: list[list[Text | str]] = [
+        [data(p.id), data(p.name or ""), data(", ".join(p.identities))] for p in found
+    ]
+    console.print(id_table("person", "name", "identities", ids=("person",), rows=rows))
 
 
 def register(app: typer.Typer) -> None:

@@ -235,3 +235,16 @@ def test_the_first_make_run_says_what_it_sets_up() -> None:
     [install] = [line for line in plan.splitlines() if "pip install" in line and "-e" in line]
     assert "--quiet" not in install, install  # pip lists each package as it goes
     assert "--progress-bar on" in install, install
+
+
+def test_keys_and_people_tables_keep_their_ids_whole(env: dict[str, str], workdir: Path) -> None:
+    key = cli_json(
+        env, workdir, "keys", "create", "--name", "a-long-agent-name", "--scopes", "checkpoints:read"
+    )
+    cli(env, workdir, "people", "link", "email:ann.long-name@corp.example", "U024BE7LH")
+    [person] = cli_json(env, workdir, "people", "list")
+    for args, wanted in ((["keys", "list"], key["id"]), (["people", "list"], person["id"])):
+        out = cli(env, workdir, *args).stdout
+        table = [line for line in out.splitlines() if line[:1] in set("┏┃┡│└")]
+        assert max(len(line) for line in table) <= 80, out
+        assert wanted in out, out
