@@ -353,7 +353,8 @@ def respond(
     ] = None,
 ) -> None:
     """Decide a checkpoint; prints the proposal it decides on first. The run then continues here.
-    A reject needs a reason: --reason, or typed when asked."""
+
+    A reject needs a reason: --reason, or typed when asked on a terminal."""
     from bot._cli_output import console, outcome_line, print_checkpoint
     from engine.commands import Decide
 
