@@ -42,7 +42,7 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _settings() -> Any:
+def _settings() -> Settings:
     from bot.config import ConfigError, Settings
 
     try:
