@@ -6,15 +6,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test install sysdeps lint typecheck imports unit image image-test bench clean
 
+# the first `make run` (or `make test`) sets up .venv and says what it is doing while it does
 $(STAMP): pyproject.toml clients/python/pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e './clients/python' -e '.[dev,langgraph,mcp]'
-	touch $(STAMP)
+	@echo "==> setting up $(VENV): Python packages for Signoff (a few minutes the first time)"
+	@test -x $(PY) || { echo "==> creating the virtual environment $(VENV)"; python3 -m venv $(VENV); }
+	@echo "==> updating pip"
+	@$(PY) -m pip install --quiet --upgrade pip
+	@echo "==> installing Signoff, its client and their dependencies (pip lists each package)"
+	$(PY) -m pip install --progress-bar on -e './clients/python' -e '.[dev,langgraph,mcp]'
+	@touch $(STAMP)
+	@echo "==> $(VENV) is ready"
 
 install: $(STAMP)
 
 run: $(STAMP)
+	@echo "==> starting Signoff (signoff serve; Ctrl-C stops it)"
 	$(VENV)/bin/signoff serve
 
 lint: $(STAMP)

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from engine.model import Checkpoint, Decision, Run, Step
-from engine.outcome import RunOutcome
-from engine.shown import markup_text, shown_document
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from engine.model import Checkpoint, Decision, Run, Step
+    from engine.outcome import RunOutcome
 
 __all__ = [
     "checkpoint_json",
     "console",
+    "data",
     "err_console",
+    "id_table",
     "outcome_line",
     "print_checkpoint",
     "print_json",
@@ -130,6 +133,8 @@ def run_json(
 def checkpoint_json(cp: Checkpoint) -> dict[str, Any]:
     """A checkpoint for ``tasks --json`` and ``show --json``: its version and, in full, what
     Approve passes on (``proposed`` as values, ``proposal`` labelled as every surface shows it)."""
+    from engine.shown import shown_document
+
     doc = shown_document(cp)
     return {
         "id": cp.id,
@@ -179,9 +184,15 @@ def outcome_line(
 def print_checkpoint(cp: Checkpoint, *, intro: str | None = None) -> None:
     """A checkpoint as a person decides on it: title, version, prompt, context and, in full and
     labelled, every field Approve passes on."""
+    from engine.shown import markup_text, shown_document
+
     doc = shown_document(cp)
     head = data(intro or "") + Text("checkpoint ") + data(cp.id, "bold") + Text(f" (version {cp.version}): ")
     console.print(head + data(doc.title or cp.node_id, "bold"), soft_wrap=True)
+    where = (
+        f"  run {cp.run_id}, node {cp.node_id}, priority {cp.priority.value}, for {', '.join(cp.assignees)}"
+    )
+    console.print(data(where), soft_wrap=True)
     if doc.prompt:
         console.print(_lines(Text("prompt"), markup_text(doc.prompt), "  "), soft_wrap=True)
     for f in doc.context:
@@ -195,42 +206,64 @@ def print_checkpoint(cp: Checkpoint, *, intro: str | None = None) -> None:
         console.print(_lines(label, f.text, "    "), soft_wrap=True)
 
 
-def runs_table(runs: list[Run], outcomes: dict[str, RunOutcome | None]) -> Table:
-    """Runs, newest first, each with its status and its outcome."""
-    table = Table("run", "workflow", "status", "outcome", "requester", "started", "reason")
-    for run in runs:
-        outcome = outcomes.get(run.id)
-        table.add_row(
-            data(run.id),
-            data(run.workflow_id),
-            run.status.value + (" (paused)" if run.paused_at is not None and not run.status.final else ""),
-            outcome.value if outcome else "",
-            data(run.requester),
-            f"{run.created_at:%Y-%m-%d %H:%M:%S}",
-            data(run.reason or ""),
-        )
+def id_table(*headers: str, ids: tuple[str, ...], rows: list[list[Text | str]]) -> Table:
+    """A table whose id columns (``ids``, by header) are never cut or wrapped, whatever the
+    terminal's width: the other columns wrap instead (80 columns hold a checkpoint or run id)."""
+    table = Table(*headers, pad_edge=False)
+    for column in table.columns:
+        column.overflow = "fold"
+    for row in rows:
+        table.add_row(*row)
+    for index, header in enumerate(headers):
+        if header in ids:
+            column = table.columns[index]
+            column.no_wrap = True
+            column.min_width = max([len(header), *(len(str(row[index])) for row in rows)])
     return table
 
 
+def runs_table(runs: list[Run], outcomes: dict[str, RunOutcome | None]) -> Table:
+    """Runs, newest first, each with its status and its outcome; run ids whole."""
+    rows: list[list[Text | str]] = [
+        [
+            data(run.id),
+            data(run.workflow_id),
+            run.status.value + (" (paused)" if run.paused_at is not None and not run.status.final else ""),
+            _outcome_word(outcomes.get(run.id)),
+            data(run.requester),
+            f"{run.created_at:%Y-%m-%d %H:%M}",
+            data(run.reason or ""),
+        ]
+        for run in runs
+    ]
+    headers = ("run", "workflow", "status", "outcome", "requester", "started", "reason")
+    return id_table(*headers, ids=("run",), rows=rows)
+
+
+def _outcome_word(outcome: RunOutcome | None) -> str:
+    return outcome.value if outcome else ""
+
+
 def tasks_table(checkpoints: list[Checkpoint], now: datetime) -> Table:
-    """Open checkpoints with their version and time left."""
-    table = Table("checkpoint", "version", "run", "node", "title", "assignees", "priority", "due")
+    """Open checkpoints with their version and time left; checkpoint ids whole (each one's run id
+    and priority follow in its details)."""
+    rows: list[list[Text | str]] = []
     for cp in checkpoints:
         due = ""
         if cp.due_at is not None:
             left = (cp.due_at - now).total_seconds()
             due = f"overdue by {-left:.0f}s" if left < 0 else f"in {left / 60:.0f} min"
-        table.add_row(
-            data(cp.id),
-            str(cp.version),
-            data(cp.run_id),
-            data(cp.node_id),
-            data(cp.title),
-            data(", ".join(cp.assignees)),
-            cp.priority.value,
-            due,
+        rows.append(
+            [
+                data(cp.id),
+                str(cp.version),
+                data(cp.node_id),
+                data(cp.title),
+                data(", ".join(cp.assignees)),
+                due,
+            ]
         )
-    return table
+    return id_table("checkpoint", "v", "node", "title", "assignees", "due", ids=("checkpoint",), rows=rows)
 
 
 def show_run(
@@ -252,22 +285,24 @@ def show_run(
         console.print(
             Text("paused by ") + data(run.paused_by or "") + Text(f" at {run.paused_at:%Y-%m-%d %H:%M:%S}")
         )
-    table = Table("node", "type", "status", "duration", "output / error", "tokens", "cost")
+    rows: list[list[Text | str]] = []
     for step in steps:
         ms = _ms(step.started_at, step.ended_at)
-        out = step.error or (json.dumps(step.output.data, default=str)[:120] if step.output else "")
         tokens = f"{step.input_tokens}/{step.output_tokens}" if step.input_tokens is not None else ""
         cost = f"${step.cost_usd:.4f}" if step.cost_usd is not None else ""
-        table.add_row(
-            data(step.node_id),
-            step.node_type,
-            step.status.value,
-            "" if ms is None else f"{ms:.1f} ms",
-            data(out),
-            tokens,
-            cost,
-        )
+        duration = "" if ms is None else f"{ms:.1f} ms"
+        rows.append([data(step.node_id), step.node_type, step.status.value, duration, tokens, cost])
+    table = id_table("node", "type", "status", "duration", "tokens", "cost", ids=("node",), rows=rows)
     console.print(table)
+    # outputs and errors in full, below the table: JSON is never cut (``--json`` for scripts)
+    for step in steps:
+        if step.error:
+            console.print(_lines(data(f"{step.node_id} error", "bold red"), step.error, ""), soft_wrap=True)
+        elif step.output is not None:
+            console.print(data(f"{step.node_id} output:", "bold"), soft_wrap=True)
+            console.print(
+                data(json.dumps(step.output.data, indent=2, default=str, ensure_ascii=False)), soft_wrap=True
+            )
     for d in decisions:
         who = d.actor if d.resolved_by.value == "human" else f"policy ({d.rule or d.resolved_by.value})"
         line = data(f"decision: {d.action} by {who} via {d.channel} at {d.created_at:%Y-%m-%d %H:%M:%S}")

@@ -2,54 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import getpass
 import json
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.markup import escape
 
-from bot._cli_output import (
-    checkpoint_json,
-    console,
-    err_console,
-    outcome_line,
-    print_checkpoint,
-    print_json,
-    run_json,
-    runs_table,
-    show_run,
-    tasks_table,
-)
-from bot.cli_skills import register as register_skills
-from bot.config import ConfigError, Settings
-from bot.wiring import Container, adapters, build
-from engine.commands import Cancel, Decide
-from engine.errors import (
-    Conflict,
-    EngineError,
-    InvalidInput,
-    InvalidWorkflow,
-    NeedsDetail,
-    NotAllowed,
-    NotFound,
-)
-from engine.inputs import coerce_inputs, parse_pairs
-from engine.loader import load_workflow_file
-from engine.model import Checkpoint, Run, RunStatus
-from engine.outcome import RunOutcome, load_outcome, load_outcomes, run_outcome
-from engine.roles import load_roles
-from engine.sensitive import redact_checkpoint, redact_decision, redact_run, redact_step
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.wiring import Container, Reader
+    from engine.model import Checkpoint, Run
+    from engine.outcome import RunOutcome
+
+# Start-up stays fast (``signoff --help`` in well under a second): this module and the command
+# modules it registers import only Typer at the top. The database, the engine, Slack, HTTP and
+# template libraries are imported inside the commands that use them (bench/cli.py measures it).
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     help="Signoff: agent workflows with durable, audited human checkpoints.", no_args_is_help=True
 )
-register_skills(app)
 T = TypeVar("T")
 
 EXIT_RUNTIME = 1
@@ -58,20 +35,72 @@ EXIT_BAD_INPUT = 2
 
 def _fail(message: str, code: int) -> typer.Exit:
     # one line however long (no wrapping at the terminal width), and the message is text, not markup
+    from rich.markup import escape
+
+    from bot._cli_output import err_console
+
     err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
+def _settings() -> Settings:
+    from bot.config import ConfigError, Settings
+
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+
+
 def _run(work: Callable[[Container], Awaitable[T]], *, with_sandbox: bool = False) -> T:
     """Build the container, run ``work``, map our errors to exit codes."""
+    from bot.wiring import build
+
+    settings = _settings()
 
     async def go() -> T:
         # only commands that execute nodes need a sandbox (code and skill nodes)
-        container = await build(Settings.from_env(), with_sandbox=with_sandbox)
+        container = await build(settings, with_sandbox=with_sandbox)
         try:
             return await work(container)
         finally:
             await container.close()
+
+    return _mapped(settings, go)
+
+
+def _read(work: Callable[[Reader], Awaitable[T]]) -> T:
+    """Like ``_run`` for commands that only read: the store without the workflows, sandboxes,
+    HTTP client or engine (``signoff tasks`` starts in a fraction of the time)."""
+    from bot.wiring import open_reader
+
+    settings = _settings()
+
+    async def go() -> T:
+        reader = await open_reader(settings)
+        try:
+            return await work(reader)
+        finally:
+            await reader.close()
+
+    return _mapped(settings, go)
+
+
+def _mapped(settings: Settings, go: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``go``; our errors become one line on stderr and an exit code, never a traceback."""
+    import asyncio
+
+    from bot.config import ConfigError, database_problem
+    from bot.wiring import StorageError
+    from engine.errors import (
+        Conflict,
+        EngineError,
+        InvalidInput,
+        InvalidWorkflow,
+        NeedsDetail,
+        NotAllowed,
+        NotFound,
+    )
 
     try:
         return asyncio.run(go())
@@ -83,6 +112,8 @@ def _run(work: Callable[[Container], Awaitable[T]], *, with_sandbox: bool = Fals
         raise _fail(message, EXIT_BAD_INPUT) from None
     except (Conflict, NotAllowed, NotFound, InvalidWorkflow, ConfigError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    except StorageError as exc:  # unreachable, refused, locked too long: one line naming the setting
+        raise _fail(database_problem(settings.database_url, exc), EXIT_RUNTIME) from None
     except EngineError as exc:
         raise _fail(str(exc), EXIT_RUNTIME) from None
 
@@ -94,10 +125,17 @@ def _me(user: str | None) -> str:
 @app.command()
 def validate(paths: Annotated[list[Path] | None, typer.Argument(help="files or folders")] = None) -> None:
     """Check workflow files; every problem is shown as file:line: node: message."""
+    from bot._cli_output import console, err_console
+    from bot.config import ConfigError
+    from bot.wiring import adapters
+    from engine.errors import InvalidWorkflow
+    from engine.loader import load_workflow_file
+    from engine.roles import load_roles
+
+    settings = _settings()
     try:
-        settings = Settings.from_env()
         roles = load_roles(settings.roles_file)
-    except (InvalidWorkflow, ConfigError) as exc:
+    except InvalidWorkflow as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
     files: list[Path] = []
     for path in paths or [settings.workflows_dir]:
@@ -111,6 +149,8 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="files or f
         tools = adapters(settings)  # skill refs and LLM nodes are checked against this machine's setup
     except (InvalidWorkflow, ConfigError) as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from None
+    import asyncio
+
     asyncio.run(tools.close())
     bad = 0
     for file in files:
@@ -121,7 +161,7 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="files or f
         except InvalidWorkflow as exc:
             bad += 1
             for issue in exc.issues:
-                err_console.print(str(issue), highlight=False, markup=False)
+                err_console.print(str(issue), highlight=False, markup=False, soft_wrap=True)
             continue
         console.print(f"[green]ok[/green] {file} ({wf.id}: {len(wf.nodes)} nodes)", highlight=False)
     if bad:
@@ -137,6 +177,12 @@ def run(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Start a run and execute it until it pauses or ends."""
+    from bot._cli_output import console, print_json, run_json
+    from engine.errors import InvalidInput
+    from engine.inputs import coerce_inputs, parse_pairs
+    from engine.model import RunStatus
+    from engine.outcome import load_outcome
+    from engine.sensitive import redact_decision, redact_run, redact_step
 
     async def work(c: Container) -> dict[str, Any]:
         wf = c.catalog.get(workflow)
@@ -166,6 +212,14 @@ def run(
 
 
 async def _follow(c: Container, run_id: str, *, wait: bool, quiet: bool) -> Any:
+    import asyncio
+
+    from rich.markup import escape
+
+    from bot._cli_output import console
+    from engine.model import RunStatus
+    from engine.outcome import load_outcome
+
     shown: set[str] = set()
     while True:
         await c.engine.drive(run_id)
@@ -176,7 +230,8 @@ async def _follow(c: Container, run_id: str, *, wait: bool, quiet: bool) -> Any:
                 shown.add(key)
                 console.print(
                     f"  {step.node_id:<20} {step.node_type:<8} {step.status.value}"
-                    + (f"  {step.error}" if step.error else "")
+                    + (f"  {step.error}" if step.error else ""),
+                    soft_wrap=True,
                 )
         if current.paused_at is not None and not wait:
             if not quiet:
@@ -188,12 +243,14 @@ async def _follow(c: Container, run_id: str, *, wait: bool, quiet: bool) -> Any:
                 console.print(
                     f"run {run_id}: [bold]{current.status.value}[/bold]"
                     + (f", outcome [bold]{outcome.value}[/bold]" if outcome else "")
-                    + (f" ({escape(current.reason)})" if current.reason else "")
+                    + (f" ({escape(current.reason)})" if current.reason else ""),
+                    soft_wrap=True,
                 )
                 if current.status is RunStatus.waiting:
                     for cp in await c.store.list_checkpoints(run_id=run_id, open_only=True):
                         console.print(
-                            f"  waiting at {cp.node_id}: checkpoint {cp.id} for {', '.join(cp.assignees)}"
+                            f"  waiting at {cp.node_id}: checkpoint {cp.id} for {', '.join(cp.assignees)}",
+                            soft_wrap=True,
                         )
             return current
         await asyncio.sleep(0.5)
@@ -207,6 +264,10 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List runs, newest first."""
+    from bot._cli_output import console, print_json, run_json, runs_table
+    from engine.model import RunStatus
+    from engine.outcome import load_outcomes
+
     statuses = None
     if status:
         try:
@@ -216,11 +277,11 @@ def runs(
                 f"unknown status {status!r}; use {', '.join(s.value for s in RunStatus)}", EXIT_BAD_INPUT
             ) from None
 
-    async def work(c: Container) -> tuple[list[Run], dict[str, RunOutcome | None]]:
+    async def work(c: Reader) -> tuple[list[Run], dict[str, RunOutcome | None]]:
         found = await c.store.list_runs(status=statuses, workflow_id=workflow, limit=limit)
         return found, await load_outcomes(c.store, found)
 
-    found, outcomes = _run(work)
+    found, outcomes = _read(work)
     if as_json:
         print_json([run_json(r, outcome=outcomes[r.id]) for r in found])
     else:
@@ -229,12 +290,16 @@ def runs(
 
 @app.command()
 def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """A run with its steps (timings, outputs), decisions and, in full, what its open checkpoints propose."""
+    """A run with its steps (timings, outputs in full), decisions and, in full, what its open
+    checkpoints propose."""
+    from bot._cli_output import checkpoint_json, console, print_json, run_json, show_run
+    from engine.outcome import run_outcome
+    from engine.sensitive import redact_checkpoint, redact_decision, redact_run, redact_step
 
-    async def work(c: Container) -> Any:
+    async def work(c: Reader) -> Any:
         found = await c.store.get_run(run_id)
         # sensitive values (marked in the workflow's schemas) are masked wherever they were copied
-        r = await c.engine.redactor(found)
+        r = await c.redactor(found)
         return (
             redact_run(r, found),
             [redact_step(r, st) for st in await c.store.list_steps(run_id)],
@@ -243,7 +308,7 @@ def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
             [rerun.id for rerun in await c.store.reruns_of(run_id)],
         )
 
-    found, steps, decisions, checkpoints, reruns = _run(work)
+    found, steps, decisions, checkpoints, reruns = _read(work)
     outcome = run_outcome(found, checkpoints)
     if as_json:
         print_json(
@@ -265,15 +330,16 @@ def tasks(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Open checkpoints, each with its version and, in full, what Approve passes on."""
+    from bot._cli_output import checkpoint_json, console, print_checkpoint, print_json, tasks_table
 
-    async def work(c: Container) -> Any:
+    async def work(c: Reader) -> Any:
         open_cps = await c.store.list_checkpoints(open_only=True)
         now = c.clock.now()
         if overdue:
             open_cps = [cp for cp in open_cps if cp.due_at is not None and cp.due_at <= now]
         return [await _masked(c, cp) for cp in open_cps], now
 
-    open_cps, now = _run(work)
+    open_cps, now = _read(work)
     if as_json:
         print_json([checkpoint_json(cp) for cp in open_cps])
         return
@@ -283,9 +349,11 @@ def tasks(
         print_checkpoint(cp)
 
 
-async def _masked(c: Container, cp: Checkpoint) -> Checkpoint:
+async def _masked(c: Reader, cp: Checkpoint) -> Checkpoint:
     """``cp`` with its run's sensitive values masked, for printing."""
-    return redact_checkpoint(await c.engine.redactor(await c.store.get_run(cp.run_id)), cp)
+    from engine.sensitive import redact_checkpoint
+
+    return redact_checkpoint(await c.redactor(await c.store.get_run(cp.run_id)), cp)
 
 
 @app.command()
@@ -295,6 +363,9 @@ def respond(
     as_user: Annotated[str | None, typer.Option("--as", help="who decides (default: you)")] = None,
     data: Annotated[
         str | None, typer.Option("--data", help="JSON object of edited or answered fields")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="why you reject (asked for when missing)")
     ] = None,
     comment: Annotated[str | None, typer.Option("--comment")] = None,
     confirm: Annotated[
@@ -308,7 +379,13 @@ def respond(
         ),
     ] = None,
 ) -> None:
-    """Decide a checkpoint; prints the proposal it decides on first. The run then continues here."""
+    """Decide a checkpoint; prints the proposal it decides on first. The run then continues here.
+
+    A reject needs a reason: --reason, or typed when asked on a terminal."""
+    from bot._cli_output import console, outcome_line, print_checkpoint
+    from engine.commands import Decide
+    from engine.outcome import load_outcome
+
     try:
         payload = json.loads(data) if data else {}
     except ValueError as exc:
@@ -321,7 +398,7 @@ def respond(
         actor=_me(as_user),
         channel="cli",
         data=payload,
-        comment=comment,
+        comment=_reject_reason(reason, comment) if action == "reject" else _joined(reason, comment),
         confirm=confirm,
         expected_version=version,
     )
@@ -345,6 +422,29 @@ def respond(
     console.print(outcome_line(command.action, decision, after, current, outcome), markup=False)
 
 
+def _joined(reason: str | None, comment: str | None) -> str | None:
+    parts = [p.strip() for p in (reason, comment) if p and p.strip()]
+    return "\n".join(parts) or None
+
+
+def _reject_reason(reason: str | None, comment: str | None) -> str:
+    """The reason a reject records: ``--reason`` (or ``--comment``), else asked for on a terminal."""
+    given = _joined(reason, comment)
+    if given:
+        return given
+    if not sys.stdin.isatty():
+        raise _fail('a reject needs a reason: add --reason "..." (it is recorded with the decision)', 2)
+    while True:
+        typed = str(
+            typer.prompt(
+                "Reason for rejecting (recorded with the decision)", default="", show_default=False, err=True
+            )
+        ).strip()
+        if typed:
+            return typed
+        typer.echo("A reject needs a reason.", err=True)
+
+
 @app.command()
 def cancel(
     run_id: str,
@@ -352,6 +452,9 @@ def cancel(
     reason: Annotated[str, typer.Option()] = "cancelled from the CLI",
 ) -> None:
     """Cancel a run (its requester or an admin)."""
+    from bot._cli_output import console
+    from engine.commands import Cancel
+
     done = _run(lambda c: c.engine.cancel(Cancel(run_id=run_id, actor=_me(as_user), reason=reason)))
     console.print(f"run {done.id} cancelled")
 
@@ -362,20 +465,17 @@ def serve() -> None:
     from bot.server import serve as run_server
     from bot.telemetry import configure_logging
 
-    try:
-        settings = Settings.from_env()
-        # JSON lines when not on a terminal, the process's secrets masked (docs/observability.md)
-        configure_logging(settings.log_format, secrets=settings.secrets())
-        asyncio.run(run_server(settings))
-    except (ConfigError, InvalidWorkflow) as exc:
-        raise _fail(str(exc), EXIT_BAD_INPUT) from None
-    except EngineError as exc:  # the database could not be reached, ...
-        raise _fail(str(exc), EXIT_RUNTIME) from None
-    except KeyboardInterrupt:
-        pass
+    settings = _settings()
+    # JSON lines when not on a terminal, the process's secrets masked (docs/observability.md)
+    configure_logging(settings.log_format, secrets=settings.secrets())
+    # a taken port, an unreachable database, a bad setting: one line naming the setting, no traceback
+    with contextlib.suppress(KeyboardInterrupt):
+        _mapped(settings, lambda: run_server(settings))
 
 
 def _register_subcommands() -> None:
+    """The one place command modules join the CLI. Each imports only Typer (and other light
+    modules) at its top, so that ``signoff --help`` stays fast: tests/unit/bot/test_cli_startup.py."""
     from bot import cli_db, doctor
     from bot.cli_audit import register
     from bot.cli_control import register as register_control
@@ -383,8 +483,10 @@ def _register_subcommands() -> None:
     from bot.cli_keys import register as register_keys
     from bot.cli_mcp import register as register_mcp
     from bot.cli_people import register as register_people
+    from bot.cli_skills import register as register_skills
     from bot.cli_workflows import register as register_workflows
 
+    register_skills(app)
     register(app)
     register_people(app)
     register_keys(app)
@@ -402,3 +504,7 @@ _register_subcommands()
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

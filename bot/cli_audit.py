@@ -6,18 +6,16 @@ import csv
 import io
 import json
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from bot._cli_output import console, err_console, print_json
-from bot.wiring import Container
-from engine.audit import verify_chain, verify_decisions
-from engine.errors import NotFound
-from engine.model import AuditEvent, parse_duration
-from engine.sensitive import Redactor, redact_event
-from engine.stats import load_stats
+
+if TYPE_CHECKING:
+    from bot.wiring import Container
+    from engine.model import AuditEvent
+    from engine.sensitive import Redactor
 
 __all__ = ["audit_app", "register"]
 
@@ -26,6 +24,8 @@ audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=
 
 def _since(value: str | None, now: datetime) -> datetime | None:
     """``30d`` / ``4h`` (relative) or an ISO date."""
+    from engine.model import parse_duration
+
     if value is None:
         return None
     try:
@@ -35,7 +35,7 @@ def _since(value: str | None, now: datetime) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r}: use a duration like 30d or a date like 2026-11-01") from None
+        raise typer.BadParameter(f"{value!r}: use a duration like 30d or a date like YYYY-MM-DD") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=now.tzinfo)
 
 
@@ -57,6 +57,9 @@ def _event_json(e: AuditEvent) -> dict[str, Any]:
 async def _masked(c: Container, events: list[AuditEvent]) -> list[AuditEvent]:
     """Events with each run's sensitive values masked (hashes stay those stored: verify reads
     the store, never an export)."""
+    from engine.errors import NotFound
+    from engine.sensitive import Redactor, redact_event
+
     redactors: dict[str, Redactor] = {}
     out = []
     for e in events:
@@ -77,6 +80,7 @@ def verify() -> None:
     """Check the hash chain and every decision against it; reports the first modified, deleted,
     inserted or reordered event, and any decision changed, deleted or added outside Signoff."""
     from bot.cli import EXIT_BAD_INPUT, _run
+    from engine.audit import verify_chain, verify_decisions
 
     async def work(c: Container) -> Any:
         events = await c.store.audit_events()
@@ -145,6 +149,8 @@ def show(run_id: str) -> None:
     async def work(c: Container) -> Any:
         return await c.store.get_run(run_id), await _masked(c, await c.store.audit_events(run_id=run_id))
 
+    from rich.table import Table
+
     found, events = _run(work)
     console.print(
         f"[bold]{found.id}[/bold] {found.workflow_id} ({found.status.value}), started by {found.requester}"
@@ -190,6 +196,7 @@ def purge_cmd(
     """Remove the payloads of runs that ended long ago (inputs, step data, decisions' data,
     messages, workspaces), keeping who did what, when, and the digests: audit verify still passes."""
     from bot.cli import EXIT_BAD_INPUT, _fail, _me, _run
+    from engine.model import parse_duration
     from engine.retention import purge
 
     try:
@@ -216,7 +223,10 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Per checkpoint: counts, approve/reject/edit/timeout rates, time to decision, approvers, advice."""
+    from rich.table import Table
+
     from bot.cli import _run
+    from engine.stats import load_stats
 
     async def work(c: Container) -> Any:
         return await load_stats(c.store, workflow=workflow, since=_since(since, c.clock.now()))
@@ -260,7 +270,9 @@ def _secs(value: float | None) -> str:
 
 def delegate_cmd(
     to: Annotated[str | None, typer.Option("--to", help="who decides for you")] = None,
-    until: Annotated[str | None, typer.Option(help="last day, YYYY-MM-DD (inclusive, UTC)")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="last day, YYYY-MM-DD (inclusive, UTC), or a duration from now like 7d")
+    ] = None,
     end: Annotated[bool, typer.Option("--end", help="end your active delegation(s) now")] = False,
     as_user: Annotated[str | None, typer.Option("--as", help="whose checkpoints (default: you)")] = None,
 ) -> None:
@@ -281,15 +293,30 @@ def delegate_cmd(
         return
     if to is None or until is None:
         raise _fail("give --to and --until (or --end to stop delegating)", EXIT_BAD_INPUT)
-    try:
-        last_day = date.fromisoformat(until)
-    except ValueError:
-        raise _fail(f"--until {until!r}: use a date like 2026-12-01", EXIT_BAD_INPUT) from None
-    stop = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    stop, shown = _until(until)
     _run(lambda c: delegate(c.engine, delegator=me, to=to, until=stop, actor=me, channel="cli"))
-    console.print(
-        f"{to} decides for {me} until the end of {last_day.isoformat()} (UTC)", highlight=False, markup=False
-    )
+    console.print(f"{to} decides for {me} until {shown}", highlight=False, markup=False)
+
+
+def _until(value: str) -> tuple[datetime, str]:
+    """``--until``: a last day (inclusive, UTC) or a duration from now (``7d``, ``36h``)."""
+    from bot.cli import EXIT_BAD_INPUT, _fail
+    from bot.wiring import SystemClock
+    from engine.model import parse_duration
+
+    try:
+        stop = SystemClock().now() + parse_duration(value)
+        return stop, f"{stop:%Y-%m-%d %H:%M} (UTC)"
+    except ValueError:
+        pass
+    try:
+        last_day = date.fromisoformat(value)
+    except ValueError:
+        raise _fail(
+            f"--until {value!r}: use a date like YYYY-MM-DD or a duration like 7d", EXIT_BAD_INPUT
+        ) from None
+    stop = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    return stop, f"the end of {last_day.isoformat()} (UTC)"
 
 
 def delegations_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
@@ -298,6 +325,8 @@ def delegations_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) ->
 
     async def work(c: Container) -> Any:
         return await c.store.list_delegations(active_at=c.clock.now())
+
+    from rich.table import Table
 
     found = _run(work)
     if as_json:

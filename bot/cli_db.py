@@ -7,16 +7,15 @@ schema refuses to serve. Exit codes: 0 ok, 1 the database failed, 2 bad configur
 
 from __future__ import annotations
 
-import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from bot._cli_output import console, err_console, print_json
-from bot.config import ConfigError, Settings
-from bot.wiring import SchemaStatus, read_schema, upgrade_database
-from engine.errors import EngineError
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.wiring import SchemaStatus
 
 __all__ = ["db_app", "register"]
 
@@ -31,6 +30,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _settings() -> Settings:
+    from bot.config import ConfigError, Settings
+
     try:
         return Settings.from_env()
     except ConfigError as exc:
@@ -38,6 +39,8 @@ def _settings() -> Settings:
 
 
 def _fail(message: str, code: int) -> typer.Exit:
+    from rich.markup import escape
+
     err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
@@ -49,6 +52,11 @@ def _json(status: SchemaStatus) -> dict[str, object]:
 @db_app.command()
 def upgrade() -> None:
     """Migrate the database to this version's schema (creates it when empty); safe to repeat."""
+    import asyncio
+
+    from bot.wiring import upgrade_database
+    from engine.errors import EngineError
+
     settings = _settings()
     try:
         before, after = asyncio.run(upgrade_database(settings))
@@ -64,6 +72,11 @@ def upgrade() -> None:
 @db_app.command()
 def current(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show the database's schema revision and this version's; exit 0 even when it is behind."""
+    import asyncio
+
+    from bot.wiring import read_schema
+    from engine.errors import EngineError
+
     settings = _settings()
     try:
         status = asyncio.run(read_schema(settings))

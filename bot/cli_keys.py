@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import getpass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from bot._cli_output import console, print_json
-from bot.api._auth import new_key, new_secret, parse_scopes
-from bot.wiring import Container
-from engine.clients import ApiKey, ClientStore, Scope, rotated
-from engine.errors import InvalidInput
-from engine.ports import AuditDraft
+
+if TYPE_CHECKING:
+    from bot.wiring import Container
+    from engine.clients import ApiKey, ClientStore
+
+# the scopes of engine.clients.Scope, for --help without importing the engine (a test pins them)
+SCOPES = (
+    "checkpoints:create",
+    "checkpoints:read",
+    "checkpoints:decide",
+    "runs:write",
+    "runs:read",
+    "webhooks:manage",
+)
 
 __all__ = ["keys_app", "register"]
 
@@ -23,6 +31,8 @@ _ROTATION_OVERLAP = timedelta(hours=24)
 
 
 def _clients(c: Container) -> ClientStore:
+    from engine.errors import InvalidInput
+
     if c.clients is None:
         raise InvalidInput("this database does not keep API keys")
     return c.clients
@@ -43,14 +53,16 @@ def _key_json(key: ApiKey) -> dict[str, Any]:
 @keys_app.command("create")
 def create(
     name: Annotated[str, typer.Option("--name", help="who or what uses it, e.g. deploy-bot")],
-    scopes: Annotated[str, typer.Option("--scopes", help=", ".join(s.value for s in Scope))],
+    scopes: Annotated[str, typer.Option("--scopes", help=", ".join(SCOPES))],
     as_user: Annotated[
         str | None, typer.Option("--as-user", help="bind to a person (Slack id): may then decide as them")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a key; it is printed this once (only its hash is stored)."""
+    from bot.api._auth import new_key, parse_scopes
     from bot.cli import EXIT_BAD_INPUT, _fail, _run
+    from engine.errors import InvalidInput
 
     try:
         wanted = parse_scopes(scopes)
@@ -83,25 +95,34 @@ def create(
 @keys_app.command("list")
 def listing(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every key (never the key itself)."""
+    from rich.text import Text
+
+    from bot._cli_output import data, id_table
     from bot.cli import _run
 
     found: list[ApiKey] = _run(lambda c: _clients(c).list_api_keys())
     if as_json:
         print_json([_key_json(k) for k in found])
         return
-    table = Table("id", "name", "scopes", "bound to", "created", "revoked")
-    for k in found:
-        revoked = f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else ""
-        table.add_row(
-            k.id, k.name, ", ".join(k.scopes), k.as_user or "(agent)", f"{k.created_at:%Y-%m-%d}", revoked
-        )
-    console.print(table)
+    rows: list[list[Text | str]] = [
+        [
+            data(k.id),
+            data(k.name),
+            ", ".join(k.scopes),
+            data(k.as_user or "(agent)"),
+            f"{k.created_at:%Y-%m-%d}",
+            f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
+        ]
+        for k in found
+    ]
+    console.print(id_table("id", "name", "scopes", "bound to", "created", "revoked", ids=("id",), rows=rows))
 
 
 @keys_app.command("revoke")
 def revoke(key_id: str) -> None:
     """Revoke a key: every request with it is refused from now on."""
     from bot.cli import _run
+    from engine.ports import AuditDraft
 
     async def work(c: Container) -> ApiKey:
         now = c.clock.now()
@@ -118,7 +139,10 @@ def revoke(key_id: str) -> None:
 def rotate_secret(key_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """A new secret for the webhooks sent to the callback_urls this key names; the old one signs
     too for 24 hours."""
+    from bot.api._auth import new_secret
     from bot.cli import _run
+    from engine.clients import rotated
+    from engine.ports import AuditDraft
 
     async def work(c: Container) -> tuple[str, Any]:
         clients = _clients(c)

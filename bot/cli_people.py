@@ -8,17 +8,15 @@ roles file member ``email:ann@corp.example`` who decides in Slack as ``U024BE7LH
 from __future__ import annotations
 
 import getpass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.table import Table
 
 from bot._cli_output import console, print_json
-from bot.wiring import Container
-from engine.errors import Conflict, InvalidInput
-from engine.people import PeopleStore, Person, as_principal
-from engine.ports import AuditDraft
-from engine.roles import parse_principal
+
+if TYPE_CHECKING:
+    from bot.wiring import Container
+    from engine.people import PeopleStore, Person
 
 __all__ = ["link_people", "people_app", "prefer_channel", "register"]
 
@@ -26,6 +24,10 @@ people_app = typer.Typer(help="People and the identities linked to each.", no_ar
 
 
 def _identity(raw: str) -> str:
+    from engine.errors import InvalidInput
+    from engine.people import as_principal
+    from engine.roles import parse_principal
+
     principal = as_principal(raw.strip())
     try:
         kind, _ = parse_principal(principal)
@@ -39,6 +41,8 @@ def _identity(raw: str) -> str:
 
 
 def _store(c: Container) -> PeopleStore:
+    from engine.errors import InvalidInput
+
     if c.people is None:
         raise InvalidInput("this store keeps no people")
     return c.people
@@ -51,6 +55,10 @@ async def link_people(c: Container, first: str, second: str, actor: str) -> Pers
         InvalidInput: an identity is neither ``user:`` nor ``email:``.
         Conflict: they already belong to two different people.
     """
+    from engine.errors import Conflict
+    from engine.people import Person
+    from engine.ports import AuditDraft
+
     people = _store(c)
     wanted = [_identity(first), _identity(second)]
     found = {p.id: p for p in [await people.find_person(i) for i in wanted] if p is not None}
@@ -94,6 +102,10 @@ async def prefer_channel(c: Container, who: str, channel: str, actor: str) -> Pe
     Raises:
         InvalidInput: ``who`` is not a person, or ``channel`` is not one of those words.
     """
+    from engine.errors import InvalidInput
+    from engine.people import Person
+    from engine.ports import AuditDraft
+
     if channel not in {"email", "slack", "none"}:
         raise InvalidInput(f"{channel!r} is not a channel: use email, slack or none")
     people = _store(c)
@@ -135,6 +147,9 @@ def prefer_cmd(
 @people_app.command("list")
 def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every person and their identities."""
+    from rich.text import Text
+
+    from bot._cli_output import data, id_table
     from bot.cli import _run
 
     async def work(c: Container) -> Any:
@@ -144,10 +159,10 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         print_json([p.model_dump(mode="json") for p in found])
         return
-    table = Table("person", "name", "identities", "prefers")
-    for p in found:
-        table.add_row(p.id, p.name, ", ".join(p.identities), p.prefers or "")
-    console.print(table)
+    rows: list[list[Text | str]] = [
+        [data(p.id), data(p.name or ""), data(", ".join(p.identities)), p.prefers or ""] for p in found
+    ]
+    console.print(id_table("person", "name", "identities", "prefers", ids=("person",), rows=rows))
 
 
 def register(app: typer.Typer) -> None:

@@ -6,20 +6,20 @@ skills) without starting a workflow. Exit codes: 0 ok, 2 unknown skill or a fail
 
 from __future__ import annotations
 
-import asyncio
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from bot._cli_output import console, err_console, print_json
-from bot.config import ConfigError, Settings
-from bot.wiring import FixtureResult, Skill, SkillRegistry, run_skill_fixtures, skill_library
 from engine.errors import EngineError
+
+if TYPE_CHECKING:
+    from bot.wiring import FixtureResult, Skill, SkillRegistry
 
 __all__ = ["register", "skills_app"]
 
@@ -39,6 +39,9 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _library() -> SkillRegistry:
+    from bot.config import ConfigError, Settings
+    from bot.wiring import skill_library
+
     try:
         return skill_library(Settings.from_env())
     except (ConfigError, EngineError) as exc:
@@ -126,6 +129,11 @@ def run_tests(
 ) -> None:
     """Run a skill's fixtures without running a workflow; exit 2 when one fails."""
     skills = _select(_library(), ref, every_version=True)  # reports bad settings too
+    import asyncio
+
+    from bot.config import Settings
+    from bot.wiring import run_skill_fixtures
+
     settings = Settings.from_env()
     results: list[FixtureResult] = []
     with tempfile.TemporaryDirectory(prefix="signoff-skill-test-") as tmp:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -17,7 +18,7 @@ from engine.egress import EgressPolicy
 from engine.errors import EngineError
 from engine.model import Limits
 
-__all__ = ["ConfigError", "Settings"]
+__all__ = ["ConfigError", "Settings", "database_problem", "port_problem", "shown_url"]
 
 _MIN_SECRET = 32
 _MIN_TOKEN = 16
@@ -331,3 +332,35 @@ def _telemetry(get: Callable[..., str | None]) -> dict[str, Any]:
         "log_format": log_format,
         "otel_endpoint": endpoint,
     }
+
+
+def shown_url(url: str) -> str:
+    """A database URL for messages: its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+# "(psycopg.OperationalError) " and the like: the driver's class, in front of its message
+_DRIVER_PREFIX = re.compile(r"^(?:database error: )?(?:\([\w.]+\) )?")
+
+
+def database_problem(url: str, exc: Exception) -> str:
+    """One line for a database that failed (unreachable, refused, ...), naming the setting."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    detail = _DRIVER_PREFIX.sub("", first).strip()
+    return f"the database at SIGNOFF_DATABASE_URL={shown_url(url)} failed: {detail}"
+
+
+def port_problem(host: str, port: int, exc: OSError) -> str:
+    """One line for an address ``signoff serve`` cannot listen on, naming the settings."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use (another signoff serve?): "
+            "stop that process or choose another port with SIGNOFF_PORT"
+        )
+    reason = exc.strerror or str(exc)
+    return f"cannot listen on {host}:{port} ({reason}): check SIGNOFF_HOST and SIGNOFF_PORT"

@@ -9,31 +9,22 @@ against manifest.yml, and the manifest against this deployment. Exit 0 when no c
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from bot._cli_output import console, print_json
-from bot._doctor_checks import (
-    Finding,
-    Level,
-    check_database,
-    check_manifest,
-    check_sandbox,
-    check_slack,
-    check_workflows,
-    load_manifest,
-)
-from bot._limits_config import LIMIT_VARIABLES
-from bot.config import ConfigError, Settings
-from bot.login_config import VARIABLES as LOGIN_VARIABLES
+
+# the checks (database, Slack, sandbox) and the settings are imported when the command runs
+if TYPE_CHECKING:
+    from bot._doctor_checks import Finding
+    from bot.config import Settings
 
 __all__ = ["Variable", "register", "variables"]
 
@@ -49,7 +40,7 @@ _UNPREFIXED = ("slack_", "anthropic_")
 # read from the process environment by the sandbox rather than through Settings
 _EXTRA = ("SIGNOFF_DOCKER_IMAGE", "DOCKER_HOST")
 _SECRET = re.compile(r"token|secret|key|password", re.IGNORECASE)
-_MARK = {Level.ok: "[green]ok[/green]  ", Level.warn: "[yellow]warn[/yellow]", Level.fail: "[red]FAIL[/red]"}
+_MARK = {"ok": "[green]ok[/green]  ", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]"}  # by Level
 
 
 @dataclass(frozen=True)
@@ -64,6 +55,10 @@ class Variable:
 def variables() -> list[Variable]:
     """Every variable Signoff reads: one per Settings field (the sign-in's several), plus the
     sandbox's own."""
+    from bot._limits_config import LIMIT_VARIABLES
+    from bot.config import Settings
+    from bot.login_config import VARIABLES as LOGIN_VARIABLES
+
     found = []
     for field in Settings.model_fields:
         if field == "login":  # the console sign-in reads many (bot/login_config.py)
@@ -116,6 +111,8 @@ def _settings_rows(settings: Settings | None) -> list[dict[str, str]]:
 
 
 def _unknown() -> list[Finding]:
+    from bot._doctor_checks import Finding, Level
+
     file_values, env = _sources()
     known = {v.name for v in variables()}
     names = sorted(
@@ -129,6 +126,17 @@ def _unknown() -> list[Finding]:
 
 
 async def _findings(settings: Settings, manifest_path: Path) -> list[Finding]:
+    import asyncio
+
+    from bot._doctor_checks import (
+        check_database,
+        check_manifest,
+        check_sandbox,
+        check_slack,
+        check_workflows,
+        load_manifest,
+    )
+
     manifest, problem = load_manifest(manifest_path)
     found = [] if problem is None else [problem]
     for group in await asyncio.gather(
@@ -153,6 +161,11 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Print every setting and where it came from, then check what is wrong (exit 1 if anything is)."""
+    import asyncio
+
+    from bot._doctor_checks import Finding, Level
+    from bot.config import ConfigError, Settings
+
     try:
         settings: Settings | None = Settings.from_env()
     except ConfigError as exc:
@@ -171,6 +184,8 @@ def doctor(
 
 
 def _print(rows: list[dict[str, str]], found: list[Finding]) -> None:
+    from bot._doctor_checks import Level
+
     table = Table("variable", "value", "source", title="settings", title_justify="left")
     for row in rows:
         table.add_row(row["variable"], escape(row["value"]), row["source"])

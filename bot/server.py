@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, port_problem
 from bot.health import Readiness, add_health_routes
 from bot.lifecycle import shut_down
 from bot.local import LocalSender
@@ -142,7 +142,14 @@ async def serve(
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:  # the port is taken (or the address not ours): one line naming the settings
+        await runner.cleanup()
+        if slack is not None:
+            await slack.close()
+        await container.close()
+        raise ConfigError(port_problem(settings.host, settings.port, exc)) from None
     worker.start()
     watcher = FolderWatcher(
         container.store,

@@ -17,22 +17,46 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings
-from bot.local import LocalSender
-from bot.workflow_files import publish_catalog
-from engine.catalog import WorkflowCatalog
-from engine.clients import ChangeFeed, ClientStore
 from engine.errors import EngineError, InvalidWorkflow, SkillFailed
-from engine.installations import InstallationStore
-from engine.nodes.base import NodeDeps, SkillRunner
-from engine.outbox import Outbox
-from engine.people import PeopleStore
-from engine.ports import LLM, Clock, IdFactory, RunStore, Sandbox, SandboxRequest, SandboxResult, Sender
+from engine.ports import Clock, IdFactory, RunStore, Sandbox, SandboxRequest, SandboxResult, Sender
 from engine.roles import Role, load_roles
-from engine.service import Engine
-from engine.testing import InMemoryRunStore
-from skills.http import AiohttpClient
-from skills.registry import FixtureResult, Skill, SkillRegistry  # re-exported for `signoff skills`
-from storage import SchemaState, SchemaStatus, SqlStore, create_store, schema_status, upgrade_schema
+
+# The adapters (storage: SQLAlchemy; skills: aiohttp, Anthropic, Docker) and the engine's service
+# are imported where a process is built, not here: the CLI imports this module for its types, and
+# `signoff --help` or `signoff tasks` must not pay for what they do not use.
+if TYPE_CHECKING:
+    from engine.catalog import WorkflowCatalog
+    from engine.clients import ChangeFeed, ClientStore
+    from engine.installations import InstallationStore
+    from engine.model import Run
+    from engine.nodes.base import SkillRunner
+    from engine.outbox import Outbox
+    from engine.people import PeopleStore
+    from engine.ports import LLM
+    from engine.sensitive import Redactor
+    from engine.service import Engine
+    from skills.registry import FixtureResult, Skill, SkillRegistry
+    from storage import SchemaState, SchemaStatus, SqlStore, StorageError
+
+_LAZY = {
+    # re-exported for `signoff skills`, `signoff db` and the CLI's error mapping, imported on first use
+    "FixtureResult": "skills.registry",
+    "Skill": "skills.registry",
+    "SkillRegistry": "skills.registry",
+    "SchemaState": "storage",
+    "SchemaStatus": "storage",
+    "StorageError": "storage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 if TYPE_CHECKING:
     from bot.telemetry import Metrics
@@ -41,15 +65,18 @@ __all__ = [
     "Adapters",
     "Container",
     "FixtureResult",
+    "Reader",
     "SchemaState",
     "SchemaStatus",
     "Skill",
     "SkillRegistry",
+    "StorageError",
     "SystemClock",
     "UuidIds",
     "adapters",
     "build",
     "database_url",
+    "open_reader",
     "outbox_claim",
     "probe_sandbox",
     "read_schema",
@@ -180,6 +207,17 @@ async def build(
     with_sandbox: bool = True,
 ) -> Container:
     """Build a process. Raises ConfigError or InvalidWorkflow with a clear message."""
+    from bot.local import LocalSender
+    from bot.workflow_files import publish_catalog
+    from engine.catalog import WorkflowCatalog
+    from engine.nodes.base import NodeDeps
+    from engine.outbox import Outbox
+    from engine.people import PeopleStore
+    from engine.service import Engine
+    from engine.testing import InMemoryRunStore
+    from skills.http import AiohttpClient
+    from storage import SqlStore
+
     clock = clock or SystemClock()
     ids = ids or UuidIds()
     try:
@@ -260,12 +298,50 @@ async def build(
     return container
 
 
+@dataclass
+class Reader:
+    """The store alone, for commands that only read (``signoff tasks``, ``show``, ``runs``): no
+    workflow files are loaded, no sandbox is probed, no HTTP client or engine is built."""
+
+    settings: Settings
+    store: RunStore
+    clock: Clock
+    closers: list[Any] = field(default_factory=list)
+
+    async def redactor(self, run: Run) -> Redactor:
+        """What to mask when showing ``run``, as ``Engine.redactor`` has it, read from the stored
+        version of its workflow without compiling it."""
+        from engine.errors import NotFound
+        from engine.sensitive import run_redactor, stored_inputs_schema
+
+        try:
+            version = await self.store.get_workflow_version(run.workflow_hash)
+            schema = stored_inputs_schema(version.source)
+        except NotFound:
+            schema = {}
+        return await run_redactor(self.store, run, schema)
+
+    async def close(self) -> None:
+        """Release the connections."""
+        for closer in reversed(self.closers):
+            await closer()
+
+
+async def open_reader(settings: Settings) -> Reader:
+    """The store at ``SIGNOFF_DATABASE_URL`` for reading (migrated first when it may be, as
+    ``build`` does). Raises ConfigError for an unusable schema, StorageError when unreachable."""
+    sql = await _open_store(settings)
+    return Reader(settings=settings, store=sql, clock=SystemClock(), closers=[sql.close])
+
+
 async def _open_store(settings: Settings) -> SqlStore:
     """The SQL store; migrated here only with ``SIGNOFF_AUTO_MIGRATE`` (default for SQLite).
 
     Raises:
         ConfigError: the schema is older than this code (the message names ``signoff db upgrade``).
     """
+    from storage import SchemaState, create_store
+
     url = database_url(settings.database_url)
     sql: SqlStore = await asyncio.to_thread(create_store, url, migrate=settings.auto_migrate)
     try:
@@ -287,6 +363,8 @@ async def read_schema(settings: Settings) -> SchemaStatus:
     Raises:
         StorageError: the database cannot be reached.
     """
+    from storage import schema_status
+
     return await asyncio.to_thread(schema_status, database_url(settings.database_url))
 
 
@@ -296,6 +374,8 @@ async def upgrade_database(settings: Settings) -> tuple[SchemaStatus, SchemaStat
     Raises:
         StorageError: the database cannot be reached or a migration failed.
     """
+    from storage import upgrade_schema
+
     return await asyncio.to_thread(upgrade_schema, database_url(settings.database_url))
 
 
@@ -327,6 +407,8 @@ def skill_library(settings: Settings) -> SkillRegistry:
     Raises:
         InvalidWorkflow: every problem found in the library (see ``SkillRegistry.load``).
     """
+    from skills.registry import SkillRegistry
+
     return SkillRegistry.load(settings.skills_dir)
 
 

@@ -22,7 +22,7 @@ from engine.model import (
 from engine.nodes.base import NodeDeps
 from engine.observers import EngineEvent, Observer, emit
 from engine.ports import AuditDraft, Claimed, RunStore
-from engine.sensitive import Redactor
+from engine.sensitive import Redactor, run_redactor
 
 __all__ = ["EngineCore"]
 
@@ -81,14 +81,7 @@ class EngineCore:
             schema: Any = workflow.inputs
         except NotFound:
             schema = {}
-        pairs: list[tuple[Any, Any]] = [(run.inputs, schema)]
-        checkpoints = {cp.id: cp for cp in await self.store.list_checkpoints(run_id=run.id, limit=10_000)}
-        pairs += [(cp.proposed, cp.response_schema) for cp in checkpoints.values()]
-        for decision in await self.store.list_decisions(run_id=run.id):
-            decided = checkpoints.get(decision.checkpoint_id)
-            if decided is not None:
-                pairs.append((decision.data, decided.response_schema))
-        return Redactor.collect(pairs)
+        return await run_redactor(self.store, run, schema)
 
     # ------------------------------------------------------------------ helpers
 

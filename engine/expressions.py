@@ -24,7 +24,7 @@ from celpy.evaluation import CELEvalError, base_functions
 # workflow marks sensitive) would reach the logs of a process run with DEBUG on
 logging.getLogger("celpy").setLevel(logging.WARNING)
 
-__all__ = ["Condition", "ExpressionError", "compile_condition"]
+__all__ = ["Condition", "ExpressionError", "compared_strings", "compile_condition"]
 
 
 class ExpressionError(ValueError):
@@ -139,3 +139,76 @@ def _identifiers(tree: Any) -> list[str]:
             token = sub.children[0]
             names.append(str(token))
     return [n for n in names if n not in _BUILTINS]
+
+
+# nodes that only wrap their one child in the parse tree (``a`` alone is an expr of a relation ...)
+_WRAPPERS = frozenset(
+    {"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication", "unary", "member"}
+)
+
+
+def _unwrapped(tree: Any) -> Any:
+    while getattr(tree, "data", None) in _WRAPPERS and len(tree.children) == 1:
+        tree = tree.children[0]
+    return tree
+
+
+def _path(tree: Any) -> tuple[str, ...] | None:
+    """``('response', 'action')`` for the expression ``response.action``; None for anything else."""
+    tree = _unwrapped(tree)
+    data = getattr(tree, "data", None)
+    if data == "member_dot" and len(tree.children) == 2:
+        base = _path(tree.children[0])
+        return None if base is None else (*base, str(tree.children[1]))
+    if data == "primary" and getattr(tree.children[0], "data", None) == "ident":
+        return (str(tree.children[0].children[0]),)
+    return None
+
+
+def _strings(tree: Any) -> list[str] | None:
+    """The value of a string literal, or of a list of string literals; None for anything else."""
+    tree = _unwrapped(tree)
+    if getattr(tree, "data", None) != "primary":
+        return None
+    child = tree.children[0]
+    if getattr(child, "data", None) == "literal":
+        token = str(child.children[0])
+        if token[:1] in {"'", '"'} and token[-1:] == token[:1] and "\\" not in token:
+            return [token[1:-1].removeprefix(token[0] * 2).removesuffix(token[0] * 2)]
+        return None
+    if getattr(child, "data", None) == "list_lit":
+        found: list[str] = []
+        for exprlist in child.children:
+            for item in getattr(exprlist, "children", []):
+                value = _strings(item)
+                if value is None:
+                    return None
+                found += value
+        return found
+    return None
+
+
+def compared_strings(source: str, path: tuple[str, ...]) -> list[str]:
+    """The string constants a condition compares ``path`` with (``==``, ``!=``, ``in [...]``),
+    e.g. ``['approve', 'edit']`` for ``response.action == 'approve' || response.action == 'edit'``.
+
+    Raises:
+        ExpressionError: the condition does not parse.
+    """
+    try:
+        tree = _ENV.compile(source)
+    except CELParseError as exc:
+        raise ExpressionError(f"bad expression {source!r}: syntax error") from exc
+    found: list[str] = []
+    for relation in tree.iter_subtrees():
+        # a comparison is a relation node holding [relation_eq(left), right]
+        if relation.data != "relation" or len(relation.children) != 2:
+            continue
+        operator, right = relation.children
+        if getattr(operator, "data", None) not in {"relation_eq", "relation_ne", "relation_in"}:
+            continue
+        left = operator.children[0]
+        for a, b in ((left, right), (right, left)):
+            if _path(a) == path and (values := _strings(b)) is not None:
+                found += values
+    return found

@@ -20,9 +20,10 @@ from pydantic import ValidationError
 
 from engine._yaml_lines import LineMap, load_with_lines
 from engine.errors import InvalidWorkflow, WorkflowIssue
-from engine.expressions import Condition, ExpressionError, compile_condition
-from engine.model import Edge, Limits, NodeSpec, Workflow, parse_duration
+from engine.expressions import Condition, ExpressionError, compared_strings, compile_condition
+from engine.model import Edge, HumanConfig, Limits, NodeSpec, Workflow, parse_duration
 from engine.nodes.base import LoadContext, NodeKind, SkillRunner
+from engine.nodes.human import possible_actions
 from engine.nodes.registry import NODE_KINDS
 from engine.roles import Role
 from engine.templates import TemplateFailure, compile_value, walk_templates
@@ -503,6 +504,19 @@ def _at(issues: _Issues, node: NodeSpec, fld: str | None, message: str) -> Workf
     return WorkflowIssue(message, file=issues.file, line=line, node=node.id, field=fld)
 
 
+def _check_actions(edge: Edge, source: NodeSpec, config: HumanConfig, issues: _Issues) -> None:
+    """An edge that tests ``response.action`` against an option its node does not offer would
+    never (or always) hold: a typo such as ``'aprove'`` is refused here, not found in production."""
+    possible = possible_actions(config)
+    for value in compared_strings(edge.when or "", ("response", "action")):
+        if value not in possible:
+            message = (
+                f"edge {edge.source}→{edge.target}: response.action is never {value!r} "
+                f"(node '{source.id}' ends with one of: {', '.join(possible)})"
+            )
+            issues.items.append(WorkflowIssue(message, file=issues.file, line=edge.line, field="when"))
+
+
 def _compile_conditions(
     nodes: dict[str, NodeSpec], edges: list[Edge], compiled: CompiledWorkflow, issues: _Issues
 ) -> None:
@@ -519,6 +533,9 @@ def _compile_conditions(
                     f"edge {edge.source}→{edge.target}: {exc}", file=issues.file, line=edge.line, field="when"
                 )
             )
+            continue
+        if isinstance(source.config, HumanConfig):
+            _check_actions(edge, source, source.config, issues)
     for node in nodes.values():
         when = getattr(node.config, "when", None)
         if node.type != "human" or not isinstance(when, str):

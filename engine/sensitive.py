@@ -15,9 +15,12 @@ elsewhere (a sensitive "1" would mask every 1).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.model import AuditEvent, Checkpoint, Decision, Run, Step
+
+if TYPE_CHECKING:
+    from engine.ports import RunStore
 
 __all__ = [
     "MASK",
@@ -30,7 +33,9 @@ __all__ = [
     "redact_event",
     "redact_run",
     "redact_step",
+    "run_redactor",
     "sensitive_paths",
+    "stored_inputs_schema",
 ]
 
 MASK = "••••••"
@@ -184,3 +189,29 @@ def redact_checkpoint(r: Redactor, cp: Checkpoint) -> Checkpoint:
     return cp.model_copy(
         update={"context": r.value(cp.context), "proposed": r.value(cp.proposed), "prompt": r.text(cp.prompt)}
     )
+
+
+async def run_redactor(store: RunStore, run: Run, inputs_schema: Any) -> Redactor:
+    """What every surface masks when it shows ``run``: the values its workflow's inputs schema
+    and its checkpoints' response schemas mark sensitive, in its inputs and its decisions."""
+    pairs: list[tuple[Any, Any]] = [(run.inputs, inputs_schema)]
+    checkpoints = {cp.id: cp for cp in await store.list_checkpoints(run_id=run.id, limit=10_000)}
+    pairs += [(cp.proposed, cp.response_schema) for cp in checkpoints.values()]
+    for decision in await store.list_decisions(run_id=run.id):
+        decided = checkpoints.get(decision.checkpoint_id)
+        if decided is not None:
+            pairs.append((decision.data, decided.response_schema))
+    return Redactor.collect(pairs)
+
+
+def stored_inputs_schema(source: str) -> Any:
+    """The ``inputs`` schema of a published workflow version's source, read without compiling the
+    workflow (it was validated when published; the loader keeps ``inputs`` as written)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        raw = yaml.load(source, Loader=loader)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError:
+        return {}
+    return raw.get("inputs", {}) if isinstance(raw, dict) else {}

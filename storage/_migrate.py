@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import URL
 
 from storage._db import Database, Tx
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "migrate", "upgrade"]
 
@@ -20,6 +22,8 @@ _PG_LOCK_KEY = 0x5160FF
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
     """An Alembic Config pointing at storage/migrations, optionally bound to a connection."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
@@ -35,6 +39,8 @@ def upgrade(tx: Tx) -> None:
     """
     if tx.pg:
         tx.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    from alembic import command
+
     command.upgrade(alembic_config(tx.conn), "head")
 
 

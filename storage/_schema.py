@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import functools
+import re
 from enum import StrEnum
 from pathlib import Path
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import URL, make_url
 
 from storage._db import Database, Tx
-from storage._migrate import alembic_config, upgrade
+from storage._migrate import MIGRATIONS_DIR, upgrade
+
+# Alembic itself is imported only to migrate: reading where a schema stands (every start, every
+# CLI command) needs the version table and the revision ids written in storage/migrations/versions.
+_REVISION = re.compile(r"^revision(?:\s*:\s*str)?\s*=\s*[\"']([^\"']+)[\"']", re.M)
+_DOWN = re.compile(r"^down_revision(?:\s*:[^=]+)?\s*=\s*(?:None|[\"']([^\"']+)[\"'])", re.M)
 
 __all__ = [
     "SchemaState",
@@ -68,16 +73,36 @@ class SchemaStatus(BaseModel):
 
 @functools.cache
 def _revisions() -> tuple[str, frozenset[str]]:
-    scripts = ScriptDirectory.from_config(alembic_config())
-    head = scripts.get_current_head()
-    if head is None:
-        raise RuntimeError("storage/migrations has no head revision")
-    return head, frozenset(r.revision for r in scripts.walk_revisions())
+    """This code's head revision and every revision it knows, read from the migration files
+    (tests/contract/test_schema.py checks them against Alembic's own reading)."""
+    known: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(text), _DOWN.search(text)
+        if revision is None or down is None:
+            raise RuntimeError(f"{path.name}: no revision or down_revision")
+        known.add(revision.group(1))
+        if down.group(1):
+            parents.add(down.group(1))
+    heads = known - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"storage/migrations has {len(heads)} head revisions: {sorted(heads)}")
+    return heads.pop(), frozenset(known)
+
+
+def _current_revision(tx: Tx) -> str | None:
+    if not sa.inspect(tx.conn).has_table("alembic_version"):
+        return None
+    rows = tx.conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) > 1:
+        raise RuntimeError(f"the database has several schema heads: {sorted(rows)}")
+    return rows[0] if rows else None
 
 
 def read_status(tx: Tx) -> SchemaStatus:
     """The schema status, read in ``tx`` (a Core-framed transaction)."""
-    current = MigrationContext.configure(tx.conn).get_current_revision()
+    current = _current_revision(tx)
     head, known = _revisions()
     if current is None:
         state = SchemaState.empty
@@ -93,7 +118,7 @@ def read_status(tx: Tx) -> SchemaStatus:
 def upgrade_unless_ahead(tx: Tx) -> None:
     """``upgrade head`` in ``tx``, unless a newer version already migrated past this code's head
     (Alembic would refuse a revision it does not know; this code runs on the newer schema)."""
-    if read_status(tx).state is not SchemaState.ahead:
+    if read_status(tx).state not in (SchemaState.ahead, SchemaState.current):
         upgrade(tx)
 
 

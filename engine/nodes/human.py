@@ -17,10 +17,24 @@ from engine.sensitive import Redactor
 from engine.shown import shown_hash
 from engine.templates import render_markup, render_value
 
-__all__ = ["RESERVED_RESPONSE_FIELDS", "HumanNode"]
+__all__ = ["RESERVED_RESPONSE_FIELDS", "HumanNode", "possible_actions"]
 
 RESERVED_RESPONSE_FIELDS = frozenset({"action", "resolved_by", "actor", "comment", "rule"})
 _ESCALATION_WORDS = {"auto_approve", "auto_reject", "escalate", "retry", "queue"}
+
+
+def possible_actions(config: HumanConfig) -> list[str]:
+    """Every ``response.action`` a checkpoint of this node can end with: its options (an input
+    asks for ``answer`` and may be rejected), and what policy records: ``approve`` for a ``when``
+    that does not hold, ``approve``/``reject`` for an escalation that decides at the deadline."""
+    found = ["answer", "reject"] if config.kind == "input" else list(config.options)
+    if config.when is not None:
+        found.append("approve")
+    for level in config.levels():
+        for word in (level.get("action"), level.get("final_action")):
+            if word in {"auto_approve", "auto_reject"}:
+                found.append("approve" if word == "auto_approve" else "reject")
+    return list(dict.fromkeys(found))
 
 
 class HumanNode:

@@ -87,3 +87,30 @@ async def test_a_newer_schema_is_usable_and_left_as_it_is(empty_url: str) -> Non
 def test_an_unreachable_database_is_a_storage_error() -> None:
     with pytest.raises(EngineError, match="database error"):
         schema_status("postgresql+psycopg://nobody@127.0.0.1:1/none")
+
+
+def test_the_revisions_read_from_the_files_are_alembics() -> None:
+    # the status is read without importing Alembic (fast CLI start): the same head, the same set
+    from storage._schema import _revisions
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert _revisions() == (HEAD, frozenset(r.revision for r in scripts.walk_revisions()))
+
+
+def test_opening_a_current_schema_does_not_import_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    upgrade_schema(url)
+    probe = (
+        "import sys, asyncio\n"
+        "from storage import create_store\n"
+        f"store = create_store({url!r})\n"
+        "print(asyncio.run(store.schema_status()).state.value, 'alembic' in sys.modules)\n"
+        "asyncio.run(store.close())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert out.stdout.split() == ["current", "False"]

@@ -64,7 +64,7 @@ def test_kill_while_waiting_then_respond(database_url: str, workdir: Path) -> No
         ran = collections.Counter(step["node_id"] for step in shown["steps"])
         assert ran == {"prepare": 1, "approve": 1, "book": 1, "tell": 1}
         assert [d["action"] for d in shown["decisions"]] == ["approve"]
-        again = cli(env, workdir, "respond", task["id"], "reject", "--as", "bob", check=2)
+        again = cli(env, workdir, "respond", task["id"], "reject", "--as", "bob", "--reason", "late", check=2)
         assert "already approved by bob" in again.stderr
     finally:
         kill(server)

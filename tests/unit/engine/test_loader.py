@@ -196,3 +196,54 @@ def test_shipped_examples_validate() -> None:
     good, bad = load_directory(Path("workflows"), roles=roles, skills=library_runner())
     assert not bad, [str(b) for b in bad]
     assert {"refund", "ship-order", "vendor-payment"} <= set(good)
+
+
+@pytest.mark.parametrize(
+    ("when", "value"),
+    [
+        ("response.action == 'aprove'", "aprove"),
+        ("'edit' == response.action", "edit"),  # not among this node's options
+        ("response.action != 'rejected'", "rejected"),
+        ("response.action in ['approve', 'modify']", "modify"),
+        ("response.action == 'approve' || response.action == 'answer'", "answer"),
+    ],
+)
+def test_an_edge_testing_an_option_the_node_does_not_offer_is_refused(when: str, value: str) -> None:
+    text = GOOD.replace("    timeout: 4h\n", "    timeout: 4h\n    options: [approve, reject]\n").replace(
+        "when: \"response.action == 'approve'\"", f'when: "{when}"'
+    )
+    messages = _errors(text)
+    assert any(
+        f"workflows/refund.yml:23: field 'when': edge approval→done: response.action is never '{value}' "
+        "(node 'approval' ends with one of: approve, reject)" in m
+        for m in messages
+    ), messages
+
+
+@pytest.mark.parametrize(
+    ("node_extra", "when"),
+    [
+        ("    options: [approve, reject, ship_it]\n", "response.action == 'ship_it'"),
+        ("    escalation: auto_reject\n    options: [approve]\n", "response.action == 'reject'"),
+        ("    when: inputs.amount > 1000\n    options: [reject]\n", "response.action == 'approve'"),
+        ("", "response.action == 'edit' || response.comment == 'aprove'"),  # default options
+    ],
+)
+def test_actions_a_node_can_end_with_are_accepted(node_extra: str, when: str) -> None:
+    text = GOOD.replace("    timeout: 4h\n", "    timeout: 4h\n" + node_extra).replace(
+        "when: \"response.action == 'approve'\"", f'when: "{when}"'
+    )
+    wf = load_workflow_text(text, file="workflows/refund.yml", roles=ROLES)
+    assert wf.edges[-1].when == when
+
+
+def test_an_input_checkpoint_ends_with_answer_or_reject() -> None:
+    text = GOOD.replace(
+        "    assignee: role:manager\n",
+        "    assignee: role:manager\n    kind: input\n"
+        "    response_schema: {type: object, properties: {note: {type: string}}}\n",
+    )
+    refused = text.replace("when: \"response.action == 'approve'\"", "when: \"response.action == 'approve'\"")
+    assert any("response.action is never 'approve'" in m for m in _errors(refused))
+    accepted = text.replace("'approve'\"}", "'answer' || response.action == 'reject'\"}")
+    assert load_workflow_text(accepted, file="w.yml", roles=ROLES).id == "refund"
