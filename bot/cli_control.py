@@ -10,15 +10,14 @@ again in the same run, with the same idempotency keys, when their failure is ret
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bot._cli_output import console, print_json, run_json
-from bot.wiring import Container
-from engine.commands import Pause, Rerun, Resume, Retry
-from engine.model import Run, RunStatus
-from engine.sensitive import redact_decision, redact_run, redact_step
+# the engine and the database are imported when a command runs (``signoff --help`` stays fast)
+if TYPE_CHECKING:
+    from bot.wiring import Container
+    from engine.model import Run
 
 __all__ = ["register"]
 
@@ -29,7 +28,9 @@ def pause(
     reason: Annotated[str, typer.Option(help="recorded in the audit trail")] = "",
 ) -> None:
     """Pause a run before its next node (its requester or an admin); it still takes decisions."""
+    from bot._cli_output import console
     from bot.cli import _me, _run
+    from engine.commands import Pause
 
     command = Pause(run_id=run_id, actor=_me(as_user), channel="cli", reason=reason)
     paused: Run = _run(lambda c: c.engine.pause(command))
@@ -41,7 +42,9 @@ def resume(
     as_user: Annotated[str | None, typer.Option("--as", help="who resumes (default: you)")] = None,
 ) -> None:
     """Resume a paused run and continue it here until it waits or ends."""
+    from bot._cli_output import console
     from bot.cli import _follow, _me, _run
+    from engine.commands import Resume
 
     command = Resume(run_id=run_id, actor=_me(as_user), channel="cli")
 
@@ -71,7 +74,11 @@ def rerun(
 ) -> None:
     """Start a new run linked to an ended one, reusing its recorded outputs and decisions before
     the node it reruns from (nobody is asked again unless --reask)."""
+    from bot._cli_output import console, print_json, run_json
     from bot.cli import EXIT_RUNTIME, _follow, _me, _run
+    from engine.commands import Rerun
+    from engine.model import RunStatus
+    from engine.sensitive import redact_decision, redact_run, redact_step
 
     command = Rerun(
         run_id=run_id, actor=_me(as_user), channel="cli", from_node=from_node, reask=reask, latest=latest
@@ -104,7 +111,10 @@ def retry(
 ) -> None:
     """Run a failed run's failed steps again in the same run (same idempotency keys), when the
     failure is retryable (a 5xx, a timeout); otherwise says to rerun it."""
+    from bot._cli_output import console
     from bot.cli import EXIT_RUNTIME, _follow, _me, _run
+    from engine.commands import Retry
+    from engine.model import RunStatus
 
     command = Retry(run_id=run_id, actor=_me(as_user), channel="cli")
 

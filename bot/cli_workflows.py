@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from bot._cli_output import console, data, err_console, print_json
-from bot.wiring import Container
-from bot.workflow_files import Published, publish_file, rollback
-from engine.errors import NotFound
-from engine.model import WorkflowPublication
-from engine.versions import find_version, unified_diff
+
+# the engine and the database are imported when a command runs (``signoff --help`` stays fast)
+if TYPE_CHECKING:
+    from bot.wiring import Container
+    from bot.workflow_files import Published
+    from engine.model import WorkflowPublication
 
 __all__ = ["register", "workflows_app"]
 
@@ -47,6 +48,8 @@ def version_json(v: WorkflowPublication, *, current: bool) -> dict[str, Any]:
 
 
 async def _versions(c: Container, workflow_id: str) -> list[WorkflowPublication]:
+    from engine.errors import NotFound
+
     versions = await c.store.list_publications(workflow_id)
     if not versions:
         c.catalog.get(workflow_id)  # NotFound naming close matches when the id is unknown
@@ -165,6 +168,7 @@ def diff_cmd(
 ) -> None:
     """A unified diff of two versions' files."""
     from bot.cli import _run
+    from engine.versions import find_version, unified_diff
 
     async def work(c: Container) -> tuple[list[str], str]:
         versions = await _versions(c, workflow_id)
@@ -215,6 +219,7 @@ def publish_cmd(
     """Validate FILE and publish it as the workflow's next version (copied into the workflows
     folder when it is elsewhere). A file with problems is refused, each shown as file:line."""
     from bot.cli import _run
+    from bot.workflow_files import publish_file
 
     if not file.is_file():
         err_console.print(f"[red]error:[/red] {file}: no such file", highlight=False, markup=True)
@@ -236,6 +241,7 @@ def rollback_cmd(
     """Serve an earlier version again: its source becomes the next version and is written to the
     workflow's file. Runs already started keep the version they started on."""
     from bot.cli import _run
+    from bot.workflow_files import rollback
 
     async def work(c: Container) -> Published:
         return await rollback(

@@ -44,7 +44,8 @@ def test_pause_keeps_a_decided_run_from_advancing_until_resumed(tmp_path: Path) 
     assert f"run {run['id']} paused" in paused.stdout
     again = cli(env, tmp_path, "pause", run["id"], "--as", "rita", check=2)
     assert "is paused by rita" in again.stderr
-    assert "(paused)" in cli(env, tmp_path, "runs").stdout
+    # a wide terminal: at 80 columns the status column folds "waiting (paused)" over lines
+    assert "(paused)" in cli({**env, "COLUMNS": "200"}, tmp_path, "runs").stdout
     assert [r["paused_by"] for r in cli_json(env, tmp_path, "runs")] == ["rita"]
 
     [task] = cli_json(env, tmp_path, "tasks")
