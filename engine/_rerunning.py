@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine._controlling import Controlling
+from engine.agents import is_agent
 from engine.audit import sha256_of
 from engine.commands import Rerun, Retry
 from engine.errors import Conflict, InvalidInput
@@ -40,11 +41,13 @@ class Rerunning(Controlling):
         plan = plan_rerun(
             workflow, steps, run_id=original.id, from_node=command.from_node, reask=command.reask
         )
+        carried = await self._carried(original, workflow, plan)
+        await self._one_execution_per_approval(original, carried)
         if workflow.content_hash != original.workflow_hash:
             await self._same_checkpoints(original, workflow, plan)
         inputs = self.check_inputs(workflow, original.inputs) if command.latest else original.inputs
         await self._publish(workflow)
-        run = self._rerun_of(original, workflow, inputs, plan, command)
+        run = self._rerun_of(original, workflow, inputs, plan, command, carried)
         if original.rejected and await self._reuses_a_reject(original.id, plan):
             run = run.model_copy(update={"rejected": True})  # the reused reject still ends its branch
         copies = [self._reused(step, run) for step in plan.reused]
@@ -66,6 +69,49 @@ class Rerunning(Controlling):
         if original.purged_at is not None:
             raise Conflict(f"run {original.id}'s recorded data was purged by the retention policy")
         return original
+
+    async def _carried(self, original: Run, workflow: Workflow, plan: RerunPlan) -> list[str]:
+        """The human nodes whose decisions the rerun reuses to go on (a reused reject carries
+        nothing out: it still ends its branch)."""
+        rejected = {
+            cp.node_id
+            for cp in await self.store.list_checkpoints(run_id=original.id, limit=10_000)
+            if cp.outcome is CheckpointOutcome.rejected
+        }
+        human = {n.id for n in workflow.nodes.values() if n.type == "human"}
+        return sorted(s.node_id for s in plan.reused if s.node_id in human and s.node_id not in rejected)
+
+    async def _one_execution_per_approval(self, original: Run, reused: list[str]) -> None:
+        """A person's decision carries one execution of what it approved: a rerun may reuse it
+        only to finish a run that failed or was cancelled before that execution succeeded, once,
+        and never for an agent (its requester is a key, not a person who asked for this again).
+
+        Raises:
+            Conflict: the reuse would run approved actions again; ``--reask`` asks the people again.
+        """
+        if not reused:
+            return
+        again = "rerun with --reask to ask the people again"
+        if is_agent(original.requester):
+            raise Conflict(
+                f"run {original.id} was started by an agent: its rerun cannot reuse the decision at "
+                f"{', '.join(reused)}; {again}"
+            )
+        if original.status not in {RunStatus.failed, RunStatus.cancelled}:
+            raise Conflict(
+                f"run {original.id} {original.status.value}: the decision at {', '.join(reused)} was "
+                f"carried out by that run, and reusing it would carry it out again; {again}"
+            )
+        family = [original.id]
+        while family:
+            for rerun in await self.store.reruns_of(family.pop()):
+                carries = bool(rerun.origin.get("reused_decisions"))
+                if carries and rerun.status not in {RunStatus.failed, RunStatus.cancelled}:
+                    raise Conflict(
+                        f"run {rerun.id} ({rerun.status.value}) already reran {original.id} with its "
+                        f"decisions: one approval, one execution; {again}"
+                    )
+                family.append(rerun.id)
 
     async def _rerun_audit(
         self, original: Run, run: Run, workflow: Workflow, plan: RerunPlan, command: Rerun
@@ -90,7 +136,13 @@ class Rerunning(Controlling):
         ]
 
     def _rerun_of(
-        self, original: Run, workflow: Workflow, inputs: dict[str, Any], plan: RerunPlan, command: Rerun
+        self,
+        original: Run,
+        workflow: Workflow,
+        inputs: dict[str, Any],
+        plan: RerunPlan,
+        command: Rerun,
+        carried: list[str],
     ) -> Run:
         now = self.clock.now()
         origin: dict[str, Any] = {
@@ -99,8 +151,11 @@ class Rerunning(Controlling):
             "from": plan.start,
             "rerun_by": command.actor,
         }
-        if "slack_channel" in original.origin:
-            origin["slack_channel"] = original.origin["slack_channel"]
+        if carried:  # the decisions this run carries out (one approval, one execution)
+            origin["reused_decisions"] = carried
+        for kept in ("slack_channel", "team"):  # the same workspace: its cards, its gate rule
+            if kept in original.origin:
+                origin[kept] = original.origin[kept]
         return Run(
             id=self.ids.new("run_"),
             workflow_id=workflow.id,
@@ -116,6 +171,7 @@ class Rerunning(Controlling):
             lease_epoch=1,
             lease_expires_at=now + self.lease_ttl,
             rerun_of=original.id,
+            team=original.team,
         )
 
     def _reused(self, step: Step, run: Run) -> Step:

@@ -57,10 +57,16 @@ async def test_pause_resume_and_rerun_over_http(env: ApiEnv) -> None:
 
     status, problem, _ = await env.call("POST", f"{run_path}/rerun", token, {"from": "nope"})
     assert (status, problem["code"]) == (400, "validation_failed")
-    status, rerun, _ = await env.call("POST", f"{run_path}/rerun", token, {"from": "send"})
+    # the run succeeded: the manager's approval was carried out; reusing it would do it again
+    status, problem, _ = await env.call("POST", f"{run_path}/rerun", token, {"from": "send"})
+    assert status == 409, problem
+    assert "--reask" in problem["detail"]
+    status, rerun, _ = await env.call("POST", f"{run_path}/rerun", token, {"from": "send", "reask": True})
     assert status == 201, rerun
     assert rerun["rerun_of"] == run["id"]
-    status, again, _ = await env.call("GET", f"/api/v1/runs/{rerun['id']}/result?wait=25", token)
-    assert (status, again["run"]["status"]) == (200, "succeeded")
-    assert again["decisions"] == [], "nobody was asked again"
-    assert "send" in again["outputs"]
+
+    async def asked_again() -> list[str]:
+        _, current, _ = await env.call("GET", f"/api/v1/runs/{rerun['id']}", token)
+        return list(current["open_checkpoints"])
+
+    assert await env.until(asked_again), "the manager is asked again"

@@ -134,15 +134,21 @@ async def test_rerun_button_links_both_runs_and_asks_nobody_again(
     assert bad.status == 400
     assert "node &#39;nope&#39; is not in workflow &#39;ship&#39;" in await bad.text()
 
-    resp = await submit(client, page, f"{page}/rerun", {"from": "send"})
+    # the run succeeded: bob's approval was carried out once, and a rerun may not carry it out again
+    replay = await submit(client, page, f"{page}/rerun", {"from": "send"})
+    assert replay.status == 409
+    assert "reusing it would carry it out again" in await replay.text()
+    assert [r.id for r in await container.store.list_runs(workflow_id="ship")] == [run_id]
+
+    resp = await submit(client, page, f"{page}/rerun", {"from": "send", "reask": "on"})
     assert resp.status == 303
     new_id = resp.headers["Location"].rsplit("/", 1)[-1]
     assert new_id != run_id
-    await _wait_for(container, new_id, RunStatus.succeeded)
-    assert await container.store.list_checkpoints(run_id=new_id) == [], "nobody was asked again"
+    await _wait_for(container, new_id, RunStatus.waiting)
+    (asked,) = await container.store.list_checkpoints(run_id=new_id)
+    assert asked.assignees == cp.assignees, "asked again"
     new_page = await (await client.get(f"/runs/{new_id}")).text()
     assert f'Rerun of</th><td><a href="/runs/{run_id}">' in new_page
-    assert "from send" in new_page
     old_page = await (await client.get(page)).text()
     assert f'<a href="/runs/{new_id}"><code>{new_id}</code></a>' in old_page
     assert "run.rerun" in old_page

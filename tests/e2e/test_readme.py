@@ -110,6 +110,7 @@ def test_the_readme_cli_session_runs_as_written(tmp_path: Path) -> None:
     assert [(r["inputs"]["customer"], r["status"]) for r in final] == [
         ("Globex", "cancelled"),
         ("Initech", "succeeded"),
+        ("ACME", "waiting"),  # the rerun, asking the manager again
         ("ACME", "succeeded"),
     ]
     rejected = final[1]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from engine.catalog import WorkflowCatalog
-from engine.commands import Decide, Rerun, Retry
+from engine.commands import Cancel, Decide, Rerun, Retry
 from engine.errors import Conflict, InvalidInput, NotAllowed
 from engine.loader import load_workflow_text
 from engine.model import RunStatus
@@ -292,8 +292,51 @@ async def test_latest_reuses_a_decision_only_if_its_checkpoint_is_unchanged() ->
     pinned = await after.rerun(Rerun(run_id=run.id, actor="alice", from_node="send"))
     assert pinned.workflow_hash == run.workflow_hash, "without --latest: the original version"
     assert pinned.pending == ["send"]
+    # one approval, one execution: while that rerun may still carry it out, no other may
+    with pytest.raises(Conflict, match="one approval, one execution"):
+        await after.rerun(Rerun(run_id=run.id, actor="alice", from_node="send"))
+    await after.cancel(Cancel(run_id=pinned.id, actor="alice", reason="rerun again on the fixed version"))
 
     send_only = REFUND.replace("https://billing.test/refunds", "https://billing.test/v2/refunds")
     fixed = _engine_on(store, send_only, http, ids)
     reused = await fixed.rerun(Rerun(run_id=run.id, actor="alice", from_node="send", latest=True))
     assert reused.pending == ["send"], "the checkpoint is unchanged: its decision is reused"
+
+
+async def test_one_approval_carries_out_one_execution() -> None:
+    # a failed send may be finished once with the approval it had; a run that carried the
+    # approval out, or a second rerun while one may still do so, would send the refund again
+    store, http, ids = InMemoryRunStore(), RecordingHttp(), SeqIds()
+    engine = _engine_on(store, REFUND, http, ids)
+    run = await engine.start("refund", {"amount": 120}, requester="alice", origin={"team": "T0ACME001"})
+    await engine.drive(run.id)
+    (cp,) = await store.list_checkpoints(run_id=run.id)
+    http.responses = [HttpResponse(status=400, text="no")]
+    await engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia"))
+    assert (await store.get_run(run.id)).status is RunStatus.failed
+    first = await engine.rerun(Rerun(run_id=run.id, actor="alice", from_node="send"))
+    assert (first.team, first.origin["reused_decisions"]) == ("T0ACME001", ["approval"])
+    done = await engine.drive(first.id)
+    assert done is not None and done.status is RunStatus.succeeded
+    sent = len(http.requests)
+    with pytest.raises(Conflict, match="one approval, one execution"):
+        await engine.rerun(Rerun(run_id=run.id, actor="alice", from_node="send"))
+    with pytest.raises(Conflict, match="reusing it would carry it out again"):
+        await engine.rerun(Rerun(run_id=first.id, actor="alice", from_node="send"))
+    assert len(http.requests) == sent, "nothing was sent again"
+    asked = await engine.rerun(Rerun(run_id=first.id, actor="alice", from_node="send", reask=True))
+    assert asked.pending == ["approval"], "asked again, the person decides anew"
+
+
+async def test_an_agents_run_never_reuses_a_persons_decision() -> None:
+    store, http, ids = InMemoryRunStore(), RecordingHttp(), SeqIds()
+    engine = _engine_on(store, REFUND, http, ids)
+    run = await engine.start("refund", {"amount": 120}, requester="api:key_agent1")
+    await engine.drive(run.id)
+    (cp,) = await store.list_checkpoints(run_id=run.id)
+    http.responses = [HttpResponse(status=400, text="no")]
+    await engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia"))
+    with pytest.raises(Conflict, match="started by an agent"):
+        await engine.rerun(Rerun(run_id=run.id, actor="api:key_agent1", from_node="send"))
+    again = await engine.rerun(Rerun(run_id=run.id, actor="api:key_agent1", from_node="send", reask=True))
+    assert again.pending == ["approval"]
