@@ -286,13 +286,15 @@ async def test_another_workspace_neither_sees_nor_cancels_a_run(multi: Multi) ->
     env = multi.env
     await env.until(lambda: [t for t in env.replies(REQUESTER) if t.startswith("Started")])
     before = len(env.replies(MANAGER))  # response_url answers name no user: every reply so far
-    for text in (f"status {cp.run_id}", f"cancel {cp.run_id}", "inbox"):
+    asks = [f"{verb} {cp.run_id}" for verb in ("status", "cancel", "pause", "resume")]
+    for text in [*asks, "inbox"]:
         await multi.command(text, TEAM_B, user=MANAGER)
-    await env.until(lambda: len(env.replies(MANAGER)) >= before + 3)
+    await env.until(lambda: len(env.replies(MANAGER)) >= before + 5)
     assert sorted(env.replies(MANAGER)[before:]) == sorted(
-        [f"There is no run `{cp.run_id}`."] * 2 + ["Nothing is waiting for you. :tada:"]
+        [f"There is no run `{cp.run_id}`."] * 4 + ["Nothing is waiting for you. :tada:"]
     )
-    assert (await multi.container.store.get_run(cp.run_id)).status.value == "waiting"
+    found = await multi.container.store.get_run(cp.run_id)
+    assert (found.status.value, found.paused_at) == ("waiting", None)
     await multi.command("inbox", TEAM_A, user=MANAGER)
     listed = await env.until(lambda: [t for t in env.replies(MANAGER) if t.startswith("Waiting")])
     assert cp.run_id in listed[0]

@@ -149,6 +149,7 @@ async def _pause(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None:
     await ack()
     user = user_of(body)
     try:
+        await _run_here(deps, rest)  # another workspace's run is not said to exist
         run = await deps.container.engine.pause(Pause(run_id=rest, actor=user, channel="slack"))
     except (NotFound, NotAllowed, Conflict) as exc:
         notice = _refused(rest, exc)
@@ -162,6 +163,7 @@ async def _resume(deps: SlackDeps, ack: AsyncAck, body: Body, rest: str) -> None
     user = user_of(body)
     engine = deps.container.engine
     try:
+        await _run_here(deps, rest)
         run = await engine.resume(Resume(run_id=rest, actor=user, channel="slack"))
     except (NotFound, NotAllowed, Conflict) as exc:
         await deps.reply(user, _refused(rest, exc), **where(body))

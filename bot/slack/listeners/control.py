@@ -10,6 +10,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from bot import messages
 from bot.blocks.notices import RETRY
 from bot.slack.deps import SlackDeps
+from bot.slack.install import in_workspace
 from bot.slack.listeners._common import Body, user_of, where
 from engine.commands import Rerun, Retry
 from engine.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -24,6 +25,13 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack()
         user, run_id = user_of(body), str(action.get("value", ""))
         engine = deps.container.engine
+        try:
+            found = await deps.container.store.get_run(run_id)
+        except NotFound:
+            found = None
+        if found is None or not in_workspace(found.team):  # another workspace's run does not exist here
+            await deps.reply(user, messages.run_not_found(run_id), **where(body))
+            return
         try:
             same = await engine.retry(Retry(run_id=run_id, actor=user, channel="slack"))
         except Conflict:
