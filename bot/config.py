@@ -52,6 +52,8 @@ class Settings(BaseModel):
     slack_client_id: str | None = None
     slack_client_secret: SecretStr | None = None
     token_key: SecretStr | None = None
+    # multi-workspace mode: the workspaces (team or enterprise ids) that may install Signoff
+    slack_teams: frozenset[str] = frozenset()
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
     default_model: str = "claude-sonnet-4-6"
@@ -145,6 +147,7 @@ class Settings(BaseModel):
                 "Signoff through /slack/install, or neither for local mode"
             )
         token_key = _token_key(get("SIGNOFF_TOKEN_KEY") or None, required=multi)
+        slack_teams = _slack_teams(get("SIGNOFF_SLACK_TEAMS") or "", required=multi)
         port_raw = get("SIGNOFF_PORT", "3000")
         try:
             port = int(port_raw)
@@ -209,6 +212,7 @@ class Settings(BaseModel):
             slack_client_id=client_id,
             slack_client_secret=SecretStr(client_secret) if client_secret else None,
             token_key=token_key,
+            slack_teams=slack_teams,
             anthropic_api_key=get("ANTHROPIC_API_KEY") or None,
             anthropic_base_url=get("ANTHROPIC_BASE_URL") or None,
             default_model=get("SIGNOFF_DEFAULT_MODEL", "claude-sonnet-4-6"),
@@ -242,6 +246,28 @@ def _secret(raw: str | None) -> SecretStr | None:
 
 
 _MAKE_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+
+
+_TEAM_ID = re.compile(r"^[TE][A-Z0-9]{2,}$")
+
+
+def _slack_teams(raw: str, *, required: bool) -> frozenset[str]:
+    """``SIGNOFF_SLACK_TEAMS``: the workspace (``T...``) or Enterprise Grid (``E...``) ids that may
+    install Signoff. Anyone can start the install flow; only these may complete it."""
+    teams = frozenset(t.strip() for t in raw.split(",") if t.strip())
+    bad = sorted(t for t in teams if not _TEAM_ID.match(t))
+    if bad:
+        raise ConfigError(
+            f"SIGNOFF_SLACK_TEAMS: {', '.join(bad)} is not a Slack workspace id (T0123ABCD, or E... "
+            "for an Enterprise Grid org)"
+        )
+    if required and not teams:
+        raise ConfigError(
+            "the Slack install flow (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET without SLACK_BOT_TOKEN) "
+            "needs SIGNOFF_SLACK_TEAMS: the ids of the workspaces that may install Signoff, comma "
+            "separated (a workspace's id is in its URL, app.slack.com/client/T0123ABCD)"
+        )
+    return teams
 
 
 def _token_key(raw: str | None, *, required: bool) -> SecretStr | None:

@@ -32,6 +32,7 @@ __all__ = ["Variable", "register", "variables"]
 _NAMES = {
     "lease_ttl_s": "SIGNOFF_LEASE_TTL",
     "shutdown_grace_s": "SIGNOFF_SHUTDOWN_GRACE",
+    "slack_teams": "SIGNOFF_SLACK_TEAMS",
     "fault_points": "SIGNOFF_TEST_FAULTS",
     "workflows_reload_s": "SIGNOFF_WORKFLOWS_RELOAD",
     "otel_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",

@@ -40,7 +40,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import ConfigError
 from bot.slack.directory import SlackDirectory
-from engine.errors import NotFound
+from engine.errors import NotAllowed, NotFound
 from engine.installations import InstallationStore, SlackInstallation
 from engine.ports import AuditDraft, Clock
 
@@ -148,11 +148,19 @@ class DatabaseInstallations(AsyncInstallationStore):
         client_id: the Slack app this store serves.
     """
 
-    def __init__(self, store: InstallationStore, cipher: TokenCipher, clock: Clock, client_id: str) -> None:
+    def __init__(
+        self,
+        store: InstallationStore,
+        cipher: TokenCipher,
+        clock: Clock,
+        client_id: str,
+        allowed: frozenset[str] = frozenset(),
+    ) -> None:
         self.store = store
         self.cipher = cipher
         self.clock = clock
         self.client_id = client_id
+        self.allowed = allowed  # SIGNOFF_SLACK_TEAMS: the workspaces that may install
 
     @property
     def logger(self) -> Logger:
@@ -171,6 +179,12 @@ class DatabaseInstallations(AsyncInstallationStore):
         team = _key(i.enterprise_id, i.team_id, i.is_enterprise_install)
         if team is None:
             raise NotFound("Slack sent an installation that names no workspace")
+        if team not in self.allowed:
+            # a stranger's workspace: nothing is stored, so none of its members may sign in or act
+            log.warning("Slack install refused: workspace %s is not in SIGNOFF_SLACK_TEAMS", team)
+            raise NotAllowed(
+                f"workspace {team} may not install Signoff here (SIGNOFF_SLACK_TEAMS)", rule="slack_team"
+            )
         now = self.clock.now()
         row = SlackInstallation(
             team_id=team,

@@ -195,7 +195,9 @@ def _multi(container: Container, settings: Settings, base: str) -> tuple[Install
     client_id = str(settings.slack_client_id)
     secret = settings.slack_client_secret.get_secret_value() if settings.slack_client_secret else ""
     keys = settings.token_key.get_secret_value()
-    store = DatabaseInstallations(container.installations, TokenCipher(keys), container.clock, client_id)
+    store = DatabaseInstallations(
+        container.installations, TokenCipher(keys), container.clock, client_id, settings.slack_teams
+    )
     public = settings.public_url.rstrip("/") if settings.public_url else None
     installs = Installs(
         store,

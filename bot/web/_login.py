@@ -169,12 +169,13 @@ async def callback(request: web.Request) -> web.Response:
 
 async def _slack_teams(c: Container) -> frozenset[str]:
     """The workspaces whose members may sign in with Slack: the one of ``SLACK_BOT_TOKEN``, or
-    every workspace that installed Signoff (multi-workspace mode)."""
+    the workspaces that installed Signoff among those allowed to (``SIGNOFF_SLACK_TEAMS``)."""
     if c.engine.gate.team is not None:
         return frozenset({c.engine.gate.team})
     if c.installations is None or not c.settings.slack_multi:
         return frozenset()
-    return frozenset(i.team_id for i in await c.installations.list_installations())
+    installed = {i.team_id for i in await c.installations.list_installations()}
+    return frozenset(installed & c.settings.slack_teams)
 
 
 async def _sign_in(request: web.Request, login: Login, back: str) -> web.Response:

@@ -358,6 +358,7 @@ async def test_with_many_workspaces_members_of_an_installed_one_sign_in_with_sla
             "slack_client_id": slack_idp.client_id,
             "slack_client_secret": SecretStr(slack_idp.client_secret),
             "token_key": SecretStr(Fernet.generate_key().decode()),
+            "slack_teams": frozenset({"T0001"}),
         }
     )
     assert settings.slack_multi

@@ -118,6 +118,7 @@ def _settings(root: Path, db: Path, fake: FakeSlack, key: str) -> Settings:
         slack_client_secret=SecretStr(fake.oauth.client_secret),
         token_key=SecretStr(key),
         slack_api_url=fake.base_url,
+        slack_teams=frozenset({TEAM_A, TEAM_B}),
     )
 
 
@@ -177,6 +178,18 @@ async def test_install_stores_the_workspace_with_its_tokens_encrypted(multi: Mul
     assert "slack.installed" in await _audit_kinds(multi)
     events = [e for e in await multi.container.store.audit_events() if e.kind == "slack.installed"]
     assert token not in json.dumps(events[0].payload)
+
+
+async def test_a_workspace_not_listed_in_signoff_slack_teams_installs_nothing(multi: Multi) -> None:
+    # anyone can start the install flow from their own workspace; only the listed ones complete it
+    status, page = await multi.install("T0EVIL999")
+    assert status != 200, page
+    assert _stored(multi.db) == []
+    assert "slack.installed" not in await _audit_kinds(multi)
+    before = len(multi.fake.calls_to("chat.postMessage"))
+    await multi.command("run refund customer=ACME amount=10", "T0EVIL999")
+    assert await multi.container.store.list_runs() == [], "its members start nothing"
+    assert len(multi.fake.calls_to("chat.postMessage")) == before
 
 
 async def test_a_redirect_with_a_forged_state_installs_nothing(multi: Multi) -> None:

@@ -13,7 +13,12 @@ from bot.doctor import variables
 from bot.slack.install import SignedStates, TokenCipher
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-APP = {"SLACK_SIGNING_SECRET": SECRET, "SLACK_CLIENT_ID": "111.222", "SLACK_CLIENT_SECRET": "shh"}
+APP = {
+    "SLACK_SIGNING_SECRET": SECRET,
+    "SLACK_CLIENT_ID": "111.222",
+    "SLACK_CLIENT_SECRET": "shh",
+    "SIGNOFF_SLACK_TEAMS": "T0ACME001, E0GRID001",
+}
 
 
 def test_client_credentials_without_a_bot_token_mean_many_workspaces() -> None:
@@ -37,6 +42,17 @@ def test_a_bot_token_means_one_workspace_and_the_client_serves_the_sign_in_only(
     assert settings.slack_enabled
     assert settings.login.slack is not None, "Sign in with Slack keeps working"
     assert settings.token_key is None
+
+
+def test_many_workspaces_name_the_workspaces_that_may_install() -> None:
+    key = Fernet.generate_key().decode()
+    settings = Settings.from_env({**APP, "SIGNOFF_TOKEN_KEY": key})
+    assert settings.slack_teams == frozenset({"T0ACME001", "E0GRID001"})
+    unlisted = {k: v for k, v in APP.items() if k != "SIGNOFF_SLACK_TEAMS"}
+    with pytest.raises(ConfigError, match="needs SIGNOFF_SLACK_TEAMS"):
+        Settings.from_env({**unlisted, "SIGNOFF_TOKEN_KEY": key})
+    with pytest.raises(ConfigError, match="acme.slack.com is not a Slack workspace id"):
+        Settings.from_env({**APP, "SIGNOFF_TOKEN_KEY": key, "SIGNOFF_SLACK_TEAMS": "acme.slack.com"})
 
 
 def test_many_workspaces_need_the_token_key() -> None:

@@ -317,7 +317,8 @@ async def test_one_approval_carries_out_one_execution() -> None:
     first = await engine.rerun(Rerun(run_id=run.id, actor="alice", from_node="send"))
     assert (first.team, first.origin["reused_decisions"]) == ("T0ACME001", ["approval"])
     done = await engine.drive(first.id)
-    assert done is not None and done.status is RunStatus.succeeded
+    assert done is not None
+    assert done.status is RunStatus.succeeded
     sent = len(http.requests)
     with pytest.raises(Conflict, match="one approval, one execution"):
         await engine.rerun(Rerun(run_id=run.id, actor="alice", from_node="send"))
