@@ -51,7 +51,7 @@ def test_many_workspaces_name_the_workspaces_that_may_install() -> None:
     unlisted = {k: v for k, v in APP.items() if k != "SIGNOFF_SLACK_TEAMS"}
     with pytest.raises(ConfigError, match="needs SIGNOFF_SLACK_TEAMS"):
         Settings.from_env({**unlisted, "SIGNOFF_TOKEN_KEY": key})
-    with pytest.raises(ConfigError, match="acme.slack.com is not a Slack workspace id"):
+    with pytest.raises(ConfigError, match=r"acme\.slack\.com is not a Slack workspace id"):
         Settings.from_env({**APP, "SIGNOFF_TOKEN_KEY": key, "SIGNOFF_SLACK_TEAMS": "acme.slack.com"})
 
 
