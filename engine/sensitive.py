@@ -201,7 +201,25 @@ async def run_redactor(store: RunStore, run: Run, inputs_schema: Any) -> Redacto
         decided = checkpoints.get(decision.checkpoint_id)
         if decided is not None:
             pairs.append((decision.data, decided.response_schema))
+            pairs += _diff_sides(decision.diff, decided.response_schema)
+    # a quorum edit replaces the proposal: the value it replaced lives on in its audit event's diff
+    # (and upstream outputs), and must stay masked there
+    for event in await store.audit_events(run_id=run.id):
+        edited = checkpoints.get(event.checkpoint_id or "")
+        if event.kind == "checkpoint.edited" and edited is not None:
+            pairs += _diff_sides(event.payload.get("diff"), edited.response_schema)
     return Redactor.collect(pairs)
+
+
+def _diff_sides(diff: Any, schema: Any) -> list[tuple[Any, Any]]:
+    """The two sides of a ``{field: {"before", "after"}}`` diff, each as an object of ``schema``."""
+    if not isinstance(diff, dict):
+        return []
+    changed = {k: v for k, v in diff.items() if isinstance(v, dict)}
+    return [
+        ({k: v.get("before") for k, v in changed.items()}, schema),
+        ({k: v.get("after") for k, v in changed.items()}, schema),
+    ]
 
 
 def stored_inputs_schema(source: str) -> Any:
