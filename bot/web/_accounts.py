@@ -130,8 +130,9 @@ class Current:
     expired: bool = False
 
 
-async def current(container: Container, sid: str) -> Current:
-    """Who the cookie session ``sid`` signs in, now."""
+async def current(container: Container, sid: str, *, touch: bool = True) -> Current:
+    """Who the cookie session ``sid`` signs in, now (``touch``: a request of the person's, which
+    keeps the session from idling out; an open event stream's checks are not)."""
     people = _people(container)
     session = await people.get_session(hashed(sid))
     if session is None:
@@ -142,7 +143,7 @@ async def current(container: Container, sid: str) -> Current:
         return Current(None)
     if now >= session.expires_at or now - session.seen_at >= login.idle:
         return Current(None, expired=True)
-    if now - session.seen_at >= _TOUCH_EVERY:
+    if touch and now - session.seen_at >= _TOUCH_EVERY:
         await people.touch_session(session.id, now)
     return Current(await people.get_person(session.person_id))
 

@@ -22,8 +22,9 @@ from aiohttp import web
 
 from bot.api._deps import DEPS
 from bot.api._waiting import ANY_RUN, Waiters
+from bot.web import _accounts
 from bot.web._guard import SECURITY_HEADERS
-from bot.web._views import CONTAINER
+from bot.web._views import CONTAINER, PERSON, SID
 from bot.wiring import Container
 from engine.errors import InvalidInput
 from engine.live import live_event
@@ -131,10 +132,18 @@ async def events(request: web.Request) -> web.StreamResponse:
         found = await c.store.audit_events(run_id=run_id, after_seq=cursor)
         return found or None
 
+    async def signed_in() -> bool:
+        """With a login, the stream lasts as long as its session: sign-out or expiry ends it."""
+        if PERSON not in request or SID not in request:
+            return True
+        return (await _accounts.current(c, request[SID], touch=False)).person is not None
+
     try:
         await response.write(f"retry: {_RETRY_MS}\n\n".encode())
         while not live.closing:
             found = await live.waiters.until(run_id or ANY_RUN, fresh, KEEPALIVE_S)
+            if not await signed_in():  # checked before anything more is sent
+                break
             if found is None:
                 await response.write(b": keep-alive\n\n")
                 continue

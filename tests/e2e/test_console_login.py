@@ -378,3 +378,25 @@ async def test_with_many_workspaces_members_of_an_installed_one_sign_in_with_sla
         people = made.container.people
         assert people is not None
         assert await people.find_person("user:U024BE7LH") is not None
+
+
+async def test_an_open_event_stream_ends_with_its_session(site: Console) -> None:
+    import asyncio
+
+    client = await site.browser()
+    assert (await sign_in(client, "oidc")).status == 303
+    stream = await client.get("/events")
+    assert stream.status == 200
+    page = await client.get("/")
+    csrf = form_for(await page.text(), "/logout").hidden["csrf"]
+    assert (await client.post("/logout", data={"csrf": csrf}, allow_redirects=False)).status == 303
+    # something happens after the sign-out: the stream ends before it says anything about it
+    run = await site.container.engine.start("pay", {}, requester="fred")
+    await site.container.engine.drive(run.id)
+    got = b""
+    async with asyncio.timeout(60):
+        while chunk := await stream.content.readany():
+            got += chunk
+    assert stream.content.at_eof(), "the stream ended"
+    assert run.id.encode() not in got
+    assert b"checkpoint.opened" not in got
