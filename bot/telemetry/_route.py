@@ -61,7 +61,9 @@ def _refusal(request: web.Request, container: Container) -> web.Response | None:
             text="Refused: /metrics needs the bearer token of SIGNOFF_METRICS_TOKEN.\n",
             headers={"WWW-Authenticate": 'Bearer realm="signoff-metrics"'},
         )
-    if not is_loopback(request.remote or ""):
+    # a reverse proxy on this machine connects from loopback too: what it forwards is not local
+    proxied = any(h in request.headers for h in ("Forwarded", "X-Forwarded-For", "X-Real-IP"))
+    if proxied or not is_loopback(request.remote or ""):
         return web.Response(
             status=403,
             text=(

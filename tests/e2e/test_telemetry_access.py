@@ -32,6 +32,11 @@ async def test_loopback_without_a_token_and_only_under_the_consoles_names(contai
         async with http.get(url, headers={"Host": f"evil.example:{server.port}"}) as response:
             assert response.status == 400
             assert "SIGNOFF_ALLOWED_HOSTS" in await response.text()
+        # a reverse proxy on this machine connects from loopback: what it forwards is not local
+        for header in ({"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"}):
+            async with http.get(url, headers=header) as response:
+                assert response.status == 403
+                assert "SIGNOFF_METRICS_TOKEN" in await response.text()
 
 
 async def test_a_token_is_required_when_set(container: Container) -> None:
