@@ -31,10 +31,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._pg import scratch_schema
 from bench.timers import _pct, _rss_mb
 from bot.config import Settings
 from bot.scheduler import Timers
-from bot.wiring import build, database_url
+from bot.wiring import build
 from engine.timeouts import Timeouts
 
 WORKFLOW = """\
@@ -124,20 +125,8 @@ async def main() -> None:
         out["sqlite"] = await measure(f"sqlite:///{tmp}/scale.db", args.count)
     pg = os.environ.get("SIGNOFF_BENCH_POSTGRES_URL")
     if pg:
-        import sqlalchemy as sa
-
-        url = database_url(pg)
-        schema = f"signoff_scale_{os.getpid()}"
-        admin = sa.create_engine(url)
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        try:
-            scoped = sa.engine.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-            out["postgres"] = await measure(scoped.render_as_string(hide_password=False), args.count)
-        finally:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            admin.dispose()
+        with scratch_schema(pg, "signoff_scale") as scoped:
+            out["postgres"] = await measure(scoped, args.count)
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
 
 

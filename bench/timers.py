@@ -24,9 +24,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._pg import scratch_schema
 from bot.config import Settings
 from bot.scheduler import Timers
-from bot.wiring import SystemClock, build, database_url
+from bot.wiring import SystemClock, build
 from engine.timeouts import Timeouts
 
 WORKFLOW = """\
@@ -145,22 +146,8 @@ async def main() -> None:
         out["sqlite"] = await measure(f"sqlite:///{tmp}/timers.db", args.count, args.spread)
     pg = os.environ.get("SIGNOFF_BENCH_POSTGRES_URL")
     if pg:
-        import sqlalchemy as sa
-
-        url = database_url(pg)
-        schema = f"signoff_timers_{os.getpid()}"
-        admin = sa.create_engine(url)
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        try:
-            scoped = sa.engine.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-            out["postgres"] = await measure(
-                scoped.render_as_string(hide_password=False), args.count, args.spread
-            )
-        finally:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            admin.dispose()
+        with scratch_schema(pg, "signoff_timers") as scoped:
+            out["postgres"] = await measure(scoped, args.count, args.spread)
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
 
 
