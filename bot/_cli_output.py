@@ -237,7 +237,8 @@ def runs_table(runs: list[Run], outcomes: dict[str, RunOutcome | None]) -> Table
         for run in runs
     ]
     headers = ("run", "workflow", "status", "outcome", "requester", "started", "reason")
-    return id_table(*headers, ids=("run",), rows=rows)
+    # the words a reader scans the list for stay whole too; the other columns wrap
+    return id_table(*headers, ids=("run", "status", "outcome"), rows=rows)
 
 
 def _outcome_word(outcome: RunOutcome | None) -> str:

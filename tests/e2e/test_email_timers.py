@@ -121,7 +121,7 @@ async def test_reminders_escalations_and_watchers_by_email(site: Console, smtp: 
     decided, ended = smtp.to("req@corp.example")
     assert decided["Subject"] == "Change DNS: rejected by email:boss@corp.example"
     assert "not now" in parts(decided)["text/plain"]
-    assert ended["Subject"].endswith("(urgent) rejected")
+    assert ended["Subject"].endswith("(urgent) rejected; outcome: declined")
     assert f"/runs/{run.id}" in parts(ended)["text/html"]
 
 
