@@ -203,7 +203,10 @@ async def run_redactor(store: RunStore, run: Run, inputs_schema: Any) -> Redacto
             pairs.append((decision.data, decided.response_schema))
             pairs += _diff_sides(decision.diff, decided.response_schema)
     # a quorum edit replaces the proposal: the value it replaced lives on in its audit event's diff
-    # (and upstream outputs), and must stay masked there
+    # (and upstream outputs), and must stay masked there. Only runs with such an edit (its
+    # editors are on the checkpoint) pay for reading their audit trail.
+    if not any(cp.editors for cp in checkpoints.values()):
+        return Redactor.collect(pairs)
     for event in await store.audit_events(run_id=run.id):
         edited = checkpoints.get(event.checkpoint_id or "")
         if event.kind == "checkpoint.edited" and edited is not None:
