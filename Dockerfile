@@ -18,7 +18,7 @@ COPY pyproject.toml README.md ./
 RUN python3 -m venv /opt/signoff \
  && mkdir -p bot engine skills storage \
  && touch bot/__init__.py engine/__init__.py skills/__init__.py storage/__init__.py \
- && /opt/signoff/bin/pip install --quiet . \
+ && /opt/signoff/bin/pip install --quiet '.[otel]' \
  && /opt/signoff/bin/pip uninstall --quiet --yes signoff \
  && rm -rf build bot engine skills storage ./*.egg-info
 COPY . .
@@ -31,9 +31,10 @@ RUN /opt/signoff/bin/pip install --quiet --no-deps . \
 
 # ---------------------------------------------------------------- runtime: no compiler, no pip
 FROM ${BASE}
-# bubblewrap runs the code and skill nodes; a fixed uid so that volumes can be prepared for it
+# bubblewrap runs the code and skill nodes; Graphviz's dot draws the console's workflow and run
+# graphs; a fixed uid so that volumes can be prepared for it
 RUN apt-get update \
- && apt-get install --yes --no-install-recommends bubblewrap \
+ && apt-get install --yes --no-install-recommends bubblewrap graphviz \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && useradd --system --uid 10001 --user-group --home-dir /srv/signoff --shell /usr/sbin/nologin signoff \

@@ -213,3 +213,14 @@ async def test_the_sandbox_works_inside_the_container(image: str, names: list[st
     )
     assert bare.returncode == 2
     assert "0 passed, 3 failed" in bare.stdout
+
+
+async def test_the_image_draws_graphs_and_can_export_traces(image: str) -> None:
+    # the console's workflow and run graphs need Graphviz's dot; traces need the otel extra
+    drawn = await podman("run", "--rm", image, "graph", "refund", "--format", "svg", timeout=300)
+    assert drawn.returncode == 0, drawn.stdout + drawn.stderr
+    assert "<svg" in drawn.stdout
+    assert drawn.stdout.rstrip().endswith("</svg>")
+    probe = "import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http.trace_exporter"
+    traced = await podman("run", "--rm", "--entrypoint", "python3", image, "-c", probe, timeout=300)
+    assert traced.returncode == 0, traced.stderr
