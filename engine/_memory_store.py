@@ -467,6 +467,15 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients, InMemoryInstallations):
         found = sorted((s for s in self._steps.values() if s.run_id == run_id), key=lambda s: s.started_at)
         return [_copy(s) for s in found]
 
+    async def checkpoint_outcomes(self, run_ids: list[str]) -> dict[str, set[CheckpointOutcome]]:
+        """See ``RunStore.checkpoint_outcomes``."""
+        wanted = set(run_ids)
+        found: dict[str, set[CheckpointOutcome]] = {}
+        for c in self._checkpoints.values():
+            if c.run_id in wanted and c.outcome is not None:
+                found.setdefault(c.run_id, set()).add(c.outcome)
+        return found
+
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         """One checkpoint. Raises NotFound."""
         if checkpoint_id not in self._checkpoints:

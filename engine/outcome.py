@@ -56,11 +56,15 @@ _RANK: list[tuple[CheckpointOutcome, RunOutcome]] = [
 def run_outcome(run: Run, checkpoints: Iterable[Checkpoint]) -> RunOutcome | None:
     """The outcome of ``run`` from its checkpoints (any order); None while it runs or when
     nothing was decided."""
+    return _ranked(run, {cp.outcome for cp in checkpoints if cp.run_id == run.id and cp.outcome is not None})
+
+
+def _ranked(run: Run, seen: set[CheckpointOutcome]) -> RunOutcome | None:
+    """Rules 1, 2 and 5: the outcome of ``run`` from the outcomes of its checkpoints."""
     if run.status is RunStatus.cancelled:
         return RunOutcome.cancelled
     if not run.status.final:
         return None
-    seen = {cp.outcome for cp in checkpoints if cp.run_id == run.id and cp.outcome is not None}
     for checkpoint_outcome, outcome in _RANK:
         if checkpoint_outcome in seen:
             return outcome
@@ -75,5 +79,8 @@ async def load_outcome(store: RunStore, run: Run) -> RunOutcome | None:
 
 
 async def load_outcomes(store: RunStore, runs: Iterable[Run]) -> dict[str, RunOutcome | None]:
-    """Run id -> outcome for a page of runs (one checkpoint query per ended run)."""
-    return {run.id: await load_outcome(store, run) for run in runs}
+    """Run id -> outcome for a page of runs, in one read of the ended runs' checkpoints."""
+    page = list(runs)
+    ended = [r.id for r in page if r.status.final and r.status is not RunStatus.cancelled]
+    seen = await store.checkpoint_outcomes(ended) if ended else {}
+    return {run.id: _ranked(run, seen.get(run.id, set())) for run in page}

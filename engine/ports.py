@@ -333,6 +333,11 @@ class RunStore(Protocol):
         one workflow when given), in start order: what the console's charts sum up."""
         ...
 
+    async def checkpoint_outcomes(self, run_ids: list[str]) -> dict[str, set[CheckpointOutcome]]:
+        """In one read, run id -> the outcomes of its resolved checkpoints (a run without any is
+        absent): what a page of runs needs for its outcomes (``engine.outcome``)."""
+        ...
+
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         """Raises NotFound."""
         ...

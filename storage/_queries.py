@@ -6,7 +6,16 @@ from datetime import datetime
 from functools import cache
 
 from engine.errors import NotFound
-from engine.model import Checkpoint, CheckpointStatus, Decision, Run, RunStatus, Step, WorkflowVersion
+from engine.model import (
+    Checkpoint,
+    CheckpointOutcome,
+    CheckpointStatus,
+    Decision,
+    Run,
+    RunStatus,
+    Step,
+    WorkflowVersion,
+)
 from storage._db import Tx
 from storage._runs import SELECT_STEPS
 from storage._sql import Sql, bind_when
@@ -14,6 +23,7 @@ from storage.mapping import CHECKPOINTS, DECISIONS, RUNS, STEPS, WORKFLOWS, inse
 
 __all__ = [
     "checkpoint",
+    "checkpoint_outcomes",
     "checkpoints",
     "decisions",
     "open_for",
@@ -119,6 +129,19 @@ def steps_of_runs(tx: Tx, since: datetime, until: datetime, workflow_id: str | N
         return STEPS.load_all(tx.query(_STEPS_OF_RUNS, params).fetchall(), tx.pg)
     params["workflow_id"] = workflow_id
     return STEPS.load_all(tx.query(_STEPS_OF_WORKFLOW_RUNS, params).fetchall(), tx.pg)
+
+
+def checkpoint_outcomes(tx: Tx, run_ids: list[str]) -> dict[str, set[CheckpointOutcome]]:
+    """Run id -> the outcomes of its resolved checkpoints (through the run_id index)."""
+    names = [f"r{i}" for i in range(len(run_ids))]
+    sql = Sql(
+        "SELECT DISTINCT run_id, outcome FROM checkpoints WHERE outcome IS NOT NULL"
+        f" AND run_id IN ({', '.join(':' + n for n in names)})"
+    )
+    found: dict[str, set[CheckpointOutcome]] = {}
+    for run_id, outcome in tx.query(sql, dict(zip(names, run_ids, strict=True))).fetchall():
+        found.setdefault(str(run_id), set()).add(CheckpointOutcome(outcome))
+    return found
 
 
 def checkpoint(tx: Tx, checkpoint_id: str) -> Checkpoint:

@@ -14,6 +14,7 @@ from engine.installations import SlackInstallation
 from engine.model import (
     AuditEvent,
     Checkpoint,
+    CheckpointOutcome,
     Decision,
     Delegation,
     Delivery,
@@ -201,6 +202,12 @@ class SqlStore:
         return await self._db.read(
             lambda tx: _queries.steps_of_runs(tx, created_since, created_until, workflow_id)
         )
+
+    async def checkpoint_outcomes(self, run_ids: list[str]) -> dict[str, set[CheckpointOutcome]]:
+        """Run id -> the outcomes of its resolved checkpoints, in one read."""
+        if not run_ids:
+            return {}
+        return await self._db.read(lambda tx: _queries.checkpoint_outcomes(tx, run_ids))
 
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         """One checkpoint. Raises NotFound."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -244,6 +245,29 @@ async def test_list_steps_in_start_order(store: RunStore) -> None:
     await store.commit(lease, RunChange(at=at(6), steps=steps))
     assert [s.id for s in await store.list_steps("run_1")] == ["s9", "s10", "s2"]
     assert await store.list_steps("run_404") == []
+
+
+async def test_checkpoint_outcomes_of_many_runs_in_one_read(store: RunStore) -> None:
+    resolved: dict[str, Any] = {"status": CheckpointStatus.resolved, "resolved_at": at(2)}
+    lease = await d.started(store)
+    first = [
+        d.checkpoint("c1", outcome=CheckpointOutcome.edited, **resolved),
+        d.checkpoint("c2", outcome=CheckpointOutcome.approved, **resolved),
+        d.checkpoint("c3", node_id="again", outcome=CheckpointOutcome.approved, **resolved),
+        d.checkpoint("c4"),
+    ]
+    await store.commit(lease, RunChange(at=at(3), checkpoints=first))
+    lease2 = await d.started(store, "run_2")
+    second = [d.checkpoint("c5", run_id="run_2", outcome=CheckpointOutcome.rejected, **resolved)]
+    await store.commit(lease2, RunChange(at=at(4), checkpoints=second))
+    await d.started(store, "run_3")  # no checkpoint at all
+    found = await store.checkpoint_outcomes(["run_1", "run_2", "run_3", "run_404"])
+    assert found == {
+        "run_1": {CheckpointOutcome.edited, CheckpointOutcome.approved},
+        "run_2": {CheckpointOutcome.rejected},
+    }
+    assert await store.checkpoint_outcomes(["run_2"]) == {"run_2": {CheckpointOutcome.rejected}}
+    assert await store.checkpoint_outcomes([]) == {}
 
 
 async def test_checkpoint_queries(store: RunStore) -> None:
