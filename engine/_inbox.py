@@ -9,7 +9,7 @@ decision gate's own rules then drop what they could not decide (their own reques
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine._deciding import Deciding
@@ -23,10 +23,12 @@ __all__ = ["Inbox", "Page"]
 
 @dataclass(frozen=True)
 class Page:
-    """One page of open checkpoints and the cursor of the next one (None: no more)."""
+    """One page of open checkpoints and the cursor of the next one (None: no more), and the
+    principals they were looked up by (``Inbox.principals_of`` as the page read them)."""
 
     items: list[Checkpoint]
     next: tuple[datetime, str] | None
+    principals: list[str] = field(default_factory=list)
 
 
 class Inbox(Deciding):
@@ -91,4 +93,4 @@ class Inbox(Deciding):
         found = await self.store.open_checkpoints_for(principals, limit=limit, before=before)
         items = [cp for cp in found if await self._can_decide(gate, cp, actor, active)]
         following = (found[-1].created_at, found[-1].id) if len(found) == limit else None
-        return Page(items=items, next=following)
+        return Page(items=items, next=following, principals=principals)

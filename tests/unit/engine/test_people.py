@@ -197,3 +197,6 @@ async def test_a_page_of_what_waits_reads_each_person_once() -> None:
     assert sorted(cp.id for cp in page.items) == sorted(opened)
     # Ann (the actor) and Rita (every item's requester), not both again for each of 20 items
     assert sorted(store.lookups) == sorted([f"user:{ANN_SLACK}", "user:rita"])
+    # the page says which principals it read by (the console shows them)
+    assert page.principals == await engine.principals_of(ANN_SLACK)
+    assert {f"user:{ANN_SLACK}", ANN_EMAIL} <= set(page.principals)
