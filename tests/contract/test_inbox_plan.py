@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 import storage
-from storage import _queries
+from storage import _clients, _queries
 from storage._sql import Sql
 
 
@@ -63,6 +63,13 @@ def test_open_groups_and_channels_come_from_a_range_of_the_assignee_index(tx: Pl
     assert "ix_checkpoints_status" not in plan, plan
 
 
+def test_the_api_list_by_assignee_starts_from_the_assignee_index(tx: PlanTx) -> None:
+    _clients.page_checkpoints(tx, open_only=True, assignee="user:U1", after=None, limit=50)  # type: ignore[arg-type]
+    [plan] = tx.plans
+    assert "ix_checkpoint_assignees_principal (principal=?)" in plan, plan
+    assert "ix_checkpoints_status" not in plan, plan
+
+
 class PgPlanTx:
     """Runs each query for real on PostgreSQL and keeps its plan."""
 
@@ -83,7 +90,7 @@ def pg_tx(pg_url: str) -> Iterator[PgPlanTx]:
     conninfo = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo) as raw:
         # PostgreSQL plans from statistics: give it the shape of a busy inbox (many open
-        # checkpoints, each for a person; none for a group or channel), rolled back afterwards
+        # checkpoints, five for each person; none for a group or channel), rolled back afterwards
         raw.execute(
             "INSERT INTO checkpoints (id, run_id, node_id, status, version, kind, title, prompt,"
             " context, options, response_schema, proposed, assignees, notify, quorum, approvals,"
@@ -94,7 +101,7 @@ def pg_tx(pg_url: str) -> Iterator[PgPlanTx]:
         )
         raw.execute(
             "INSERT INTO checkpoint_assignees (checkpoint_id, principal)"
-            " SELECT 'cp' || g, 'user:U' || (g % 50) FROM generate_series(1, 5000) g"
+            " SELECT 'cp' || g, 'user:U' || (g % 1000) FROM generate_series(1, 5000) g"
         )
         raw.execute("ANALYZE checkpoints")
         raw.execute("ANALYZE checkpoint_assignees")
@@ -121,3 +128,11 @@ def test_open_groups_and_channels_come_from_a_range_of_the_assignee_index_on_pos
     assert "Index Cond: (((principal)::text ~>=~ 'group:'::text)" in plan, plan
     assert "Index Cond: (((principal)::text ~>=~ 'channel:'::text)" in plan, plan
     assert "ix_checkpoints_status" not in plan, plan
+
+
+@pytest.mark.postgres
+def test_the_api_list_by_assignee_starts_from_the_assignee_index_on_postgres(pg_tx: PgPlanTx) -> None:
+    _clients.page_checkpoints(pg_tx, open_only=True, assignee="user:U1", after=None, limit=50)  # type: ignore[arg-type]
+    [plan] = pg_tx.plans
+    assert "Index Cond: ((principal)::text = 'user:U1'::text)" in plan, plan
+    assert "Seq Scan on checkpoints" not in plan, plan
