@@ -14,7 +14,7 @@ from engine.errors import Conflict, NeedsDetail, NotAllowed, StaleVersion
 from engine.events import EventType
 from engine.expressions import ExpressionError
 from engine.faults import fault
-from engine.gate import SELF_APPROVAL_KINDS, Admission, Attempt
+from engine.gate import SELF_APPROVAL_KINDS, Admission, Attempt, Gate
 from engine.model import (
     Checkpoint,
     CheckpointStatus,
@@ -220,13 +220,19 @@ class Deciding(Driving):
         nothing is audited). Named assignees, role and group members, channel members and
         delegates count; the requester of an approval or review does not. ``active``: the
         delegations active now, when already read."""
-        found = await self.gate.principal_of(cp, actor, self.clock.now(), active)
+        return await self._can_decide(self.gate, cp, actor, active)
+
+    async def _can_decide(
+        self, gate: Gate, cp: Checkpoint, actor: str, active: list[Delegation] | None
+    ) -> bool:
+        """``can_decide`` through ``gate`` (one that remembers people, for a list)."""
+        found = await gate.principal_of(cp, actor, self.clock.now(), active)
         if found is None:
             return False
         return not (
             cp.kind in SELF_APPROVAL_KINDS
             and not cp.allow_self_approval
-            and await self.gate.is_requester(cp, actor, found[0])
+            and await gate.is_requester(cp, actor, found[0])
         )
 
     async def _validated(self, command: Decide) -> _Valid:

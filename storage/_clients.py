@@ -186,13 +186,14 @@ def page_checkpoints(
     where = ["1 = 1"]
     params: dict[str, Any] = {"limit": limit + 1, "after": after}
     if open_only is not None:
-        where.append("status = :status")
+        # with an assignee, ``status || ''`` keeps SQLite on the assignee index (as ``open_for``)
+        where.append("status || '' = :status" if assignee and not tx.pg else "status = :status")
         params["status"] = (CheckpointStatus.open if open_only else CheckpointStatus.resolved).value
     if assignee is not None:
-        # the JSON text of the list holds each principal as one quoted string
-        where.append("CAST(assignees AS TEXT) LIKE :assignee ESCAPE '!'")
-        quoted = dumps_json(assignee).replace("!", "!!").replace("%", "!%").replace("_", "!_")
-        params["assignee"] = f"%{quoted}%"
+        # through the assignee index (one row per checkpoint and principal, kept as the
+        # checkpoint's assignees change and after it resolves), not a scan of every checkpoint
+        where.append("id IN (SELECT checkpoint_id FROM checkpoint_assignees WHERE principal = :assignee)")
+        params["assignee"] = assignee
     if after is not None:
         where.append("pk < :after")
     sql = Sql(

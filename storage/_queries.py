@@ -198,7 +198,8 @@ def open_principals(tx: Tx, kinds: tuple[str, ...]) -> list[str]:
         return []
     # SQLite: a range on the principal index per kind ("group:" <= p < "group;", byte order),
     # not a LIKE (which it cannot answer from the index) joined to every open checkpoint.
-    # PostgreSQL's collation may not order ":" before ";", so it keeps the prefix match.
+    # PostgreSQL's collation may not order ":" before ";", so it keeps the prefix match, which
+    # the index's pattern operator class answers as a range (migration 0010).
     if tx.pg:
         match = " OR ".join(f"a.principal LIKE :lo{i}" for i in range(len(kinds)))
     else:

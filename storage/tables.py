@@ -221,11 +221,21 @@ class CheckpointAssigneeRow(SQLModel, table=True):
     """Who a checkpoint is assigned to, one principal per row: "waiting for me" through an index."""
 
     __tablename__ = "checkpoint_assignees"
-    __table_args__ = (sa.UniqueConstraint("checkpoint_id", "principal"),)
+    __table_args__ = (
+        sa.UniqueConstraint("checkpoint_id", "principal"),
+        # PostgreSQL: the pattern operator class answers both ``principal IN (...)`` and the
+        # ``LIKE 'group:%'`` prefix of the open groups and channels (a default-collation index
+        # cannot, whatever the collation); SQLite ignores it and reads a range instead
+        sa.Index(
+            "ix_checkpoint_assignees_principal",
+            "principal",
+            postgresql_ops={"principal": "varchar_pattern_ops"},
+        ),
+    )
 
     pk: int | None = _pk()
     checkpoint_id: str = Field(index=True)
-    principal: str = Field(index=True)
+    principal: str
 
 
 class DelegationRow(SQLModel, table=True):

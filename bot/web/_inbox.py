@@ -55,14 +55,13 @@ async def inbox_page(request: web.Request) -> web.Response:
     live_after = (await c.store.audit_head())[0]  # before reading: no change falls between
     page = await c.engine.waiting_for(actor, limit=PAGE, before=before)
     following = "/inbox?" + urlencode({"before": cursor_text(page.next)}) if page.next else None
-    principals = await c.engine.principals_of(actor)
     return render(
         request,
         "inbox.html",
         checkpoints=page.items,
         following=following,
         first=before is None,
-        principals=principals,
+        principals=page.principals,
         live_after=live_after,
     )
 

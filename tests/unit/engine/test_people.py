@@ -170,3 +170,33 @@ async def test_an_identity_belongs_to_one_person(world: World) -> None:
 async def test_slack_fan_out_leaves_email_members_to_the_email_channel() -> None:
     users, _ = await expand_principals(["role:finance"], ROLES, None)
     assert users == {"felix", "fred"}
+
+
+class CountingPeople(InMemoryRunStore):
+    """The in-memory store, counting how often a person is looked up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups: list[str] = []
+
+    async def find_person(self, identity: str) -> Person | None:
+        self.lookups.append(identity)
+        return await super().find_person(identity)
+
+
+async def test_a_page_of_what_waits_reads_each_person_once() -> None:
+    wf = load_workflow_text(DIRECT, file="test.yml", roles=ROLES)
+    store = CountingPeople()
+    deps = NodeDeps(clock=FixedClock(), ids=SeqIds(), roles=ROLES, people=store)
+    engine = Engine(store=store, catalog=WorkflowCatalog({wf.id: wf}, roles=ROLES), deps=deps, owner="t")
+    w = World(engine, store)
+    await _link_ann(w)
+    opened = [await _open(w, "direct") for _ in range(20)]
+    store.lookups.clear()
+    page = await engine.waiting_for(ANN_SLACK)
+    assert sorted(cp.id for cp in page.items) == sorted(opened)
+    # Ann (the actor) and Rita (every item's requester), not both again for each of 20 items
+    assert sorted(store.lookups) == sorted([f"user:{ANN_SLACK}", "user:rita"])
+    # the page says which principals it read by (the console shows them)
+    assert page.principals == await engine.principals_of(ANN_SLACK)
+    assert {f"user:{ANN_SLACK}", ANN_EMAIL} <= set(page.principals)
