@@ -100,6 +100,28 @@ async def test_pages_need_a_sign_in_and_a_good_one_lands_where_it_was_going(site
     assert kinds == ["person.linked", "console.signed_in"]
 
 
+@pytest.mark.parametrize(
+    "next_path",
+    [
+        "//evil.example/",
+        "/%5Cevil.example/",
+        "/%09/evil.example/",
+        "/%0A/evil.example/",
+        "https://evil.example/",
+    ],
+)
+async def test_a_sign_in_never_lands_on_another_site(site: Console, next_path: str) -> None:
+    # a planted /login?next=... must not send the freshly signed-in browser off the console
+    client = await site.browser()
+    resp = await sign_in(client, "oidc", next_path)
+    assert resp.status == 303, await resp.text()
+    location = resp.headers["Location"]
+    assert location.startswith("/"), location
+    assert not location.startswith(("//", "/\\")), location
+    assert URL(location).host is None, location
+    assert "evil.example" not in location
+
+
 async def test_audit_pages_and_chart_data_need_a_sign_in(site: Console) -> None:
     client = await site.browser()
     for path in ("/audit?q=ann", "/runs/run_1/audit", "/stats/charts/latency?since=7d"):
