@@ -221,6 +221,7 @@ class Rerunning(Controlling):
         closed = await self.store.list_checkpoints(run_id=run.id, limit=10_000)
         if any(cp.outcome is CheckpointOutcome.cancelled for cp in closed):
             raise Conflict(f"a checkpoint of run {run.id} was closed when it failed: {rerun}")
+        await self._no_other_execution(run)
         again = [
             s.model_copy(
                 update={"status": StepStatus.running, "error": None, "ended_at": None, "retryable": False}
@@ -232,6 +233,28 @@ class Rerunning(Controlling):
         run = await self.store.reopen_run(run.id, self.clock.now(), again, [audit])
         self._changed(run.id)
         return run
+
+    async def _no_other_execution(self, run: Run) -> None:
+        """A retry carries out the decisions of ``run`` (its own, or those it reused) again in
+        place; it is refused when another run of the family carries them out as well (a rerun
+        that reused them): one approval, one execution.
+
+        Raises:
+            Conflict: another run reused the decisions ``run`` would carry out.
+        """
+        root = run
+        while root.rerun_of is not None and root.origin.get("reused_decisions"):
+            root = await self.store.get_run(root.rerun_of)
+        family = [root.id]
+        while family:
+            for other in await self.store.reruns_of(family.pop()):
+                if other.id != run.id and other.origin.get("reused_decisions"):
+                    raise Conflict(
+                        f"run {other.id} ({other.status.value}) reran {root.id} with its decisions, so "
+                        f"retrying {run.id} would carry them out again: one approval, one execution; "
+                        f"retry {other.id} instead, or rerun with --reask to ask the people again"
+                    )
+                family.append(other.id)
 
     async def _reuses_a_reject(self, run_id: str, plan: RerunPlan) -> bool:
         reused = set(await self._reused_decisions(run_id, {s.node_id for s in plan.reused}))

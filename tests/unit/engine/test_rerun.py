@@ -341,3 +341,28 @@ async def test_an_agents_run_never_reuses_a_persons_decision() -> None:
         await engine.rerun(Rerun(run_id=run.id, actor="api:key_agent1", from_node="send"))
     again = await engine.rerun(Rerun(run_id=run.id, actor="api:key_agent1", from_node="send", reask=True))
     assert again.pending == ["approval"]
+
+
+async def test_a_run_rerun_with_its_approval_is_not_retried_as_well(make_world: Callable[..., World]) -> None:
+    # one approval, one execution: once a rerun carries the approval out, a retry of the
+    # original would send the refund a second time (another run id, so another idempotency key)
+    w = make_world(REFUND)
+    run = await w.engine.start("refund", {"amount": 120}, requester="alice")
+    await w.engine.drive(run.id)
+    (cp,) = await w.store.list_checkpoints(run_id=run.id)
+    w.http.responses = [HttpResponse(status=503, text="try later")]
+    await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia"))
+    assert (await w.store.get_run(run.id)).status is RunStatus.failed
+    rerun = await w.engine.rerun(Rerun(run_id=run.id, actor="alice", from_node="send"))
+    assert rerun.origin["reused_decisions"] == ["approval"]
+    with pytest.raises(Conflict, match="one approval, one execution") as refused:
+        await w.engine.retry(Retry(run_id=run.id, actor="alice"))
+    assert rerun.id in str(refused.value)
+    assert (await w.store.get_run(run.id)).status is RunStatus.failed
+    done = await w.engine.drive(rerun.id)
+    assert done is not None
+    assert done.status is RunStatus.succeeded
+    assert len(w.http.requests) == 2, "the failed attempt, then the rerun's: sent once"
+    with pytest.raises(Conflict, match="one approval, one execution"):
+        await w.engine.retry(Retry(run_id=run.id, actor="alice"))
+    assert len(w.http.requests) == 2
