@@ -43,6 +43,7 @@ class Rerunning(Controlling):
         )
         carried = await self._carried(original, workflow, plan)
         await self._one_execution_per_approval(original, carried)
+        await self._not_carried_out_again(original, workflow, plan, carried)
         if workflow.content_hash != original.workflow_hash:
             await self._same_checkpoints(original, workflow, plan)
         inputs = self.check_inputs(workflow, original.inputs) if command.latest else original.inputs
@@ -112,6 +113,45 @@ class Rerunning(Controlling):
                         f"decisions: one approval, one execution; {again}"
                     )
                 family.append(rerun.id)
+
+    async def _not_carried_out_again(
+        self, original: Run, workflow: Workflow, plan: RerunPlan, carried: list[str]
+    ) -> None:
+        """A reused decision may finish what its run did not do, never redo what it did: a node
+        after the decision that succeeded (in the original, or in a rerun that reused the same
+        decision and then failed or was cancelled) is reused by the plan, not run again.
+
+        Raises:
+            Conflict: the plan runs again a node that already carried out the decision.
+        """
+        if not carried:
+            return
+        ancestors = workflow.compiled.ancestors
+        after = {
+            n for n, spec in workflow.nodes.items() if spec.type != "human" and ancestors[n] & set(carried)
+        }
+        kept = {s.node_id for s in plan.reused}
+        runs, family = [original.id], [original.id]
+        while family:
+            for rerun in await self.store.reruns_of(family.pop()):
+                if rerun.origin.get("reused_decisions"):
+                    runs.append(rerun.id)
+                family.append(rerun.id)
+        for run_id in runs:
+            done = sorted(
+                {
+                    s.node_id
+                    for s in await self.store.list_steps(run_id)
+                    if s.status is StepStatus.succeeded and s.node_id in after and s.node_id not in kept
+                }
+            )
+            if done:
+                nodes = ", ".join(f"'{n}'" for n in done)
+                raise Conflict(
+                    f"run {run_id} already carried out the decision at {', '.join(carried)} "
+                    f"(node {nodes} succeeded): reusing it would carry it out again; rerun from a "
+                    "later node, or with --reask to ask the people again"
+                )
 
     async def _rerun_audit(
         self, original: Run, run: Run, workflow: Workflow, plan: RerunPlan, command: Rerun
