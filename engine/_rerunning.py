@@ -43,6 +43,7 @@ class Rerunning(Controlling):
         )
         carried = await self._carried(original, workflow, plan)
         await self._one_execution_per_approval(original, carried)
+        await self._not_carried_out_again(original, workflow, plan, carried)
         if workflow.content_hash != original.workflow_hash:
             await self._same_checkpoints(original, workflow, plan)
         inputs = self.check_inputs(workflow, original.inputs) if command.latest else original.inputs
@@ -112,6 +113,45 @@ class Rerunning(Controlling):
                         f"decisions: one approval, one execution; {again}"
                     )
                 family.append(rerun.id)
+
+    async def _not_carried_out_again(
+        self, original: Run, workflow: Workflow, plan: RerunPlan, carried: list[str]
+    ) -> None:
+        """A reused decision may finish what its run did not do, never redo what it did: a node
+        after the decision that succeeded (in the original, or in a rerun that reused the same
+        decision and then failed or was cancelled) is reused by the plan, not run again.
+
+        Raises:
+            Conflict: the plan runs again a node that already carried out the decision.
+        """
+        if not carried:
+            return
+        ancestors = workflow.compiled.ancestors
+        after = {
+            n for n, spec in workflow.nodes.items() if spec.type != "human" and ancestors[n] & set(carried)
+        }
+        kept = {s.node_id for s in plan.reused}
+        runs, family = [original.id], [original.id]
+        while family:
+            for rerun in await self.store.reruns_of(family.pop()):
+                if rerun.origin.get("reused_decisions"):
+                    runs.append(rerun.id)
+                family.append(rerun.id)
+        for run_id in runs:
+            done = sorted(
+                {
+                    s.node_id
+                    for s in await self.store.list_steps(run_id)
+                    if s.status is StepStatus.succeeded and s.node_id in after and s.node_id not in kept
+                }
+            )
+            if done:
+                nodes = ", ".join(f"'{n}'" for n in done)
+                raise Conflict(
+                    f"run {run_id} already carried out the decision at {', '.join(carried)} "
+                    f"(node {nodes} succeeded): reusing it would carry it out again; rerun from a "
+                    "later node, or with --reask to ask the people again"
+                )
 
     async def _rerun_audit(
         self, original: Run, run: Run, workflow: Workflow, plan: RerunPlan, command: Rerun
@@ -221,6 +261,7 @@ class Rerunning(Controlling):
         closed = await self.store.list_checkpoints(run_id=run.id, limit=10_000)
         if any(cp.outcome is CheckpointOutcome.cancelled for cp in closed):
             raise Conflict(f"a checkpoint of run {run.id} was closed when it failed: {rerun}")
+        await self._no_other_execution(run)
         again = [
             s.model_copy(
                 update={"status": StepStatus.running, "error": None, "ended_at": None, "retryable": False}
@@ -232,6 +273,28 @@ class Rerunning(Controlling):
         run = await self.store.reopen_run(run.id, self.clock.now(), again, [audit])
         self._changed(run.id)
         return run
+
+    async def _no_other_execution(self, run: Run) -> None:
+        """A retry carries out the decisions of ``run`` (its own, or those it reused) again in
+        place; it is refused when another run of the family carries them out as well (a rerun
+        that reused them): one approval, one execution.
+
+        Raises:
+            Conflict: another run reused the decisions ``run`` would carry out.
+        """
+        root = run
+        while root.rerun_of is not None and root.origin.get("reused_decisions"):
+            root = await self.store.get_run(root.rerun_of)
+        family = [root.id]
+        while family:
+            for other in await self.store.reruns_of(family.pop()):
+                if other.id != run.id and other.origin.get("reused_decisions"):
+                    raise Conflict(
+                        f"run {other.id} ({other.status.value}) reran {root.id} with its decisions, so "
+                        f"retrying {run.id} would carry them out again: one approval, one execution; "
+                        f"retry {other.id} instead, or rerun with --reask to ask the people again"
+                    )
+                family.append(other.id)
 
     async def _reuses_a_reject(self, run_id: str, plan: RerunPlan) -> bool:
         reused = set(await self._reused_decisions(run_id, {s.node_id for s in plan.reused}))

@@ -25,7 +25,7 @@ from bot.web import _accounts
 from bot.web._guard import GUARD
 from bot.web._mail import MailFailed, send_login_link
 from bot.web._oidc import Begun, Login, Provider, refused
-from bot.web._views import CONTAINER, NEW_SID, PERSON, SID, redirect, render
+from bot.web._views import CONTAINER, NEW_SID, PERSON, SID, local_path, redirect, render
 from bot.wiring import Container
 from engine.errors import NotAllowed
 from engine.people import LoginToken, PeopleStore, email_identity
@@ -73,8 +73,7 @@ def install(app: web.Application, container: Container) -> None:
 
 def _next(raw: object) -> str:
     """Only a local path: the form must not bounce a browser to another site."""
-    back = str(raw or "/")
-    return back if back.startswith("/") and not back.startswith(("//", "/\\")) else "/"
+    return local_path(raw)
 
 
 def _refused(request: web.Request, message: str, status: int = 403) -> web.Response:

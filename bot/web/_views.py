@@ -110,6 +110,19 @@ def redirect(location: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(location)
 
 
+def local_path(raw: object) -> str:
+    """``raw`` when it is a path on this console, else ``/``: a form or a ``next=`` must not
+    bounce a browser to another site. Browsers (and ``yarl``, when the ``Location`` is built)
+    drop tabs and line breaks and read ``\\`` as ``/``, so ``/<tab>/evil.example`` would be
+    ``//evil.example``: any control character, space or backslash is refused."""
+    back = str(raw or "/")
+    if not back.startswith("/") or back.startswith("//"):
+        return "/"
+    if any(ch == "\\" or ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in back):
+        return "/"
+    return back
+
+
 async def drive_soon(app: web.Application, run_id: str) -> None:
     engine = app[CONTAINER].engine
 
@@ -364,10 +377,7 @@ async def set_actor(request: web.Request) -> web.Response:
         return render(request, "error.html", status=403, title="Not here", message=message)
     form = await request.post()
     name = str(form.get("actor", "")).strip()
-    back = str(form.get("next", "/"))
-    # only local paths, so the form cannot be used to bounce a browser elsewhere
-    if not back.startswith("/") or back.startswith("//"):
-        back = "/"
+    back = local_path(form.get("next"))
     if not _ACTOR.match(name):
         message = "A name is 1 to 64 letters, digits or . _ @ + - (e.g. alice, or a Slack id like U024BE7LH)."
         return render(request, "error.html", status=400, title="That name cannot be used", message=message)

@@ -241,3 +241,16 @@ async def test_agent_content_is_shown_as_data_never_compiled(env: ApiEnv) -> Non
         "{{ run }}",
         {"x": "{{ inputs }}"},
     )
+
+
+async def test_another_client_reusing_a_key_and_body_never_gets_the_first_clients_ask(env: ApiEnv) -> None:
+    # an idempotency key is the client's own: the same key and body from another API key is a
+    # new request, not a replay that would hand over the first client's checkpoint
+    first, _ = await env.key(ASK)
+    other, _ = await env.key(ASK, name="other")
+    mine = await env.call("POST", "/api/v1/checkpoints", first, ask_body(key="shared"))
+    theirs = await env.call("POST", "/api/v1/checkpoints", other, ask_body(key="shared"))
+    assert (mine[0], theirs[0]) == (201, 201)
+    assert "Idempotent-Replayed" not in theirs[2]
+    assert theirs[1]["id"] != mine[1]["id"]
+    assert len(await env.container.store.list_checkpoints()) == 2

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from yarl import URL
 
+from bot.web._guard import GUARD
+from bot.web._guard import install as install_guard
 from engine.commands import Decide
 from engine.installations import SlackInstallation
 from engine.model import CheckpointStatus
@@ -98,6 +101,28 @@ async def test_pages_need_a_sign_in_and_a_good_one_lands_where_it_was_going(site
     assert set(ann.identities) == {f"oidc:{_issuer(site)}#okta|ann", "email:ann@corp.example"}
     kinds = [e.kind for e in await site.container.store.audit_events()]
     assert kinds == ["person.linked", "console.signed_in"]
+
+
+@pytest.mark.parametrize(
+    "next_path",
+    [
+        "//evil.example/",
+        "/%5Cevil.example/",
+        "/%09/evil.example/",
+        "/%0A/evil.example/",
+        "https://evil.example/",
+    ],
+)
+async def test_a_sign_in_never_lands_on_another_site(site: Console, next_path: str) -> None:
+    # a planted /login?next=... must not send the freshly signed-in browser off the console
+    client = await site.browser()
+    resp = await sign_in(client, "oidc", next_path)
+    assert resp.status == 303, await resp.text()
+    location = resp.headers["Location"]
+    assert location.startswith("/"), location
+    assert not location.startswith(("//", "/\\")), location
+    assert URL(location).host is None, location
+    assert "evil.example" not in location
 
 
 async def test_audit_pages_and_chart_data_need_a_sign_in(site: Console) -> None:
@@ -400,3 +425,21 @@ async def test_an_open_event_stream_ends_with_its_session(site: Console) -> None
     assert stream.content.at_eof(), "the stream ended"
     assert run.id.encode() not in got
     assert b"checkpoint.opened" not in got
+
+
+@pytest.mark.parametrize(("public_url", "secure"), [("https://signoff.corp.example", True), (None, False)])
+def test_the_session_cookie_is_secure_behind_https(
+    tmp_path: Path, idp: FakeOidc, public_url: str | None, secure: bool
+) -> None:
+    # with people signing in, a cookie sent over plain HTTP would hand the session to the network
+    settings = login_settings(tmp_path, free_port(), oidc=idp)
+    if public_url:
+        settings = settings.model_copy(update={"public_url": public_url})
+    app = web.Application()
+    install_guard(app, settings)
+    response = web.Response()
+    app[GUARD].sessions.set_cookie(response, "sid")
+    cookie = response.cookies["signoff_session"]
+    assert bool(cookie["secure"]) is secure
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Lax"  # the provider's redirect back is a cross-site navigation

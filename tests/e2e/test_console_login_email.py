@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bot.mail import links_for
 from tests.e2e._console import Browser, form_for
 from tests.e2e._login import Console, console, free_port, login_settings, smtp_server, wait_for
 
@@ -159,3 +160,37 @@ async def test_an_address_is_not_flooded_with_links(site: Console, smtp: tuple[i
     assert len(smtp[1]) == 5
     site.clock.advance(site.container.settings.login.link_ttl.total_seconds())
     await _link(client, smtp, "ann@corp.example")  # the window has passed
+
+
+async def test_a_decision_link_decides_nothing_for_someone_else_signed_in(
+    site: Console, smtp: tuple[int, list[Message]]
+) -> None:
+    # ann's decision link, opened in a browser signed in as dave: refused, and still ann's
+    c = site.container
+    run = await c.engine.start("pay", {}, requester="rita")
+    await c.engine.drive(run.id)
+    [cp] = await c.store.list_checkpoints(run_id=run.id, open_only=True)
+    links = links_for(c)
+    assert links is not None
+    minted = await links.mint(cp, "email:ann@corp.example", c.clock.now())
+    path = urlsplit(minted.url).path
+    dave = await site.browser()
+    signed = await _link(dave, smtp, "dave@corp.example")
+    page = await dave.get(signed)
+    assert (await dave.post(signed, data=form_for(await page.text(), signed).hidden)).status in {200, 303}
+    assert await _signed_in(dave)
+    page = await dave.get(path)
+    assert page.status == 403
+    assert "was mailed to ann@corp.example" in await page.text()
+    csrf = form_for(await (await dave.get("/")).text(), "/logout").hidden["csrf"]
+    forged = await dave.post(path, data={"csrf": csrf, "decision": "approve"})
+    assert forged.status == 403
+    assert "Nothing was decided" in await forged.text()
+    assert (await c.store.get_checkpoint(cp.id)).approvals == []
+    # the link was not used up: its owner still decides with it
+    ann = await site.browser()
+    page = await ann.get(path)
+    form = form_for(await page.text(), path)
+    resp = await ann.post(path, data={**form.hidden, "decision": "approve"})
+    assert resp.status == 200, await resp.text()
+    assert (await c.store.get_checkpoint(cp.id)).approvals == ["email:ann@corp.example"]

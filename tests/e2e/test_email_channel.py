@@ -258,3 +258,21 @@ async def test_a_person_who_prefers_email_in_the_people_record_gets_mail(site: C
     status, _ = await _press(await site.browser(), path)
     assert status == 200
     assert (await c.store.get_checkpoint(cp.id)).approvals == ["felix"]
+
+
+async def test_an_option_the_page_does_not_offer_decides_nothing_and_uses_nothing(
+    site: Console, smtp: Smtp
+) -> None:
+    # a forged form: an edit (it needs the console's form), an outcome only a timer records, junk
+    cp, path = await _link(site, smtp)
+    client = await site.browser()
+    for forged in ("edit", "answer", "timeout", "cancel", "approve "):
+        status, text = await _press(client, path, forged)
+        assert status == 400, forged
+        assert "Pick one of the buttons" in text
+    store = site.container.store
+    assert (await store.get_checkpoint(cp.id)).approvals == []
+    assert await store.list_decisions() == []
+    status, text = await _press(client, path, "approve")
+    assert status == 200, text
+    assert (await store.get_checkpoint(cp.id)).approvals == [f"email:{ANN}"]

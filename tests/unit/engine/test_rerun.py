@@ -341,3 +341,68 @@ async def test_an_agents_run_never_reuses_a_persons_decision() -> None:
         await engine.rerun(Rerun(run_id=run.id, actor="api:key_agent1", from_node="send"))
     again = await engine.rerun(Rerun(run_id=run.id, actor="api:key_agent1", from_node="send", reask=True))
     assert again.pending == ["approval"]
+
+
+async def test_a_run_rerun_with_its_approval_is_not_retried_as_well(make_world: Callable[..., World]) -> None:
+    # one approval, one execution: once a rerun carries the approval out, a retry of the
+    # original would send the refund a second time (another run id, so another idempotency key)
+    w = make_world(REFUND)
+    run = await w.engine.start("refund", {"amount": 120}, requester="alice")
+    await w.engine.drive(run.id)
+    (cp,) = await w.store.list_checkpoints(run_id=run.id)
+    w.http.responses = [HttpResponse(status=503, text="try later")]
+    await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia"))
+    assert (await w.store.get_run(run.id)).status is RunStatus.failed
+    rerun = await w.engine.rerun(Rerun(run_id=run.id, actor="alice", from_node="send"))
+    assert rerun.origin["reused_decisions"] == ["approval"]
+    with pytest.raises(Conflict, match="one approval, one execution") as refused:
+        await w.engine.retry(Retry(run_id=run.id, actor="alice"))
+    assert rerun.id in str(refused.value)
+    assert (await w.store.get_run(run.id)).status is RunStatus.failed
+    done = await w.engine.drive(rerun.id)
+    assert done is not None
+    assert done.status is RunStatus.succeeded
+    assert len(w.http.requests) == 2, "the failed attempt, then the rerun's: sent once"
+    with pytest.raises(Conflict, match="one approval, one execution"):
+        await w.engine.retry(Retry(run_id=run.id, actor="alice"))
+    assert len(w.http.requests) == 2
+
+
+SENT_THEN_ASKED = REFUND.replace(
+    """  - id: receipt
+    type: set
+    data: {done: "{{ nodes.send.data.id }}"}
+""",
+    """  - id: receipt
+    type: human
+    prompt: "Refund {{ nodes.send.data.id }} sent: tell the customer?"
+    assignee: user:mia
+    options: [approve, reject]
+""",
+)
+
+
+async def test_a_rerun_never_carries_out_again_what_the_approval_already_did(
+    make_world: Callable[..., World],
+) -> None:
+    # the refund was sent, then the run was cancelled at a later question: a rerun from `send`
+    # reusing the approval would send the refund a second time on one approval
+    w = make_world(SENT_THEN_ASKED)
+    run = await w.engine.start("refund", {"amount": 120}, requester="alice")
+    await w.engine.drive(run.id)
+    (cp,) = await w.store.list_checkpoints(run_id=run.id)
+    await w.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="mia"))
+    assert len(w.http.requests) == 1
+    await w.engine.cancel(Cancel(run_id=run.id, actor="alice", reason="not now"))
+    assert (await w.store.get_run(run.id)).status is RunStatus.cancelled
+    with pytest.raises(Conflict, match="already carried out") as refused:
+        await w.engine.rerun(Rerun(run_id=run.id, actor="alice", from_node="send"))
+    assert "'send'" in str(refused.value)
+    # what comes after the executed action may run again on the recorded result
+    later = await w.engine.rerun(Rerun(run_id=run.id, actor="alice", from_node="receipt"))
+    assert later.pending == ["receipt"]
+    await w.engine.drive(later.id)
+    assert len(w.http.requests) == 1, "the refund was sent once"
+    await w.engine.cancel(Cancel(run_id=later.id, actor="alice", reason="done with it"))
+    asked = await w.engine.rerun(Rerun(run_id=run.id, actor="alice", from_node="send", reask=True))
+    assert asked.pending == ["approval"], "asked again, the person decides anew"
