@@ -419,6 +419,7 @@ def _open_page(
             for cp in page:
                 r = redactors.get(cp.run_id)
                 if r is None:
+                    # once per run: it reads every checkpoint and decision of the run
                     r = redactors[cp.run_id] = await stored_redactor(light, light.run(cp.run_id))
                 masked.append(redact_checkpoint(r, cp))
             return masked, now, more
@@ -433,7 +434,7 @@ def _waiting_for(
 ) -> tuple[list[Checkpoint], datetime, tuple[int | None, str] | None]:
     """One page of what ``who`` may decide now, through the assignee index (``Engine.waiting_for``)."""
     from engine.errors import InvalidInput, NotFound
-    from engine.sensitive import redact_checkpoint
+    from engine.sensitive import Redactor, redact_checkpoint
 
     if not who:
         raise _fail("--assignee needs a person: U024BE7LH, user:U024BE7LH or email:ann@corp.example", 2)
@@ -450,9 +451,13 @@ def _waiting_for(
         page = await c.engine.waiting_for(actor, limit=limit, before=cursor)
         now = c.clock.now()
         found = [cp for cp in page.items if not overdue or (cp.due_at is not None and cp.due_at <= now)]
-        masked = [
-            redact_checkpoint(await c.engine.redactor(await c.store.get_run(cp.run_id)), cp) for cp in found
-        ]
+        redactors: dict[str, Redactor] = {}
+        masked = []
+        for cp in found:
+            r = redactors.get(cp.run_id)
+            if r is None:  # once per run: it reads every checkpoint and decision of the run
+                r = redactors[cp.run_id] = await c.engine.redactor(await c.store.get_run(cp.run_id))
+            masked.append(redact_checkpoint(r, cp))
         return masked, now, (None, page.next[1]) if page.next else None
 
     return _run(work)
