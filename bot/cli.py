@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from bot.config import Settings
-    from bot.wiring import Container, Reader
+    from bot.wiring import Container, LightReader, Reader
     from engine.model import Checkpoint, Run
     from engine.outcome import RunOutcome
 
@@ -92,6 +92,11 @@ def _mapped(settings: Settings, go: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``go``; our errors become one line on stderr and an exit code, never a traceback."""
     import asyncio
 
+    return _mapped_call(settings, lambda: asyncio.run(go()))
+
+
+def _mapped_call(settings: Settings, call: Callable[[], T]) -> T:
+    """``call()``, with our errors mapped as ``_mapped`` does (no event loop: the light path)."""
     from bot.config import ConfigError, database_problem
     from bot.wiring import StorageError
     from engine.errors import (
@@ -105,7 +110,7 @@ def _mapped(settings: Settings, go: Callable[[], Coroutine[Any, Any, T]]) -> T:
     )
 
     try:
-        return asyncio.run(go())
+        return call()
     except InvalidInput as exc:
         details = "".join(f"\n  {k or 'input'}: {v}" for k, v in exc.errors.items())
         raise _fail(f"{exc}{details}", EXIT_BAD_INPUT) from None
@@ -349,6 +354,11 @@ def tasks(
 ) -> None:
     """Open checkpoints, newest first, a page at a time, each with its version and, in full, what
     Approve passes on. After a page, the command for the next one."""
+    import os
+
+    # no pydantic plugin is installed with Signoff: spare this command pydantic's search of every
+    # installed package's entry points for one (an operator's own setting is kept)
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from bot._cli_output import (
         checkpoint_json,
         console,
@@ -387,46 +397,62 @@ def _cursor_of(cp: Checkpoint) -> tuple[datetime, str]:
 def _open_page(
     *, overdue: bool, limit: int, before: str | None
 ) -> tuple[list[Checkpoint], datetime, tuple[int | None, str] | None]:
-    """One page of every open checkpoint, masked, read with the database driver alone (the
-    full store opens the database first only when it must migrate or refuse it)."""
+    """One page of every open checkpoint, masked, read with the database driver alone, without
+    an event loop (the full store opens the database first only to migrate or refuse it)."""
     from bot.config import ConfigError
     from bot.wiring import SystemClock, open_light_reader, open_reader, stored_redactor
     from engine.sensitive import Redactor, redact_checkpoint
 
     settings = _settings()
 
-    async def go() -> tuple[list[Checkpoint], datetime, tuple[int | None, str] | None]:
-        light = await open_light_reader(settings)
+    def page_of(light: LightReader) -> tuple[list[Checkpoint], datetime, tuple[int | None, str] | None]:
+        now = SystemClock().now()
+        due_by = now if overdue else None
+        cursor = _cursor_of(light.checkpoint(before)) if before else None
+        page = light.open_checkpoints(limit=limit, before=cursor, due_by=due_by)
+        more = None
+        if len(page) == limit:
+            rest = light.count_open(before=_cursor_of(page[-1]), due_by=due_by)
+            more = (rest, page[-1].id) if rest else None
+        redactors: dict[str, Redactor] = {}
+        masked = []
+        for cp in page:
+            r = redactors.get(cp.run_id)
+            if r is None:  # once per run: it reads every checkpoint and decision of the run
+                r = redactors[cp.run_id] = _done(stored_redactor(light, light.run(cp.run_id)))
+            masked.append(redact_checkpoint(r, cp))
+        return masked, now, more
+
+    def read() -> tuple[list[Checkpoint], datetime, tuple[int | None, str] | None]:
+        light = open_light_reader(settings)
         if light is None:  # not created, empty or behind: the store migrates it or says why not
-            reader = await open_reader(settings)
-            await reader.close()
-            light = await open_light_reader(settings)
+            import asyncio
+
+            async def opened() -> None:
+                await (await open_reader(settings)).close()
+
+            asyncio.run(opened())
+            light = open_light_reader(settings)
         if light is None:
-            raise ConfigError(
-                f"signoff tasks reads SQLite files and PostgreSQL, not {settings.database_url.split(':')[0]}:"
-            )
+            scheme = settings.database_url.split(":")[0]
+            raise ConfigError(f"signoff tasks reads SQLite files and PostgreSQL, not {scheme}:")
         try:
-            now = SystemClock().now()
-            due_by = now if overdue else None
-            cursor = _cursor_of(light.checkpoint(before)) if before else None
-            page = light.open_checkpoints(limit=limit, before=cursor, due_by=due_by)
-            more = None
-            if len(page) == limit:
-                rest = light.count_open(before=_cursor_of(page[-1]), due_by=due_by)
-                more = (rest, page[-1].id) if rest else None
-            redactors: dict[str, Redactor] = {}
-            masked = []
-            for cp in page:
-                r = redactors.get(cp.run_id)
-                if r is None:
-                    # once per run: it reads every checkpoint and decision of the run
-                    r = redactors[cp.run_id] = await stored_redactor(light, light.run(cp.run_id))
-                masked.append(redact_checkpoint(r, cp))
-            return masked, now, more
+            return page_of(light)
         finally:
             light.close()
 
-    return _mapped(settings, go)
+    return _mapped_call(settings, read)
+
+
+def _done(coro: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never waits (the light reader answers at once)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coro.close()
+    raise RuntimeError("the light read path waited on something")
 
 
 def _waiting_for(

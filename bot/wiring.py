@@ -5,7 +5,7 @@ The only module that imports the adapters (storage, skills) and the real clock a
 
 from __future__ import annotations
 
-import asyncio
+import inspect
 import logging
 import os
 import socket
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bot.config import ConfigError, Settings
 from engine.errors import EngineError, InvalidWorkflow, SkillFailed
 
-# The adapters (storage: SQLAlchemy; skills: aiohttp, Anthropic, Docker) and the engine's service
-# are imported where a process is built, not here: the CLI imports this module for its types, and
-# `signoff --help` or `signoff tasks` must not pay for what they do not use.
+# The adapters (storage: SQLAlchemy; skills: aiohttp, Anthropic, Docker), the engine's service and
+# asyncio are imported where a process is built, not here: the CLI imports this module for its
+# types, and `signoff --help` or `signoff tasks` must not pay for what they do not use.
 if TYPE_CHECKING:
     from engine.catalog import WorkflowCatalog
     from engine.clients import ChangeFeed, ClientStore
@@ -50,6 +50,7 @@ _LAZY = {
     "SchemaState": "storage",
     "SchemaStatus": "storage",
     "StorageError": "storage",
+    "LightReader": "storage.light",
 }
 
 
@@ -69,6 +70,7 @@ __all__ = [
     "Adapters",
     "Container",
     "FixtureResult",
+    "LightReader",
     "Reader",
     "SchemaState",
     "SchemaStatus",
@@ -101,6 +103,8 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         """asyncio.sleep."""
+        import asyncio
+
         await asyncio.sleep(seconds)
 
 
@@ -151,7 +155,7 @@ class Container:
         """Release connections and sessions."""
         for closer in reversed(self.closers):
             result = closer()
-            if asyncio.iscoroutine(result):
+            if inspect.iscoroutine(result):
                 await result
 
 
@@ -328,17 +332,17 @@ async def stored_redactor(store: _VersionedSource, run: Run) -> Redactor:
     """What to mask when showing ``run``, as ``Engine.redactor`` has it, read from the stored
     version of its workflow without compiling it (the store, or the light reader)."""
     from engine.errors import NotFound
-    from engine.sensitive import run_redactor, stored_inputs_schema
+    from engine.sensitive import may_mark_sensitive, run_redactor, stored_inputs_schema
 
     try:
         version = await store.get_workflow_version(run.workflow_hash)
-        schema = stored_inputs_schema(version.source)
+        schema = stored_inputs_schema(version.source) if may_mark_sensitive(version.source) else {}
     except NotFound:
         schema = {}
     return await run_redactor(store, run, schema)
 
 
-async def open_light_reader(settings: Settings) -> LightReader | None:
+def open_light_reader(settings: Settings) -> LightReader | None:
     """The database driver alone on ``SIGNOFF_DATABASE_URL``, for ``signoff tasks``: no SQLAlchemy,
     table classes or Alembic. None when the full store must open it first: a URL the light path
     does not read, a SQLite file not created yet, a schema that is empty or behind this code's
@@ -381,6 +385,8 @@ async def _open_store(settings: Settings) -> SqlStore:
     from storage import SchemaState, create_store
 
     url = database_url(settings.database_url)
+    import asyncio
+
     sql: SqlStore = await asyncio.to_thread(create_store, url, migrate=settings.auto_migrate)
     try:
         status = await sql.schema_status()
@@ -401,6 +407,8 @@ async def read_schema(settings: Settings) -> SchemaStatus:
     Raises:
         StorageError: the database cannot be reached.
     """
+    import asyncio
+
     from storage import schema_status
 
     return await asyncio.to_thread(schema_status, database_url(settings.database_url))
@@ -412,6 +420,8 @@ async def upgrade_database(settings: Settings) -> tuple[SchemaStatus, SchemaStat
     Raises:
         StorageError: the database cannot be reached or a migration failed.
     """
+    import asyncio
+
     from storage import upgrade_schema
 
     return await asyncio.to_thread(upgrade_schema, database_url(settings.database_url))
@@ -464,6 +474,8 @@ class _NoSandbox:
 
 async def run_skill_fixtures(settings: Settings, skill: Skill, workspace: Path) -> list[FixtureResult]:
     """Run every fixture of ``skill`` on this machine's sandbox and the configured LLM."""
+    import asyncio
+
     from skills.registry import test_skill
     from skills.sandbox import choose_sandbox
 

@@ -26,6 +26,7 @@ __all__ = [
     "Redactor",
     "is_sensitive",
     "mask_marked",
+    "may_mark_sensitive",
     "redact_checkpoint",
     "redact_decision",
     "redact_event",
@@ -237,6 +238,14 @@ def _diff_sides(diff: Any, schema: Any) -> list[tuple[Any, Any]]:
         ({k: v.get("before") for k, v in changed.items()}, schema),
         ({k: v.get("after") for k, v in changed.items()}, schema),
     ]
+
+
+def may_mark_sensitive(source: str) -> bool:
+    """False when no schema in a workflow's source can mark a value sensitive, so its inputs
+    schema need not be parsed to mask its runs. A key is spelled out in YAML or JSON unless
+    escaped (a backslash); a folded multi-line key reads with a space. Without a backslash,
+    "sensitive" (``x-signoff-sensitive``) or "writeOnly" in the text, no key is a marker."""
+    return "\\" in source or "sensitive" in source or "writeOnly" in source
 
 
 def stored_inputs_schema(source: str) -> Any:

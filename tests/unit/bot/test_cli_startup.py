@@ -47,6 +47,7 @@ HEAVY_FOR_TASKS = (
     "storage.store",
     "storage.tables",
     "storage.mapping",
+    "asyncio",  # the light path never waits: no event loop
     "alembic",
     "aiohttp",
     "slack_bolt",
