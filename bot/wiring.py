@@ -155,7 +155,7 @@ class Container:
         """Release connections and sessions."""
         for closer in reversed(self.closers):
             result = closer()
-            if inspect.iscoroutine(result):
+            if inspect.isawaitable(result):
                 await result
 
 
