@@ -179,10 +179,12 @@ class LightReader:
 
 def open_light(url: str, *, busy_timeout_ms: int = 5000) -> LightReader | None:
     """A light reader on ``url`` (``sqlite:///path`` or ``postgresql+psycopg://``), or None for a
-    URL it does not handle (in memory, query options on SQLite, another driver) or a SQLite file
-    that does not exist yet (the full store creates it). Raises StorageError when unreachable."""
-    if url.startswith("sqlite:///") and "?" not in url:
-        path = unquote(url.removeprefix("sqlite:///"))
+    URL it does not handle (in memory, another driver) or a SQLite file that does not exist yet
+    (the full store creates it). Raises StorageError when unreachable."""
+    sqlite = next((p for p in ("sqlite:///", "sqlite+pysqlite:///") if url.startswith(p)), None)
+    if sqlite is not None:
+        # query options are the driver's connect arguments (a timeout, ...): not needed to read
+        path = unquote(url.removeprefix(sqlite).split("?", 1)[0])
         if not path or path == ":memory:" or not Path(path).is_file():
             return None
         try:
