@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from bot.config import Settings
-    from bot.wiring import Container, Reader
+    from bot.wiring import Container, LightReader, Reader
     from engine.model import Checkpoint, Run
     from engine.outcome import RunOutcome
 
@@ -90,6 +92,11 @@ def _mapped(settings: Settings, go: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``go``; our errors become one line on stderr and an exit code, never a traceback."""
     import asyncio
 
+    return _mapped_call(settings, lambda: asyncio.run(go()))
+
+
+def _mapped_call(settings: Settings, call: Callable[[], T]) -> T:
+    """``call()``, with our errors mapped as ``_mapped`` does (no event loop: the light path)."""
     from bot.config import ConfigError, database_problem
     from bot.wiring import StorageError
     from engine.errors import (
@@ -103,7 +110,7 @@ def _mapped(settings: Settings, go: Callable[[], Coroutine[Any, Any, T]]) -> T:
     )
 
     try:
-        return asyncio.run(go())
+        return call()
     except InvalidInput as exc:
         details = "".join(f"\n  {k or 'input'}: {v}" for k, v in exc.errors.items())
         raise _fail(f"{exc}{details}", EXIT_BAD_INPUT) from None
@@ -324,36 +331,162 @@ def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) 
             console.print(f"rerun as {', '.join(reruns)}", highlight=False)
 
 
+_ASSIGNEE_HELP = (
+    "only what waits for this person: a Slack id (U024BE7LH), user:U024BE7LH, email:ann@corp.example"
+    " or a person id from `signoff people list`. Resolved here: the identities linked to the person,"
+    " the roles they hold (SIGNOFF_ROLES_FILE) and active delegations to them; Slack user groups and"
+    " channels are resolved by the Slack app only (its Home tab), not by the CLI"
+)
+
+
 @app.command()
 def tasks(
     overdue: Annotated[bool, typer.Option("--overdue", help="only checkpoints past their deadline")] = False,
+    assignee: Annotated[str | None, typer.Option("--assignee", help=_ASSIGNEE_HELP)] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="checkpoints per page")] = 50,
+    before: Annotated[
+        str | None,
+        typer.Option(
+            "--before", help="the next page: those older than this checkpoint (printed after a page)"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Open checkpoints, each with its version and, in full, what Approve passes on."""
-    from bot._cli_output import checkpoint_json, console, print_checkpoint, print_json, tasks_table
+    """Open checkpoints, newest first, a page at a time, each with its version and, in full, what
+    Approve passes on. After a page, the command for the next one."""
+    import os
 
-    async def work(c: Reader) -> Any:
-        open_cps = await c.store.list_checkpoints(open_only=True)
-        now = c.clock.now()
-        if overdue:
-            open_cps = [cp for cp in open_cps if cp.due_at is not None and cp.due_at <= now]
-        return [await _masked(c, cp) for cp in open_cps], now
+    # no pydantic plugin is installed with Signoff: spare this command pydantic's search of every
+    # installed package's entry points for one (an operator's own setting is kept)
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    from bot._cli_output import (
+        checkpoint_json,
+        console,
+        err_console,
+        print_checkpoint,
+        print_json,
+        tasks_table,
+    )
 
-    open_cps, now = _read(work)
+    if assignee is not None:
+        open_cps, now, more = _waiting_for(assignee.strip(), overdue=overdue, limit=limit, before=before)
+    else:
+        open_cps, now, more = _open_page(overdue=overdue, limit=limit, before=before)
     if as_json:
         print_json([checkpoint_json(cp) for cp in open_cps])
-        return
-    console.print(tasks_table(open_cps, now))
-    for cp in open_cps:
-        console.print()
-        print_checkpoint(cp)
+    else:
+        console.print(tasks_table(open_cps, now))
+        for cp in open_cps:
+            console.print()
+            print_checkpoint(cp)
+    if more is not None:
+        flags = [f"--assignee {assignee.strip()}"] if assignee is not None else []
+        flags += ["--overdue"] if overdue else []
+        flags += [f"--limit {limit}"] if limit != 50 else []
+        flags += ["--json"] if as_json else []
+        count, last = more
+        what = f"{count} more" if count is not None else "more"
+        line = f"{what}: signoff tasks {' '.join([*flags, '--before', last])}"
+        (err_console if as_json else console).print(line, highlight=False, markup=False, soft_wrap=True)
 
 
-async def _masked(c: Reader, cp: Checkpoint) -> Checkpoint:
-    """``cp`` with its run's sensitive values masked, for printing."""
-    from engine.sensitive import redact_checkpoint
+def _cursor_of(cp: Checkpoint) -> tuple[datetime, str]:
+    return cp.created_at, cp.id
 
-    return redact_checkpoint(await c.redactor(await c.store.get_run(cp.run_id)), cp)
+
+def _open_page(
+    *, overdue: bool, limit: int, before: str | None
+) -> tuple[list[Checkpoint], datetime, tuple[int | None, str] | None]:
+    """One page of every open checkpoint, masked, read with the database driver alone, without
+    an event loop (the full store opens the database first only to migrate or refuse it)."""
+    from bot.config import ConfigError
+    from bot.wiring import SystemClock, open_light_reader, open_reader, stored_redactor
+    from engine.sensitive import Redactor, redact_checkpoint
+
+    settings = _settings()
+
+    def page_of(light: LightReader) -> tuple[list[Checkpoint], datetime, tuple[int | None, str] | None]:
+        now = SystemClock().now()
+        due_by = now if overdue else None
+        cursor = _cursor_of(light.checkpoint(before)) if before else None
+        page = light.open_checkpoints(limit=limit, before=cursor, due_by=due_by)
+        more = None
+        if len(page) == limit:
+            rest = light.count_open(before=_cursor_of(page[-1]), due_by=due_by)
+            more = (rest, page[-1].id) if rest else None
+        redactors: dict[str, Redactor] = {}
+        masked = []
+        for cp in page:
+            r = redactors.get(cp.run_id)
+            if r is None:  # once per run: it reads every checkpoint and decision of the run
+                r = redactors[cp.run_id] = _done(stored_redactor(light, light.run(cp.run_id)))
+            masked.append(redact_checkpoint(r, cp))
+        return masked, now, more
+
+    def read() -> tuple[list[Checkpoint], datetime, tuple[int | None, str] | None]:
+        light = open_light_reader(settings)
+        if light is None:  # not created, empty or behind: the store migrates it or says why not
+            import asyncio
+
+            async def opened() -> None:
+                await (await open_reader(settings)).close()
+
+            asyncio.run(opened())
+            light = open_light_reader(settings)
+        if light is None:
+            scheme = settings.database_url.split(":")[0]
+            raise ConfigError(f"signoff tasks reads SQLite files and PostgreSQL, not {scheme}:")
+        try:
+            return page_of(light)
+        finally:
+            light.close()
+
+    return _mapped_call(settings, read)
+
+
+def _done(coro: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never waits (the light reader answers at once)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coro.close()
+    raise RuntimeError("the light read path waited on something")
+
+
+def _waiting_for(
+    who: str, *, overdue: bool, limit: int, before: str | None
+) -> tuple[list[Checkpoint], datetime, tuple[int | None, str] | None]:
+    """One page of what ``who`` may decide now, through the assignee index (``Engine.waiting_for``)."""
+    from engine.errors import InvalidInput, NotFound
+    from engine.sensitive import Redactor, redact_checkpoint
+
+    if not who:
+        raise _fail("--assignee needs a person: U024BE7LH, user:U024BE7LH or email:ann@corp.example", 2)
+
+    async def work(c: Container) -> tuple[list[Checkpoint], datetime, tuple[int | None, str] | None]:
+        actor = who
+        if who.startswith("per_") and c.people is not None:  # a person id: any of their identities
+            try:
+                person = await c.people.get_person(who)
+            except NotFound:
+                raise InvalidInput(f"no person {who!r}: see `signoff people list`") from None
+            actor = person.identities[0] if person.identities else who
+        cursor = _cursor_of(await c.store.get_checkpoint(before)) if before else None
+        page = await c.engine.waiting_for(actor, limit=limit, before=cursor)
+        now = c.clock.now()
+        found = [cp for cp in page.items if not overdue or (cp.due_at is not None and cp.due_at <= now)]
+        redactors: dict[str, Redactor] = {}
+        masked = []
+        for cp in found:
+            r = redactors.get(cp.run_id)
+            if r is None:  # once per run: it reads every checkpoint and decision of the run
+                r = redactors[cp.run_id] = await c.engine.redactor(await c.store.get_run(cp.run_id))
+            masked.append(redact_checkpoint(r, cp))
+        return masked, now, (None, page.next[1]) if page.next else None
+
+    return _run(work)
 
 
 @app.command()

@@ -5,7 +5,7 @@ The only module that imports the adapters (storage, skills) and the real clock a
 
 from __future__ import annotations
 
-import asyncio
+import inspect
 import logging
 import os
 import socket
@@ -14,29 +14,33 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.config import ConfigError, Settings
 from engine.errors import EngineError, InvalidWorkflow, SkillFailed
-from engine.ports import Clock, IdFactory, RunStore, Sandbox, SandboxRequest, SandboxResult, Sender
-from engine.roles import Role, load_roles
 
-# The adapters (storage: SQLAlchemy; skills: aiohttp, Anthropic, Docker) and the engine's service
-# are imported where a process is built, not here: the CLI imports this module for its types, and
-# `signoff --help` or `signoff tasks` must not pay for what they do not use.
+# The adapters (storage: SQLAlchemy; skills: aiohttp, Anthropic, Docker), the engine's service and
+# asyncio are imported where a process is built, not here: the CLI imports this module for its
+# types, and `signoff --help` or `signoff tasks` must not pay for what they do not use.
 if TYPE_CHECKING:
     from engine.catalog import WorkflowCatalog
     from engine.clients import ChangeFeed, ClientStore
     from engine.installations import InstallationStore
-    from engine.model import Run
+    from engine.model import Run, WorkflowVersion
     from engine.nodes.base import SkillRunner
     from engine.outbox import Outbox
     from engine.people import PeopleStore
-    from engine.ports import LLM
-    from engine.sensitive import Redactor
+    from engine.ports import LLM, Clock, IdFactory, RunStore, Sandbox, SandboxRequest, SandboxResult, Sender
+    from engine.roles import Role
+    from engine.sensitive import RedactionSource, Redactor
     from engine.service import Engine
     from skills.registry import FixtureResult, Skill, SkillRegistry
     from storage import SchemaState, SchemaStatus, SqlStore, StorageError
+    from storage.light import LightReader
+
+    class _VersionedSource(RedactionSource, Protocol):
+        async def get_workflow_version(self, content_hash: str) -> WorkflowVersion: ...
+
 
 _LAZY = {
     # re-exported for `signoff skills`, `signoff db` and the CLI's error mapping, imported on first use
@@ -46,6 +50,7 @@ _LAZY = {
     "SchemaState": "storage",
     "SchemaStatus": "storage",
     "StorageError": "storage",
+    "LightReader": "storage.light",
 }
 
 
@@ -65,6 +70,7 @@ __all__ = [
     "Adapters",
     "Container",
     "FixtureResult",
+    "LightReader",
     "Reader",
     "SchemaState",
     "SchemaStatus",
@@ -97,6 +103,8 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         """asyncio.sleep."""
+        import asyncio
+
         await asyncio.sleep(seconds)
 
 
@@ -147,7 +155,7 @@ class Container:
         """Release connections and sessions."""
         for closer in reversed(self.closers):
             result = closer()
-            if asyncio.iscoroutine(result):
+            if inspect.isawaitable(result):
                 await result
 
 
@@ -213,6 +221,7 @@ async def build(
     from engine.nodes.base import NodeDeps
     from engine.outbox import Outbox
     from engine.people import PeopleStore
+    from engine.roles import load_roles
     from engine.service import Engine
     from engine.testing import InMemoryRunStore
     from skills.http import AiohttpClient
@@ -311,20 +320,53 @@ class Reader:
     async def redactor(self, run: Run) -> Redactor:
         """What to mask when showing ``run``, as ``Engine.redactor`` has it, read from the stored
         version of its workflow without compiling it."""
-        from engine.errors import NotFound
-        from engine.sensitive import run_redactor, stored_inputs_schema
-
-        try:
-            version = await self.store.get_workflow_version(run.workflow_hash)
-            schema = stored_inputs_schema(version.source)
-        except NotFound:
-            schema = {}
-        return await run_redactor(self.store, run, schema)
+        return await stored_redactor(self.store, run)
 
     async def close(self) -> None:
         """Release the connections."""
         for closer in reversed(self.closers):
             await closer()
+
+
+async def stored_redactor(store: _VersionedSource, run: Run) -> Redactor:
+    """What to mask when showing ``run``, as ``Engine.redactor`` has it, read from the stored
+    version of its workflow without compiling it (the store, or the light reader)."""
+    from engine.errors import NotFound
+    from engine.sensitive import may_mark_sensitive, run_redactor, stored_inputs_schema
+
+    try:
+        version = await store.get_workflow_version(run.workflow_hash)
+        schema = stored_inputs_schema(version.source) if may_mark_sensitive(version.source) else {}
+    except NotFound:
+        schema = {}
+    return await run_redactor(store, run, schema)
+
+
+def open_light_reader(settings: Settings) -> LightReader | None:
+    """The database driver alone on ``SIGNOFF_DATABASE_URL``, for ``signoff tasks``: no SQLAlchemy,
+    table classes or Alembic. None when the full store must open it first: a URL the light path
+    does not read, a SQLite file not created yet, a schema that is empty or behind this code's
+    (``open_reader`` migrates it, or fails naming ``signoff db upgrade``, exactly as before).
+
+    Raises:
+        StorageError: the database cannot be reached.
+    """
+    from storage.light import open_light
+
+    light = open_light(database_url(settings.database_url))  # used on this thread (sqlite3)
+    if light is None:
+        return None
+    try:
+        status = light.schema()
+    except BaseException:
+        light.close()
+        raise
+    if not status.usable:
+        light.close()
+        return None
+    if status.state.value == "ahead":
+        log.warning("%s; running on it", status.describe())
+    return light
 
 
 async def open_reader(settings: Settings) -> Reader:
@@ -343,6 +385,8 @@ async def _open_store(settings: Settings) -> SqlStore:
     from storage import SchemaState, create_store
 
     url = database_url(settings.database_url)
+    import asyncio
+
     sql: SqlStore = await asyncio.to_thread(create_store, url, migrate=settings.auto_migrate)
     try:
         status = await sql.schema_status()
@@ -363,6 +407,8 @@ async def read_schema(settings: Settings) -> SchemaStatus:
     Raises:
         StorageError: the database cannot be reached.
     """
+    import asyncio
+
     from storage import schema_status
 
     return await asyncio.to_thread(schema_status, database_url(settings.database_url))
@@ -374,6 +420,8 @@ async def upgrade_database(settings: Settings) -> tuple[SchemaStatus, SchemaStat
     Raises:
         StorageError: the database cannot be reached or a migration failed.
     """
+    import asyncio
+
     from storage import upgrade_schema
 
     return await asyncio.to_thread(upgrade_schema, database_url(settings.database_url))
@@ -426,6 +474,8 @@ class _NoSandbox:
 
 async def run_skill_fixtures(settings: Settings, skill: Skill, workspace: Path) -> list[FixtureResult]:
     """Run every fixture of ``skill`` on this machine's sandbox and the configured LLM."""
+    import asyncio
+
     from skills.registry import test_skill
     from skills.sandbox import choose_sandbox
 

@@ -15,19 +15,18 @@ elsewhere (a sensitive "1" would mask every 1).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from engine.model import AuditEvent, Checkpoint, Decision, Run, Step
-
-if TYPE_CHECKING:
-    from engine.ports import RunStore
 
 __all__ = [
     "MASK",
     "MIN_MASKED",
+    "RedactionSource",
     "Redactor",
     "is_sensitive",
     "mask_marked",
+    "may_mark_sensitive",
     "redact_checkpoint",
     "redact_decision",
     "redact_event",
@@ -40,6 +39,22 @@ __all__ = [
 
 MASK = "••••••"
 MIN_MASKED = 4
+
+
+class RedactionSource(Protocol):
+    """What ``run_redactor`` reads: the store, or the CLI's light reader."""
+
+    async def list_checkpoints(self, *, run_id: str | None = ..., limit: int = ...) -> list[Checkpoint]:
+        """A run's checkpoints, newest first."""
+        ...
+
+    async def list_decisions(self, *, run_id: str | None = ...) -> list[Decision]:
+        """A run's decisions in decision order."""
+        ...
+
+    async def audit_events(self, *, run_id: str | None = ...) -> list[AuditEvent]:
+        """A run's audit events in sequence order (``checkpoint.edited`` ones at least)."""
+        ...
 
 
 def is_sensitive(schema: Any) -> bool:
@@ -191,7 +206,7 @@ def redact_checkpoint(r: Redactor, cp: Checkpoint) -> Checkpoint:
     )
 
 
-async def run_redactor(store: RunStore, run: Run, inputs_schema: Any) -> Redactor:
+async def run_redactor(store: RedactionSource, run: Run, inputs_schema: Any) -> Redactor:
     """What every surface masks when it shows ``run``: the values its workflow's inputs schema
     and its checkpoints' response schemas mark sensitive, in its inputs and its decisions."""
     pairs: list[tuple[Any, Any]] = [(run.inputs, inputs_schema)]
@@ -223,6 +238,14 @@ def _diff_sides(diff: Any, schema: Any) -> list[tuple[Any, Any]]:
         ({k: v.get("before") for k, v in changed.items()}, schema),
         ({k: v.get("after") for k, v in changed.items()}, schema),
     ]
+
+
+def may_mark_sensitive(source: str) -> bool:
+    """False when no schema in a workflow's source can mark a value sensitive, so its inputs
+    schema need not be parsed to mask its runs. A key is spelled out in YAML or JSON unless
+    escaped (a backslash); a folded multi-line key reads with a space. Without a backslash,
+    "sensitive" (``x-signoff-sensitive``) or "writeOnly" in the text, no key is a marker."""
+    return "\\" in source or "sensitive" in source or "writeOnly" in source
 
 
 def stored_inputs_schema(source: str) -> Any:

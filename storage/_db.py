@@ -35,6 +35,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, make_url
 
 from engine.errors import Conflict, EngineError
+from storage._errors import StorageError
 from storage._sql import Sql, dumps_json
 from storage._wal import WRITER_AUTOCHECKPOINT_PAGES, WalCheckpointer
 
@@ -46,10 +47,6 @@ _BEGIN = "signoff_begin"
 # a PostgreSQL connection idle for longer is pinged before use (a restarted server or a
 # dropped socket then costs a reconnect, not a failed call)
 _PING_AFTER_S = 10.0
-
-
-class StorageError(EngineError):
-    """The database failed in a way the caller cannot fix (unreachable, locked too long, ...)."""
 
 
 class Tx:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from storage._db import Database, Tx
+from storage._revisions import MIGRATIONS_DIR
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "migrate", "upgrade"]
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # any constant works; it only has to be the same in every replica
 _PG_LOCK_KEY = 0x5160FF
 

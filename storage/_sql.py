@@ -12,14 +12,19 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-__all__ = ["Sql", "bind_when", "dumps_json", "loads_json", "read_when"]
+__all__ = ["JSON", "PLAIN", "WHEN", "Rows", "Sql", "bind_when", "dumps_json", "loads_json", "read_when"]
+
+M = TypeVar("M", bound=BaseModel)
+# how a column binds and reads: as it is, as ``UTCDateTime``, as JSON text
+PLAIN, WHEN, JSON = 0, 1, 2
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -137,3 +142,55 @@ def loads_json(text: str) -> Any:
     if end != len(text):
         return json.loads(text)  # surrounding whitespace, or trailing data (raises)
     return value
+
+
+class Rows(Generic[M]):
+    """An engine model's columns in one table, read back: the SQL column list and how a selected
+    row becomes the model. ``storage.mapping.Shape`` derives the column kinds from the SQLModel
+    table classes (and writes rows too); the CLI's light read path names them itself."""
+
+    def __init__(
+        self,
+        model: type[M],
+        table: str,
+        *,
+        whens: Collection[str],
+        jsons: Collection[str],
+        quote: Callable[[str], str] = str,
+    ) -> None:
+        self.model = model
+        self.table = quote(table)
+        self.names: tuple[str, ...] = tuple(model.model_fields)
+        self.kinds = tuple(
+            (name, WHEN if name in whens else JSON if name in jsons else PLAIN) for name in self.names
+        )
+        self.columns = ", ".join(quote(name) for name in self.names)
+        # positions of the columns a row value needs converting in (the rest pass as they are)
+        self._whens = tuple(i for i, (_, kind) in enumerate(self.kinds) if kind == WHEN)
+        self._jsons = tuple(i for i, (_, kind) in enumerate(self.kinds) if kind == JSON)
+        self._validate = model.__pydantic_validator__.validate_python
+
+    def load(self, row: Sequence[Any], pg: bool) -> M:
+        """Validate a row selected with ``self.columns`` into the model."""
+        values = list(row)
+        if len(values) != len(self.names):
+            raise ValueError(f"{self.table}: {len(values)} values for {len(self.names)} columns")
+        for i in self._whens:
+            value = values[i]
+            if value is not None:
+                values[i] = read_when(value, pg)
+        if not pg:
+            for i in self._jsons:
+                value = values[i]
+                if value is not None:
+                    values[i] = loads_json(value)
+        model: M = self._validate(dict(zip(self.names, values, strict=True)))
+        return model
+
+    def load_all(self, rows: Sequence[Sequence[Any]], pg: bool) -> list[M]:
+        """``load`` of every row."""
+        return [self.load(row, pg) for row in rows]
+
+    def select(self, where: str, *, lock: bool = False) -> Sql:
+        """``SELECT <columns> FROM <table> <where>``."""
+        return Sql(f"SELECT {self.columns} FROM {self.table} {where}", lock=lock)

@@ -8,9 +8,8 @@ validates).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -29,7 +28,7 @@ from engine.model import (
     WorkflowPublication,
     WorkflowVersion,
 )
-from storage._sql import Sql, bind_when, dumps_json, loads_json, read_when
+from storage._sql import JSON, PLAIN, WHEN, Rows, Sql, bind_when, dumps_json
 from storage.tables import (
     ApiKeyRow,
     AuditEventRow,
@@ -70,7 +69,6 @@ __all__ = [
 M = TypeVar("M", bound=BaseModel)
 
 _QUOTE = postgresql.dialect().identifier_preparer.quote  # type: ignore[no-untyped-call]
-_PLAIN, _WHEN, _JSON = 0, 1, 2
 
 
 def table_of(row_class: type[Any]) -> sa.Table:
@@ -83,13 +81,13 @@ def table_of(row_class: type[Any]) -> sa.Table:
 
 def _kind(column: sa.Column[Any]) -> int:
     if isinstance(column.type, UTCDateTime):
-        return _WHEN
+        return WHEN
     if isinstance(column.type, sa.JSON):
-        return _JSON
-    return _PLAIN
+        return JSON
+    return PLAIN
 
 
-class Shape(Generic[M]):
+class Shape(Rows[M]):
     """An engine model's columns in one table: its SQL column list, its parameters, its rows."""
 
     def __init__(self, model: type[M], row_class: type[Any]) -> None:
@@ -97,15 +95,14 @@ class Shape(Generic[M]):
         missing = [name for name in model.model_fields if name not in table.c]
         if missing:
             raise TypeError(f"table {table.name} lacks columns for {model.__name__}: {missing}")
-        self.model = model
-        self.table = _QUOTE(table.name)
-        self.names: tuple[str, ...] = tuple(model.model_fields)
-        self.kinds = tuple((name, _kind(table.c[name])) for name in self.names)
-        self.columns = ", ".join(_QUOTE(name) for name in self.names)
-        # positions of the columns a row value needs converting in (the rest pass as they are)
-        self._whens = tuple(i for i, (_, kind) in enumerate(self.kinds) if kind == _WHEN)
-        self._jsons = tuple(i for i, (_, kind) in enumerate(self.kinds) if kind == _JSON)
-        self._validate = model.__pydantic_validator__.validate_python
+        kinds = {name: _kind(table.c[name]) for name in model.model_fields}
+        super().__init__(
+            model,
+            table.name,
+            whens={n for n, k in kinds.items() if k == WHEN},
+            jsons={n for n, k in kinds.items() if k == JSON},
+            quote=_QUOTE,
+        )
         self._subsets: dict[frozenset[str], tuple[tuple[str, int], ...]] = {}
 
     def params(self, model: BaseModel, pg: bool, only: frozenset[str] | None = None) -> dict[str, Any]:
@@ -116,11 +113,11 @@ class Shape(Generic[M]):
         out: dict[str, Any] = {}
         for name, kind in kinds:
             value = fields[name]
-            if kind == _JSON:
+            if kind == JSON:
                 if isinstance(value, BaseModel):
                     value = value.model_dump()
                 value = None if value is None else dumps_json(value)
-            elif kind == _WHEN:
+            elif kind == WHEN:
                 value = bind_when(value, pg)
             elif isinstance(value, Enum):
                 value = value.value
@@ -132,31 +129,6 @@ class Shape(Generic[M]):
         if kinds is None:
             kinds = self._subsets[only] = tuple((n, k) for n, k in self.kinds if n in only)
         return kinds
-
-    def load(self, row: Sequence[Any], pg: bool) -> M:
-        """Validate a row selected with ``self.columns`` into the model."""
-        values = list(row)
-        if len(values) != len(self.names):
-            raise ValueError(f"{self.table}: {len(values)} values for {len(self.names)} columns")
-        for i in self._whens:
-            value = values[i]
-            if value is not None:
-                values[i] = read_when(value, pg)
-        if not pg:
-            for i in self._jsons:
-                value = values[i]
-                if value is not None:
-                    values[i] = loads_json(value)
-        model: M = self._validate(dict(zip(self.names, values, strict=True)))
-        return model
-
-    def load_all(self, rows: Sequence[Sequence[Any]], pg: bool) -> list[M]:
-        """``load`` of every row."""
-        return [self.load(row, pg) for row in rows]
-
-    def select(self, where: str, *, lock: bool = False) -> Sql:
-        """``SELECT <columns> FROM <table> <where>``."""
-        return Sql(f"SELECT {self.columns} FROM {self.table} {where}", lock=lock)
 
 
 def insert(shape: Shape[Any], extra: str = "") -> Sql:

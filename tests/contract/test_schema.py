@@ -91,7 +91,7 @@ def test_an_unreachable_database_is_a_storage_error() -> None:
 
 def test_the_revisions_read_from_the_files_are_alembics() -> None:
     # the status is read without importing Alembic (fast CLI start): the same head, the same set
-    from storage._schema import _revisions
+    from storage._revisions import _revisions
 
     scripts = ScriptDirectory.from_config(alembic_config())
     assert _revisions() == (HEAD, frozenset(r.revision for r in scripts.walk_revisions()))

@@ -39,8 +39,15 @@ HEAVY_FOR_HELP = (
     "bot.wiring",
     "bot.config",
 )
-# `tasks` reads the database, but loads no workflow, builds no engine and talks to nobody
+# `tasks` reads the database with its driver alone: no SQLAlchemy or table classes, no workflow
+# loaded, no engine built, nobody talked to
 HEAVY_FOR_TASKS = (
+    "sqlalchemy",
+    "sqlmodel",
+    "storage.store",
+    "storage.tables",
+    "storage.mapping",
+    "asyncio",  # the light path never waits: no event loop
     "alembic",
     "aiohttp",
     "slack_bolt",
@@ -121,5 +128,9 @@ def test_tasks_reads_the_store_without_loading_workflows_or_adapters(tmp_path: P
     assert first == 0
     code, modules = _imported_by(["tasks"], tmp_path, env)
     assert code == 0
-    assert "sqlalchemy" in modules  # the probe did read the database
+    assert "storage.light" in modules  # the probe did read the database
+    assert _loaded(modules, HEAVY_FOR_TASKS) == []
+    # a page after a given checkpoint, overdue ones, as JSON: the same light path
+    code, modules = _imported_by(["tasks", "--overdue", "--limit", "5", "--json"], tmp_path, env)
+    assert code == 0
     assert _loaded(modules, HEAVY_FOR_TASKS) == []

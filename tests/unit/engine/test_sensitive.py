@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.sensitive import MASK, Redactor, mask_marked, sensitive_paths
+import pytest
+
+from engine.sensitive import (
+    MASK,
+    Redactor,
+    mask_marked,
+    may_mark_sensitive,
+    sensitive_paths,
+    stored_inputs_schema,
+)
 from tests.unit.engine.conftest import World
 
 SCHEMA = {
@@ -60,3 +69,24 @@ nodes:
     assert r.value(cp.context) == {"card": MASK}
     steps = await w.store.list_steps(run.id)
     assert "987654" not in str(r.value([s.model_dump(mode="json") for s in steps]))
+
+
+@pytest.mark.parametrize(
+    ("source", "field"),
+    [
+        ("inputs:\n  properties:\n    card: {type: string, x-signoff-sensitive: true}\n", "card"),
+        ('inputs:\n  properties:\n    card: {"x-signoff-sensitive": true}\n', "card"),
+        ("inputs:\n  properties:\n    otp: {type: string, writeOnly: true}\n", "otp"),
+        ('{"inputs": {"properties": {"card": {"x-signoff-\\u0073ensitive": true}}}}', "card"),
+        ('inputs:\n  properties:\n    pin: {"writeOnl\\x79": true}\n', "pin"),
+    ],
+)
+def test_a_source_that_marks_a_value_sensitive_is_parsed(source: str, field: str) -> None:
+    assert sensitive_paths(stored_inputs_schema(source)) == [(field,)]
+    assert may_mark_sensitive(source)
+
+
+def test_a_source_without_a_marker_needs_no_parsing() -> None:
+    source = "id: refund\ninputs:\n  properties:\n    customer: {type: string}\n"
+    assert not may_mark_sensitive(source)
+    assert sensitive_paths(stored_inputs_schema(source)) == []
