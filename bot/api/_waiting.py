@@ -114,8 +114,9 @@ class Waiters:
                 left = deadline - time.monotonic()
                 if found is not None or left <= 0 or self.closing:
                     return found
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), left)
+                with contextlib.suppress(TimeoutError):  # not wait_for: it can lose a cancellation
+                    async with asyncio.timeout(left):
+                        await event.wait()
         finally:
             events = self._events.get(run_id)
             if events is not None:
