@@ -170,8 +170,9 @@ class Timers:
         self._wake.set()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # not ``suppress(CancelledError)`` around ``await self._task``: that would also
+            # swallow the cancellation of whoever is stopping us
+            await asyncio.wait({self._task})
         if self._stop_feed is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_feed(), 5.0)

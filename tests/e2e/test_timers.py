@@ -186,3 +186,24 @@ async def test_stopping_as_a_change_arrives_ends_the_planning_loop(database_url:
             stopping.result()
     finally:
         await c.close()
+
+
+async def test_cancelling_whoever_stops_the_timers_is_not_swallowed(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A teardown cancelled while it stops the timers is cancelled (before, ``stop()`` swallowed
+    it and went on, which turned a hang into a confusing error further down)."""
+    c = await _container(database_url, tmp_path)
+    try:
+        timers = Timers(Timeouts(c.engine), database_url, scope="stop-cancelled", poll_s=30, reconcile_s=60)
+        await timers.start()
+        await asyncio.sleep(0.3)
+        stopping = asyncio.create_task(timers.stop())
+        await asyncio.sleep(0)  # stop() is now waiting for the loop to end
+        stopping.cancel()
+        done, _ = await asyncio.wait({stopping}, timeout=20)
+        assert done
+        assert stopping.cancelled(), "stop() swallowed the cancellation of its caller"
+        await timers.stop()
+    finally:
+        await c.close()
