@@ -12,7 +12,9 @@ In order, within ``SIGNOFF_SHUTDOWN_GRACE`` seconds (default 20, under Kubernete
 4. The worker stops: recovery at once, the outbox after the row it is sending (a send cut
    short hands its claim back).
 
-Then the server closes its listener and the database. Nothing is left leased: every run this
+Then the server closes its listener: held long polls (``/api/v1`` waits, console event
+streams) answer at once, a request still running after 5 s is cancelled, and the MCP endpoint's
+session manager stops; then the database closes. Nothing is left leased: every run this
 process held is released, so another process continues it at once rather than after
 ``SIGNOFF_LEASE_TTL``. A SIGKILL skips all of this; then leases expire instead.
 """

@@ -148,6 +148,7 @@ class Timers:
         self._known: set[str] = set()
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
@@ -165,10 +166,13 @@ class Timers:
 
     async def stop(self) -> None:
         """Stop the loop and the scheduler (jobs stay in the job store)."""
+        self._stopping = True  # ends the loop even if a cancellation were lost
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # not ``suppress(CancelledError)`` around ``await self._task``: that would also
+            # swallow the cancellation of whoever is stopping us
+            await asyncio.wait({self._task})
         if self._stop_feed is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_feed(), 5.0)
@@ -213,9 +217,14 @@ class Timers:
 
     async def _loop(self) -> None:
         reconciled = polled = time.monotonic()
-        while True:
+        while not self._stopping:
+            # not ``asyncio.wait_for``: on Python 3.11 it swallows a cancellation that arrives as
+            # the event is set (CPython gh-86296), and ``stop()`` then waited for this loop forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(0.2, self.poll_s))
+                async with asyncio.timeout(min(0.2, self.poll_s)):
+                    await self._wake.wait()
+            if self._stopping:
+                return
             self._wake.clear()
             now = time.monotonic()
             try:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from bot.telemetry._tracing import Tracing
 
 log = logging.getLogger("signoff.server")
+REQUESTS_STOP_S = 5.0
+"""How long a stopping server waits for the requests in flight (after its long polls answered)."""
 
 
 async def create_app(
@@ -139,7 +141,9 @@ async def serve(
         slack.mount(app)
     elif slack is not None and slack.installs is not None:
         slack.mount_install(app)
-    runner = web.AppRunner(app, access_log=None)
+    # long polls answer as the server stops (the API's shutdown hook); any other request still
+    # running after REQUESTS_STOP_S is cancelled, not waited for aiohttp's default 60 s
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=REQUESTS_STOP_S)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     try:

@@ -74,11 +74,16 @@ def mount(
             container.outbox.routes[EVENT_KIND] = Route(sender, _EVENT_DELAYS)
             container.outbox.routes[WEBHOOK_KIND] = Route(sender, webhook_delays)
 
+    async def release(_: web.Application) -> None:
+        # before aiohttp waits for the requests in flight: held long polls answer now
+        waiters.release()
+
     async def stop(_: web.Application) -> None:
         await deps.stop()
         await waiters.stop()
 
     app.on_startup.append(start)
+    app.on_shutdown.append(release)
     app.on_cleanup.append(stop)
     return deps
 

@@ -12,9 +12,11 @@ Served only when the ``mcp`` extra is installed (``mcp``, ``aiohttp-asgi``, ``si
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -33,6 +35,7 @@ __all__ = ["MCP_PATH", "available", "mount_mcp"]
 MCP_PATH = "/mcp"
 _LOOPBACK = "x-signoff-loopback"
 _NEEDS = ("mcp", "aiohttp_asgi", "signoff_client", "httpx")
+_STOP_S = 5.0  # the session manager stops at once; never wait longer on one that does not
 log = logging.getLogger("signoff.api.mcp")
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -69,6 +72,56 @@ def _guard(clients: ClientStore) -> Middleware:
     return guard
 
 
+def _session_manager_task(
+    run: Callable[[], AbstractAsyncContextManager[None]],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context that holds the MCP session manager open in a task of its own.
+
+    anyio cancel scopes (the manager's task group) must be exited by the task that entered
+    them, and aiohttp enters and exits a cleanup context from different tasks; so one task
+    enters ``run()``, holds it until the application's cleanup, and exits it itself.
+    """
+
+    async def hold(_: web.Application) -> AsyncIterator[None]:
+        started = asyncio.Event()
+        stopping = asyncio.Event()
+
+        async def lifetime() -> None:
+            async with run():
+                started.set()
+                await stopping.wait()
+
+        def ended(task: asyncio.Task[None]) -> None:
+            if not stopping.is_set() and (task.cancelled() or task.exception() is not None):
+                # MCP requests now answer 500 ("Task group is not initialized") until a restart
+                log.error("the MCP session manager stopped early", exc_info=_error(task))
+
+        task = asyncio.create_task(lifetime(), name="signoff-mcp-sessions")
+        task.add_done_callback(ended)
+        waiting = asyncio.create_task(started.wait())
+        await asyncio.wait((task, waiting), return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if task.done():
+            task.result()  # it failed to start: the application does not start either
+        try:
+            yield
+        finally:
+            stopping.set()
+            done, _pending = await asyncio.wait((task,), timeout=_STOP_S)
+            if not done:
+                log.warning("the MCP session manager did not stop in %.0f s: cancelling it", _STOP_S)
+                task.cancel()
+                await asyncio.wait((task,), timeout=_STOP_S)
+            elif not task.cancelled() and task.exception() is not None:
+                log.error("the MCP session manager failed", exc_info=task.exception())
+
+    return hold
+
+
+def _error(task: asyncio.Task[None]) -> BaseException | None:
+    return asyncio.CancelledError() if task.cancelled() else task.exception()
+
+
 def mount_mcp(app: web.Application, clients: ClientStore, *, wait_s: float) -> bool:
     """Serve the MCP tools at ``/mcp`` (before the app starts); False when the extra is missing."""
     if not available():
@@ -101,7 +154,10 @@ def mount_mcp(app: web.Application, clients: ClientStore, *, wait_s: float) -> b
 
     resource = ASGIResource(app_at_root, root_path=MCP_PATH)
     app.router.register_resource(resource)
-    resource.lifespan_mount(app)
+    # no ``resource.lifespan_mount``: aiohttp_asgi runs the lifespan in a task it does not
+    # supervise and, finding it ended at shutdown (cancelled), starts a second one, which the
+    # session manager refuses (``run()`` once per instance). We own the manager's task instead.
+    app.cleanup_ctx.append(_session_manager_task(server.session_manager.run))
     app.middlewares.append(_guard(clients))
 
     async def http_pool(_: web.Application) -> Any:

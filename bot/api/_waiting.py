@@ -11,6 +11,10 @@ Wake-ups come from three places, all ending in ``Waiters.wake(run_id)``:
 
 A waiter registers its event before it reads, so a change committed between the read and the
 wait still wakes it. Idle waiters cost no CPU: they sleep on an ``asyncio.Event``.
+
+When the server stops (``release``, on the application's shutdown, before aiohttp waits for
+the requests in flight), every waiter answers at once with what it has, as if its wait had
+ended: a long poll never holds a stopping server for its remaining seconds.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Waiters:
         self._someone = asyncio.Event()
         self._seq = 0
         self.listening = False
+        self.closing = False
         self.notified: set[str] = set()  # runs other processes told us about (for tests, bounded)
 
     async def start(self) -> None:
@@ -70,6 +75,11 @@ class Waiters:
         if self._stop_feed is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_feed(), _STOP_S)
+
+    def release(self) -> None:
+        """The server is stopping: every wait, current or new, answers after one check."""
+        self.closing = True
+        self.wake(None)
 
     def _notified(self, run_id: str | None) -> None:
         if run_id is not None and run_id in self._events and len(self.notified) < _MAX_BACKLOG:
@@ -102,10 +112,11 @@ class Waiters:
                 event.clear()
                 found = await check()
                 left = deadline - time.monotonic()
-                if found is not None or left <= 0:
+                if found is not None or left <= 0 or self.closing:
                     return found
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), left)
+                with contextlib.suppress(TimeoutError):  # not wait_for: it can lose a cancellation
+                    async with asyncio.timeout(left):
+                        await event.wait()
         finally:
             events = self._events.get(run_id)
             if events is not None:

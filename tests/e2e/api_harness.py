@@ -7,8 +7,9 @@ Everything is reached over real HTTP: the API with aiohttp, Slack clicks as sign
 from __future__ import annotations
 
 import asyncio
+import io
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +147,32 @@ def ask_body(**changes: Any) -> dict[str, Any]:
     return body
 
 
+# a step of the teardown that takes longer is stuck: fail with every task's stack (where it
+# waits) rather than hang until pytest-timeout, which shows only the idle event loop
+TEARDOWN_STEP_S = 45.0
+
+
+def _task_stacks() -> str:
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        print(repr(task), file=out)
+        task.print_stack(limit=12, file=out)
+    return out.getvalue()
+
+
+async def _bounded(name: str, stop: Coroutine[Any, Any, None]) -> list[str]:
+    """Run one teardown step for at most ``TEARDOWN_STEP_S``; returns what was stuck."""
+    step = asyncio.ensure_future(stop)
+    done, _pending = await asyncio.wait({step}, timeout=TEARDOWN_STEP_S)
+    if done:
+        step.result()
+        return []
+    stacks = _task_stacks()
+    step.cancel()
+    await asyncio.wait({step}, timeout=5.0)
+    return [f"{name} did not stop within {TEARDOWN_STEP_S:.0f} s; the tasks then:\n{stacks}"]
+
+
 @asynccontextmanager
 async def api_env(
     root: Path, db_url: str, *, webhook_delays: tuple[float, ...] = FAST_RETRIES, mcp_wait_s: float = 50.0
@@ -193,9 +220,14 @@ async def api_env(
                 base = str(server.make_url("")).rstrip("/")
                 yield ApiEnv(slack, deps, base, receiver, timers, app)
         finally:
-            await timers.stop()
-            await surface.close()
-            await worker.stop()
-            await server.close()
-            await container.close()
+            stuck: list[str] = []
+            for name, stop in (
+                ("timers", timers.stop),
+                ("slack surface", surface.close),
+                ("worker", worker.stop),
+                ("server", server.close),
+                ("container", container.close),
+            ):
+                stuck += await _bounded(name, stop())
             await asyncio.sleep(0)
+            assert not stuck, "the teardown did not finish:\n" + "\n".join(stuck)

@@ -166,3 +166,44 @@ async def test_two_replicas_fire_the_same_deadline_once(database_url: str, tmp_p
     finally:
         for c in replicas:
             await c.close()
+
+
+async def test_stopping_as_a_change_arrives_ends_the_planning_loop(database_url: str, tmp_path: Path) -> None:
+    """A change that wakes the loop in the same step as ``stop()`` cancels it: on Python 3.11
+    ``asyncio.wait_for`` then swallowed the cancellation (CPython gh-86296), and ``stop()``
+    waited for the loop forever (a test teardown hung until its timeout)."""
+    c = await _container(database_url, tmp_path)
+    try:
+        for attempt in range(5):
+            scope = f"stop-{attempt}"
+            timers = Timers(Timeouts(c.engine), database_url, scope=scope, poll_s=30, reconcile_s=60)
+            await timers.start()
+            await asyncio.sleep(0.3)  # the loop is asleep on its wake-up event
+            timers.changed("run_x")  # no await between: the wake-up and the cancellation meet
+            stopping = asyncio.create_task(timers.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=20)
+            assert done, f"stop() did not end the planning loop (attempt {attempt})"
+            stopping.result()
+    finally:
+        await c.close()
+
+
+async def test_cancelling_whoever_stops_the_timers_is_not_swallowed(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A teardown cancelled while it stops the timers is cancelled (before, ``stop()`` swallowed
+    it and went on, which turned a hang into a confusing error further down)."""
+    c = await _container(database_url, tmp_path)
+    try:
+        timers = Timers(Timeouts(c.engine), database_url, scope="stop-cancelled", poll_s=30, reconcile_s=60)
+        await timers.start()
+        await asyncio.sleep(0.3)
+        stopping = asyncio.create_task(timers.stop())
+        await asyncio.sleep(0)  # stop() is now waiting for the loop to end
+        stopping.cancel()
+        done, _ = await asyncio.wait({stopping}, timeout=20)
+        assert done
+        assert stopping.cancelled(), "stop() swallowed the cancellation of its caller"
+        await timers.stop()
+    finally:
+        await c.close()
