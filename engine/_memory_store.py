@@ -521,7 +521,7 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients, InMemoryInstallations):
                 key = (c.created_at, c.id)
             if query.after is None or key > query.after:
                 found.append((key, c))
-        found.sort(key=lambda pair: pair[0])
+        found.sort(key=lambda pair: pair[1].id if query.ids is not None else pair[0])
         return [
             CheckpointTimes(
                 checkpoint_id=c.id,

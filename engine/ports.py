@@ -180,9 +180,9 @@ class TimerQuery(_Msg):
 
     ``due_before``: those whose deadline is at or before it. ``opened_between``: those at
     escalation level 0 opened in ``(start, end]`` (their reminders count from then).
-    ``ids``: those among these checkpoints. Without any: every open checkpoint with a deadline.
-    A page is ordered by ``(due_at, id)`` (``opened_between``: ``(created_at, id)``); ``after``
-    is that key of the previous page's last row.
+    ``ids``: those among these checkpoints (ordered by id, one page). Without any: every open
+    checkpoint with a deadline. A page is ordered by ``(due_at, id)`` (``opened_between``:
+    ``(created_at, id)``); ``after`` is that key of the previous page's last row.
     """
 
     due_before: datetime | None = None
