@@ -267,21 +267,15 @@ class Timers:
         self._known = set(existing)
         until = self.clock.now() + self.horizon
         since, self._until = self._until, until
-        # paused, adding a job does not wake the scheduler up to query the job store each time
-        running = self.scheduler.state == STATE_RUNNING
-        if running:
-            self.scheduler.pause()
-        try:
-            if since is None:
-                await self._read(TimerQuery(limit=_PAGE), until)
-            else:
-                await self._read(TimerQuery(due_before=until, limit=_PAGE), until)
-                for offset in sorted(self._offsets):
-                    window = TimerQuery(opened_between=(since - offset, until - offset), limit=_PAGE)
-                    await self._read(window, until)
-        finally:
-            if running:
-                self.scheduler.resume()
+        # not paused, so jobs due meanwhile do not wait; each page's new jobs are inserted in one
+        # transaction and then wake the scheduler up once
+        if since is None:
+            await self._read(TimerQuery(limit=_PAGE), until)
+        else:
+            await self._read(TimerQuery(due_before=until, limit=_PAGE), until)
+            for offset in sorted(self._offsets):
+                window = TimerQuery(opened_between=(since - offset, until - offset), limit=_PAGE)
+                await self._read(window, until)
         await self._remove_stale(existing)
         return len(self._known - existing)
 
@@ -296,6 +290,8 @@ class Timers:
             finally:
                 batch, self.jobstore.batch = self.jobstore.batch, None
                 await asyncio.to_thread(self.jobstore.flush, batch)
+            if batch and self.scheduler.state == STATE_RUNNING:
+                self.scheduler.wakeup()  # it looked at the store before this batch was in it
             if len(page) < query.limit:
                 return
             last = page[-1]
