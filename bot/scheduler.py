@@ -33,7 +33,7 @@ import logging
 import pickle
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
@@ -43,7 +43,7 @@ from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.util import datetime_to_utc_timestamp
 
 from engine.clients import ChangeFeed
-from engine.model import Checkpoint, HumanConfig
+from engine.model import Checkpoint, HumanConfig, parse_duration
 from engine.ports import CheckpointTimes, TimerQuery
 from engine.timeouts import Timeouts, TimerPlan, timer_plan
 
@@ -55,6 +55,7 @@ JOB_TABLE = "signoff_timer_jobs"
 _OPENED = "checkpoint.opened"
 _BACKLOG = 1000  # more new audit events than this at once: reconcile instead of reading them
 _PAGE = 500  # open checkpoints read (and jobs inserted) per transaction
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 async def fire_deadline_job(scope: str, checkpoint_id: str, level: int) -> None:
@@ -269,13 +270,15 @@ class Timers:
         since, self._until = self._until, until
         # not paused, so jobs due meanwhile do not wait; each page's new jobs are inserted in one
         # transaction and then wake the scheduler up once
-        if since is None:
-            await self._read(TimerQuery(limit=_PAGE), until)
-        else:
-            await self._read(TimerQuery(due_before=until, limit=_PAGE), until)
-            for offset in sorted(self._offsets):
-                window = TimerQuery(opened_between=(since - offset, until - offset), limit=_PAGE)
-                await self._read(window, until)
+        if since is None:  # first time: every reminder offset of open checkpoints, all past reminders
+            since = _EPOCH
+            for workflow_hash, node_id in await self.store.timer_nodes():
+                config = await self.timeouts.config_in(workflow_hash, node_id)
+                self._offsets.update(parse_duration(r) for r in config.reminders)
+        await self._read(TimerQuery(due_before=until, limit=_PAGE), until)
+        for offset in sorted(self._offsets):
+            window = TimerQuery(opened_between=(since - offset, until - offset), limit=_PAGE)
+            await self._read(window, until)
         await self._remove_stale(existing)
         return len(self._known - existing)
 

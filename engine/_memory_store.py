@@ -503,6 +503,16 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients, InMemoryInstallations):
         found.sort(key=lambda c: c.created_at, reverse=True)
         return [_copy(c) for c in found[:limit]]
 
+    async def timer_nodes(self) -> list[tuple[str, str]]:
+        """The distinct ``(workflow_hash, node_id)`` of open checkpoints with a deadline."""
+        return sorted(
+            {
+                (self._run(c.run_id).workflow_hash, c.node_id)
+                for c in self._checkpoints.values()
+                if c.status is CheckpointStatus.open and c.due_at is not None
+            }
+        )
+
     async def checkpoint_times(self, query: TimerQuery) -> list[CheckpointTimes]:
         """One page of open checkpoints with a deadline (see ``TimerQuery``)."""
         found = []

@@ -381,6 +381,10 @@ class RunStore(Protocol):
         """Newest first."""
         ...
 
+    async def timer_nodes(self) -> list[tuple[str, str]]:
+        """The distinct ``(workflow_hash, node_id)`` of open checkpoints with a deadline."""
+        ...
+
     async def checkpoint_times(self, query: TimerQuery) -> list[CheckpointTimes]:
         """One page of open checkpoints with a deadline, read through an index (see ``TimerQuery``)."""
         ...

@@ -10,10 +10,19 @@ from engine.ports import CheckpointTimes, TimerQuery
 from storage._db import Tx
 from storage._sql import Sql, bind_when, read_when
 
-__all__ = ["checkpoint_times", "statement"]
+__all__ = ["checkpoint_times", "statement", "timer_nodes"]
 
 _COLUMNS = "c.id, c.run_id, c.node_id, r.workflow_hash, c.due_at, c.escalation_level, c.created_at"
 _OPEN = f"c.status = '{CheckpointStatus.open.value}' AND c.due_at IS NOT NULL"
+_NODES = Sql(
+    "SELECT DISTINCT r.workflow_hash, c.node_id FROM checkpoints c JOIN runs r ON r.id = c.run_id"
+    f" WHERE {_OPEN} ORDER BY r.workflow_hash, c.node_id"
+)
+
+
+def timer_nodes(tx: Tx) -> list[tuple[str, str]]:
+    """The distinct ``(workflow_hash, node_id)`` of open checkpoints with a deadline."""
+    return [(row[0], row[1]) for row in tx.query(_NODES).fetchall()]
 
 
 def checkpoint_times(tx: Tx, query: TimerQuery) -> list[CheckpointTimes]:

@@ -232,6 +232,10 @@ class SqlStore:
             lambda tx: _queries.checkpoints(tx, run_id=run_id, open_only=open_only, limit=limit)
         )
 
+    async def timer_nodes(self) -> list[tuple[str, str]]:
+        """The distinct ``(workflow_hash, node_id)`` of open checkpoints with a deadline."""
+        return await self._db.read(_timers.timer_nodes)
+
     async def checkpoint_times(self, query: TimerQuery) -> list[CheckpointTimes]:
         """One page of open checkpoints with a deadline, through an index (see ``TimerQuery``)."""
         return await self._db.read(lambda tx: _timers.checkpoint_times(tx, query))

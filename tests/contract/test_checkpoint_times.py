@@ -70,3 +70,8 @@ async def test_some_checkpoints_by_id(store: RunStore) -> None:
     await _open(store)
     assert _ids(await store.checkpoint_times(TimerQuery(ids=["cp_c", "cp_none", "cp_x"]))) == ["cp_c"]
     assert await store.checkpoint_times(TimerQuery(ids=[])) == []
+
+
+async def test_the_workflow_nodes_of_open_checkpoints_with_a_deadline(store: RunStore) -> None:
+    await _open(store)
+    assert await store.timer_nodes() == [("sha256:abc", "approve")]

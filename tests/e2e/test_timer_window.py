@@ -150,3 +150,21 @@ async def test_the_jobs_of_a_closed_checkpoint_are_removed(database_url: str, tm
     finally:
         await timers.stop()
         await c.close()
+
+
+async def test_a_reminder_that_passed_while_down_is_sent_on_start(database_url: str, tmp_path: Path) -> None:
+    c = await _container(database_url, tmp_path, timeout="3h", reminders="1s, 2h")
+    timers = Timers(Timeouts(c.engine), database_url, scope="w6", reconcile_s=3600, horizon_s=60)
+    try:
+        [cp_id] = await _open(c, 1)
+        await asyncio.sleep(1.2)  # nothing is scheduled: no process was running
+        await timers.start()
+
+        async def reminded() -> bool:
+            return any(d.kind == "reminder" for d in await c.store.list_deliveries(checkpoint_id=cp_id))
+
+        await _wait_for(reminded)
+        assert timers.jobstore.job_ids() == []  # the 2 h reminder and the 3 h deadline: not yet jobs
+    finally:
+        await timers.stop()
+        await c.close()
