@@ -51,6 +51,7 @@ __all__ = ["Timers"]
 
 log = logging.getLogger("signoff.timers")
 _ACTIVE: dict[str, Timeouts] = {}
+_FIRING: set[str] = set()  # deadline jobs running in this process
 JOB_TABLE = "signoff_timer_jobs"
 _OPENED = "checkpoint.opened"
 _BACKLOG = 1000  # more new audit events than this at once: reconcile instead of reading them
@@ -62,7 +63,12 @@ async def fire_deadline_job(scope: str, checkpoint_id: str, level: int) -> None:
     """APScheduler entry point: a checkpoint's deadline may have passed."""
     timeouts = _ACTIVE.get(scope)
     if timeouts is not None:
-        outcome = await timeouts.fire_deadline(checkpoint_id, level)
+        job_id = f"deadline:{checkpoint_id}:{level}"
+        _FIRING.add(job_id)  # out of the job store while it runs: the window must not add it again
+        try:
+            outcome = await timeouts.fire_deadline(checkpoint_id, level)
+        finally:
+            _FIRING.discard(job_id)
         log.info("deadline of %s (level %d): %s", checkpoint_id, level, outcome)
 
 
@@ -357,7 +363,7 @@ class Timers:
             self._add(job_id, reminder_job, max(at, now), [self.scope, checkpoint_id, index])
 
     def _add(self, job_id: str, func: object, when: datetime, args: list[object]) -> None:
-        if job_id in self._known:
+        if job_id in self._known or job_id in _FIRING:
             return
         self.scheduler.add_job(func, "date", run_date=when, args=args, id=job_id, replace_existing=True)
         self._known.add(job_id)
