@@ -6,14 +6,15 @@ firing is idempotent, so a job that runs twice (two replicas), late (after a res
 person decided changes nothing.
 
 Only the timers of the next ``horizon_s`` seconds are jobs, so the job store holds the next
-minute's deadlines, not one job per open checkpoint. On start-up each process reads every open
-checkpoint with a deadline once, in pages through the ``(status, due_at, id)`` index: overdue
-deadlines and past reminders fire now, those within the horizon become jobs. Then, every
-``min(reconcile_s, horizon_s / 2)``, it moves the window on: the deadlines due before the new
-horizon (one indexed range) and the level-0 reminders that fall into it (for each reminder
-offset seen, the checkpoints opened in the matching range, through ``(status, created_at, id)``)
-become jobs, and the jobs in the store whose checkpoint closed or moved on are removed (the store
-holds only the window, so this reads a few rows, not every open checkpoint).
+minute's deadlines, not one job per open checkpoint. Every ``min(reconcile_s, horizon_s / 2)``
+(and on start-up) each process moves the window on, reading pages of 500 through two indexes:
+the deadlines due before the new horizon (``(status, due_at, id)``; overdue ones fire now) and,
+for each reminder offset, the level-0 checkpoints whose reminder falls into the window
+(``(status, created_at, id)``). On start-up the window opens at the epoch, so deadlines and
+reminders that passed while no process ran fire at once; the reminder offsets come from the
+distinct workflow nodes of open checkpoints (one ``DISTINCT`` query), then from every checkpoint
+planned. Jobs in the store whose checkpoint closed or moved on are removed; the store holds only
+the window, so that reads a few rows, not every open checkpoint.
 
 A checkpoint opened by another process (a CLI run, another replica) is planned at once, through
 the path decisions use to cross processes: on PostgreSQL the commit that opens it sends a
