@@ -275,8 +275,6 @@ class Timers:
         self._known = set(existing)
         until = self.clock.now() + self.horizon
         since, self._until = self._until, until
-        # not paused, so jobs due meanwhile do not wait; each page's new jobs are inserted in one
-        # transaction and then wake the scheduler up once
         if since is None:  # first time: every reminder offset of open checkpoints, all past reminders
             since = _EPOCH
             for workflow_hash, node_id in await self.store.timer_nodes():
@@ -293,15 +291,22 @@ class Timers:
         """Plan every page of ``query``, inserting each page's new jobs in one transaction."""
         while True:
             page = await self.store.checkpoint_times(query)
+            # paused for one page: a running scheduler would otherwise look at every due job in
+            # the store once per job added; resuming looks once, with this page's jobs inserted
+            running = self.scheduler.state == STATE_RUNNING
+            if running:
+                self.scheduler.pause()
             self.jobstore.batch = []
             try:
                 for times in page:
                     await self._plan(times, until)
             finally:
                 batch, self.jobstore.batch = self.jobstore.batch, None
-                await asyncio.to_thread(self.jobstore.flush, batch)
-            if batch and self.scheduler.state == STATE_RUNNING:
-                self.scheduler.wakeup()  # it looked at the store before this batch was in it
+                try:
+                    await asyncio.to_thread(self.jobstore.flush, batch)
+                finally:
+                    if running:
+                        self.scheduler.resume()
             if len(page) < query.limit:
                 return
             last = page[-1]
