@@ -3,9 +3,10 @@
     python bench/timers.py --json [--count 10000] [--spread 60]
 
 Opens ``count`` checkpoints whose deadlines are spread over ``spread`` seconds, starts the timers
-(the start-up reconciliation creates one job per deadline), and measures how late each deadline
-fires (p50/p99), the process RSS before and after, and the reconciliation time. SQLite always;
-PostgreSQL too when SIGNOFF_BENCH_POSTGRES_URL is set.
+(only the deadlines of the next ``horizon_s`` become jobs; the window moves on as time passes),
+and measures how late each deadline fires (p50/p99), the largest number of jobs the job store
+held (``jobs_peak``), the process RSS before and after, and the reconciliation time. SQLite
+always; PostgreSQL too when SIGNOFF_BENCH_POSTGRES_URL is set.
 """
 
 from __future__ import annotations
@@ -107,10 +108,12 @@ async def measure(url: str, count: int, spread: float) -> dict[str, Any]:
         added = await timers.start()
         reconcile_s = time.perf_counter() - t0
         rss_peak = _rss_mb()
+        jobs_peak = len(timers.jobstore.job_ids())
         deadline = time.monotonic() + lead + spread + 120
         while len(RecordingTimeouts.lateness) < count and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
             rss_peak = max(rss_peak, _rss_mb())
+            jobs_peak = max(jobs_peak, len(await asyncio.to_thread(timers.jobstore.job_ids)))
         await timers.stop()
         second = Timers(RecordingTimeouts(c.engine), url, scope="bench2", reconcile_s=3600)
         t0 = time.perf_counter()
@@ -125,6 +128,7 @@ async def measure(url: str, count: int, spread: float) -> dict[str, Any]:
             "open_s": round(open_s, 1),
             "reconcile_s": round(reconcile_s, 2),
             "jobs_added": added,
+            "jobs_peak": jobs_peak,
             "reconcile_after_s": round(idle_reconcile_s, 2),
             "lateness_p50_ms": round(statistics.median(late) * 1000, 1) if late else None,
             "lateness_p99_ms": round(_pct(late, 0.99) * 1000, 1) if late else None,

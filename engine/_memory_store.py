@@ -39,11 +39,13 @@ from engine.model import (
 from engine.observers import Gauges
 from engine.ports import (
     AuditDraft,
+    CheckpointTimes,
     CheckpointUpdate,
     Claimed,
     Lease,
     PurgeReport,
     RunChange,
+    TimerQuery,
     conflict_message,
     merge_pending,
 )
@@ -509,6 +511,49 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients, InMemoryInstallations):
         ]
         found.sort(key=lambda c: c.created_at, reverse=True)
         return [_copy(c) for c in found[:limit]]
+
+    async def timer_nodes(self) -> list[tuple[str, str]]:
+        """The distinct ``(workflow_hash, node_id)`` of open checkpoints with a deadline."""
+        return sorted(
+            {
+                (self._run(c.run_id).workflow_hash, c.node_id)
+                for c in self._checkpoints.values()
+                if c.status is CheckpointStatus.open and c.due_at is not None
+            }
+        )
+
+    async def checkpoint_times(self, query: TimerQuery) -> list[CheckpointTimes]:
+        """One page of open checkpoints with a deadline (see ``TimerQuery``)."""
+        found = []
+        for c in self._checkpoints.values():
+            if c.status is not CheckpointStatus.open or c.due_at is None:
+                continue
+            if query.ids is not None and c.id not in query.ids:
+                continue
+            if query.due_before is not None and c.due_at > query.due_before:
+                continue
+            key = (c.due_at, c.id)
+            if query.opened_between is not None:
+                start, end = query.opened_between
+                if c.escalation_level != 0 or not start < c.created_at <= end:
+                    continue
+                key = (c.created_at, c.id)
+            if query.after is None or key > query.after:
+                found.append((key, c))
+        found.sort(key=lambda pair: pair[1].id if query.ids is not None else pair[0])
+        return [
+            CheckpointTimes(
+                checkpoint_id=c.id,
+                run_id=c.run_id,
+                node_id=c.node_id,
+                workflow_hash=self._run(c.run_id).workflow_hash,
+                due_at=c.due_at,
+                escalation_level=c.escalation_level,
+                created_at=c.created_at,
+            )
+            for _, c in found[: query.limit]
+            if c.due_at is not None
+        ]
 
     async def open_checkpoints_for(
         self, principals: list[str], *, limit: int = 100, before: tuple[datetime, str] | None = None

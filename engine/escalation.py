@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from engine.model import Checkpoint, HumanConfig, parse_duration
+from engine.ports import CheckpointTimes
 from engine.roles import Role
 
 __all__ = ["Kind", "Step", "TimerPlan", "escalates_to", "escalation_steps", "step_at", "timer_plan"]
@@ -69,12 +70,13 @@ def escalation_steps(config: HumanConfig, escalates_to: str | None = None) -> li
     return steps
 
 
-def timer_plan(cp: Checkpoint, config: HumanConfig) -> TimerPlan:
+def timer_plan(cp: Checkpoint | CheckpointTimes, config: HumanConfig) -> TimerPlan:
     """Deadline and reminder times of an open checkpoint (reminders count from when it opened)."""
     reminders = []
     if cp.escalation_level == 0:
         reminders = [(i, cp.created_at + parse_duration(r)) for i, r in enumerate(config.reminders)]
-    return TimerPlan(cp.id, cp.escalation_level, cp.due_at, reminders)
+    checkpoint_id = cp.id if isinstance(cp, Checkpoint) else cp.checkpoint_id
+    return TimerPlan(checkpoint_id, cp.escalation_level, cp.due_at, reminders)
 
 
 def step_at(config: HumanConfig, level: int, escalates_to: str | None = None) -> Step:

@@ -30,6 +30,7 @@ from engine.model import (
 __all__ = [
     "LLM",
     "AuditDraft",
+    "CheckpointTimes",
     "CheckpointUpdate",
     "Claimed",
     "Clock",
@@ -50,6 +51,7 @@ __all__ = [
     "SandboxResult",
     "SendResult",
     "Sender",
+    "TimerQuery",
     "conflict_message",
     "merge_pending",
 ]
@@ -159,6 +161,35 @@ class CheckpointUpdate(_Msg):
     content_version: int | None = None
     deliveries: list[Delivery] = Field(default_factory=list)
     audit: list[AuditDraft] = Field(default_factory=list)
+
+
+class CheckpointTimes(_Msg):
+    """What a timer service needs of an open checkpoint to plan its deadline and reminders."""
+
+    checkpoint_id: str
+    run_id: str
+    node_id: str
+    workflow_hash: str
+    due_at: datetime
+    escalation_level: int
+    created_at: datetime
+
+
+class TimerQuery(_Msg):
+    """Which open checkpoints with a deadline ``RunStore.checkpoint_times`` returns, one page.
+
+    ``due_before``: those whose deadline is at or before it. ``opened_between``: those at
+    escalation level 0 opened in ``(start, end]`` (their reminders count from then).
+    ``ids``: those among these checkpoints (ordered by id, one page). Without any: every open
+    checkpoint with a deadline. A page is ordered by ``(due_at, id)`` (``opened_between``:
+    ``(created_at, id)``); ``after`` is that key of the previous page's last row.
+    """
+
+    due_before: datetime | None = None
+    opened_between: tuple[datetime, datetime] | None = None
+    ids: list[str] | None = None
+    after: tuple[datetime, str] | None = None
+    limit: int = 1000
 
 
 class PurgeReport(_Msg):
@@ -353,6 +384,14 @@ class RunStore(Protocol):
         self, *, run_id: str | None = None, open_only: bool = False, limit: int = 500
     ) -> list[Checkpoint]:
         """Newest first."""
+        ...
+
+    async def timer_nodes(self) -> list[tuple[str, str]]:
+        """The distinct ``(workflow_hash, node_id)`` of open checkpoints with a deadline."""
+        ...
+
+    async def checkpoint_times(self, query: TimerQuery) -> list[CheckpointTimes]:
+        """One page of open checkpoints with a deadline, read through an index (see ``TimerQuery``)."""
         ...
 
     async def open_checkpoints_for(

@@ -37,8 +37,12 @@ class Timeouts:
     async def config_of(self, cp: Checkpoint) -> HumanConfig:
         """The human node's config in the run's pinned workflow version."""
         run = await self.store.get_run(cp.run_id)
-        workflow = await self.engine.catalog.pinned(run.workflow_hash, self.store)
-        config = workflow.nodes[cp.node_id].config
+        return await self.config_in(run.workflow_hash, cp.node_id)
+
+    async def config_in(self, workflow_hash: str, node_id: str) -> HumanConfig:
+        """The human node's config in that workflow version (compiled once per process)."""
+        workflow = await self.engine.catalog.pinned(workflow_hash, self.store)
+        config = workflow.nodes[node_id].config
         assert isinstance(config, HumanConfig)
         return config
 

@@ -27,7 +27,16 @@ from engine.model import (
 )
 from engine.observers import Gauges
 from engine.people import ConsoleSession, LoginToken, Person
-from engine.ports import AuditDraft, CheckpointUpdate, Claimed, Lease, PurgeReport, RunChange
+from engine.ports import (
+    AuditDraft,
+    CheckpointTimes,
+    CheckpointUpdate,
+    Claimed,
+    Lease,
+    PurgeReport,
+    RunChange,
+    TimerQuery,
+)
 from storage import (
     _audit,
     _checkpoints,
@@ -41,6 +50,7 @@ from storage import (
     _queries,
     _retention,
     _runs,
+    _timers,
 )
 from storage._db import Database
 from storage._listen import PgListener
@@ -228,6 +238,14 @@ class SqlStore:
         return await self._db.read(
             lambda tx: _queries.checkpoints(tx, run_id=run_id, open_only=open_only, limit=limit)
         )
+
+    async def timer_nodes(self) -> list[tuple[str, str]]:
+        """The distinct ``(workflow_hash, node_id)`` of open checkpoints with a deadline."""
+        return await self._db.read(_timers.timer_nodes)
+
+    async def checkpoint_times(self, query: TimerQuery) -> list[CheckpointTimes]:
+        """One page of open checkpoints with a deadline, through an index (see ``TimerQuery``)."""
+        return await self._db.read(lambda tx: _timers.checkpoint_times(tx, query))
 
     async def open_checkpoints_for(
         self, principals: list[str], *, limit: int = 100, before: tuple[datetime, str] | None = None

@@ -182,6 +182,11 @@ class CheckpointRow(SQLModel, table=True):
     """A human checkpoint; ``version`` is the compare-and-set counter."""
 
     __tablename__ = "checkpoints"
+    __table_args__ = (
+        # the timer service's pages: deadlines before a time, and level-0 reminders by opening time
+        sa.Index("ix_checkpoints_status_due_at_id", "status", "due_at", "id"),
+        sa.Index("ix_checkpoints_status_created_at_id", "status", "created_at", "id"),
+    )
 
     pk: int | None = _pk()
     id: str = _uid()
