@@ -33,9 +33,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._pg import scratch_schema
-from bench.scale import OTHERS, TARGET, WORKFLOW
+from bench.scale import OTHERS, TARGET, project
 from bench.timers import _pct
-from bot.config import Settings
 from bot.wiring import build
 
 _CHECKPOINT_COLUMNS = (
@@ -91,17 +90,7 @@ async def _times(call: Callable[[], Awaitable[object]], runs: int) -> dict[str, 
 
 async def measure(url: str, count: int, runs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        (work / "workflows").mkdir()
-        for who in [TARGET, *OTHERS]:
-            text = WORKFLOW.replace("WHO", who)
-            (work / "workflows" / f"ask_{who}.yml").write_text(text, encoding="utf-8")
-        settings = Settings(
-            database_url=url,
-            workflows_dir=work / "workflows",
-            skills_dir=work / "none",
-            roles_file=work / "r.yml",
-        )
+        settings = project(Path(tmp), url, [TARGET, *OTHERS])
         c = await build(settings, with_sandbox=False)
         try:
             for who in [TARGET] * 10 + OTHERS:

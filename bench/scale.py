@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,17 +51,7 @@ OTHERS = [f"U{i:07d}" for i in range(50)]
 
 async def measure(url: str, count: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        (work / "workflows").mkdir()
-        for who in [TARGET, *OTHERS]:
-            text = WORKFLOW.replace("WHO", who)
-            (work / "workflows" / f"ask_{who}.yml").write_text(text, encoding="utf-8")
-        settings = Settings(
-            database_url=url,
-            workflows_dir=work / "workflows",
-            skills_dir=work / "none",
-            roles_file=work / "r.yml",
-        )
+        settings = project(Path(tmp), url, [TARGET, *OTHERS])
         c = await build(settings, with_sandbox=False)
         try:
             rss_start = _rss_mb()
@@ -113,21 +104,39 @@ async def measure(url: str, count: int) -> dict[str, Any]:
             await c.close()
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def project(work: Path, url: str, people: list[str]) -> Settings:
+    """Settings for a folder holding one approval workflow ``ask_<who>`` per person."""
+    (work / "workflows").mkdir()
+    for who in people:
+        text = WORKFLOW.replace("WHO", who)
+        (work / "workflows" / f"ask_{who}.yml").write_text(text, encoding="utf-8")
+    return Settings(
+        database_url=url,
+        workflows_dir=work / "workflows",
+        skills_dir=work / "none",
+        roles_file=work / "r.yml",
     )
+
+
+async def on_both(doc: str, name: str, measure: Callable[[str, int], Awaitable[dict[str, Any]]]) -> None:
+    """Parse ``--json --open N``, run ``measure`` on SQLite and, when SIGNOFF_BENCH_POSTGRES_URL
+    is set, on PostgreSQL (in a scratch schema), and print ``{"sqlite": ..., "postgres": ...}``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--open", type=int, default=100_000, dest="count", help="open checkpoints")
     args = parser.parse_args()
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        out["sqlite"] = await measure(f"sqlite:///{tmp}/scale.db", args.count)
+        out["sqlite"] = await measure(f"sqlite:///{tmp}/{name}.db", args.count)
     pg = os.environ.get("SIGNOFF_BENCH_POSTGRES_URL")
     if pg:
-        with scratch_schema(pg, "signoff_scale") as scoped:
+        with scratch_schema(pg, f"signoff_{name}") as scoped:
             out["postgres"] = await measure(scoped, args.count)
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
+
+
+async def main() -> None:
+    await on_both(__doc__ or "", "scale", measure)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,7 @@ through the engine). SQLite always; PostgreSQL too when SIGNOFF_BENCH_POSTGRES_U
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
 import sys
 import tempfile
 import time
@@ -25,10 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa
 
-from bench._pg import scratch_schema
-from bench.scale import WORKFLOW
+from bench.scale import on_both, project
 from bench.timers import _rss_mb
-from bot.config import Settings
 from bot.scheduler import Timers
 from bot.wiring import build
 from engine.timeouts import Timeouts
@@ -54,15 +49,7 @@ def _copy(table: str, pg: bool) -> str:
 async def measure(url: str, count: int) -> dict[str, Any]:
     """Open ``count`` checkpoints, then start a timer service on them."""
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        (work / "workflows").mkdir()
-        (work / "workflows" / "ask_U1.yml").write_text(WORKFLOW.replace("WHO", "U1"), encoding="utf-8")
-        settings = Settings(
-            database_url=url,
-            workflows_dir=work / "workflows",
-            skills_dir=work / "none",
-            roles_file=work / "r.yml",
-        )
+        settings = project(Path(tmp), url, ["U1"])
         c = await build(settings, with_sandbox=False)
         try:
             run = await c.engine.start("ask_U1", {}, requester="bench")
@@ -99,20 +86,7 @@ async def measure(url: str, count: int) -> dict[str, Any]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--open", type=int, default=100_000, dest="count", help="open checkpoints")
-    args = parser.parse_args()
-    out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        out["sqlite"] = await measure(f"sqlite:///{tmp}/startup.db", args.count)
-    pg = os.environ.get("SIGNOFF_BENCH_POSTGRES_URL")
-    if pg:
-        with scratch_schema(pg, "signoff_timer_startup") as scoped:
-            out["postgres"] = await measure(scoped, args.count)
-    print(json.dumps(out) if args.json else json.dumps(out, indent=2))
+    await on_both(__doc__ or "", "timer_startup", measure)
 
 
 if __name__ == "__main__":
