@@ -4,10 +4,8 @@ during a database outage)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from bot.wiring import Container, build
 from storage import migrate
 from tests.conftest import drop_pg_schema, pg_schema_url
 from tests.e2e._tcp_proxy import TcpProxy
+from tests.e2e._until import until
 from tests.fakes.slack import FakeSlack
 
 Client = TestClient[Any, Any]
@@ -43,14 +42,6 @@ async def probe(client: Client, path: str = "/readyz") -> tuple[int, dict[str, A
     response = await client.get(path)
     body: dict[str, Any] = await response.json()
     return response.status, body
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

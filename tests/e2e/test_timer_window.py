@@ -14,6 +14,7 @@ from bot.scheduler import Timers
 from bot.wiring import Container, build
 from engine.commands import Decide
 from engine.timeouts import Timeouts
+from tests.e2e._until import until
 
 WORKFLOW = """\
 id: t
@@ -50,15 +51,6 @@ async def _open(c: Container, count: int) -> list[str]:
         [cp] = await c.store.list_checkpoints(run_id=run.id, open_only=True)
         ids.append(cp.id)
     return ids
-
-
-async def _wait_for(predicate: object, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if await predicate():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 async def test_deadlines_beyond_the_horizon_are_not_jobs(database_url: str, tmp_path: Path) -> None:
@@ -103,7 +95,7 @@ async def test_a_deadline_beyond_the_horizon_fires_when_the_window_reaches_it(
         async def escalated() -> bool:
             return (await c.store.get_checkpoint(cp_id)).escalation_level >= 1
 
-        await _wait_for(escalated)
+        await until(escalated)
         cp = await c.store.get_checkpoint(cp_id)
         [fired] = [
             e for e in await c.store.audit_events(run_id=cp.run_id) if e.kind == "checkpoint.escalated"
@@ -128,7 +120,7 @@ async def test_a_reminder_beyond_the_horizon_is_sent_when_the_window_reaches_it(
 
         await asyncio.sleep(0.5)
         assert not await reminded()
-        await _wait_for(reminded)
+        await until(reminded)
         cp = await c.store.get_checkpoint(cp_id)
         [event] = [e for e in await c.store.audit_events(run_id=cp.run_id) if e.kind == "checkpoint.reminded"]
         assert (event.at - cp.created_at).total_seconds() >= 3
@@ -163,7 +155,7 @@ async def test_a_reminder_that_passed_while_down_is_sent_on_start(database_url: 
         async def reminded() -> bool:
             return any(d.kind == "reminder" for d in await c.store.list_deliveries(checkpoint_id=cp_id))
 
-        await _wait_for(reminded)
+        await until(reminded)
         assert timers.jobstore.job_ids() == []  # the 2 h reminder and the 3 h deadline: not yet jobs
     finally:
         await timers.stop()

@@ -11,6 +11,7 @@ from bot.scheduler import Timers
 from bot.wiring import Container, build
 from engine.model import ResolvedBy, RunStatus
 from engine.timeouts import Timeouts
+from tests.e2e._until import until
 
 WORKFLOW = """\
 id: t
@@ -40,15 +41,6 @@ async def _container(url: str, tmp_path: Path, timeout: str = "1s") -> Container
     return await build(settings, with_sandbox=False)
 
 
-async def _wait_for(predicate: object, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if await predicate():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not reached in time")
-
-
 async def test_escalation_then_final_action_through_the_scheduler(database_url: str, tmp_path: Path) -> None:
     c = await _container(database_url, tmp_path)
     timers = Timers(Timeouts(c.engine), database_url, scope="t1", reconcile_s=5)
@@ -62,7 +54,7 @@ async def test_escalation_then_final_action_through_the_scheduler(database_url: 
         async def finished() -> bool:
             return (await c.store.get_run(run.id)).status.final
 
-        await _wait_for(finished)
+        await until(finished)
         final = await c.store.get_run(run.id)
         assert final.status is RunStatus.rejected
         [decision] = await c.store.list_decisions(run_id=run.id)
@@ -98,7 +90,7 @@ async def test_a_checkpoint_opened_by_another_process_gets_its_timers_at_once(
         async def escalated() -> bool:
             return (await server.store.get_checkpoint(cp.id)).escalation_level >= 1
 
-        await _wait_for(escalated, timeout=8.0)  # the 2 s deadline, plus room for a loaded machine
+        await until(escalated, timeout=8.0)  # the 2 s deadline, plus room for a loaded machine
         [fired] = [
             e for e in await server.store.audit_events(run_id=run.id) if e.kind == "checkpoint.escalated"
         ]
@@ -123,7 +115,7 @@ async def test_deadline_that_passed_while_down_fires_on_start(database_url: str,
             async def escalated() -> bool:
                 return (await c.store.get_checkpoint(cp.id)).escalation_level >= 1
 
-            await _wait_for(escalated)
+            await until(escalated)
         finally:
             await timers.stop()
     finally:
