@@ -21,13 +21,10 @@ from mcp.client.streamable_http import streamable_http_client
 
 from bot.api import ApiDeps, mount
 from bot.api._auth import new_key
-from bot.api._mcp import available
 from bot.wiring import Container, build
 from tests.e2e.api_harness import ask_body
 from tests.fakes.slack import FakeSlack
 from tests.scenario._harness import settings_for, write_project
-
-pytestmark = pytest.mark.skipif(not available(), reason="the mcp extra is not installed")
 
 # generous: the point is that it ends at all before a long poll's 25 s, not how fast
 CLOSES_WITHIN_S = 20.0

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from bot.cli import app
+from tests.e2e._cli import local_cli
 
 PAY = """\
 id: pay
@@ -58,16 +59,9 @@ def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> C
     """The CLI on a fresh database (SQLite, and PostgreSQL when configured)."""
     (tmp_path / "workflows").mkdir()
     (tmp_path / "roles.yml").write_text("{}\n")
-    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "ANTHROPIC_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SIGNOFF_DATABASE_URL", database_url)
-    monkeypatch.setenv("SIGNOFF_WORKFLOWS_DIR", str(tmp_path / "workflows"))
-    monkeypatch.setenv("SIGNOFF_ROLES_FILE", str(tmp_path / "roles.yml"))
-    monkeypatch.setenv("SIGNOFF_SKILLS_DIR", str(tmp_path / "no-skills"))
-    monkeypatch.setenv("SIGNOFF_WORKSPACE_DIR", str(tmp_path / "workspaces"))
-    monkeypatch.setenv("SIGNOFF_SANDBOX", "subprocess")
-    return CliRunner()
+    return local_cli(
+        monkeypatch, tmp_path, database_url, workflows=tmp_path / "workflows", roles=tmp_path / "roles.yml"
+    )
 
 
 def _invoke(cli: CliRunner, *args: str, code: int = 0) -> Result:

@@ -17,6 +17,7 @@ from bot.cli import app
 from engine.ports import RunChange
 from tests.contract import _data as d
 from tests.contract._data import at
+from tests.e2e._cli import local_cli
 
 _MORE = re.compile(r"^(\d+ )?more: signoff tasks (.*)--before (\S+)$", re.M)
 
@@ -26,15 +27,9 @@ def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> C
     """The CLI on a fresh database (SQLite, and PostgreSQL when configured)."""
     (tmp_path / "workflows").mkdir()
     (tmp_path / "roles.yml").write_text("ops:\n  members: [user:UOPS]\n")
-    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "ANTHROPIC_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SIGNOFF_DATABASE_URL", database_url)
-    monkeypatch.setenv("SIGNOFF_WORKFLOWS_DIR", str(tmp_path / "workflows"))
-    monkeypatch.setenv("SIGNOFF_ROLES_FILE", str(tmp_path / "roles.yml"))
-    monkeypatch.setenv("SIGNOFF_SKILLS_DIR", str(tmp_path / "no-skills"))
-    monkeypatch.setenv("SIGNOFF_WORKSPACE_DIR", str(tmp_path / "workspaces"))
-    return CliRunner()
+    return local_cli(
+        monkeypatch, tmp_path, database_url, workflows=tmp_path / "workflows", roles=tmp_path / "roles.yml"
+    )
 
 
 def _invoke(cli: CliRunner, *args: str, code: int = 0) -> Result:

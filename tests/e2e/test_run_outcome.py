@@ -24,6 +24,7 @@ from engine.commands import Decide
 from engine.model import RunStatus
 from engine.testing import FixedClock
 from engine.timeouts import Timeouts
+from tests.e2e._cli import local_cli
 
 REPO = Path(__file__).resolve().parents[2]
 TIMED = """\
@@ -67,16 +68,7 @@ def folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cli(database_url: str, tmp_path: Path, folder: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "ANTHROPIC_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SIGNOFF_DATABASE_URL", database_url)
-    monkeypatch.setenv("SIGNOFF_WORKFLOWS_DIR", str(folder))
-    monkeypatch.setenv("SIGNOFF_ROLES_FILE", str(REPO / "roles.yml"))
-    monkeypatch.setenv("SIGNOFF_SKILLS_DIR", str(tmp_path / "no-skills"))
-    monkeypatch.setenv("SIGNOFF_WORKSPACE_DIR", str(tmp_path / "workspaces"))
-    monkeypatch.setenv("SIGNOFF_SANDBOX", "subprocess")
-    return CliRunner()
+    return local_cli(monkeypatch, tmp_path, database_url, workflows=folder, roles=REPO / "roles.yml")
 
 
 def _invoke(cli: CliRunner, *args: str, code: int = 0) -> Result:
