@@ -463,7 +463,9 @@ def _waiting_for(
     from engine.sensitive import Redactor, redact_checkpoint
 
     if not who:
-        raise _fail("--assignee needs a person: U024BE7LH, user:U024BE7LH or email:ann@corp.example", 2)
+        raise _fail(
+            "--assignee needs a person: U024BE7LH, user:U024BE7LH or email:ann@corp.example", EXIT_BAD_INPUT
+        )
 
     async def work(c: Container) -> tuple[list[Checkpoint], datetime, tuple[int | None, str] | None]:
         actor = who
@@ -566,7 +568,9 @@ def _reject_reason(reason: str | None, comment: str | None) -> str:
     if given:
         return given
     if not sys.stdin.isatty():
-        raise _fail('a reject needs a reason: add --reason "..." (it is recorded with the decision)', 2)
+        raise _fail(
+            'a reject needs a reason: add --reason "..." (it is recorded with the decision)', EXIT_BAD_INPUT
+        )
     while True:
         typed = str(
             typer.prompt(
