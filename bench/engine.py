@@ -113,9 +113,13 @@ async def measure(url: str, runs: int) -> dict[str, float]:
                     await engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="approver"))
 
             # a server runs many runs at once: the engine's Python overlaps the database thread
+            stats = getattr(c.store, "commits", None)
+            calls0, txs0 = (stats.calls, stats.transactions) if stats is not None else (0, 0)
             t0 = time.perf_counter()
             await asyncio.gather(*(worker(cycles // 8) for _ in range(8)))
             concurrent_cycles_per_s = (cycles // 8) * 8 / (time.perf_counter() - t0)
+            # group commit (SQLite): store calls per transaction while 8 runs went at once
+            group = (stats.calls - calls0) / max(1, stats.transactions - txs0) if stats is not None else 1.0
             return {
                 "per_node_us": round(per_node_us, 1),
                 "pauses_per_s": round(pauses_per_s, 1),
@@ -124,6 +128,7 @@ async def measure(url: str, runs: int) -> dict[str, float]:
                 "resume_p99_ms": round(_pct(latencies, 0.99), 3),
                 "cycles_per_s": round(cycles_per_s, 1),
                 "concurrent_cycles_per_s": round(concurrent_cycles_per_s, 1),
+                "concurrent_calls_per_commit": round(group, 2),
             }
         finally:
             await c.close()

@@ -52,7 +52,7 @@ from storage import (
     _runs,
     _timers,
 )
-from storage._db import Database
+from storage._db import CommitStats, Database
 from storage._listen import PgListener
 from storage._schema import SchemaStatus, read_status, upgrade_unless_ahead
 
@@ -95,6 +95,11 @@ class SqlStore:
     def url(self) -> URL:
         """The database URL (password hidden when printed)."""
         return self._db.url
+
+    @property
+    def commits(self) -> CommitStats:
+        """Calls and transactions the SQLite thread committed (group commit's batch sizes)."""
+        return self._db.commits
 
     async def close(self) -> None:
         """Close connections and threads; later calls raise StorageError."""
