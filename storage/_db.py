@@ -188,9 +188,7 @@ class Database:
             held = self._connection()
             if core:
                 return self._core(held, work, write)
-            if self.pg:
-                return self._pg(held, work)
-            result = self._sqlite(held, work, write)
+            result = self._pg(held, work) if self.pg else self._sqlite(held, work, write)
         except Exception as e:
             error = self._translate(e, held)
             if error is e:
@@ -338,7 +336,7 @@ class Database:
 
 
 class CommitStats:
-    """How many calls the SQLite thread committed, in how many transactions (group commit)."""
+    """How many driver-framed calls were committed, in how many transactions (group commit)."""
 
     __slots__ = ("calls", "largest", "transactions")
 

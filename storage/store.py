@@ -98,7 +98,7 @@ class SqlStore:
 
     @property
     def commits(self) -> CommitStats:
-        """Calls and transactions the SQLite thread committed (group commit's batch sizes)."""
+        """Store calls and the transactions they were committed in (group commit's group sizes)."""
         return self._db.commits
 
     async def close(self) -> None:
