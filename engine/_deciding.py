@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ from engine.model import (
 from engine.nodes.verify import asks_again, check_answer, questioned, verify_decision
 from engine.observers import bind_ids, bound_ids
 from engine.policy import is_admin
-from engine.ports import CheckpointUpdate
+from engine.ports import CheckpointUpdate, Claimed
 from engine.runner import NoMatchingEdge, build_scope, next_nodes, response_data
 from engine.shown import shown_hash
 
@@ -153,17 +154,31 @@ class Deciding(Driving):
             deliveries=self._decision_deliveries(cp, run, decision),
             audit=[audit],
         )
+        claimed: Claimed | None = None
         try:
-            await self.store.update_checkpoint(update)
+            if drive and not self.draining:
+                # the decision takes the run's lease in its own transaction: no separate claim
+                _, claimed = await self.store.resolve_and_claim(update, self.owner, self.lease_ttl)
+            else:
+                await self.store.update_checkpoint(update)
         except Conflict:
             raise await self._conflict(await self.store.get_checkpoint(cp.id)) from None
-        self.emit(decided(run, cp, decision))
-        if step_update is not None:
-            self.emit(step_finished(run.workflow_id, step_update, now))
-        self._changed(run.id)
-        fault("after_decision_commit")
-        if verify:
-            await self._flag(workflow, cp, decision)
+        if claimed is not None:
+            self._held[run.id] = claimed
+        try:
+            self.emit(decided(run, cp, decision))
+            if step_update is not None:
+                self.emit(step_finished(run.workflow_id, step_update, now))
+            self._changed(run.id)
+            fault("after_decision_commit")
+            if verify:
+                await self._flag(workflow, cp, decision)
+        except BaseException:
+            # not driven after all: give the lease back now, not when it expires
+            held = self._held.pop(run.id, None)
+            if held is not None:
+                await asyncio.shield(self._release(held.lease))
+            raise
         if drive:
             await self.drive(run.id)
         return decision

@@ -246,6 +246,9 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients, InMemoryInstallations):
 
     async def claim(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Claimed | None:
         """``claim_run`` plus the run and its steps, atomically."""
+        return self._claim_with_steps(run_id, owner, now, ttl)
+
+    def _claim_with_steps(self, run_id: str, owner: str, now: datetime, ttl: timedelta) -> Claimed | None:
         lease = self._claim(run_id, owner, now, ttl)
         if lease is None:
             return None
@@ -343,6 +346,13 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients, InMemoryInstallations):
         self._add_deliveries(update.deliveries)
         self._append(update.audit)
         return _copy(checkpoint)
+
+    async def resolve_and_claim(
+        self, update: CheckpointUpdate, owner: str, ttl: timedelta
+    ) -> tuple[Checkpoint, Claimed | None]:
+        """``update_checkpoint`` then ``claim`` of its run, with no await between: atomic here."""
+        checkpoint = await self.update_checkpoint(update)
+        return checkpoint, self._claim_with_steps(checkpoint.run_id, owner, update.at, ttl)
 
     def _conflict(self, current: Checkpoint, update: CheckpointUpdate) -> Conflict:
         if current.status is CheckpointStatus.resolved:

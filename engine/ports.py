@@ -315,6 +315,18 @@ class RunStore(Protocol):
         """
         ...
 
+    async def resolve_and_claim(
+        self, update: CheckpointUpdate, owner: str, ttl: timedelta
+    ) -> tuple[Checkpoint, Claimed | None]:
+        """``update_checkpoint``, then ``claim`` of the checkpoint's run for ``owner`` at
+        ``update.at``, in one transaction: a decision that resumes its run takes the run's lease
+        with it, so the driver needs no claim of its own.
+
+        The claim is None when another owner holds a live lease (the run goes on there), or the
+        run is paused. Raises as ``update_checkpoint``; nothing is claimed when it raises.
+        """
+        ...
+
     async def cancel_run(
         self,
         run_id: str,

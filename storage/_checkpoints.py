@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
 from engine.errors import Conflict, NotFound
 from engine.model import Checkpoint, CheckpointOutcome, CheckpointStatus, Run, RunStatus, Step
-from engine.ports import CheckpointUpdate, conflict_message, merge_pending
+from engine.ports import CheckpointUpdate, Claimed, conflict_message, merge_pending
 from storage import _audit, _listen, _runs
 from storage._db import Tx
 from storage._sql import Sql, bind_when, dumps_json, read_when
@@ -92,6 +93,14 @@ def update(tx: Tx, upd: CheckpointUpdate) -> Checkpoint:
     _runs.insert_deliveries(tx, upd.deliveries)
     _audit.append(tx, upd.audit, head)
     return checkpoint
+
+
+def update_and_claim(
+    tx: Tx, upd: CheckpointUpdate, owner: str, ttl: timedelta
+) -> tuple[Checkpoint, Claimed | None]:
+    """``update``, then ``_runs.claim`` of the checkpoint's run at ``upd.at``, in ``tx``."""
+    checkpoint = update(tx, upd)
+    return checkpoint, _runs.claim(tx, checkpoint.run_id, owner, upd.at, ttl)
 
 
 def _checkpoint_values(upd: CheckpointUpdate, pg: bool) -> dict[str, Any]:

@@ -169,6 +169,12 @@ class SqlStore:
         """Compare-and-set on the checkpoint version. Raises Conflict or NotFound."""
         return await self._db.write(lambda tx: _checkpoints.update(tx, update))
 
+    async def resolve_and_claim(
+        self, update: CheckpointUpdate, owner: str, ttl: timedelta
+    ) -> tuple[Checkpoint, Claimed | None]:
+        """``update_checkpoint`` and ``claim`` of its run, in one transaction."""
+        return await self._db.write(lambda tx: _checkpoints.update_and_claim(tx, update, owner, ttl))
+
     async def cancel_run(
         self,
         run_id: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
@@ -123,6 +124,43 @@ async def test_escalation_fields_and_clearing_the_deadline(store: RunStore) -> N
         )
     )
     assert cleared.due_at is None
+
+
+async def test_resolve_and_claim_hands_the_run_to_the_decider_in_one_step(store: RunStore) -> None:
+    await _waiting(store)
+    cp, claimed = await store.resolve_and_claim(_resolve(), "w2", timedelta(seconds=30))
+    assert (cp.status, cp.version) == (CheckpointStatus.resolved, 1)
+    assert claimed is not None
+    assert (claimed.lease.owner, claimed.lease.expires_at) == ("w2", at(90))
+    assert (claimed.run.status, claimed.run.pending, claimed.run.lease_owner) == (
+        RunStatus.running,
+        ["send"],
+        "w2",
+    )
+    assert [s.id for s in claimed.steps] == ["step_h"], "the decision's own step is in the read"
+    assert claimed.run == await store.get_run("run_1")
+    assert await store.runnable_runs(at(61)) == [], "held: no other driver takes it"
+    await store.commit(claimed.lease, RunChange(at=at(61), pending_remove=["send"], release=True))
+
+
+async def test_resolve_and_claim_leaves_a_live_lease_with_its_holder(store: RunStore) -> None:
+    lease = await d.started(store)  # run_1 being driven by w1 (a parallel branch goes on)
+    await store.commit(lease, RunChange(at=at(1), checkpoints=[d.checkpoint()]))
+    assert lease.expires_at > at(5)
+    cp, claimed = await store.resolve_and_claim(_resolve(at=at(5)), "w2", timedelta(seconds=30))
+    assert cp.status is CheckpointStatus.resolved
+    assert claimed is None
+    run = await store.get_run("run_1")
+    assert (run.lease_owner, run.lease_epoch, run.pending) == ("w1", lease.epoch, ["draft", "send"])
+
+
+async def test_resolve_and_claim_claims_nothing_when_the_decision_is_refused(store: RunStore) -> None:
+    await _waiting(store)
+    await store.update_checkpoint(_resolve("U1"))
+    before = await store.get_run("run_1")
+    with pytest.raises(Conflict, match="already approved by U1"):
+        await store.resolve_and_claim(_resolve("U2", version=1), "w2", timedelta(seconds=30))
+    assert await store.get_run("run_1") == before, "no lease taken by the loser"
 
 
 async def test_a_stale_version_conflicts_and_changes_nothing(store: RunStore) -> None:
