@@ -41,27 +41,23 @@ class CountingStore(InMemoryRunStore):
         return await super().resolve_and_claim(update, owner, ttl)
 
 
-def _world(make_world: Callable[..., World]) -> tuple[World, CountingStore]:
+async def _waiting(make_world: Callable[..., World]) -> tuple[World, CountingStore, str]:
+    """An engine on a counting store, its run waiting at ``ask``; no claim counted yet."""
     world = make_world(GATE)
     store = CountingStore()
     world.engine.store = store
     world.store = store
-    return world, store
-
-
-async def _waiting(world: World) -> str:
     run = await world.engine.start("gate", {}, requester="user:rex")
     await world.engine.drive(run.id)
-    [cp] = await world.store.list_checkpoints(run_id=run.id, open_only=True)
-    return cp.id
+    [cp] = await store.list_checkpoints(run_id=run.id, open_only=True)
+    store.claims.clear()
+    return world, store, cp.id
 
 
 async def test_the_decision_claims_the_run_and_the_driver_uses_that_claim(
     make_world: Callable[..., World],
 ) -> None:
-    world, store = _world(make_world)
-    cp_id = await _waiting(world)
-    store.claims.clear()
+    world, store, cp_id = await _waiting(make_world)
     await world.engine.decide(Decide(checkpoint_id=cp_id, action="approve", actor="user:mia"))
     run = (await store.list_runs())[0]
     assert run.status is RunStatus.succeeded
@@ -72,9 +68,7 @@ async def test_the_decision_claims_the_run_and_the_driver_uses_that_claim(
 async def test_a_draining_engine_records_the_decision_and_leaves_the_run_for_another(
     make_world: Callable[..., World],
 ) -> None:
-    world, store = _world(make_world)
-    cp_id = await _waiting(world)
-    store.claims.clear()
+    world, store, cp_id = await _waiting(make_world)
     world.engine.draining = True
     await world.engine.decide(Decide(checkpoint_id=cp_id, action="approve", actor="user:mia"))
     run = (await store.list_runs())[0]
