@@ -7,6 +7,7 @@ import contextlib
 import logging
 
 from bot.wiring import Container
+from engine.tasks import stop_task
 
 __all__ = ["Worker"]
 
@@ -51,10 +52,7 @@ class Worker:
             if grace_s > 0:
                 await asyncio.wait({outbox_loop}, timeout=grace_s)
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
 
     async def _recover_loop(self) -> None:
         while True:

@@ -22,6 +22,7 @@ from engine.errors import InvalidInput
 from engine.loader import load_directory, load_workflow_file, load_workflow_text
 from engine.model import Workflow, WorkflowPublication
 from engine.ports import Clock, RunStore
+from engine.tasks import stop_task
 from engine.versions import find_version, publish
 
 __all__ = [
@@ -194,11 +195,8 @@ class FolderWatcher:
 
     async def stop(self) -> None:
         """Stop looking."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def check(self) -> list[Workflow]:
         """Reload the folder if a file changed; returns the workflows that now serve a new source."""

@@ -38,8 +38,11 @@ class Draining(Driving):
             cancelled and their leases released.
         """
         self.draining = True
+        # ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` can lose a
+        # cancellation of the caller that lands as the event is set (CPython gh-86296)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), grace_s)
+            async with asyncio.timeout(grace_s):
+                await self._idle.wait()
         stuck = dict(self._driving)
         for run_id, task in stuck.items():
             log.warning("run %s still running a node after %.0fs: cancelling it", run_id, grace_s)
@@ -47,5 +50,6 @@ class Draining(Driving):
                 task.cancel()
         if stuck:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), _RELEASE_S)
+                async with asyncio.timeout(_RELEASE_S):
+                    await self._idle.wait()
         return list(stuck)

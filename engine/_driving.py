@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -32,6 +31,7 @@ from engine.observers import CheckpointOpened, EngineEvent, LeaseTakenOver, RunS
 from engine.outcome import run_outcome
 from engine.ports import Claimed, Lease, RunChange, merge_pending
 from engine.runner import build_scope, final_status, next_nodes
+from engine.tasks import stop_task
 from engine.templates import TemplateFailure
 
 __all__ = ["Driving"]
@@ -378,9 +378,7 @@ class Driving(EngineCore):
                 lease = await self.store.renew_lease(lease, self.clock.now(), self.lease_ttl)
         finally:
             if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop_task(task)
 
     async def _completed(
         self,

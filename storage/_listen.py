@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.engine import URL
 
+from engine.tasks import stop_task
 from storage._db import Tx
 from storage._sql import Sql
 
@@ -52,11 +53,8 @@ class PgListener:
 
     async def stop(self) -> None:
         """Close the connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, 5.0)
-            self._task = None
+        await stop_task(self._task, 5.0)
+        self._task = None
 
     async def _run(self) -> None:
         import psycopg

@@ -28,6 +28,7 @@ from typing import TypeVar
 
 from engine.clients import ChangeFeed
 from engine.ports import RunStore
+from engine.tasks import stop_task
 
 __all__ = ["ANY_RUN", "Waiters"]
 
@@ -68,10 +69,7 @@ class Waiters:
 
     async def stop(self) -> None:
         """Stop listening; waiters still waiting time out as usual."""
-        if self._tail is not None:
-            self._tail.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._tail, _STOP_S)
+        await stop_task(self._tail, _STOP_S)
         if self._stop_feed is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_feed(), _STOP_S)
