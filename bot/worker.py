@@ -72,6 +72,8 @@ class Worker:
                     pass
             except Exception:  # the loop must outlive any one failure
                 log.exception("outbox pass failed")
+            # ``asyncio.timeout``, not ``wait_for``, which can lose a cancellation (gh-86296)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_outbox.wait(), self.outbox_poll_s)
+                async with asyncio.timeout(self.outbox_poll_s):
+                    await self._wake_outbox.wait()
             self._wake_outbox.clear()
