@@ -52,6 +52,8 @@ class Worker:
             if grace_s > 0:
                 await asyncio.wait({outbox_loop}, timeout=grace_s)
         for task in self._tasks:
+            task.cancel()  # every one first: a stop cut short still leaves none running on
+        for task in self._tasks:
             await stop_task(task)
 
     async def _recover_loop(self) -> None:

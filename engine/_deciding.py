@@ -157,8 +157,7 @@ class Deciding(Driving):
         claimed: Claimed | None = None
         try:
             if drive and not self.draining:
-                # the decision takes the run's lease in its own transaction: no separate claim
-                _, claimed = await self.store.resolve_and_claim(update, self.owner, self.lease_ttl)
+                claimed = await self._resolve_and_claim(update)
             else:
                 await self.store.update_checkpoint(update)
         except Conflict:
@@ -182,6 +181,27 @@ class Deciding(Driving):
         if drive:
             await self.drive(run.id)
         return decision
+
+    async def _resolve_and_claim(self, update: CheckpointUpdate) -> Claimed | None:
+        """Record the decision and take the run's lease in one transaction (no separate claim)."""
+        call = asyncio.ensure_future(self.store.resolve_and_claim(update, self.owner, self.lease_ttl))
+        try:
+            _, claimed = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # cut short while the store call goes on: it may still commit, and then the lease it
+            # took goes back at once rather than when it expires
+            call.add_done_callback(self._give_back)
+            raise
+        return claimed
+
+    def _give_back(self, call: asyncio.Future[tuple[Checkpoint, Claimed | None]]) -> None:
+        if call.cancelled() or call.exception() is not None:
+            return
+        claimed = call.result()[1]
+        if claimed is not None:
+            release = asyncio.ensure_future(self._release(claimed.lease))
+            self._releasing.add(release)
+            release.add_done_callback(self._releasing.discard)
 
     async def flag_check(self, decision: Decision) -> None:
         """Run a ``verify: {on_fail: flag}`` check of a decision already recorded."""

@@ -157,6 +157,15 @@ class Driving(EngineCore):
             return None
         if claimed is None:
             claimed = await self.store.claim(run_id, self.owner, self.clock.now(), self.lease_ttl)
+        elif claimed.lease.expires_at - self.clock.now() < self.lease_ttl / 2:
+            # held a while (a model checked the decision that claimed it): renew before any node
+            # runs; if it lapsed and another process took the run over, that one drives it
+            try:
+                lease = await self.store.renew_lease(claimed.lease, self.clock.now(), self.lease_ttl)
+            except LeaseLost:
+                log.info("lease on %s lost before driving; another process continues it", run_id)
+                return None
+            claimed = claimed.model_copy(update={"lease": lease})
         if claimed is None:
             return None
         self._driving[run_id] = asyncio.current_task()

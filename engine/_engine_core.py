@@ -62,6 +62,8 @@ class EngineCore:
         self.observers: list[Observer] = list(observers)
         self._published: set[str] = set()
         self._held: dict[str, Claimed] = {}
+        # leases being given back in the background (a decision cut short after it claimed)
+        self._releasing: set[asyncio.Task[None]] = set()
         # shutting down: no node starts, a run about to be driven is released (engine._draining)
         self.draining = False
         self._driving: dict[str, asyncio.Task[object] | None] = {}

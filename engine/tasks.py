@@ -19,25 +19,26 @@ __all__ = ["stop_task"]
 log = logging.getLogger("signoff.tasks")
 
 
-async def stop_task(task: asyncio.Future[Any] | None, within_s: float | None = None) -> bool:
-    """Cancel ``task`` and wait up to ``within_s`` seconds (None: for as long as it takes) for it
-    to end.
+async def stop_task(task: asyncio.Future[Any] | None, warn_after_s: float | None = None) -> None:
+    """Cancel ``task`` and wait until it has ended.
 
-    Returns:
-        Whether the task has ended. An error it ended with is logged, not raised.
+    A task still running ``warn_after_s`` seconds after the cancel is named in a warning and
+    cancelled again, and the wait goes on: what it holds (a connection, a lease) is not let go
+    of while it runs. An error the task ended with is logged, not raised.
 
     Raises:
         CancelledError: only when the caller itself is cancelled while waiting.
     """
     if task is None:
-        return True
+        return
     task.cancel()
-    await asyncio.wait({task}, timeout=within_s)
-    if not task.done():
-        return False
+    await asyncio.wait({task}, timeout=warn_after_s)
+    while not task.done():
+        log.warning("background task %s still running %ss after it was cancelled", _name(task), warn_after_s)
+        task.cancel()
+        await asyncio.wait({task}, timeout=warn_after_s)
     if not task.cancelled() and (error := task.exception()) is not None:
         log.warning("background task %s ended with %r", _name(task), error)
-    return True
 
 
 def _name(task: asyncio.Future[Any]) -> str:

@@ -14,7 +14,8 @@ transaction on it, framed one of two ways:
 SQLite: one thread (WAL, synchronous=NORMAL, busy_timeout); writes start with
 ``BEGIN IMMEDIATE`` so a read-modify-write is serialised against other processes too.
 Group commit: when driver-framed calls queue up behind a running one (many runs at once), the
-thread takes up to ``GROUP_MAX`` of them and runs them in one transaction, each inside its own
+thread takes up to ``GROUP_MAX`` of them (writes with writes, reads with reads: a read never
+waits for the write lock) and runs them in one transaction, each inside its own
 ``SAVEPOINT``. A call that fails rolls back to its savepoint and gets its error; the others go
 on. One ``COMMIT`` ends the group, and only then does any caller get its result, so nothing is
 acknowledged before it is durable. If the group's transaction itself fails (BEGIN, COMMIT, a
@@ -202,13 +203,17 @@ class Database:
         integrity, driver_error = self._driver_errors
         if isinstance(e, EngineError):
             return e
+        mapped: Exception
         if isinstance(e, (exc.IntegrityError, integrity)):
-            return Conflict(f"already stored: {getattr(e, 'orig', None) or e}")
-        if isinstance(e, (exc.SQLAlchemyError, driver_error)):
+            mapped = Conflict(f"already stored: {getattr(e, 'orig', None) or e}")
+        elif isinstance(e, (exc.SQLAlchemyError, driver_error)):
             if held is not None and not held.usable():
                 self._forget(held)
-            return StorageError(f"database error: {e}")
-        return e
+            mapped = StorageError(f"database error: {e}")
+        else:
+            return e
+        mapped.__cause__ = e
+        return mapped
 
     def _group(self, jobs: list[_Job]) -> list[tuple[Any, BaseException | None]]:
         """Run driver-framed calls in one transaction, one savepoint each (group commit; SQLite)."""
@@ -248,7 +253,9 @@ class Database:
                 raise
         except Exception as e:
             error = self._translate(e, held)
-            return [(None, error)] * len(jobs)
+            # one exception object per caller: each raises it with its own traceback
+            failed: list[tuple[Any, BaseException | None]] = [(None, error)]
+            return failed + [(None, _again(error)) for _ in jobs[1:]]
         self.commits.count(len(jobs))
         return outcomes
 
@@ -396,10 +403,11 @@ class _Workers:
             thread.start()
 
     def _work(self) -> None:
-        held_over: tuple[Callable[[], Any], _Done] | _Job | None = None
+        # what a group's collection took from the queue but could not join it: the next job,
+        # or the ``None`` that stops the thread
+        held_over: list[tuple[Callable[[], Any], _Done] | _Job | None] = []
         while True:
-            job = held_over if held_over is not None else self._jobs.get()
-            held_over = None
+            job = held_over.pop() if held_over else self._jobs.get()
             if job is None:
                 return
             if isinstance(job, _Job):
@@ -410,8 +418,10 @@ class _Workers:
                         nxt = self._jobs.get_nowait()
                     except Empty:
                         break
-                    if not isinstance(nxt, _Job):
-                        held_over = nxt
+                    # reads group with reads, writes with writes: a read must not wait for the
+                    # write lock (another process writing) that a group with a write takes
+                    if not isinstance(nxt, _Job) or nxt.write != job.write:
+                        held_over.append(nxt)
                         break
                     group.append(nxt)
                 try:
@@ -467,11 +477,24 @@ class _Workers:
         self._jobs.put((fn, done))
         return future.result()
 
+    def queued(self) -> int:
+        """How many jobs (and stop signals) wait for a thread."""
+        return self._jobs.qsize()
+
     def shutdown(self) -> None:
         for _ in self._threads:
             self._jobs.put(None)
         for thread in self._threads:
             thread.join()
+
+
+def _again(error: Exception) -> Exception:
+    """Another caller's copy of a group's ``StorageError`` (other errors are passed as they are)."""
+    if not isinstance(error, StorageError):
+        return error
+    copy = StorageError(str(error))
+    copy.__cause__ = error.__cause__
+    return copy
 
 
 def _settle_all(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

@@ -53,7 +53,7 @@ class PgListener:
 
     async def stop(self) -> None:
         """Close the connection."""
-        await stop_task(self._task, 5.0)
+        await stop_task(self._task, warn_after_s=5.0)
         self._task = None
 
     async def _run(self) -> None:

@@ -69,7 +69,7 @@ class Waiters:
 
     async def stop(self) -> None:
         """Stop listening; waiters still waiting time out as usual."""
-        await stop_task(self._tail, _STOP_S)
+        await stop_task(self._tail, warn_after_s=_STOP_S)
         if self._stop_feed is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_feed(), _STOP_S)

@@ -125,7 +125,7 @@ async def test_no_caller_hears_back_before_the_group_commits(db: Database) -> No
     assert _committed(db) == ["early", "late"]
 
 
-async def test_reads_join_a_group_and_see_the_writes_before_them(db: Database) -> None:
+async def test_reads_group_with_reads_and_see_the_writes_queued_before_them(db: Database) -> None:
     def keys(tx: Tx) -> list[str]:
         return [k for (k,) in tx.query(_KEYS).fetchall()]
 
@@ -137,11 +137,86 @@ async def test_reads_join_a_group_and_see_the_writes_before_them(db: Database) -
 
     held = asyncio.ensure_future(db.write(hold))
     assert await asyncio.to_thread(entered.wait, 30)
-    calls = [asyncio.ensure_future(db.write(_insert("x"))), asyncio.ensure_future(db.read(keys))]
+    before = db.commits.transactions
+    calls = [
+        asyncio.ensure_future(db.write(_insert("x"))),
+        asyncio.ensure_future(db.read(keys)),
+        asyncio.ensure_future(db.read(keys)),
+    ]
     await asyncio.sleep(0)
     release.set()
     await held
-    assert await asyncio.gather(*calls) == ["x", ["x"]]
+    assert await asyncio.gather(*calls) == ["x", ["x"], ["x"]]
+    assert db.commits.transactions - before == 3, "held call, the write, the two reads together"
+
+
+async def test_a_read_never_waits_for_a_write_lock_it_was_grouped_into(tmp_path: Path) -> None:
+    """Alone, a read does not wait for another process's write lock (WAL, deferred BEGIN). Queued
+    behind a write, it must not join that write's group, whose BEGIN IMMEDIATE would wait for
+    the lock and fail with it."""
+    db = Database(f"sqlite:///{tmp_path / 'locked.db'}", busy_timeout_ms=200)
+    db.call(lambda tx: tx.execute(sa.text("CREATE TABLE t (k TEXT PRIMARY KEY)")), write=True)
+    path = db.url.database
+    assert path is not None
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process is writing (a purge, a migration)
+    try:
+
+        def keys(tx: Tx) -> list[str]:
+            return [k for (k,) in tx.query(_KEYS).fetchall()]
+
+        entered, release = threading.Event(), threading.Event()
+
+        def hold(tx: Tx) -> None:
+            entered.set()
+            assert release.wait(30)
+
+        held = asyncio.ensure_future(db.read(hold))
+        assert await asyncio.to_thread(entered.wait, 30)
+        write = asyncio.ensure_future(db.write(_insert("x")))
+        read = asyncio.ensure_future(db.read(keys))
+        await asyncio.sleep(0)
+        release.set()
+        await held
+        results = await asyncio.gather(write, read, return_exceptions=True)
+        assert isinstance(results[0], StorageError), "the write waits for the lock and gives up"
+        assert results[1] == [], "the read answers from its snapshot"
+    finally:
+        other.rollback()
+        other.close()
+        await db.close()
+
+
+async def test_stopping_with_calls_queued_runs_them_and_ends_the_thread(tmp_path: Path) -> None:
+    """The stop signal queued behind calls a group collects is kept, not dropped: before, the
+    thread then waited for more work forever and ``shutdown`` never returned."""
+    db = Database(f"sqlite:///{tmp_path / 'stop.db'}")
+    db.call(lambda tx: tx.execute(sa.text("CREATE TABLE t (k TEXT PRIMARY KEY)")), write=True)
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(tx: Tx) -> None:
+        entered.set()
+        assert release.wait(30)
+
+    held = asyncio.ensure_future(db.write(hold))
+    assert await asyncio.to_thread(entered.wait, 30)
+    calls = [asyncio.ensure_future(db.write(_insert(k))) for k in ("a", "b")]
+    await asyncio.sleep(0)
+    closing = threading.Thread(target=db.shutdown, daemon=True)  # queues the stop behind a, b
+    closing.start()
+    await _until(lambda: db._workers.queued() >= 3)
+    release.set()
+    await held
+    assert await asyncio.gather(*calls) == ["a", "b"]
+    await asyncio.to_thread(closing.join, 30)
+    assert not closing.is_alive(), "Database.shutdown() hangs"
+
+
+async def _until(condition: Callable[[], bool], within_s: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
 
 
 async def test_a_group_takes_at_most_group_max_calls(db: Database) -> None:

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import pytest
+
 from engine.commands import Decide
-from engine.model import Checkpoint, RunStatus
-from engine.ports import CheckpointUpdate, Claimed
+from engine.model import Checkpoint, Run, RunStatus
+from engine.ports import CheckpointUpdate, Claimed, Lease, RunChange
 from engine.testing import InMemoryRunStore
 from tests.unit.engine.conftest import World
 
@@ -74,3 +77,86 @@ async def test_a_draining_engine_records_the_decision_and_leaves_the_run_for_ano
     run = (await store.list_runs())[0]
     assert (run.status, run.lease_owner, run.pending) == (RunStatus.queued, None, ["ship"])
     assert all(not c.startswith("resolve_and_claim") for c in store.claims)
+
+
+class AnswersLate(InMemoryRunStore):
+    """Commits a decision at once and answers only when ``answer`` is set: what the SQL stores
+    do while the caller waits for the database thread (the thread commits even if the caller
+    is cancelled meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.committed = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def resolve_and_claim(
+        self, update: CheckpointUpdate, owner: str, ttl: timedelta
+    ) -> tuple[Checkpoint, Claimed | None]:
+        result = await super().resolve_and_claim(update, owner, ttl)
+        self.committed.set()
+        await asyncio.shield(self.answer.wait())
+        return result
+
+
+async def test_a_decision_cut_short_after_its_commit_gives_the_lease_back(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(GATE)
+    store = AnswersLate()
+    world.engine.store = store
+    run = await world.engine.start("gate", {}, requester="user:rex")
+    await world.engine.drive(run.id)
+    [cp] = await store.list_checkpoints(run_id=run.id, open_only=True)
+    deciding = asyncio.ensure_future(
+        world.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="user:mia"))
+    )
+    await asyncio.wait_for(store.committed.wait(), 10)
+    deciding.cancel()  # a shutdown, a request cut short
+    with pytest.raises(asyncio.CancelledError):
+        await deciding
+    store.answer.set()
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await store.get_run(run.id)).lease_owner is not None:
+        assert asyncio.get_running_loop().time() < deadline, "the lease stayed with a decider that stopped"
+        await asyncio.sleep(0.01)
+    assert (await store.get_run(run.id)).pending == ["ship"], "decided"
+    assert await store.runnable_runs(world.clock.now()) == [run.id], "any process may resume it now"
+
+
+class LapsesBeforeDriving(CountingStore):
+    """After the decision claims the run, time passes (a slow model check of the answer) and
+    another process takes the lapsed lease over."""
+
+    def __init__(self, world: World) -> None:
+        super().__init__()
+        self.world = world
+        self.commits_by: list[str] = []
+
+    async def resolve_and_claim(
+        self, update: CheckpointUpdate, owner: str, ttl: timedelta
+    ) -> tuple[Checkpoint, Claimed | None]:
+        result = await super().resolve_and_claim(update, owner, ttl)
+        self.world.clock.advance(ttl.total_seconds() + 1)
+        assert await super().claim(result[0].run_id, "other-process", self.world.clock.now(), ttl)
+        return result
+
+    async def commit(self, lease: Lease, change: RunChange) -> Run:
+        self.commits_by.append(lease.owner)
+        return await super().commit(lease, change)
+
+
+async def test_no_node_runs_under_a_claim_that_lapsed_before_driving(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(GATE)
+    store = LapsesBeforeDriving(world)
+    world.engine.store = store
+    world.store = store
+    run = await world.engine.start("gate", {}, requester="user:rex")
+    await world.engine.drive(run.id)
+    [cp] = await store.list_checkpoints(run_id=run.id, open_only=True)
+    store.commits_by.clear()
+    await world.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="user:mia"))
+    assert store.commits_by == [], "the decider checked its lease before the next node, and stopped"
+    stored = await store.get_run(run.id)
+    assert (stored.lease_owner, stored.pending) == ("other-process", ["ship"])
