@@ -8,6 +8,7 @@ back before the group's COMMIT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -43,6 +44,10 @@ def _insert(key: str, *, then: Callable[[Tx], Any] | None = None) -> Callable[[T
     return work
 
 
+def _keys(tx: Tx) -> list[str]:
+    return [k for (k,) in tx.query(_KEYS).fetchall()]
+
+
 def _committed(db: Database) -> list[str]:
     """What another connection sees: only committed rows."""
     path = db.url.database
@@ -51,20 +56,30 @@ def _committed(db: Database) -> list[str]:
         return [k for (k,) in other.execute("SELECT k FROM t ORDER BY k")]
 
 
-async def _queued_behind_a_held_call(db: Database, works: list[Callable[[Tx], Any]]) -> list[Any]:
-    """Hold the database thread in one call, queue ``works`` behind it, then let it go."""
+@contextlib.asynccontextmanager
+async def _thread_held(db: Database, *, by_read: bool = False) -> AsyncIterator[None]:
+    """The database thread busy in one call until the block ends: calls made inside the block
+    queue behind it and are taken together when it lets go."""
     entered, release = threading.Event(), threading.Event()
 
     def hold(tx: Tx) -> None:
         entered.set()
         assert release.wait(30), "the test never released the database thread"
 
-    held = asyncio.ensure_future(db.write(hold))
+    held = asyncio.ensure_future((db.read if by_read else db.write)(hold))
     assert await asyncio.to_thread(entered.wait, 30)
-    calls = [asyncio.ensure_future(db.write(w)) for w in works]
-    await asyncio.sleep(0)  # every call is queued before the thread is free again
-    release.set()
-    await held
+    try:
+        yield
+        await asyncio.sleep(0)  # every call is queued before the thread is free again
+    finally:
+        release.set()
+        await held
+
+
+async def _queued_behind_a_held_call(db: Database, works: list[Callable[[Tx], Any]]) -> list[Any]:
+    """Hold the database thread in one call, queue ``works`` behind it, then let it go."""
+    async with _thread_held(db):
+        calls = [asyncio.ensure_future(db.write(w)) for w in works]
     return await asyncio.gather(*calls, return_exceptions=True)
 
 
@@ -126,26 +141,13 @@ async def test_no_caller_hears_back_before_the_group_commits(db: Database) -> No
 
 
 async def test_reads_group_with_reads_and_see_the_writes_queued_before_them(db: Database) -> None:
-    def keys(tx: Tx) -> list[str]:
-        return [k for (k,) in tx.query(_KEYS).fetchall()]
-
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(tx: Tx) -> None:
-        entered.set()
-        assert release.wait(30)
-
-    held = asyncio.ensure_future(db.write(hold))
-    assert await asyncio.to_thread(entered.wait, 30)
-    before = db.commits.transactions
-    calls = [
-        asyncio.ensure_future(db.write(_insert("x"))),
-        asyncio.ensure_future(db.read(keys)),
-        asyncio.ensure_future(db.read(keys)),
-    ]
-    await asyncio.sleep(0)
-    release.set()
-    await held
+    async with _thread_held(db):
+        before = db.commits.transactions
+        calls = [
+            asyncio.ensure_future(db.write(_insert("x"))),
+            asyncio.ensure_future(db.read(_keys)),
+            asyncio.ensure_future(db.read(_keys)),
+        ]
     assert await asyncio.gather(*calls) == ["x", ["x"], ["x"]]
     assert db.commits.transactions - before == 3, "held call, the write, the two reads together"
 
@@ -161,23 +163,9 @@ async def test_a_read_never_waits_for_a_write_lock_it_was_grouped_into(tmp_path:
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process is writing (a purge, a migration)
     try:
-
-        def keys(tx: Tx) -> list[str]:
-            return [k for (k,) in tx.query(_KEYS).fetchall()]
-
-        entered, release = threading.Event(), threading.Event()
-
-        def hold(tx: Tx) -> None:
-            entered.set()
-            assert release.wait(30)
-
-        held = asyncio.ensure_future(db.read(hold))
-        assert await asyncio.to_thread(entered.wait, 30)
-        write = asyncio.ensure_future(db.write(_insert("x")))
-        read = asyncio.ensure_future(db.read(keys))
-        await asyncio.sleep(0)
-        release.set()
-        await held
+        async with _thread_held(db, by_read=True):
+            write = asyncio.ensure_future(db.write(_insert("x")))
+            read = asyncio.ensure_future(db.read(_keys))
         results = await asyncio.gather(write, read, return_exceptions=True)
         assert isinstance(results[0], StorageError), "the write waits for the lock and gives up"
         assert results[1] == [], "the read answers from its snapshot"
@@ -192,21 +180,12 @@ async def test_stopping_with_calls_queued_runs_them_and_ends_the_thread(tmp_path
     thread then waited for more work forever and ``shutdown`` never returned."""
     db = Database(f"sqlite:///{tmp_path / 'stop.db'}")
     db.call(lambda tx: tx.execute(sa.text("CREATE TABLE t (k TEXT PRIMARY KEY)")), write=True)
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(tx: Tx) -> None:
-        entered.set()
-        assert release.wait(30)
-
-    held = asyncio.ensure_future(db.write(hold))
-    assert await asyncio.to_thread(entered.wait, 30)
-    calls = [asyncio.ensure_future(db.write(_insert(k))) for k in ("a", "b")]
-    await asyncio.sleep(0)
-    closing = threading.Thread(target=db.shutdown, daemon=True)  # queues the stop behind a, b
-    closing.start()
-    await _until(lambda: db._workers.queued() >= 3)
-    release.set()
-    await held
+    closing = threading.Thread(target=db.shutdown, daemon=True)
+    async with _thread_held(db):
+        calls = [asyncio.ensure_future(db.write(_insert(k))) for k in ("a", "b")]
+        await asyncio.sleep(0)
+        closing.start()  # queues the stop behind a and b
+        await _until(lambda: db._workers.queued() >= 3)
     assert await asyncio.gather(*calls) == ["a", "b"]
     await asyncio.to_thread(closing.join, 30)
     assert not closing.is_alive(), "Database.shutdown() hangs"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import pytest
 
@@ -44,23 +45,26 @@ class CountingStore(InMemoryRunStore):
         return await super().resolve_and_claim(update, owner, ttl)
 
 
-async def _waiting(make_world: Callable[..., World]) -> tuple[World, CountingStore, str]:
-    """An engine on a counting store, its run waiting at ``ask``; no claim counted yet."""
+S = TypeVar("S", bound=InMemoryRunStore)
+
+
+async def _waiting(make_world: Callable[..., World], store_for: Callable[[World], S]) -> tuple[World, S, str]:
+    """An engine on the store ``store_for`` makes, its run waiting at ``ask``."""
     world = make_world(GATE)
-    store = CountingStore()
+    store = store_for(world)
     world.engine.store = store
     world.store = store
     run = await world.engine.start("gate", {}, requester="user:rex")
     await world.engine.drive(run.id)
     [cp] = await store.list_checkpoints(run_id=run.id, open_only=True)
-    store.claims.clear()
     return world, store, cp.id
 
 
 async def test_the_decision_claims_the_run_and_the_driver_uses_that_claim(
     make_world: Callable[..., World],
 ) -> None:
-    world, store, cp_id = await _waiting(make_world)
+    world, store, cp_id = await _waiting(make_world, lambda _: CountingStore())
+    store.claims.clear()
     await world.engine.decide(Decide(checkpoint_id=cp_id, action="approve", actor="user:mia"))
     run = (await store.list_runs())[0]
     assert run.status is RunStatus.succeeded
@@ -71,7 +75,8 @@ async def test_the_decision_claims_the_run_and_the_driver_uses_that_claim(
 async def test_a_draining_engine_records_the_decision_and_leaves_the_run_for_another(
     make_world: Callable[..., World],
 ) -> None:
-    world, store, cp_id = await _waiting(make_world)
+    world, store, cp_id = await _waiting(make_world, lambda _: CountingStore())
+    store.claims.clear()
     world.engine.draining = True
     await world.engine.decide(Decide(checkpoint_id=cp_id, action="approve", actor="user:mia"))
     run = (await store.list_runs())[0]
@@ -101,14 +106,10 @@ class AnswersLate(InMemoryRunStore):
 async def test_a_decision_cut_short_after_its_commit_gives_the_lease_back(
     make_world: Callable[..., World],
 ) -> None:
-    world = make_world(GATE)
-    store = AnswersLate()
-    world.engine.store = store
-    run = await world.engine.start("gate", {}, requester="user:rex")
-    await world.engine.drive(run.id)
-    [cp] = await store.list_checkpoints(run_id=run.id, open_only=True)
+    world, store, cp_id = await _waiting(make_world, lambda _: AnswersLate())
+    [run] = await store.list_runs()
     deciding = asyncio.ensure_future(
-        world.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="user:mia"))
+        world.engine.decide(Decide(checkpoint_id=cp_id, action="approve", actor="user:mia"))
     )
     await asyncio.wait_for(store.committed.wait(), 10)
     deciding.cancel()  # a shutdown, a request cut short
@@ -148,15 +149,10 @@ class LapsesBeforeDriving(CountingStore):
 async def test_no_node_runs_under_a_claim_that_lapsed_before_driving(
     make_world: Callable[..., World],
 ) -> None:
-    world = make_world(GATE)
-    store = LapsesBeforeDriving(world)
-    world.engine.store = store
-    world.store = store
-    run = await world.engine.start("gate", {}, requester="user:rex")
-    await world.engine.drive(run.id)
-    [cp] = await store.list_checkpoints(run_id=run.id, open_only=True)
+    world, store, cp_id = await _waiting(make_world, LapsesBeforeDriving)
+    [run] = await store.list_runs()
     store.commits_by.clear()
-    await world.engine.decide(Decide(checkpoint_id=cp.id, action="approve", actor="user:mia"))
+    await world.engine.decide(Decide(checkpoint_id=cp_id, action="approve", actor="user:mia"))
     assert store.commits_by == [], "the decider checked its lease before the next node, and stopped"
     stored = await store.get_run(run.id)
     assert (stored.lease_owner, stored.pending) == ("other-process", ["ship"])
