@@ -3,8 +3,10 @@
     python bench/engine.py --json          # SQLite; PostgreSQL too when SIGNOFF_BENCH_POSTGRES_URL is set
 
 Prints one JSON object: {"sqlite": {...}, "postgres": {...}} with per_node_us, pauses_per_s,
-resumes_per_s, resume_p50_ms, resume_p99_ms and cycles_per_s. Every step, checkpoint, decision
-and audit event is committed durably, audit hash chain included.
+resumes_per_s, resume_p50_ms, resume_p99_ms, cycles_per_s, concurrent_cycles_per_s (8 runs at
+once) and concurrent_calls_per_commit (store calls per transaction meanwhile: group commit).
+Every step, checkpoint, decision and audit event is committed durably, audit hash chain
+included.
 """
 
 from __future__ import annotations
