@@ -150,16 +150,20 @@ class Gate:
     # ------------------------------------------------------------------ who may decide
 
     async def reach(self, cp: Checkpoint) -> Reach:
-        """The people named by ``cp``'s assignees (roles and groups expanded now) and its channels."""
-        return await self.reach_of(cp.assignees)
+        """The people named by ``cp``'s assignees (roles and groups expanded now, in ``cp``'s
+        workspace) and its channels."""
+        return await self.reach_of(cp.assignees, team=cp.team)
 
-    async def reach_of(self, principals: list[str]) -> Reach:
-        """The people ``principals`` name (roles and groups expanded now) and their channels."""
-        users, channels = await self._expand(principals, set())
+    async def reach_of(self, principals: list[str], *, team: str | None = None) -> Reach:
+        """The people ``principals`` name (roles and groups expanded now, in workspace ``team``;
+        None: the one at hand) and their channels."""
+        users, channels = await self._expand(principals, set(), team)
         emails = frozenset(u for u in users if u.startswith("email:"))
         return Reach(frozenset(users - emails), tuple(dict.fromkeys(channels)), emails)
 
-    async def _expand(self, principals: list[str], seen_roles: set[str]) -> tuple[set[str], list[str]]:
+    async def _expand(
+        self, principals: list[str], seen_roles: set[str], team: str | None
+    ) -> tuple[set[str], list[str]]:
         users: set[str] = set()
         channels: list[str] = []
         for principal in principals:
@@ -174,9 +178,9 @@ class Gate:
             elif kind == "channel":
                 channels.append(name)
             elif kind == "group" and self.directory is not None:
-                users.update(await self.directory.group_members(name))
+                users.update(await self.directory.group_members(name, team))
             elif kind == "role" and name in self.roles and name not in seen_roles:
-                sub, chans = await self._expand(self.roles[name].members, seen_roles | {name})
+                sub, chans = await self._expand(self.roles[name].members, seen_roles | {name}, team)
                 users |= sub
                 channels += chans
         return users, channels
@@ -193,7 +197,7 @@ class Gate:
         mine = await self.aliases(actor)
         if mine & reach.principals:
             return actor, "assignee"
-        if await self._in_channels(mine, reach):
+        if await self._in_channels(mine, reach, cp.team):
             return actor, "channel"
         if active is None:
             active = await self.store.list_delegations(active_at=now)
@@ -201,16 +205,16 @@ class Gate:
             if as_principal(delegation.delegate) not in mine or as_principal(delegation.delegator) in mine:
                 continue
             theirs = await self.aliases(delegation.delegator)
-            if theirs & reach.principals or await self._in_channels(theirs, reach):
+            if theirs & reach.principals or await self._in_channels(theirs, reach, cp.team):
                 return delegation.delegator, "delegation"
         return None
 
-    async def _in_channels(self, aliases: frozenset[str], reach: Reach) -> bool:
+    async def _in_channels(self, aliases: frozenset[str], reach: Reach, team: str | None) -> bool:
         if self.directory is None or not reach.channels:
             return False
         users = {actor_of(a) for a in aliases if a.startswith("user:")}
         for channel in reach.channels:
-            if users & set(await self.directory.channel_members(channel)):
+            if users & set(await self.directory.channel_members(channel, team)):
                 return True
         return False
 

@@ -74,9 +74,12 @@ def assignee_principals(spec: Any, requester: str) -> list[str]:
 
 
 async def expand_principals(
-    principals: list[str], roles: Mapping[str, Role], directory: Directory | None
+    principals: list[str], roles: Mapping[str, Role], directory: Directory | None, team: str | None = None
 ) -> tuple[set[str], bool]:
-    """Users behind principals; the flag is True when a ``channel:`` principal lets anyone there act."""
+    """Users behind principals; the flag is True when a ``channel:`` principal lets anyone there act.
+
+    User groups are read in workspace ``team`` (a run's or checkpoint's), else the one at hand.
+    """
     users: set[str] = set()
     open_channel = False
     for principal in principals:
@@ -89,9 +92,9 @@ async def expand_principals(
             open_channel = True
         elif kind == "group":
             if directory is not None:
-                users.update(await directory.group_members(name))
+                users.update(await directory.group_members(name, team))
         elif kind == "role" and name in roles:
-            sub, chan = await expand_principals(roles[name].members, roles, directory)
+            sub, chan = await expand_principals(roles[name].members, roles, directory, team)
             users |= sub
             open_channel = open_channel or chan
     return users, open_channel
@@ -101,7 +104,7 @@ async def eligible_users(
     cp: Checkpoint, roles: Mapping[str, Role], directory: Directory | None
 ) -> tuple[set[str], bool]:
     """Who may decide ``cp`` now (group membership is resolved at decision time)."""
-    return await expand_principals(cp.assignees, roles, directory)
+    return await expand_principals(cp.assignees, roles, directory, cp.team)
 
 
 def is_admin(actor: str, roles: Mapping[str, Role], aliases: frozenset[str] = frozenset()) -> bool:

@@ -555,13 +555,17 @@ class Sender(Protocol):
 
 
 class Directory(Protocol):
-    """Resolves Slack user groups and channels to their members (checked at decision time)."""
+    """Resolves Slack user groups and channels to their members (checked at decision time).
 
-    async def group_members(self, group_id: str) -> list[str]:
+    ``team`` names the workspace the group or channel belongs to (a checkpoint's ``team`` in
+    multi-workspace mode); None means the workspace of the request at hand.
+    """
+
+    async def group_members(self, group_id: str, team: str | None = None) -> list[str]:
         """User ids in the group (``S...``); nobody when it cannot be read."""
         ...
 
-    async def channel_members(self, channel_id: str) -> list[str]:
+    async def channel_members(self, channel_id: str, team: str | None = None) -> list[str]:
         """User ids in the channel (``C...``/``G...``); nobody when it cannot be read."""
         ...
 

@@ -51,10 +51,10 @@ class StaticDirectory:
         self.groups = dict(groups or {})
         self.channels = dict(channels or {})
 
-    async def group_members(self, group_id: str) -> list[str]:
-        """Members of a group; nobody for an unknown one."""
+    async def group_members(self, group_id: str, team: str | None = None) -> list[str]:
+        """Members of a group; nobody for an unknown one (one workspace: ``team`` is ignored)."""
         return list(self.groups.get(group_id, []))
 
-    async def channel_members(self, channel_id: str) -> list[str]:
-        """Members of a channel; nobody for an unknown one."""
+    async def channel_members(self, channel_id: str, team: str | None = None) -> list[str]:
+        """Members of a channel; nobody for an unknown one (one workspace: ``team`` is ignored)."""
         return list(self.channels.get(channel_id, []))

@@ -36,8 +36,9 @@ class SlackDirectory:
         self._cache: dict[str, tuple[float, list[str]]] = {}
         self._channels: dict[str, tuple[float, list[str]]] = {}
 
-    async def group_members(self, group_id: str) -> list[str]:
-        """User ids in the group; an unknown group or a failed call counts as nobody."""
+    async def group_members(self, group_id: str, team: str | None = None) -> list[str]:
+        """User ids in the group; an unknown group or a failed call counts as nobody (one
+        workspace, its client's: ``team`` is for ``TeamDirectory``)."""
         hit = self._cache.get(group_id)
         now = time.monotonic()
         if hit is not None and now - hit[0] < self.ttl:
@@ -52,7 +53,7 @@ class SlackDirectory:
         self._cache[group_id] = (now, users)
         return list(users)
 
-    async def channel_members(self, channel_id: str) -> list[str]:
+    async def channel_members(self, channel_id: str, team: str | None = None) -> list[str]:
         """User ids in the channel (every page); an unreadable channel counts as nobody."""
         hit = self._channels.get(channel_id)
         now = time.monotonic()

@@ -454,24 +454,25 @@ class Workspaces:
 
 
 class TeamDirectory:
-    """``engine.ports.Directory`` across workspaces: the lookups of ``TEAM``'s workspace; an
-    unknown workspace has no members (failing closed)."""
+    """``engine.ports.Directory`` across workspaces: the lookups of the workspace named (a
+    checkpoint's), else of ``TEAM``'s (the request at hand); an unknown workspace has no members
+    (failing closed)."""
 
     def __init__(self, workspaces: Workspaces) -> None:
         self.workspaces = workspaces
 
-    async def group_members(self, group_id: str) -> list[str]:
-        """User ids in the group, in the workspace at hand."""
+    async def group_members(self, group_id: str, team: str | None = None) -> list[str]:
+        """User ids in the group, in ``team`` or else the workspace at hand."""
         try:
-            return await (await self.workspaces.directory()).group_members(group_id)
+            return await (await self.workspaces.directory(team)).group_members(group_id)
         except NotFound as exc:
             log.warning("usergroups.users.list %s: %s", group_id, exc)
             return []
 
-    async def channel_members(self, channel_id: str) -> list[str]:
-        """User ids in the channel, in the workspace at hand."""
+    async def channel_members(self, channel_id: str, team: str | None = None) -> list[str]:
+        """User ids in the channel, in ``team`` or else the workspace at hand."""
         try:
-            return await (await self.workspaces.directory()).channel_members(channel_id)
+            return await (await self.workspaces.directory(team)).channel_members(channel_id)
         except NotFound as exc:
             log.warning("conversations.members %s: %s", channel_id, exc)
             return []

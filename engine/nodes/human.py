@@ -102,7 +102,7 @@ async def _delegations(ctx: NodeContext, assignees: list[str], active: list[Dele
     """
     if not active:
         return {}
-    people, _ = await expand_principals(assignees, ctx.deps.roles, ctx.deps.directory)
+    people, _ = await expand_principals(assignees, ctx.deps.roles, ctx.deps.directory, ctx.run.team)
     return {d.delegate: d.delegator for d in active if d.delegator in people and d.delegate != d.delegator}
 
 

@@ -30,6 +30,7 @@ from bot.server import create_app
 from bot.slack import EVENTS_PATH, INSTALL_PATH, REDIRECT_PATH, SlackSurface
 from bot.wiring import Container, build
 from bot.worker import Worker
+from engine.commands import Decide
 from engine.model import Checkpoint, CheckpointStatus, DeliveryStatus
 from tests.fakes.slack import FakeSlack
 from tests.scenario._flow import has_buttons
@@ -311,3 +312,26 @@ async def test_another_workspace_neither_sees_nor_cancels_a_run(multi: Multi) ->
     await multi.command("inbox", TEAM_A, user=MANAGER)
     listed = await env.until(lambda: [t for t in env.replies(MANAGER) if t.startswith("Waiting")])
     assert cp.run_id in listed[0]
+
+
+async def test_a_group_member_decides_outside_slack_with_the_checkpoints_workspace(multi: Multi) -> None:
+    """The console, an email link, the API and the CLI decide outside any Slack request: the
+    user group (or channel) of a checkpoint is read in the checkpoint's own workspace, with its
+    token. Before, with two workspaces installed, nothing said which one, the lookup failed
+    closed and no member of a group or channel could decide outside Slack."""
+    await multi.install(TEAM_A)
+    await multi.install(TEAM_B)
+    await multi.command("run refund customer=ACME amount=10", TEAM_A)
+    cp = await multi.open_checkpoint(TEAM_A)
+    engine = multi.container.engine
+    before = len(multi.fake.tokens_used("usergroups.users.list"))
+    assert await engine.can_decide(cp, GROUP_MEMBER)
+    decision = await engine.decide(
+        Decide(checkpoint_id=cp.id, action="approve", actor=GROUP_MEMBER, channel="web")
+    )
+    assert decision is not None
+    assert (await multi.container.store.get_checkpoint(cp.id)).status is CheckpointStatus.resolved
+    # read now or when the cards were sent (a short cache): always with A's token
+    read_with = multi.fake.tokens_used("usergroups.users.list")
+    assert read_with
+    assert all(t.startswith(f"xoxb-{TEAM_A}-") for t in read_with[before:]), read_with
