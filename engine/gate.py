@@ -197,7 +197,7 @@ class Gate:
         mine = await self.aliases(actor)
         if mine & reach.principals:
             return actor, "assignee"
-        if await self._in_channels(mine, reach, cp.team):
+        if await self._in_channels(mine, reach):
             return actor, "channel"
         if active is None:
             active = await self.store.list_delegations(active_at=now)
@@ -205,16 +205,17 @@ class Gate:
             if as_principal(delegation.delegate) not in mine or as_principal(delegation.delegator) in mine:
                 continue
             theirs = await self.aliases(delegation.delegator)
-            if theirs & reach.principals or await self._in_channels(theirs, reach, cp.team):
+            if theirs & reach.principals or await self._in_channels(theirs, reach):
                 return delegation.delegator, "delegation"
         return None
 
-    async def _in_channels(self, aliases: frozenset[str], reach: Reach, team: str | None) -> bool:
+    async def _in_channels(self, aliases: frozenset[str], reach: Reach) -> bool:
+        # channels are read in the request's workspace only (``engine.ports.Directory``)
         if self.directory is None or not reach.channels:
             return False
         users = {actor_of(a) for a in aliases if a.startswith("user:")}
         for channel in reach.channels:
-            if users & set(await self.directory.channel_members(channel, team)):
+            if users & set(await self.directory.channel_members(channel)):
                 return True
         return False
 

@@ -555,18 +555,24 @@ class Sender(Protocol):
 
 
 class Directory(Protocol):
-    """Resolves Slack user groups and channels to their members (checked at decision time).
-
-    ``team`` names the workspace the group or channel belongs to (a checkpoint's ``team`` in
-    multi-workspace mode); None means the workspace of the request at hand.
-    """
+    """Resolves Slack user groups and channels to their members (checked at decision time)."""
 
     async def group_members(self, group_id: str, team: str | None = None) -> list[str]:
-        """User ids in the group (``S...``); nobody when it cannot be read."""
+        """User ids in the group (``S...``) of workspace ``team`` (a checkpoint's, in
+        multi-workspace mode; None: the workspace of the request at hand); nobody when it
+        cannot be read."""
         ...
 
-    async def channel_members(self, channel_id: str, team: str | None = None) -> list[str]:
-        """User ids in the channel (``C...``/``G...``); nobody when it cannot be read."""
+    async def channel_members(self, channel_id: str) -> list[str]:
+        """User ids in the channel (``C...``/``G...``) in the workspace of the request at hand;
+        nobody when it cannot be read.
+
+        There is no ``team`` here on purpose: a channel shared through Slack Connect lists
+        members of other organisations too. Read in a checkpoint's workspace for a decision made
+        outside Slack, it would let a member of another installed workspace who signs into the
+        console with Slack count as an assignee (a click from Slack is refused by the team
+        check). Outside Slack, with several workspaces installed, a channel has no members.
+        """
         ...
 
 

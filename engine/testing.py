@@ -55,6 +55,6 @@ class StaticDirectory:
         """Members of a group; nobody for an unknown one (one workspace: ``team`` is ignored)."""
         return list(self.groups.get(group_id, []))
 
-    async def channel_members(self, channel_id: str, team: str | None = None) -> list[str]:
-        """Members of a channel; nobody for an unknown one (one workspace: ``team`` is ignored)."""
+    async def channel_members(self, channel_id: str) -> list[str]:
+        """Members of a channel; nobody for an unknown one."""
         return list(self.channels.get(channel_id, []))

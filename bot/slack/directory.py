@@ -53,7 +53,7 @@ class SlackDirectory:
         self._cache[group_id] = (now, users)
         return list(users)
 
-    async def channel_members(self, channel_id: str, team: str | None = None) -> list[str]:
+    async def channel_members(self, channel_id: str) -> list[str]:
         """User ids in the channel (every page); an unreadable channel counts as nobody."""
         hit = self._channels.get(channel_id)
         now = time.monotonic()

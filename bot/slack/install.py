@@ -454,9 +454,9 @@ class Workspaces:
 
 
 class TeamDirectory:
-    """``engine.ports.Directory`` across workspaces: the lookups of the workspace named (a
-    checkpoint's), else of ``TEAM``'s (the request at hand); an unknown workspace has no members
-    (failing closed)."""
+    """``engine.ports.Directory`` across workspaces: user groups of the workspace named (a
+    checkpoint's), else of ``TEAM``'s (the request at hand); channels of ``TEAM``'s; an unknown
+    workspace has no members (failing closed)."""
 
     def __init__(self, workspaces: Workspaces) -> None:
         self.workspaces = workspaces
@@ -469,10 +469,10 @@ class TeamDirectory:
             log.warning("usergroups.users.list %s: %s", group_id, exc)
             return []
 
-    async def channel_members(self, channel_id: str, team: str | None = None) -> list[str]:
-        """User ids in the channel, in ``team`` or else the workspace at hand."""
+    async def channel_members(self, channel_id: str) -> list[str]:
+        """User ids in the channel, in the workspace at hand (see ``engine.ports.Directory``)."""
         try:
-            return await (await self.workspaces.directory(team)).channel_members(channel_id)
+            return await (await self.workspaces.directory()).channel_members(channel_id)
         except NotFound as exc:
             log.warning("conversations.members %s: %s", channel_id, exc)
             return []
