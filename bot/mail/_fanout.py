@@ -15,10 +15,13 @@ if TYPE_CHECKING:
 __all__ = ["per_person"]
 
 
-async def per_person(c: Container, delivery: Delivery, related: list[Delivery]) -> list[Delivery]:
+async def per_person(
+    c: Container, delivery: Delivery, related: list[Delivery], team: str | None = None
+) -> list[Delivery]:
     """The rows that replace ``delivery`` (to a role or group): one per person not yet sent this
-    very message; a member linked to a Slack user who is also a member gets one row."""
-    users, _ = await expand_principals([delivery.target], c.roles, c.engine.deps.directory)
+    very message; a member linked to a Slack user who is also a member gets one row. User groups
+    are read in workspace ``team`` (the checkpoint's)."""
+    users, _ = await expand_principals([delivery.target], c.roles, c.engine.deps.directory, team)
     targets = [f"user:{u}" for u in sorted(users)]
     for member in _email_members(delivery.target, c.roles, set()):
         person = await c.people.find_person(member) if c.people is not None else None

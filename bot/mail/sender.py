@@ -206,7 +206,10 @@ class ChannelSender:
 
     async def _fan_out(self, delivery: Delivery, related: list[Delivery]) -> SendResult:
         """One row per person behind a role or group, ``email:`` members included."""
-        rows = await per_person(self.deps.container, delivery, related)
+        c = self.deps.container
+        # split before the Slack sender picks the workspace: read the groups in the checkpoint's
+        cp = await c.store.get_checkpoint(str(delivery.checkpoint_id))
+        rows = await per_person(c, delivery, related, cp.team)
         if rows:
             await self.deps.container.store.add_deliveries(rows, [])
             self.deps.wake()

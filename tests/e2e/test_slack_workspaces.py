@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,15 @@ from pydantic import SecretStr
 
 from bot.blocks.checkpoint import APPROVE
 from bot.config import Settings
+from bot.login_config import LoginSettings, SmtpSettings
 from bot.server import create_app
 from bot.slack import EVENTS_PATH, INSTALL_PATH, REDIRECT_PATH, SlackSurface
 from bot.wiring import Container, build
 from bot.worker import Worker
 from engine.commands import Decide
 from engine.model import Checkpoint, CheckpointStatus, DeliveryStatus
-from tests.fakes.slack import FakeSlack
+from tests.e2e._mail import smtp_server
+from tests.fakes.slack import Call, FakeSlack
 from tests.scenario._flow import has_buttons
 from tests.scenario._harness import GROUP, GROUP_MEMBER, MANAGER, REQUESTER, SECRET, SlackEnv, write_project
 
@@ -123,13 +126,14 @@ def _settings(root: Path, db: Path, fake: FakeSlack, key: str) -> Settings:
     )
 
 
-@pytest.fixture
-async def multi(tmp_path: Path) -> AsyncIterator[Multi]:
+@asynccontextmanager
+async def _serving(tmp_path: Path, **update: Any) -> AsyncIterator[Multi]:
+    """A multi-workspace process; ``update``: more settings (mail, ...)."""
     write_project(tmp_path)
     key = Fernet.generate_key().decode()
     db = tmp_path / "s.db"
     async with FakeSlack(usergroups={GROUP: [GROUP_MEMBER]}) as fake:
-        settings = _settings(tmp_path, db, fake, key)
+        settings = _settings(tmp_path, db, fake, key).model_copy(update=update)
         assert settings.slack_multi
         assert settings.slack_enabled
         container = await build(settings, with_sandbox=False)
@@ -150,6 +154,12 @@ async def multi(tmp_path: Path) -> AsyncIterator[Multi]:
             await worker.stop()
             await server.close()
             await container.close()
+
+
+@pytest.fixture
+async def multi(tmp_path: Path) -> AsyncIterator[Multi]:
+    async with _serving(tmp_path) as running:
+        yield running
 
 
 def _stored(db: Path) -> list[dict[str, Any]]:
@@ -316,9 +326,9 @@ async def test_another_workspace_neither_sees_nor_cancels_a_run(multi: Multi) ->
 
 async def test_a_group_member_decides_outside_slack_with_the_checkpoints_workspace(multi: Multi) -> None:
     """The console, an email link, the API and the CLI decide outside any Slack request: the
-    user group (or channel) of a checkpoint is read in the checkpoint's own workspace, with its
-    token. Before, with two workspaces installed, nothing said which one, the lookup failed
-    closed and no member of a group or channel could decide outside Slack."""
+    user group of a checkpoint is read in the checkpoint's own workspace, with its token. Before,
+    with two workspaces installed, nothing said which one, the lookup failed closed and no member
+    of a group could decide outside Slack."""
     await multi.install(TEAM_A)
     await multi.install(TEAM_B)
     await multi.command("run refund customer=ACME amount=10", TEAM_A)
@@ -335,3 +345,34 @@ async def test_a_group_member_decides_outside_slack_with_the_checkpoints_workspa
     read_with = multi.fake.tokens_used("usergroups.users.list")
     assert read_with
     assert all(t.startswith(f"xoxb-{TEAM_A}-") for t in read_with[before:]), read_with
+
+
+async def test_with_mail_on_a_group_card_reaches_each_member_in_the_runs_workspace(tmp_path: Path) -> None:
+    """With mail on, a card to a user group is split into one row per member (Slack or mail,
+    whichever reaches them) before the Slack sender knows the workspace. The group is read in the
+    checkpoint's workspace; before, with two workspaces installed, it read as empty and no member
+    of the group got a card."""
+    with smtp_server() as smtp:
+        login = LoginSettings(
+            smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, sender="signoff@corp.example", starttls=False)
+        )
+        extra = {
+            "login": login,
+            "secret_key_file": tmp_path / "secret_key",
+            "public_url": "http://127.0.0.1:9",
+        }
+        async with _serving(tmp_path, **extra) as m:
+            await m.install(TEAM_A)
+            await m.install(TEAM_B)
+            await m.command("run refund customer=ACME amount=10", TEAM_A)
+            cp = await m.open_checkpoint(TEAM_A)
+
+            def card_to_member() -> list[Call]:
+                to = {m.fake.api.dm_channel(GROUP_MEMBER), GROUP_MEMBER}
+                return [c for c in m.fake.calls_to("chat.postMessage") if c.params.get("channel") in to]
+
+            await m.env.until(card_to_member, timeout=30)
+            rows = await m.container.store.list_deliveries(checkpoint_id=cp.id)
+            assert any(d.target == f"user:{GROUP_MEMBER}" for d in rows), [d.target for d in rows]
+            tokens = set(m.fake.tokens_used("usergroups.users.list"))
+            assert all(t.startswith(f"xoxb-{TEAM_A}-") for t in tokens), tokens
