@@ -428,7 +428,7 @@ class _Workers:
                     outcomes = self._group(group)
                 except BaseException as e:  # handed to every caller of the group
                     outcomes = [(None, e)] * len(group)
-                self._settle(group, outcomes)
+                self._deliver(group, outcomes)
                 continue
             fn, done = job
             try:
@@ -439,7 +439,7 @@ class _Workers:
                 done(result, None)
 
     @staticmethod
-    def _settle(group: list[_Job], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+    def _deliver(group: list[_Job], outcomes: list[tuple[Any, BaseException | None]]) -> None:
         loop = group[0].loop
         if all(job.loop is loop for job in group):
             loop.call_soon_threadsafe(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
+
+from bot.cli import app
 
 
 def local_cli(
@@ -23,3 +25,19 @@ def local_cli(
     monkeypatch.setenv("SIGNOFF_WORKSPACE_DIR", str(tmp_path / "workspaces"))
     monkeypatch.setenv("SIGNOFF_SANDBOX", "subprocess")
     return CliRunner()
+
+
+def empty_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, *, roles: str) -> CliRunner:
+    """``local_cli`` with an empty workflows folder and a roles file holding ``roles``."""
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "roles.yml").write_text(roles)
+    return local_cli(
+        monkeypatch, tmp_path, database_url, workflows=tmp_path / "workflows", roles=tmp_path / "roles.yml"
+    )
+
+
+def invoke(cli: CliRunner, *args: str, code: int = 0) -> Result:
+    """Run ``signoff ARGS`` and check its exit code (the output is in the failure message)."""
+    result = cli.invoke(app, list(args))
+    assert result.exit_code == code, (result.exit_code, result.output)
+    return result

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
-from bot.cli import app
-from tests.e2e._cli import local_cli
+from tests.e2e._cli import empty_cli, invoke
 
 PAY = """\
 id: pay
@@ -57,25 +56,15 @@ FIELDS = {
 @pytest.fixture
 def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     """The CLI on a fresh database (SQLite, and PostgreSQL when configured)."""
-    (tmp_path / "workflows").mkdir()
-    (tmp_path / "roles.yml").write_text("{}\n")
-    return local_cli(
-        monkeypatch, tmp_path, database_url, workflows=tmp_path / "workflows", roles=tmp_path / "roles.yml"
-    )
-
-
-def _invoke(cli: CliRunner, *args: str, code: int = 0) -> Result:
-    result = cli.invoke(app, list(args))
-    assert result.exit_code == code, (result.exit_code, result.output)
-    return result
+    return empty_cli(monkeypatch, tmp_path, database_url, roles="{}\n")
 
 
 def _start(cli: CliRunner, quorum: int = 1, customer: str = "ACME") -> dict[str, Any]:
     workflow = PAY.replace("QUORUM", str(quorum))
     (Path.cwd() / "workflows" / "pay.yml").write_text(workflow)
     inputs = ["-i", f"customer={customer}", "-i", f"account={ATTACKER}", "-i", f"note={DECOY}"]
-    run = json.loads(_invoke(cli, "run", "pay", *inputs, "--as", "alice", "--json").output)
-    [task] = json.loads(_invoke(cli, "tasks", "--json").output)
+    run = json.loads(invoke(cli, "run", "pay", *inputs, "--as", "alice", "--json").output)
+    [task] = json.loads(invoke(cli, "tasks", "--json").output)
     assert task["run_id"] == run["id"]
     return dict(task)
 
@@ -95,7 +84,7 @@ def test_tasks_shows_each_proposal_in_full_with_its_version(cli: CliRunner) -> N
         ("amount", "Amount (USD)"),
         ("lines", "Invoice lines"),
     ]
-    out = _invoke(cli, "tasks").output
+    out = invoke(cli, "tasks").output
     _shows_every_field(out)
     assert f"checkpoint {task['id']} (version 0): Pay ACME" in out
     # the decoy note is context, indented under its own label, never a line of the proposal
@@ -105,8 +94,8 @@ def test_tasks_shows_each_proposal_in_full_with_its_version(cli: CliRunner) -> N
 
 def test_show_prints_the_open_checkpoints_of_a_run(cli: CliRunner) -> None:
     task = _start(cli)
-    _shows_every_field(_invoke(cli, "show", task["run_id"]).output)
-    shown = json.loads(_invoke(cli, "show", task["run_id"], "--json").output)
+    _shows_every_field(invoke(cli, "show", task["run_id"]).output)
+    shown = json.loads(invoke(cli, "show", task["run_id"], "--json").output)
     [cp] = shown["checkpoints"]
     assert (cp["id"], cp["version"], cp["status"]) == (task["id"], 0, "open")
     assert cp["proposed"]["account"] == ATTACKER
@@ -114,35 +103,33 @@ def test_show_prints_the_open_checkpoints_of_a_run(cli: CliRunner) -> None:
 
 def test_respond_prints_the_proposal_and_refuses_a_stale_version(cli: CliRunner) -> None:
     task = _start(cli)
-    stale = _invoke(cli, "respond", task["id"], "approve", "--as", "bob", "--version", "3", code=2)
+    stale = invoke(cli, "respond", task["id"], "approve", "--as", "bob", "--version", "3", code=2)
     _shows_every_field(stale.output)
     assert "version 3 of this request never existed" in stale.output
-    assert json.loads(_invoke(cli, "tasks", "--json").output), "nothing was decided"
-    done = _invoke(cli, "respond", task["id"], "approve", "--as", "bob", "--version", "0")
+    assert json.loads(invoke(cli, "tasks", "--json").output), "nothing was decided"
+    done = invoke(cli, "respond", task["id"], "approve", "--as", "bob", "--version", "0")
     _shows_every_field(done.output)
     assert done.output.index(FIELDS["account"]) < done.output.index("approve recorded")
-    [decision] = json.loads(_invoke(cli, "show", task["run_id"], "--json").output)["decisions"]
+    [decision] = json.loads(invoke(cli, "show", task["run_id"], "--json").output)["decisions"]
     assert decision["data"]["account"] == ATTACKER
 
 
 def test_a_quorum_edit_says_what_happened_and_versions_the_proposal(cli: CliRunner) -> None:
     task = _start(cli, quorum=2)
     edit = json.dumps({"account": "DE89-REAL-PAYROLL"})
-    out = _invoke(cli, "respond", task["id"], "edit", "--as", "bob", "--data", edit, "--version", "0").output
+    out = invoke(cli, "respond", task["id"], "edit", "--as", "bob", "--data", edit, "--version", "0").output
     assert "edit recorded; 2 approvals of the edited proposal needed" in out
-    [edited] = json.loads(_invoke(cli, "tasks", "--json").output)
+    [edited] = json.loads(invoke(cli, "tasks", "--json").output)
     assert edited["version"] > 0
     assert edited["proposed"]["account"] == "DE89-REAL-PAYROLL"
     # an approval made on the copy shown before the edit is refused
-    refused = _invoke(cli, "respond", task["id"], "approve", "--as", "carol", "--version", "0", code=2)
+    refused = invoke(cli, "respond", task["id"], "approve", "--as", "carol", "--version", "0", code=2)
     assert "version" in refused.output
-    vote = _invoke(
-        cli, "respond", task["id"], "approve", "--as", "carol", "--version", str(edited["version"])
-    )
+    vote = invoke(cli, "respond", task["id"], "approve", "--as", "carol", "--version", str(edited["version"]))
     assert "Account (account): DE89-REAL-PAYROLL" in vote.output
     assert "approval recorded; 1 of 2 approvals, 1 more needed" in vote.output
-    _invoke(cli, "respond", task["id"], "approve", "--as", "dave")
-    [decision] = json.loads(_invoke(cli, "show", task["run_id"], "--json").output)["decisions"]
+    invoke(cli, "respond", task["id"], "approve", "--as", "dave")
+    [decision] = json.loads(invoke(cli, "show", task["run_id"], "--json").output)["decisions"]
     assert decision["data"]["account"] == "DE89-REAL-PAYROLL"
     # the decision binds to the edited version the approvers were shown, not the first one
     assert decision["shown_hash"] == edited["shown_hash"] != task["shown_hash"]
@@ -150,7 +137,7 @@ def test_a_quorum_edit_says_what_happened_and_versions_the_proposal(cli: CliRunn
 
 def test_data_is_never_rich_markup_nor_a_terminal_control_sequence(cli: CliRunner) -> None:
     task = _start(cli, customer="[bold red]ACME[/bold red] \x1b[2K\x1b[1A<!channel>")
-    out = _invoke(cli, "tasks").output
+    out = invoke(cli, "tasks").output
     assert "[bold red]ACME[/bold red]" in out
     assert "\x1b" not in out
     assert "\\x1b[2K\\x1b[1A<!channel>" in out

@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
-from bot.cli import app
 from engine.ports import RunChange
 from tests.contract import _data as d
 from tests.contract._data import at
-from tests.e2e._cli import local_cli
+from tests.e2e._cli import empty_cli, invoke
 
 _MORE = re.compile(r"^(\d+ )?more: signoff tasks (.*)--before (\S+)$", re.M)
 
@@ -25,17 +24,7 @@ _MORE = re.compile(r"^(\d+ )?more: signoff tasks (.*)--before (\S+)$", re.M)
 @pytest.fixture
 def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     """The CLI on a fresh database (SQLite, and PostgreSQL when configured)."""
-    (tmp_path / "workflows").mkdir()
-    (tmp_path / "roles.yml").write_text("ops:\n  members: [user:UOPS]\n")
-    return local_cli(
-        monkeypatch, tmp_path, database_url, workflows=tmp_path / "workflows", roles=tmp_path / "roles.yml"
-    )
-
-
-def _invoke(cli: CliRunner, *args: str, code: int = 0) -> Result:
-    result = cli.invoke(app, list(args))
-    assert result.exit_code == code, (result.exit_code, result.output)
-    return result
+    return empty_cli(monkeypatch, tmp_path, database_url, roles="ops:\n  members: [user:UOPS]\n")
 
 
 async def _seed(url: str) -> tuple[list[str], list[str]]:
@@ -64,7 +53,7 @@ def _pages(cli: CliRunner, *args: str) -> tuple[list[str], list[str]]:
     hints: list[str] = []
     argv = ["tasks", *args, "--json"]
     for _ in range(100):
-        result = _invoke(cli, *argv)
+        result = invoke(cli, *argv)
         ids += [t["id"] for t in json.loads(result.stdout)]
         found = _MORE.search(result.stderr)
         if found is None:
@@ -76,7 +65,7 @@ def _pages(cli: CliRunner, *args: str) -> tuple[list[str], list[str]]:
 
 @pytest.fixture
 def seeded(cli: CliRunner, database_url: str) -> tuple[list[str], list[str]]:
-    _invoke(cli, "tasks")  # a SQLite file is created and migrated by the first command
+    invoke(cli, "tasks")  # a SQLite file is created and migrated by the first command
     return asyncio.run(_seed(database_url))
 
 
@@ -84,10 +73,10 @@ def test_a_person_whose_checkpoints_are_the_oldest_sees_all_of_them(
     cli: CliRunner, seeded: tuple[list[str], list[str]]
 ) -> None:
     mine, others = seeded
-    found = json.loads(_invoke(cli, "tasks", "--assignee", "UMIA", "--json").stdout)
+    found = json.loads(invoke(cli, "tasks", "--assignee", "UMIA", "--json").stdout)
     assert [t["id"] for t in found] == sorted(mine, reverse=True)
     # the same person named as a principal; the table names every one of them
-    out = _invoke(cli, "tasks", "--assignee", "user:UMIA").stdout
+    out = invoke(cli, "tasks", "--assignee", "user:UMIA").stdout
     assert all(cp_id in out for cp_id in mine)
     assert not any(cp_id in out for cp_id in others[:5])
 
@@ -100,7 +89,7 @@ def test_every_open_checkpoint_is_reached_page_by_page(
     assert ids == sorted(others, reverse=True) + sorted(mine, reverse=True)
     assert [h.split(" more")[0] for h in hints] == ["710", "210"]
     # the default page is 50, and the table tells a person how many more there are
-    out = _invoke(cli, "tasks").stdout
+    out = invoke(cli, "tasks").stdout
     assert out.count("checkpoint cp_") == 50
     assert f"1160 more: signoff tasks --before {sorted(others)[-50]}" in out
 
@@ -120,7 +109,7 @@ def test_overdue_pages_count_only_overdue(cli: CliRunner, seeded: tuple[list[str
 
 
 def test_a_page_after_an_unknown_checkpoint_is_refused(cli: CliRunner) -> None:
-    result = _invoke(cli, "tasks", "--before", "cp_nope", code=2)
+    result = invoke(cli, "tasks", "--before", "cp_nope", code=2)
     assert "cp_nope" in result.output
 
 
@@ -170,14 +159,14 @@ async def _old_path_tasks() -> list[dict[str, Any]]:
 
 def test_the_light_path_masks_what_the_full_store_masks(cli: CliRunner, tmp_path: Path) -> None:
     (tmp_path / "workflows" / "charge.yml").write_text(CHARGE)
-    _invoke(cli, "run", "charge", "-i", "customer=ACME", "-i", f"card={CARD}", "--as", "rita")
-    [open_cp] = json.loads(_invoke(cli, "tasks", "--json").stdout)
+    invoke(cli, "run", "charge", "-i", "customer=ACME", "-i", f"card={CARD}", "--as", "rita")
+    [open_cp] = json.loads(invoke(cli, "tasks", "--json").stdout)
     # a quorum edit: the card it replaced lives on only in the audit trail, and stays masked
     edit = json.dumps({"card": NEW_CARD, "amount": 10})
-    _invoke(cli, "respond", open_cp["id"], "edit", "--as", "olga", "--data", edit)
-    light = _invoke(cli, "tasks", "--json").stdout
+    invoke(cli, "respond", open_cp["id"], "edit", "--as", "olga", "--data", edit)
+    light = invoke(cli, "tasks", "--json").stdout
     assert json.loads(light) == asyncio.run(_old_path_tasks())
-    for out in (light, _invoke(cli, "tasks").stdout, _invoke(cli, "tasks", "--assignee", "omar").stdout):
+    for out in (light, invoke(cli, "tasks").stdout, invoke(cli, "tasks", "--assignee", "omar").stdout):
         assert "ACME" in out
         assert CARD not in out
         assert NEW_CARD not in out

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from bot.api._views import checkpoint_out, decision_of, run_view
-from bot.cli import app
 from bot.config import Settings
 from bot.web import add_routes
 from bot.wiring import Container, build
@@ -24,7 +23,7 @@ from engine.commands import Decide
 from engine.model import RunStatus
 from engine.testing import FixedClock
 from engine.timeouts import Timeouts
-from tests.e2e._cli import local_cli
+from tests.e2e._cli import invoke, local_cli
 
 REPO = Path(__file__).resolve().parents[2]
 TIMED = """\
@@ -71,37 +70,29 @@ def cli(database_url: str, tmp_path: Path, folder: Path, monkeypatch: pytest.Mon
     return local_cli(monkeypatch, tmp_path, database_url, workflows=folder, roles=REPO / "roles.yml")
 
 
-def _invoke(cli: CliRunner, *args: str, code: int = 0) -> Result:
-    result = cli.invoke(app, list(args))
-    assert result.exit_code == code, (result.exit_code, result.output)
-    return result
-
-
 def test_a_declined_refund_has_outcome_declined_in_show_and_runs(cli: CliRunner) -> None:
     small = json.loads(
-        _invoke(cli, "run", "refund", "-i", "customer=ACME", "-i", "amount=50", "--json").output
+        invoke(cli, "run", "refund", "-i", "customer=ACME", "-i", "amount=50", "--json").output
     )
     assert (small["status"], small["outcome"]) == ("succeeded", None)  # nobody was asked
-    followed = _invoke(cli, "run", "refund", "-i", "customer=ACME", "-i", "amount=20").output
+    followed = invoke(cli, "run", "refund", "-i", "customer=ACME", "-i", "amount=20").output
     assert ": succeeded" in followed
     assert "outcome" not in followed
-    run = json.loads(
-        _invoke(cli, "run", "refund", "-i", "customer=ACME", "-i", "amount=250", "--json").output
-    )
+    run = json.loads(invoke(cli, "run", "refund", "-i", "customer=ACME", "-i", "amount=250", "--json").output)
     assert (run["status"], run["outcome"]) == ("waiting", None)
-    [task] = json.loads(_invoke(cli, "tasks", "--json").output)
-    said = _invoke(cli, "respond", task["id"], "reject", "--as", "manny", "--comment", "dup").output
+    [task] = json.loads(invoke(cli, "tasks", "--json").output)
+    said = invoke(cli, "respond", task["id"], "reject", "--as", "manny", "--comment", "dup").output
     assert f"reject recorded; run {run['id']} is succeeded, outcome declined" in said
 
-    shown = json.loads(_invoke(cli, "show", run["id"], "--json").output)
+    shown = json.loads(invoke(cli, "show", run["id"], "--json").output)
     # the reject edge ran the "declined" notice: technically a success, but declined
     assert (shown["status"], shown["outcome"]) == ("succeeded", "declined")
-    assert "(declined)" in _invoke(cli, "show", run["id"]).output
+    assert "(declined)" in invoke(cli, "show", run["id"]).output
 
-    listed = {r["id"]: r for r in json.loads(_invoke(cli, "runs", "--json").output)}
+    listed = {r["id"]: r for r in json.loads(invoke(cli, "runs", "--json").output)}
     assert (listed[run["id"]]["status"], listed[run["id"]]["outcome"]) == ("succeeded", "declined")
     assert listed[small["id"]]["outcome"] is None
-    table = _invoke(cli, "runs").output
+    table = invoke(cli, "runs").output
     assert [line for line in table.splitlines() if "declined" in line], table
 
 
