@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/engine.py --json
 	$(PY) bench/peers.py --json
+	$(PY) bench/floor.py --json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
