@@ -4,11 +4,19 @@
 checkpoints: a person's principals (their user, the roles they hold, the user groups and
 channels of open checkpoints they belong to, and the same for everyone they stand in for under
 an active delegation) select the open checkpoints, newest first, one page at a time; the
-decision gate's own rules then drop what they could not decide (their own requests).
+decision gate's own rules then drop what they could not decide (their own requests, and a
+checkpoint of a workspace where they are not in the group that names it).
+
+With several Slack workspaces installed nothing outside a Slack request says which workspace a
+user group belongs to, so the index gives each open group (and role) with the workspaces of the
+checkpoints assigned to it, and a group is read in those: a member of a group sees its
+checkpoints in the console, the CLI and the API as in Slack. Channels are read in the workspace
+at hand only (``engine.ports.Directory``).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -47,35 +55,52 @@ class Inbox(Deciding):
         for d in active:
             if as_principal(d.delegate) in mine and as_principal(d.delegator) not in mine:
                 persons.append(await gate.aliases(d.delegator))
-        # the open user groups and channels matter only when someone can say who is in them
+        # the open user groups, channels and roles, each with the workspaces of the checkpoints
+        # assigned to it: they matter only when someone can say who is in a group or channel
         users = any(a.startswith("user:") for aliases in persons for a in aliases)
         asks = self.deps.directory is not None and users
-        shared = await self.store.open_principals(("group", "channel")) if asks else []
+        shared = await self.store.open_principals(("group", "channel", "role")) if asks else []
+        teams: dict[str, list[str | None]] = {}
+        for principal, team in shared:
+            teams.setdefault(principal, []).append(team)
         out: list[str] = []
         for aliases in persons:
             out.extend(sorted(aliases))
-            for name in self.catalog.roles:
-                reach = await gate.reach_of([f"role:{name}"])
-                if aliases & reach.principals:
-                    out.append(f"role:{name}")
-            out.extend(await self._shared_of(aliases, shared))
+            out.extend([r async for r in self._roles_of(gate, aliases, teams)])
+            out.extend(await self._shared_of(aliases, teams))
         return list(dict.fromkeys(out))
 
-    async def _shared_of(self, aliases: frozenset[str], shared: list[str]) -> list[str]:
-        """The user groups and channels among ``shared`` that the person belongs to."""
+    async def _roles_of(
+        self, gate: Gate, aliases: frozenset[str], teams: dict[str, list[str | None]]
+    ) -> AsyncIterator[str]:
+        """The roles the person holds: as named, through a user group of the workspace at hand,
+        or through a user group of the workspace of an open checkpoint assigned to the role (a
+        group is read where its checkpoints belong; the gate reads it there again per item)."""
+        for name in self.catalog.roles:
+            role = f"role:{name}"
+            for team in dict.fromkeys([None, *teams.get(role, [])]):
+                if aliases & (await gate.reach_of([role], team=team)).principals:
+                    yield role
+                    break
+
+    async def _shared_of(self, aliases: frozenset[str], teams: dict[str, list[str | None]]) -> list[str]:
+        """The user groups and channels among the open ones (``teams``) that the person belongs
+        to. A group is read in the workspace of each open checkpoint assigned to it, so a member
+        sees a group's checkpoints whichever workspaces are installed; a channel only in the
+        workspace at hand (``engine.ports.Directory``: Slack Connect)."""
         directory = self.deps.directory
         users = {actor_of(a) for a in aliases if a.startswith("user:")}
         if directory is None or not users:
             return []
         out: list[str] = []
-        for principal in shared:
+        for principal, where in teams.items():
             kind, name = parse_principal(principal)
-            members = (
-                await directory.group_members(name)
-                if kind == "group"
-                else await directory.channel_members(name)
-            )
-            if users & set(members):
+            if kind == "group":
+                for team in where:
+                    if users & set(await directory.group_members(name, team)):
+                        out.append(principal)
+                        break
+            elif kind == "channel" and users & set(await directory.channel_members(name)):
                 out.append(principal)
         return out
 

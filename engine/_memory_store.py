@@ -580,17 +580,18 @@ class InMemoryRunStore(InMemoryPeople, InMemoryClients, InMemoryInstallations):
         found.sort(key=lambda c: (c.created_at, c.id), reverse=True)
         return [_copy(c) for c in found[:limit]]
 
-    async def open_principals(self, kinds: tuple[str, ...] = ("group", "channel")) -> list[str]:
-        """Distinct principals of ``kinds`` among open checkpoints' assignees."""
-        return sorted(
-            {
-                a
-                for c in self._checkpoints.values()
-                if c.status is CheckpointStatus.open
-                for a in c.assignees
-                if a.split(":", 1)[0] in kinds
-            }
-        )
+    async def open_principals(
+        self, kinds: tuple[str, ...] = ("group", "channel")
+    ) -> list[tuple[str, str | None]]:
+        """Distinct ``(principal, team)`` of ``kinds`` among open checkpoints' assignees."""
+        found = {
+            (a, c.team)
+            for c in self._checkpoints.values()
+            if c.status is CheckpointStatus.open
+            for a in c.assignees
+            if a.split(":", 1)[0] in kinds
+        }
+        return sorted(found, key=lambda pair: (pair[0], pair[1] or ""))
 
     async def list_decisions(
         self, *, run_id: str | None = None, checkpoint_id: str | None = None

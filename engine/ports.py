@@ -415,8 +415,13 @@ class RunStore(Protocol):
         """
         ...
 
-    async def open_principals(self, kinds: tuple[str, ...] = ("group", "channel")) -> list[str]:
-        """The distinct principals of those ``kinds`` that open checkpoints are assigned to."""
+    async def open_principals(
+        self, kinds: tuple[str, ...] = ("group", "channel")
+    ) -> list[tuple[str, str | None]]:
+        """The distinct principals of those ``kinds`` that open checkpoints are assigned to, each
+        with the Slack workspace (``team``) of such a checkpoint: ``("group:S1", "T1")``, one pair
+        per workspace (None: a checkpoint of a run started outside Slack), so a user group is read
+        in the workspace it belongs to (through the assignee index)."""
         ...
 
     async def list_decisions(

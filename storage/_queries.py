@@ -192,8 +192,9 @@ def open_for(
     return CHECKPOINTS.load_all(tx.query(sql, params).fetchall(), tx.pg)
 
 
-def open_principals(tx: Tx, kinds: tuple[str, ...]) -> list[str]:
-    """Distinct principals of ``kinds`` among open checkpoints' assignees."""
+def open_principals(tx: Tx, kinds: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    """Distinct ``(principal, team)`` of ``kinds`` among open checkpoints' assignees, ``team``
+    being the checkpoint's Slack workspace (None: started outside Slack)."""
     if not kinds:
         return []
     # SQLite: a range on the principal index per kind ("group:" <= p < "group;", byte order),
@@ -204,17 +205,20 @@ def open_principals(tx: Tx, kinds: tuple[str, ...]) -> list[str]:
         match = " OR ".join(f"a.principal LIKE :lo{i}" for i in range(len(kinds)))
     else:
         match = " OR ".join(f"(a.principal >= :lo{i} AND a.principal < :hi{i})" for i in range(len(kinds)))
+    # ``status || ''`` keeps SQLite from walking every open checkpoint through the status index
+    status = "c.status" if tx.pg else "c.status || ''"
     sql = Sql(
-        f"SELECT DISTINCT a.principal FROM checkpoint_assignees a WHERE ({match})"
-        " AND EXISTS (SELECT 1 FROM checkpoints c WHERE c.id = a.checkpoint_id"
-        f" AND c.status = '{CheckpointStatus.open.value}') ORDER BY a.principal"
+        f"SELECT DISTINCT a.principal, c.team FROM checkpoint_assignees a"
+        f" JOIN checkpoints c ON c.id = a.checkpoint_id WHERE ({match})"
+        f" AND {status} = '{CheckpointStatus.open.value}'"
     )
     params: dict[str, object] = {}
     for i, kind in enumerate(kinds):
         params[f"lo{i}"] = f"{kind}:%" if tx.pg else f"{kind}:"
         if not tx.pg:
             params[f"hi{i}"] = f"{kind};"
-    return [str(r[0]) for r in tx.query(sql, params).fetchall()]
+    found = {(str(r[0]), None if r[1] is None else str(r[1])) for r in tx.query(sql, params).fetchall()}
+    return sorted(found, key=lambda pair: (pair[0], pair[1] or ""))
 
 
 @cache

@@ -264,8 +264,10 @@ class SqlStore:
         """Open checkpoints assigned to any of ``principals``, newest first (assignee index)."""
         return await self._db.read(lambda tx: _queries.open_for(tx, principals, limit, before))
 
-    async def open_principals(self, kinds: tuple[str, ...] = ("group", "channel")) -> list[str]:
-        """Distinct principals of ``kinds`` among open checkpoints' assignees."""
+    async def open_principals(
+        self, kinds: tuple[str, ...] = ("group", "channel")
+    ) -> list[tuple[str, str | None]]:
+        """Distinct ``(principal, team)`` of ``kinds`` among open checkpoints' assignees."""
         return await self._db.read(lambda tx: _queries.open_principals(tx, kinds))
 
     async def list_decisions(

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +28,30 @@ from pydantic import SecretStr
 
 from bot.blocks.checkpoint import APPROVE
 from bot.config import Settings
-from bot.login_config import LoginSettings, SmtpSettings
+from bot.login_config import LoginSettings, OidcClient, SmtpSettings
 from bot.server import create_app
 from bot.slack import EVENTS_PATH, INSTALL_PATH, REDIRECT_PATH, SlackSurface
 from bot.wiring import Container, build
 from bot.worker import Worker
 from engine.commands import Decide
+from engine.delegation import delegate
 from engine.model import Checkpoint, CheckpointStatus, DeliveryStatus
+from tests.e2e._console import browser
+from tests.e2e._login import sign_in
 from tests.e2e._mail import smtp_server
+from tests.fakes.oidc import FakeOidc
 from tests.fakes.slack import Call, FakeSlack
 from tests.scenario._flow import has_buttons
-from tests.scenario._harness import GROUP, GROUP_MEMBER, MANAGER, REQUESTER, SECRET, SlackEnv, write_project
+from tests.scenario._harness import (
+    GROUP,
+    GROUP_MEMBER,
+    MANAGER,
+    REQUESTER,
+    SECRET,
+    STRANGER,
+    SlackEnv,
+    write_project,
+)
 
 TEAM_A, TEAM_B = "T0ACME001", "T0GLOBEX1"
 
@@ -50,6 +64,7 @@ class Multi:
     base: str
     key: str
     db: Path
+    server: TestServer
 
     @property
     def fake(self) -> FakeSlack:
@@ -127,9 +142,12 @@ def _settings(root: Path, db: Path, fake: FakeSlack, key: str) -> Settings:
 
 
 @asynccontextmanager
-async def _serving(tmp_path: Path, **update: Any) -> AsyncIterator[Multi]:
-    """A multi-workspace process; ``update``: more settings (mail, ...)."""
-    write_project(tmp_path)
+async def _serving(
+    tmp_path: Path, *, workflows: dict[str, str] | None = None, **update: Any
+) -> AsyncIterator[Multi]:
+    """A multi-workspace process; ``workflows``: more workflow files by name; ``update``: more
+    settings (mail, login, ...)."""
+    write_project(tmp_path, extra=workflows)
     key = Fernet.generate_key().decode()
     db = tmp_path / "s.db"
     async with FakeSlack(usergroups={GROUP: [GROUP_MEMBER]}) as fake:
@@ -149,7 +167,7 @@ async def _serving(tmp_path: Path, **update: Any) -> AsyncIterator[Multi]:
         try:
             async with aiohttp.ClientSession() as http:
                 env = SlackEnv(fake, container, surface, str(server.make_url(EVENTS_PATH)), http, False)
-                yield Multi(env, str(server.make_url("")).rstrip("/"), key, db)
+                yield Multi(env, str(server.make_url("")).rstrip("/"), key, db, server)
         finally:
             await worker.stop()
             await server.close()
@@ -356,7 +374,7 @@ async def test_with_mail_on_a_group_card_reaches_each_member_in_the_runs_workspa
         login = LoginSettings(
             smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, sender="signoff@corp.example", starttls=False)
         )
-        extra = {
+        extra: dict[str, Any] = {
             "login": login,
             "secret_key_file": tmp_path / "secret_key",
             "public_url": "http://127.0.0.1:9",
@@ -376,3 +394,147 @@ async def test_with_mail_on_a_group_card_reaches_each_member_in_the_runs_workspa
             assert any(d.target == f"user:{GROUP_MEMBER}" for d in rows), [d.target for d in rows]
             tokens = set(m.fake.tokens_used("usergroups.users.list"))
             assert all(t.startswith(f"xoxb-{TEAM_A}-") for t in tokens), tokens
+
+
+PAYOUT = """\
+id: payout
+title: Pay a supplier
+nodes:
+  - id: release
+    type: human
+    prompt: "Release the payment?"
+    assignee: group:SPAYOUT01
+"""
+PAYERS = "SPAYOUT01"  # a user group of that id in each workspace, with other members
+PAYER_B = "UPAYERB01"  # in the group in workspace B, where the run starts
+PAYER_A = "UPAYERA01"  # in the group of the same id in workspace A only
+ADMIN = "UADMIN001"  # ops_admin in the roles file
+
+
+def _slack_person(user: str, team: str) -> dict[str, Any]:
+    return {
+        "sub": user,
+        "https://slack.com/user_id": user,
+        "https://slack.com/team_id": team,
+        "email": f"{user.lower()}@corp.example",
+        "email_verified": True,
+        "name": user,
+    }
+
+
+@asynccontextmanager
+async def _with_group_checkpoint(tmp_path: Path) -> AsyncIterator[tuple[Multi, FakeOidc, Checkpoint]]:
+    """Two workspaces installed, a console that signs in with Slack (FakeOidc speaking as Slack),
+    and an open checkpoint of workspace B assigned to B's user group ``PAYERS``."""
+    async with (
+        FakeOidc(person=_slack_person(PAYER_B, TEAM_B), slack=True, client_id="1234.5678") as idp,
+        _group_checkpoint(tmp_path, idp) as (m, cp),
+    ):
+        yield m, idp, cp
+
+
+@asynccontextmanager
+async def _group_checkpoint(tmp_path: Path, idp: FakeOidc) -> AsyncIterator[tuple[Multi, Checkpoint]]:
+    login = LoginSettings(
+        providers=("slack",),
+        slack=OidcClient(
+            discovery_url=idp.base_url + "/.well-known/openid-configuration",
+            client_id=idp.client_id,
+            client_secret=SecretStr(idp.client_secret),
+            label="Slack",
+        ),
+    )
+    extra: dict[str, Any] = {
+        "login": login,
+        "secret_key_file": tmp_path / "secret_key",
+        "public_url": "http://127.0.0.1:9",
+    }
+    async with _serving(tmp_path, workflows={"payout.yml": PAYOUT}, **extra) as m:
+        m.fake.team_usergroups.update({TEAM_A: {PAYERS: [PAYER_A]}, TEAM_B: {PAYERS: [PAYER_B]}})
+        await m.install(TEAM_A)
+        await m.install(TEAM_B)
+        await m.command("run payout", TEAM_B)
+        yield m, await m.open_checkpoint(TEAM_B)
+
+
+async def _console_inbox(m: Multi, idp: FakeOidc, user: str, team: str) -> str:
+    """The console's "waiting for me" page of ``user`` signed in with Slack from ``team``."""
+    idp.person = _slack_person(user, team)
+    client = await browser(m.server)
+    try:
+        assert (await sign_in(client, "slack")).status == 303
+        page = await client.get("/inbox")
+        assert page.status == 200
+        return await page.text()
+    finally:
+        await client.close()
+
+
+async def test_a_group_member_sees_the_groups_checkpoint_in_the_console_with_two_workspaces(
+    tmp_path: Path,
+) -> None:
+    """Outside a Slack request nothing says which workspace a user group belongs to: with two
+    workspaces installed, "waiting for me" read the group nowhere and a member of the group that
+    a checkpoint names did not find it in the console. The group is read in the workspace of the
+    checkpoints assigned to it; a member of a group of the same id in another workspace, and
+    anyone else, still see nothing."""
+    async with _with_group_checkpoint(tmp_path) as (m, idp, cp):
+        link = f'href="/checkpoints/{cp.id}"'
+        text = await _console_inbox(m, idp, PAYER_B, TEAM_B)
+        assert link in text
+        assert 'Waiting for me <span class="count">1</span>' in text
+        for user, team in ((PAYER_A, TEAM_A), (STRANGER, TEAM_B), (STRANGER, TEAM_A)):
+            other = await _console_inbox(m, idp, user, team)
+            assert link not in other, user
+            assert 'Waiting for me <span class="count">0</span>' in other, user
+        # read with B's token, the workspace of the checkpoint
+        assert any(t.startswith(f"xoxb-{TEAM_B}-") for t in m.fake.tokens_used("usergroups.users.list"))
+
+
+async def test_waiting_for_lists_a_group_checkpoint_only_for_its_members_in_its_workspace(
+    tmp_path: Path,
+) -> None:
+    """``Engine.waiting_for``, which the console, the API's people and the CLI read: the member of
+    B's group finds B's checkpoint, as a page of the assignee index, and so does the person
+    standing in for them; the member of A's group of the same id does not."""
+    async with _with_group_checkpoint(tmp_path) as (m, _, cp):
+        engine = m.container.engine
+        page = await engine.waiting_for(PAYER_B)
+        assert [c.id for c in page.items] == [cp.id]
+        assert f"group:{PAYERS}" in page.principals
+        for user in (PAYER_A, STRANGER, REQUESTER, MANAGER):
+            assert (await engine.waiting_for(user)).items == [], user
+            assert f"group:{PAYERS}" not in await engine.principals_of(user), user
+        until = engine.clock.now() + timedelta(days=1)
+        await delegate(engine, delegator=PAYER_B, to=MANAGER, until=until, actor=ADMIN, channel="web")
+        assert [c.id for c in (await engine.waiting_for(MANAGER)).items] == [cp.id]
+        assert (await engine.waiting_for(PAYER_A)).items == []
+        # the group of the same id gets a checkpoint in A too: each member finds their own only
+        await m.command("run payout", TEAM_A)
+        cp_a = await m.open_checkpoint(TEAM_A)
+        assert [c.id for c in (await engine.waiting_for(PAYER_A)).items] == [cp_a.id]
+        assert [c.id for c in (await engine.waiting_for(PAYER_B)).items] == [cp.id]
+        assert (await engine.waiting_for(STRANGER)).items == []
+
+
+async def test_a_role_held_through_a_user_group_lists_its_checkpoints_with_two_workspaces(
+    tmp_path: Path,
+) -> None:
+    """``role:manager`` names the user group ``GROUP``: a member of it in workspace B finds B's
+    checkpoint of that role outside Slack, a member of A's group of the same id does not."""
+    async with _with_group_checkpoint(tmp_path) as (m, _, _cp):
+        m.fake.team_usergroups[TEAM_A][GROUP] = [PAYER_A]
+        m.fake.team_usergroups[TEAM_B][GROUP] = [GROUP_MEMBER]
+        await m.command("run refund customer=Globex amount=20", TEAM_B)
+
+        async def refund() -> list[Checkpoint]:
+            cps = await m.container.store.list_checkpoints(open_only=True)
+            return [c for c in cps if c.team == TEAM_B and c.node_id == "approval"]
+
+        [cp] = await m.env.until(refund)
+        engine = m.container.engine
+        assert [c.id for c in (await engine.waiting_for(GROUP_MEMBER)).items] == [cp.id]
+        assert "role:manager" in await engine.principals_of(GROUP_MEMBER)
+        assert [c.id for c in (await engine.waiting_for(MANAGER)).items] == [cp.id]  # named
+        for user in (PAYER_A, STRANGER):
+            assert cp.id not in [c.id for c in (await engine.waiting_for(user)).items], user

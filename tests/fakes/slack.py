@@ -66,6 +66,10 @@ class FakeSlack:
         trigger_ttl: seconds a trigger id stays valid (Slack: 3).
         clock: time source for trigger expiry and ``Call.at``; defaults to ``time.monotonic``.
         usergroups: user group id -> member ids, for ``usergroups.users.list``.
+
+    ``team_usergroups`` (mutable): workspace id -> user groups of that workspace only, answered
+    before ``usergroups`` to a token of that workspace (OAuth installs): Slack reads a group in
+    the workspace of the token that asks.
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class FakeSlack:
         self.api = WebApi(clock=clock, trigger_ttl=trigger_ttl, usergroups=dict(usergroups or {}))
         # workspaces installing the app (OAuth v2), the tokens they got, and their rotation
         self.oauth = OAuth(wall=self.api.wall)
+        self.team_usergroups: dict[str, dict[str, list[str]]] = {}
         self.calls: list[Call] = []
         self.socket_frames: list[Json] = []
         self._clock = clock
@@ -202,6 +207,10 @@ class FakeSlack:
         if error := self._auth_error(method, request, params):
             return web.json_response({"ok": False, "error": error})
         team = self.oauth.team_of(self._token(request, params))
+        groups = self.team_usergroups.get(team.team_id, {}) if team is not None else {}
+        if method == "usergroups.users.list" and str(params.get("usergroup") or "") in groups:
+            members = groups[str(params.get("usergroup") or "")]
+            return web.json_response({"ok": True, "users": list(members)}, headers=self.api.headers())
         if method == "auth.test" and team is not None:
             body: Json | None = self.api.m_auth_test(params) | {
                 "team_id": team.team_id,
