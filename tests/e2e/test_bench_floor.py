@@ -33,12 +33,14 @@ def test_floor_reports_every_figure() -> None:
     for key in ("step_tx_us", "hop_us", "render_us", "audit_hash_us"):
         assert sqlite[key] > 0, key
     assert sqlite["engine_floor_per_node_us"] >= sqlite["step_tx_us"] + sqlite["hop_us"]
+    assert sqlite["cycles_per_s_max"] > 0
     bolt = out["bolt"]
     assert bolt["clicks"] == 10
     assert 0 < bolt["ack_p50_ms"] <= bolt["ack_p99_ms"]
     assert bolt["server_cpu_per_click_us"] > 0
     if pg:
         assert out["postgres"]["step_tx_us"] > 0
-        assert out["postgres"]["cycles_per_s_8_max"] > 0
+        assert out["postgres"]["cycles_per_s_max"] > 0
+        assert out["postgres"]["head_commits_per_s"] > 0
     else:
         assert "postgres" not in out
