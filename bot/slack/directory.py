@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import time
 
-from slack_sdk.errors import SlackApiError
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack._errors import slack_error
@@ -19,6 +20,12 @@ __all__ = ["SlackDirectory"]
 log = logging.getLogger("signoff.slack.directory")
 _PAGE = 200
 _MAX_PAGES = 50  # 10,000 members: beyond that a channel is not a way to name who may decide
+# a refused call, a client-side failure (a bad token, a failed rotation), no connection, no answer
+_UNREADABLE = (SlackClientError, aiohttp.ClientError, TimeoutError)
+
+
+def _why(exc: BaseException) -> str:
+    return slack_error(exc) if isinstance(exc, SlackApiError) else f"{type(exc).__name__}: {exc}"
 
 
 class SlackDirectory:
@@ -45,9 +52,9 @@ class SlackDirectory:
             return list(hit[1])
         try:
             response = await self.client.usergroups_users_list(usergroup=group_id)
-        except SlackApiError as exc:
+        except _UNREADABLE as exc:
             # Failing closed: nobody from an unreadable group may decide, and the reason is logged.
-            log.warning("usergroups.users.list %s failed: %s", group_id, slack_error(exc))
+            log.warning("usergroups.users.list %s failed: %s", group_id, _why(exc))
             return list(hit[1]) if hit is not None else []
         users = [str(u) for u in response.get("users") or []]
         self._cache[group_id] = (now, users)
@@ -70,9 +77,9 @@ class SlackDirectory:
                 cursor = str((response.get("response_metadata") or {}).get("next_cursor") or "")
                 if not cursor:
                     break
-        except SlackApiError as exc:
+        except _UNREADABLE as exc:
             # failing closed: nobody in an unreadable channel may decide, and the reason is logged
-            log.warning("conversations.members %s failed: %s", channel_id, slack_error(exc))
+            log.warning("conversations.members %s failed: %s", channel_id, _why(exc))
             return []
         self._channels[channel_id] = (now, users)
         return list(users)

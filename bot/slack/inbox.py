@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.blocks import home_view
-from bot.slack.install import in_workspace
+from bot.slack.install import TEAM, in_workspace
 from bot.wiring import Container
 from engine.model import Checkpoint, CheckpointStatus, Decision, Run
 from engine.ports import Directory
@@ -34,7 +34,8 @@ async def affected_users(container: Container, directory: Directory, cp: Checkpo
 async def waiting_for(container: Container, directory: Directory, user: str) -> list[Checkpoint]:
     """Open checkpoints ``user`` may decide, newest first (through the assignee index, so the
     oldest are found as surely as the newest; the Home tab shows the newest ``_WAITING``)."""
-    page = await container.engine.waiting_for(user, limit=_WAITING)
+    # read groups and roles in this workspace only: the Home tab shows nothing of another's
+    page = await container.engine.waiting_for(user, limit=_WAITING, team=TEAM.get())
     return [cp for cp in page.items if in_workspace(cp.team)]
 
 

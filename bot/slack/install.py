@@ -462,17 +462,19 @@ class TeamDirectory:
         self.workspaces = workspaces
 
     async def group_members(self, group_id: str, team: str | None = None) -> list[str]:
-        """User ids in the group, in ``team`` or else the workspace at hand."""
+        """User ids in the group, in ``team`` or else the workspace at hand. A workspace that
+        cannot be reached (not installed, its token unreadable or refused) has no members: one
+        broken installation must not break the lists and decisions of the others."""
         try:
             return await (await self.workspaces.directory(team)).group_members(group_id)
-        except NotFound as exc:
-            log.warning("usergroups.users.list %s: %s", group_id, exc)
+        except (NotFound, ConfigError, SlackClientError) as exc:
+            log.warning("usergroups.users.list %s in workspace %s: %s", group_id, team or TEAM.get(), exc)
             return []
 
     async def channel_members(self, channel_id: str) -> list[str]:
         """User ids in the channel, in the workspace at hand (see ``engine.ports.Directory``)."""
         try:
             return await (await self.workspaces.directory()).channel_members(channel_id)
-        except NotFound as exc:
+        except (NotFound, ConfigError, SlackClientError) as exc:
             log.warning("conversations.members %s: %s", channel_id, exc)
             return []

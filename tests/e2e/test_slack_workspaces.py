@@ -31,10 +31,13 @@ from bot.config import Settings
 from bot.login_config import LoginSettings, OidcClient, SmtpSettings
 from bot.server import create_app
 from bot.slack import EVENTS_PATH, INSTALL_PATH, REDIRECT_PATH, SlackSurface
+from bot.slack.inbox import waiting_for as slack_waiting_for
+from bot.slack.install import TEAM, TeamDirectory
 from bot.wiring import Container, build
 from bot.worker import Worker
 from engine.commands import Decide
 from engine.delegation import delegate
+from engine.installations import InstallationStore
 from engine.model import Checkpoint, CheckpointStatus, DeliveryStatus
 from tests.e2e._console import browser
 from tests.e2e._login import sign_in
@@ -538,3 +541,52 @@ async def test_a_role_held_through_a_user_group_lists_its_checkpoints_with_two_w
         assert [c.id for c in (await engine.waiting_for(MANAGER)).items] == [cp.id]  # named
         for user in (PAYER_A, STRANGER):
             assert cp.id not in [c.id for c in (await engine.waiting_for(user)).items], user
+
+
+async def test_a_workspace_whose_token_cannot_be_read_leaves_the_others_lists_whole(tmp_path: Path) -> None:
+    """B's stored token cannot be opened (``SIGNOFF_TOKEN_KEY`` replaced without the old key):
+    its user groups read as nobody, and "waiting for me" still answers, in Slack in workspace A
+    and in the console, instead of failing for everyone."""
+    async with _with_group_checkpoint(tmp_path) as (m, _, cp):
+        store = m.container.store
+        assert isinstance(store, InstallationStore)
+        row = await store.get_installation(TEAM_B)
+        assert row is not None
+        await store.save_installation(row.model_copy(update={"bot_token": "gAAAAA-not-a-fernet-token"}), [])
+        _clear_group_caches(m)
+        token = TEAM.set(TEAM_A)
+        try:
+            directory = m.container.engine.deps.directory
+            assert await slack_waiting_for(m.container, directory, STRANGER) == []  # type: ignore[arg-type]
+        finally:
+            TEAM.reset(token)
+        # outside Slack: B's group cannot be read, so its member is not found through it
+        page = await m.container.engine.waiting_for(PAYER_B)
+        assert cp.id not in [c.id for c in page.items]
+
+
+async def test_a_slack_request_reads_no_user_group_of_another_workspace(tmp_path: Path) -> None:
+    """App Home and /signoff inbox in workspace A show A's items only, so they read none of B's
+    user groups with B's token (``usergroups.users.list`` is rate-limited per workspace)."""
+    async with _with_group_checkpoint(tmp_path) as (m, _, _cp):
+        _clear_group_caches(m)  # as after the cache's time to live
+
+        def read_with_b() -> int:
+            used = m.fake.tokens_used("usergroups.users.list")
+            return len([t for t in used if t.startswith(f"xoxb-{TEAM_B}-")])
+
+        before = read_with_b()
+        token = TEAM.set(TEAM_A)
+        try:
+            directory = m.container.engine.deps.directory
+            assert await slack_waiting_for(m.container, directory, STRANGER) == []  # type: ignore[arg-type]
+        finally:
+            TEAM.reset(token)
+        assert read_with_b() == before
+
+
+def _clear_group_caches(m: Multi) -> None:
+    directory = m.container.engine.deps.directory
+    assert isinstance(directory, TeamDirectory)
+    for cached in directory.workspaces._directories.values():
+        cached._cache.clear()
