@@ -14,7 +14,7 @@ from storage._sql import Sql, bind_when, dumps_json
 from storage.mapping import AUDIT, insert
 from storage.tables import AUDIT_HEAD_ID
 
-__all__ = ["append", "events", "head", "lock_head", "search"]
+__all__ = ["append", "events", "head", "link", "lock_head", "search"]
 
 _HEAD = f"SELECT seq, hash FROM audit_head WHERE id = {AUDIT_HEAD_ID}"
 _SELECT_HEAD = Sql(_HEAD)
@@ -44,6 +44,17 @@ def append(tx: Tx, drafts: list[AuditDraft], locked: Any = None) -> None:
     if not drafts:
         return
     found = (locked if locked is not None else tx.query(_LOCK_HEAD)).fetchone()
+    rows, seq, digest = link(tx, drafts, found)
+    if len(rows) == 1:
+        tx.run(_INSERT_EVENT, rows[0])
+    else:
+        tx.many(_INSERT_EVENT, rows)
+    tx.run(_INSERT_HEAD if found is None else _UPDATE_HEAD, {"seq": seq, "hash": digest})
+
+
+def link(tx: Tx, drafts: list[AuditDraft], found: Any) -> tuple[list[dict[str, Any]], int, str]:
+    """The rows of ``drafts`` chained after the head row ``found`` (``(seq, hash)``, or None when
+    the chain is empty), and the new head's sequence number and hash. Writes nothing."""
     seq, prev = (int(found[0]), str(found[1])) if found is not None else (0, GENESIS_HASH)
     rows: list[dict[str, Any]] = []
     for draft in drafts:
@@ -79,11 +90,7 @@ def append(tx: Tx, drafts: list[AuditDraft], locked: Any = None) -> None:
             }
         )
         prev = digest
-    if len(rows) == 1:
-        tx.run(_INSERT_EVENT, rows[0])
-    else:
-        tx.many(_INSERT_EVENT, rows)
-    tx.run(_INSERT_HEAD if found is None else _UPDATE_HEAD, {"seq": seq, "hash": prev})
+    return rows, seq, prev
 
 
 def head(tx: Tx) -> tuple[int, str]:

@@ -11,7 +11,18 @@ from engine.ports import AuditDraft, Claimed, Lease, RunChange, merge_pending
 from storage import _audit, _listen
 from storage._db import Tx
 from storage._sql import Sql, bind_when
-from storage.mapping import CHECKPOINTS, DELIVERIES, RUNS, STEPS, insert, upsert
+from storage.mapping import (
+    AUDIT,
+    CHECKPOINTS,
+    DELIVERIES,
+    RUNS,
+    STEPS,
+    insert,
+    insert_text,
+    upsert,
+    upsert_text,
+)
+from storage.tables import AUDIT_HEAD_ID
 
 __all__ = [
     "SELECT_STEPS",
@@ -56,6 +67,23 @@ _MUTABLE = (
 )
 _MUTABLE_AND_ID = frozenset((*_MUTABLE, "id"))
 _UPDATE_RUN = Sql(f"UPDATE runs SET {', '.join(f'{n} = :{n}' for n in _MUTABLE)} WHERE id = :id")
+# PostgreSQL, a step commit with audit events: the run row and the audit head locked by one
+# statement (a join's FOR UPDATE locks the rows of both, in the order of FROM: the run row
+# first, as everywhere), read in the first round trip
+_LOCK_RUN_AND_HEAD = Sql(
+    f"SELECT {RUNS.columns_of('r')}, h.seq, h.hash FROM runs r, audit_head h"
+    f" WHERE r.id = :run_id AND h.id = {AUDIT_HEAD_ID} FOR UPDATE OF r, h"
+)
+_RUN_WIDTH = len(RUNS.names)
+# PostgreSQL, the common step commit (one step, one audit event, nothing else) as one
+# statement: the step's upsert, the run's update and the event's insert as data-modifying
+# CTEs of the head's update (four different tables, so no part needs to see another's change)
+_COMMIT_ONE = Sql(
+    f"WITH s AS ({upsert_text(STEPS, 'id', {'id', 'run_id'}, prefix='s_')}),"
+    f" r AS (UPDATE runs SET {', '.join(f'{n} = :r_{n}' for n in _MUTABLE)} WHERE id = :r_id),"
+    f" a AS ({insert_text(AUDIT, prefix='a_')})"
+    f" UPDATE audit_head SET seq = :h_seq, hash = :h_hash WHERE id = {AUDIT_HEAD_ID}"
+)
 _CANCEL_CHECKPOINTS = Sql(
     "UPDATE checkpoints SET status = :resolved, outcome = :cancelled, resolved_at = :at,"
     " version = version + 1 WHERE run_id = :run_id AND status = :open"
@@ -196,6 +224,16 @@ def index_assignees(tx: Tx, checkpoint_id: str, principals: list[str], *, replac
 
 def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
     """Apply one step's results under a fenced lease. Raises LeaseLost."""
+    if tx.pg and change.audit:
+        locked = tx.query(_LOCK_RUN_AND_HEAD, {"run_id": lease.run_id}).fetchone()
+        if locked is not None:
+            run = RUNS.load(locked[:_RUN_WIDTH], tx.pg)
+            _check_lease(run, lease)
+            found = locked[_RUN_WIDTH:]
+            if _one_statement(change):
+                return _commit_one(tx, run, change, found)
+            return _commit(tx, run, change, _Found(found))
+        # no head row yet (an empty chain) or no such run: lock them one by one
     locked = tx.query(_LOCK_RUN, {"run_id": lease.run_id})
     head = _audit.lock_head(tx, change.audit)
     row = locked.fetchone()
@@ -203,13 +241,32 @@ def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
         raise NotFound(f"run {lease.run_id} not found")
     run = RUNS.load(row, tx.pg)
     _check_lease(run, lease)
-    for step in change.steps:
-        upsert_step(tx, step)
-    if change.checkpoints:
-        tx.many(_INSERT_CHECKPOINT, [CHECKPOINTS.params(c, tx.pg) for c in change.checkpoints])
-        for cp in change.checkpoints:
-            index_assignees(tx, cp.id, cp.assignees, replace=False)
-        _listen.notify(tx, run.id)  # other processes plan its timers (bot/scheduler.py)
+    return _commit(tx, run, change, head)
+
+
+class _Found:
+    """A head row already fetched, passed to ``_audit.append`` as its locked cursor."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: Any) -> None:
+        self.row = row
+
+    def fetchone(self) -> Any:
+        return self.row
+
+
+def _one_statement(change: RunChange) -> bool:
+    return (
+        len(change.steps) == 1
+        and len(change.audit) == 1
+        and not change.checkpoints
+        and not change.deliveries
+        and not change.finished
+    )
+
+
+def _run_changes(run: Run, change: RunChange) -> dict[str, Any]:
     changes: dict[str, Any] = {"updated_at": change.at, "rejected": run.rejected or change.rejected}
     if change.pending_remove or change.pending_add:
         changes["pending"] = merge_pending(run.pending, change.pending_remove, change.pending_add)
@@ -219,11 +276,37 @@ def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
         changes["reason"] = change.reason
     if change.finished:
         changes["finished_at"] = change.at
-        _close_checkpoints(tx, run.id, change.at)  # a run that ended leaves nothing to decide
-        _listen.notify(tx, run.id)
     if change.release:
         changes.update(lease_owner=None, lease_expires_at=None)
-    updated = save_run(tx, run, changes)
+    return changes
+
+
+def _commit_one(tx: Tx, run: Run, change: RunChange, found: Any) -> Run:
+    """``_commit`` of a change ``_one_statement`` accepts, in one statement (PostgreSQL)."""
+    [event], seq, digest = _audit.link(tx, change.audit, found)
+    updated = run.model_copy(update=_run_changes(run, change))
+    params = {f"s_{k}": v for k, v in STEPS.params(change.steps[0], tx.pg).items()}
+    params.update({f"r_{k}": v for k, v in RUNS.params(updated, tx.pg, _MUTABLE_AND_ID).items()})
+    params.update({f"a_{k}": v for k, v in event.items()})
+    params["h_seq"] = seq
+    params["h_hash"] = digest
+    tx.run(_COMMIT_ONE, params)
+    return updated
+
+
+def _commit(tx: Tx, run: Run, change: RunChange, head: Any) -> Run:
+    """Write one step's results to a run locked and checked (``head``: the audit head's read)."""
+    for step in change.steps:
+        upsert_step(tx, step)
+    if change.checkpoints:
+        tx.many(_INSERT_CHECKPOINT, [CHECKPOINTS.params(c, tx.pg) for c in change.checkpoints])
+        for cp in change.checkpoints:
+            index_assignees(tx, cp.id, cp.assignees, replace=False)
+        _listen.notify(tx, run.id)  # other processes plan its timers (bot/scheduler.py)
+    if change.finished:
+        _close_checkpoints(tx, run.id, change.at)  # a run that ended leaves nothing to decide
+        _listen.notify(tx, run.id)
+    updated = save_run(tx, run, _run_changes(run, change))
     insert_deliveries(tx, change.deliveries)
     _audit.append(tx, change.audit, head)
     return updated

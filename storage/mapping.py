@@ -62,8 +62,10 @@ __all__ = [
     "WORKFLOWS",
     "Shape",
     "insert",
+    "insert_text",
     "table_of",
     "upsert",
+    "upsert_text",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -124,6 +126,10 @@ class Shape(Rows[M]):
             out[name] = value
         return out
 
+    def columns_of(self, alias: str) -> str:
+        """The column list qualified by a table alias (for a join)."""
+        return ", ".join(f"{alias}.{_QUOTE(name)}" for name in self.names)
+
     def _only(self, only: frozenset[str]) -> tuple[tuple[str, int], ...]:
         kinds = self._subsets.get(only)
         if kinds is None:
@@ -131,16 +137,27 @@ class Shape(Rows[M]):
         return kinds
 
 
-def insert(shape: Shape[Any], extra: str = "") -> Sql:
-    """``INSERT INTO <table> (<columns>) VALUES (<params>) <extra>``."""
-    params = ", ".join(f":{name}" for name in shape.names)
-    return Sql(f"INSERT INTO {shape.table} ({shape.columns}) VALUES ({params}) {extra}".rstrip())
+def insert(shape: Shape[Any], extra: str = "", *, prefix: str = "") -> Sql:
+    """``INSERT INTO <table> (<columns>) VALUES (<params>) <extra>``, the parameters named after
+    the columns (after ``prefix``)."""
+    return Sql(insert_text(shape, extra, prefix=prefix))
 
 
-def upsert(shape: Shape[Any], key: str, keep: set[str]) -> Sql:
+def insert_text(shape: Shape[Any], extra: str = "", *, prefix: str = "") -> str:
+    """``insert``'s SQL text (to be part of a larger statement)."""
+    params = ", ".join(f":{prefix}{name}" for name in shape.names)
+    return f"INSERT INTO {shape.table} ({shape.columns}) VALUES ({params}) {extra}".rstrip()
+
+
+def upsert(shape: Shape[Any], key: str, keep: set[str], *, prefix: str = "") -> Sql:
     """Insert, or on a duplicate ``key`` overwrite every column but those in ``keep``."""
+    return Sql(upsert_text(shape, key, keep, prefix=prefix))
+
+
+def upsert_text(shape: Shape[Any], key: str, keep: set[str], *, prefix: str = "") -> str:
+    """``upsert``'s SQL text (to be part of a larger statement)."""
     sets = ", ".join(f"{_QUOTE(n)} = excluded.{_QUOTE(n)}" for n in shape.names if n not in keep)
-    return insert(shape, f"ON CONFLICT ({_QUOTE(key)}) DO UPDATE SET {sets}")
+    return insert_text(shape, f"ON CONFLICT ({_QUOTE(key)}) DO UPDATE SET {sets}", prefix=prefix)
 
 
 WORKFLOWS: Shape[WorkflowVersion] = Shape(WorkflowVersion, WorkflowVersionRow)
