@@ -14,7 +14,7 @@ from storage._sql import Sql, bind_when, dumps_json
 from storage.mapping import AUDIT, insert
 from storage.tables import AUDIT_HEAD_ID
 
-__all__ = ["append", "events", "head", "link", "lock_head", "search"]
+__all__ = ["Fetched", "append", "events", "head", "link", "lock_head", "search"]
 
 _HEAD = f"SELECT seq, hash FROM audit_head WHERE id = {AUDIT_HEAD_ID}"
 _SELECT_HEAD = Sql(_HEAD)
@@ -22,6 +22,18 @@ _LOCK_HEAD = Sql(_HEAD, lock=True)
 _UPDATE_HEAD = Sql(f"UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = {AUDIT_HEAD_ID}")
 _INSERT_HEAD = Sql(f"INSERT INTO audit_head (id, seq, hash) VALUES ({AUDIT_HEAD_ID}, :seq, :hash)")
 _INSERT_EVENT = insert(AUDIT)
+
+
+class Fetched:
+    """A head row already fetched (or None: no head row), passed to ``append`` as its cursor."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: Any) -> None:
+        self.row = row
+
+    def fetchone(self) -> Any:
+        return self.row
 
 
 def lock_head(tx: Tx, drafts: list[AuditDraft]) -> Any:

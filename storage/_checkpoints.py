@@ -12,6 +12,7 @@ from engine.ports import CheckpointUpdate, Claimed, conflict_message, merge_pend
 from storage import _audit, _listen, _runs
 from storage._db import Tx
 from storage._sql import Sql, bind_when, dumps_json, read_when
+from storage._writes import Writes
 from storage.mapping import CHECKPOINTS, DECISIONS, RUNS, STEPS, insert
 
 __all__ = ["load", "update"]
@@ -72,14 +73,6 @@ def update(tx: Tx, upd: CheckpointUpdate) -> Checkpoint:
     if run.status.final:  # rolls the compare-and-set back: nothing is decided on an ended run
         raise Conflict(f"run {run.id} already ended ({run.status.value}); nothing is decided any more")
     checkpoint = CHECKPOINTS.load(won_row, tx.pg)
-    if upd.resolve and upd.decision is not None:
-        tx.run(_INSERT_DECISION, DECISIONS.params(upd.decision, tx.pg))
-    if upd.resolve:
-        _listen.notify(tx, run.id)
-    if upd.step is not None:
-        _runs.upsert_step(tx, upd.step)
-    if upd.assignees is not None:
-        _runs.index_assignees(tx, checkpoint.id, upd.assignees, replace=True)
     changes: dict[str, Any] = {}
     if upd.pending_add:
         changes["pending"] = merge_pending(run.pending, [], upd.pending_add)
@@ -89,10 +82,44 @@ def update(tx: Tx, upd: CheckpointUpdate) -> Checkpoint:
         changes["status"] = RunStatus.queued
     if changes:
         changes["updated_at"] = upd.at
+    if tx.pg and head is not None and upd.assignees is None:
+        # PostgreSQL: the writes as one statement (re-indexing assignees deletes and inserts
+        # rows of one table, which parts of one statement cannot do, so it goes one by one)
+        found = head.fetchone()
+        if found is not None:
+            _write_batch(tx, upd, run, changes, found)
+            return checkpoint
+        head = _audit.Fetched(None)
+    if upd.resolve and upd.decision is not None:
+        tx.run(_INSERT_DECISION, DECISIONS.params(upd.decision, tx.pg))
+    if upd.resolve:
+        _listen.notify(tx, run.id)
+    if upd.step is not None:
+        _runs.upsert_step(tx, upd.step)
+    if upd.assignees is not None:
+        _runs.index_assignees(tx, checkpoint.id, upd.assignees, replace=True)
+    if changes:
         _runs.save_run(tx, run, changes)
     _runs.insert_deliveries(tx, upd.deliveries)
     _audit.append(tx, upd.audit, head)
     return checkpoint
+
+
+def _write_batch(tx: Tx, upd: CheckpointUpdate, run: Run, changes: dict[str, Any], found: Any) -> None:
+    """``update``'s writes in one statement (PostgreSQL, the audit head row ``found``)."""
+    rows, seq, digest = _audit.link(tx, upd.audit, found)
+    writes = Writes(tx)
+    if upd.resolve and upd.decision is not None:
+        writes.decision(upd.decision)
+    if upd.resolve:
+        writes.notify(run.id)
+    if upd.step is not None:
+        writes.steps([upd.step])
+    if changes:
+        writes.run(run.model_copy(update=changes))
+    writes.deliveries(upd.deliveries)
+    writes.audit(rows, seq, digest)
+    writes.send(tx)
 
 
 def update_and_claim(

@@ -11,17 +11,8 @@ from engine.ports import AuditDraft, Claimed, Lease, RunChange, merge_pending
 from storage import _audit, _listen
 from storage._db import Tx
 from storage._sql import Sql, bind_when
-from storage.mapping import (
-    AUDIT,
-    CHECKPOINTS,
-    DELIVERIES,
-    RUNS,
-    STEPS,
-    insert,
-    insert_text,
-    upsert,
-    upsert_text,
-)
+from storage._writes import MUTABLE, MUTABLE_AND_ID, Writes
+from storage.mapping import CHECKPOINTS, DELIVERIES, RUNS, STEPS, insert, upsert
 from storage.tables import AUDIT_HEAD_ID
 
 __all__ = [
@@ -61,12 +52,7 @@ _CLAIM = Sql(
 )
 _RERUNS = RUNS.select("WHERE rerun_of = :run_id ORDER BY pk")
 _RUN_EXISTS = Sql("SELECT 1 FROM runs WHERE id = :run_id")
-_MUTABLE = (
-    *("status", "pending", "reason", "rejected", "updated_at", "finished_at"),
-    *("lease_owner", "lease_epoch", "lease_expires_at", "paused_at", "paused_by"),
-)
-_MUTABLE_AND_ID = frozenset((*_MUTABLE, "id"))
-_UPDATE_RUN = Sql(f"UPDATE runs SET {', '.join(f'{n} = :{n}' for n in _MUTABLE)} WHERE id = :id")
+_UPDATE_RUN = Sql(f"UPDATE runs SET {', '.join(f'{n} = :{n}' for n in MUTABLE)} WHERE id = :id")
 # PostgreSQL, a step commit with audit events: the run row and the audit head locked by one
 # statement (a join's FOR UPDATE locks the rows of both, in the order of FROM: the run row
 # first, as everywhere), read in the first round trip
@@ -75,15 +61,6 @@ _LOCK_RUN_AND_HEAD = Sql(
     f" WHERE r.id = :run_id AND h.id = {AUDIT_HEAD_ID} FOR UPDATE OF r, h"
 )
 _RUN_WIDTH = len(RUNS.names)
-# PostgreSQL, the common step commit (one step, one audit event, nothing else) as one
-# statement: the step's upsert, the run's update and the event's insert as data-modifying
-# CTEs of the head's update (four different tables, so no part needs to see another's change)
-_COMMIT_ONE = Sql(
-    f"WITH s AS ({upsert_text(STEPS, 'id', {'id', 'run_id'}, prefix='s_')}),"
-    f" r AS (UPDATE runs SET {', '.join(f'{n} = :r_{n}' for n in _MUTABLE)} WHERE id = :r_id),"
-    f" a AS ({insert_text(AUDIT, prefix='a_')})"
-    f" UPDATE audit_head SET seq = :h_seq, hash = :h_hash WHERE id = {AUDIT_HEAD_ID}"
-)
 _CANCEL_CHECKPOINTS = Sql(
     "UPDATE checkpoints SET status = :resolved, outcome = :cancelled, resolved_at = :at,"
     " version = version + 1 WHERE run_id = :run_id AND status = :open"
@@ -101,7 +78,7 @@ def lock_run(tx: Tx, run_id: str) -> Run:
 def save_run(tx: Tx, run: Run, changes: dict[str, Any]) -> Run:
     """Write ``changes`` (model field -> value) to a locked run and return the updated model."""
     updated = run.model_copy(update=changes)
-    tx.run(_UPDATE_RUN, RUNS.params(updated, tx.pg, _MUTABLE_AND_ID))
+    tx.run(_UPDATE_RUN, RUNS.params(updated, tx.pg, MUTABLE_AND_ID))
     return updated
 
 
@@ -122,6 +99,15 @@ def create(tx: Tx, run: Run, audit: list[AuditDraft], steps: list[Step]) -> None
     head = _audit.lock_head(tx, audit)
     if inserted.fetchone() is None:
         raise Conflict(f"run {run.id} already exists")
+    if head is not None and tx.pg and len({s.id for s in steps}) == len(steps):
+        found = head.fetchone()
+        if found is not None:  # PostgreSQL: the writes as one statement
+            writes = Writes(tx)
+            writes.steps(steps)
+            writes.audit(*_audit.link(tx, audit, found))
+            writes.send(tx)
+            return
+        head = _audit.Fetched(None)
     for step in steps:
         upsert_step(tx, step)
     _audit.append(tx, audit, head)
@@ -230,9 +216,9 @@ def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
             run = RUNS.load(locked[:_RUN_WIDTH], tx.pg)
             _check_lease(run, lease)
             found = locked[_RUN_WIDTH:]
-            if _one_statement(change):
-                return _commit_one(tx, run, change, found)
-            return _commit(tx, run, change, _Found(found))
+            if _batchable(change):
+                return _commit_batch(tx, run, change, found)
+            return _commit(tx, run, change, _audit.Fetched(found))
         # no head row yet (an empty chain) or no such run: lock them one by one
     locked = tx.query(_LOCK_RUN, {"run_id": lease.run_id})
     head = _audit.lock_head(tx, change.audit)
@@ -244,26 +230,12 @@ def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
     return _commit(tx, run, change, head)
 
 
-class _Found:
-    """A head row already fetched, passed to ``_audit.append`` as its locked cursor."""
-
-    __slots__ = ("row",)
-
-    def __init__(self, row: Any) -> None:
-        self.row = row
-
-    def fetchone(self) -> Any:
-        return self.row
-
-
-def _one_statement(change: RunChange) -> bool:
-    return (
-        len(change.steps) == 1
-        and len(change.audit) == 1
-        and not change.checkpoints
-        and not change.deliveries
-        and not change.finished
-    )
+def _batchable(change: RunChange) -> bool:
+    """Whether ``Writes`` can send the change's writes as one statement: no part of one
+    statement sees another's change, so not a step twice, nor checkpoints opened and closed."""
+    if change.checkpoints and change.finished:
+        return False
+    return len(change.steps) < 2 or len({s.id for s in change.steps}) == len(change.steps)
 
 
 def _run_changes(run: Run, change: RunChange) -> dict[str, Any]:
@@ -281,16 +253,22 @@ def _run_changes(run: Run, change: RunChange) -> dict[str, Any]:
     return changes
 
 
-def _commit_one(tx: Tx, run: Run, change: RunChange, found: Any) -> Run:
-    """``_commit`` of a change ``_one_statement`` accepts, in one statement (PostgreSQL)."""
-    [event], seq, digest = _audit.link(tx, change.audit, found)
+def _commit_batch(tx: Tx, run: Run, change: RunChange, found: Any) -> Run:
+    """``_commit`` in one statement (PostgreSQL, a ``_batchable`` change, the head row found)."""
+    rows, seq, digest = _audit.link(tx, change.audit, found)
     updated = run.model_copy(update=_run_changes(run, change))
-    params = {f"s_{k}": v for k, v in STEPS.params(change.steps[0], tx.pg).items()}
-    params.update({f"r_{k}": v for k, v in RUNS.params(updated, tx.pg, _MUTABLE_AND_ID).items()})
-    params.update({f"a_{k}": v for k, v in event.items()})
-    params["h_seq"] = seq
-    params["h_hash"] = digest
-    tx.run(_COMMIT_ONE, params)
+    writes = Writes(tx)
+    writes.steps(change.steps)
+    if change.checkpoints:
+        writes.checkpoints(change.checkpoints)
+        writes.notify(run.id)  # other processes plan its timers (bot/scheduler.py)
+    if change.finished:
+        writes.close_checkpoints(run.id, change.at)  # a run that ended leaves nothing to decide
+        writes.notify(run.id)
+    writes.run(updated)
+    writes.deliveries(change.deliveries)
+    writes.audit(rows, seq, digest)
+    writes.send(tx)
     return updated
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from engine.audit import GENESIS_HASH, verify_chain
 from engine.errors import LeaseLost
-from engine.model import RunStatus, StepStatus
-from engine.ports import Lease, RunChange, RunStore
+from engine.model import CheckpointOutcome, CheckpointStatus, RunStatus, StepStatus
+from engine.ports import CheckpointUpdate, Lease, RunChange, RunStore
 from tests.contract import _data as d
 from tests.contract._data import TTL, at
 from tests.contract.conftest import Backend
@@ -128,3 +128,61 @@ async def test_a_step_commit_starts_the_chain_when_the_head_row_is_missing(sql_b
     assert events[0].prev_hash == GENESIS_HASH
     report = verify_chain(events, await store.audit_head())
     assert report.ok, report.problem
+
+
+async def test_a_commit_that_opens_a_checkpoint_and_ends_the_run_closes_it(store: RunStore) -> None:
+    lease = await d.started(store)
+    change = RunChange(
+        at=at(5),
+        steps=[d.step()],
+        checkpoints=[d.checkpoint()],
+        pending_remove=["draft"],
+        status=RunStatus.failed,
+        reason="boom",
+        finished=True,
+        audit=[d.draft("run.failed", when=at(5))],
+    )
+    await store.commit(lease, change)
+    cp = await store.get_checkpoint("cp_1")
+    assert (cp.status, cp.outcome, cp.resolved_at) == (
+        CheckpointStatus.resolved,
+        CheckpointOutcome.cancelled,
+        at(5),
+    )
+    assert verify_chain(await store.audit_events(), await store.audit_head()).ok
+
+
+async def test_a_commit_with_one_step_twice_keeps_the_last(store: RunStore) -> None:
+    lease = await d.started(store)
+    running = d.step(status=StepStatus.running, output=None)
+    done = d.step(ended_at=at(9))
+    await store.commit(lease, RunChange(at=at(9), steps=[running, done], audit=[d.draft(when=at(9))]))
+    assert await store.list_steps("run_1") == [done]
+
+
+async def test_a_decision_starts_the_chain_when_the_head_row_is_missing(sql_backend: Backend) -> None:
+    store = sql_backend.store
+    lease = await d.started(store)
+    await store.commit(
+        lease,
+        RunChange(at=at(1), checkpoints=[d.checkpoint()], status=RunStatus.waiting, release=True),
+    )
+    _raw(sql_backend)("DELETE FROM audit_events", ())
+    _raw(sql_backend)("DELETE FROM audit_head", ())
+    update = CheckpointUpdate(
+        checkpoint_id="cp_1",
+        expected_version=0,
+        at=at(60),
+        resolve=True,
+        outcome=CheckpointOutcome.approved,
+        decision=d.decision(),
+        pending_add=["send"],
+        audit=[d.draft("checkpoint.resolved", checkpoint_id="cp_1")],
+    )
+    cp, claimed = await store.resolve_and_claim(update, "w2", TTL)
+    assert cp.status is CheckpointStatus.resolved
+    assert claimed is not None
+    assert (claimed.run.status, claimed.run.pending) == (RunStatus.running, ["draft", "send"])
+    events = await store.audit_events()
+    assert [(e.seq, e.prev_hash) for e in events] == [(1, GENESIS_HASH)]
+    assert verify_chain(events, await store.audit_head()).ok
