@@ -54,8 +54,9 @@ _RERUNS = RUNS.select("WHERE rerun_of = :run_id ORDER BY pk")
 _RUN_EXISTS = Sql("SELECT 1 FROM runs WHERE id = :run_id")
 _UPDATE_RUN = Sql(f"UPDATE runs SET {', '.join(f'{n} = :{n}' for n in MUTABLE)} WHERE id = :id")
 # PostgreSQL, a step commit with audit events: the run row and the audit head locked by one
-# statement (a join's FOR UPDATE locks the rows of both, in the order of FROM: the run row
-# first, as everywhere), read in the first round trip
+# statement, read in the first round trip. A join's FOR UPDATE locks the rows of both in the
+# order its OF list names them (without one, in FROM order): the run row first, as everywhere
+# (tests/contract/test_step_commit.py checks it)
 _LOCK_RUN_AND_HEAD = Sql(
     f"SELECT {RUNS.columns_of('r')}, h.seq, h.hash FROM runs r, audit_head h"
     f" WHERE r.id = :run_id AND h.id = {AUDIT_HEAD_ID} FOR UPDATE OF r, h"

@@ -186,3 +186,34 @@ async def test_a_decision_starts_the_chain_when_the_head_row_is_missing(sql_back
     events = await store.audit_events()
     assert [(e.seq, e.prev_hash) for e in events] == [(1, GENESIS_HASH)]
     assert verify_chain(events, await store.audit_head()).ok
+
+
+async def test_a_step_commit_locks_the_run_before_the_audit_head(sql_backend: Backend) -> None:
+    """PostgreSQL: while another transaction holds the audit head, a step commit waits for it
+    holding the run row already (the lock order everywhere: run row, checkpoints, head)."""
+    if sql_backend.name != "postgres":
+        pytest.skip("row locks: PostgreSQL only (SQLite's writers hold the database's lock)")
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    assert sql_backend.url is not None
+    store = sql_backend.store
+    lease = await d.started(store)
+    libpq = make_url(sql_backend.url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq) as holder, psycopg.connect(libpq) as probe:
+        holder.execute("SELECT seq FROM audit_head FOR UPDATE").fetchone()
+        commit = asyncio.create_task(store.commit(lease, _step_change("run_1", 0)))
+        for _ in range(100):  # until the commit waits on the head
+            await asyncio.sleep(0.02)
+            waiting = probe.execute(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
+            ).fetchone()
+            probe.rollback()
+            if waiting and waiting[0]:
+                break
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            probe.execute("SELECT 1 FROM runs WHERE id = 'run_1' FOR UPDATE NOWAIT")
+        probe.rollback()
+        holder.rollback()
+        run = await commit
+    assert run.pending == ["n1"]
