@@ -4,12 +4,13 @@
 
 A durable step writes what the invariants ask for: the run row read under its lease, the audit
 head read under its lock, the step row, the run row, one audit event and the head moved, in one
-transaction. This script sends those statements, with their parameters bound once beforehand,
-straight to the driver (``sqlite3``; ``psycopg`` in pipeline mode, as the store does), on the
-tables Signoff's migrations create. It also times Bolt acknowledging signed Approve clicks on
-loopback with a listener that does nothing but ``ack()``, served by a process of its own. Run
-it next to ``bench/engine.py`` and ``bench/slack_ack.py``: the ratios say how much of a figure
-is Signoff's own.
+transaction. This script sends those statements straight to the driver, on the tables Signoff's
+migrations create, in the store's own form: ``sqlite3`` statement by statement, parameters bound
+beforehand; ``psycopg`` in pipeline mode, the run and the head locked by one statement and the
+writes sent as one more, built per transaction as the store builds them. It also times Bolt
+acknowledging signed Approve clicks on loopback with a listener that does nothing but
+``ack()``, served by a process of its own. Run it next to ``bench/engine.py`` and
+``bench/slack_ack.py``: the ratios say how much of a figure is Signoff's own.
 
 Prints one JSON object:
 * ``sqlite``: ``step_tx_us`` (one step's writes and its WAL commit), ``engine_floor_per_node_us``
@@ -57,7 +58,7 @@ from aiohttp import web  # noqa: E402
 from engine.audit import event_hash  # noqa: E402
 from engine.model import Deliverable, Run, RunStatus, Step, StepStatus  # noqa: E402
 from engine.templates import compile_value, render_value  # noqa: E402
-from storage import _audit, _runs  # noqa: E402
+from storage import _audit, _runs, _writes  # noqa: E402
 from storage._sql import Sql, bind_when, dumps_json  # noqa: E402
 from storage.mapping import RUNS, STEPS  # noqa: E402
 from tests.fakes.slack import sign_request  # noqa: E402
@@ -96,7 +97,8 @@ class _Step:
             lease_epoch=1,
         )
         self.insert_run = RUNS.params(run, pg)
-        self.update_run = RUNS.params(run, pg, _runs._MUTABLE_AND_ID)
+        self.update_run = RUNS.params(run, pg, _writes.MUTABLE_AND_ID)
+        self.run = run
         step = Step(
             id="s",
             run_id=run_id,
@@ -119,6 +121,7 @@ class _Step:
             "sealed": True,
         }
         self.run_id = run_id
+        self.step_model = step
         self.n = 0
 
     def writes(self, seq: int, prev: str) -> list[tuple[Sql, dict[str, Any]]]:
@@ -130,6 +133,20 @@ class _Step:
             (_audit._UPDATE_HEAD, {"seq": seq + 1, "hash": "b" * 64}),
         ]
 
+    def batch(self, seq: int, prev: str) -> tuple[Sql, dict[str, Any]]:
+        """PostgreSQL: the same writes as the store sends them, one statement of CTEs."""
+        self.n += 1
+        writes = _writes.Writes(_PgOnly())  # type: ignore[arg-type]  # it reads tx.pg only
+        writes.steps([self.step_model.model_copy(update={"id": f"{self.run_id}-{self.n}"})])
+        writes.run(self.run)
+        event = {**self.event, "seq": seq + 1, "prev_hash": prev, "hash": "b" * 64}
+        writes.audit([event], seq + 1, "b" * 64)
+        return _writes._statement(tuple(writes.key)), writes.params
+
+
+class _PgOnly:
+    pg = True
+
 
 def _schema(url: str) -> None:
     """Signoff's tables, made by its migrations, with the audit head row in place."""
@@ -140,6 +157,7 @@ def _schema(url: str) -> None:
 
 
 _LOCK_RUN = _runs._LOCK_RUN
+_LOCK_RUN_AND_HEAD = _runs._LOCK_RUN_AND_HEAD
 _LOCK_HEAD = _audit._LOCK_HEAD
 _INSERT_RUN = _runs._INSERT_RUN
 
@@ -234,10 +252,12 @@ def postgres_floor(url: str, n: int) -> dict[str, float]:
                 start = time.perf_counter()
                 for _ in range(count):
                     with conn.transaction(), conn.pipeline():
-                        conn.execute(_LOCK_RUN.pg, {"run_id": work.run_id})
-                        seq, prev = conn.execute(_LOCK_HEAD.pg).fetchone()  # type: ignore[misc]
-                        for sql, params in work.writes(seq, prev):
-                            conn.execute(sql.pg, params)
+                        # as the store does: run row and audit head locked by one statement,
+                        # the writes as one more
+                        row = conn.execute(_LOCK_RUN_AND_HEAD.pg, {"run_id": work.run_id}).fetchone()
+                        assert row is not None
+                        sql, params = work.batch(int(row[-2]), str(row[-1]))
+                        conn.execute(sql.pg, params)
                 out.append(time.perf_counter() - start)
 
         def head_moves(count: int) -> float:

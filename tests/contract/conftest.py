@@ -151,3 +151,11 @@ async def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
     opened = await _open(request.param, request, tmp_path)
     yield opened
     await opened.close()
+
+
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres)])
+async def pg_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """PostgreSQL only (row locks: SQLite's writers hold the whole database's lock)."""
+    opened = await _open(request.param, request, tmp_path)
+    yield opened
+    await opened.close()

@@ -188,11 +188,10 @@ async def test_a_decision_starts_the_chain_when_the_head_row_is_missing(sql_back
     assert verify_chain(events, await store.audit_head()).ok
 
 
-async def test_a_step_commit_locks_the_run_before_the_audit_head(sql_backend: Backend) -> None:
+async def test_a_step_commit_locks_the_run_before_the_audit_head(pg_backend: Backend) -> None:
     """PostgreSQL: while another transaction holds the audit head, a step commit waits for it
     holding the run row already (the lock order everywhere: run row, checkpoints, head)."""
-    if sql_backend.name != "postgres":
-        pytest.skip("row locks: PostgreSQL only (SQLite's writers hold the database's lock)")
+    sql_backend = pg_backend
     import psycopg
     from sqlalchemy.engine import make_url
 
