@@ -141,7 +141,9 @@ class _Step:
         writes.run(self.run)
         event = {**self.event, "seq": seq + 1, "prev_hash": prev, "hash": "b" * 64}
         writes.audit([event], seq + 1, "b" * 64)
-        return _writes._statement(tuple(writes.key)), writes.params
+        batch = writes.one()
+        assert batch is not None
+        return batch
 
 
 class _PgOnly:

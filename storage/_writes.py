@@ -14,7 +14,7 @@ ends while opening checkpoints, or a step written twice). The SQL of each shape 
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from engine.model import Checkpoint, CheckpointOutcome, CheckpointStatus, Decision, Delivery, Run, Step
@@ -43,10 +43,13 @@ def _insert(shape: Shape[Any], part: str, rows: int, extra: str = "") -> str:
     return f"INSERT INTO {shape.table} ({shape.columns}) VALUES {_values(shape.names, part, rows)} {extra}"
 
 
+# PostgreSQL's protocol binds at most 65,535 values per statement; a bigger batch (a checkpoint
+# assigned to thousands, a rerun reusing thousands of steps) goes part by part instead
+_MAX_PARAMS = 65_535
 _STEP_SETS = upsert_text(STEPS, "id", {"id", "run_id"}).split(" ON CONFLICT ", 1)[1]
 
 
-@cache
+@lru_cache(maxsize=512)  # the shapes seen: which parts, how many rows each
 def _statement(key: tuple[tuple[str, int], ...]) -> Sql:
     parts: list[str] = []
     notify = False
@@ -89,21 +92,18 @@ def _statement(key: tuple[tuple[str, int], ...]) -> Sql:
 class Writes:
     """Writes collected for one statement, in the order they are added (PostgreSQL only)."""
 
-    __slots__ = ("key", "params", "pg")
+    __slots__ = ("key", "params", "pg", "rows")
 
     def __init__(self, tx: Tx) -> None:
         self.pg = tx.pg
         self.key: list[tuple[str, int]] = []
-        self.params: dict[str, Any] = {}
+        self.params: dict[str, Any] = {}  # of the one-row parts (r, x, h, n), named with their part
+        self.rows: dict[str, list[dict[str, Any]]] = {}  # of the many-row parts, by part
 
     def _rows(self, part: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        params = self.params
-        for i, row in enumerate(rows):
-            prefix = f"{part}{i}_"
-            for name, value in row.items():
-                params[prefix + name] = value
+        self.rows[part] = rows
         self.key.append((part, len(rows)))
 
     def steps(self, steps: list[Step]) -> None:
@@ -155,7 +155,35 @@ class Writes:
             self.params["n_run_id"] = run_id
             self.key.append(("n", 1))
 
+    def one(self) -> tuple[Sql, dict[str, Any]] | None:
+        """The batch as one statement and its parameters; None when there is nothing to write
+        or it would bind more values than PostgreSQL takes in one statement."""
+        if not self.key:
+            return None
+        size = len(self.params) + sum(len(rows) * len(rows[0]) for rows in self.rows.values())
+        if size > _MAX_PARAMS:
+            return None
+        params = dict(self.params)
+        for part, rows in self.rows.items():
+            for i, row in enumerate(rows):
+                prefix = f"{part}{i}_"
+                for name, value in row.items():
+                    params[prefix + name] = value
+        return _statement(tuple(self.key)), params
+
     def send(self, tx: Tx) -> None:
-        """Send the batch as one statement."""
-        if self.key:
-            tx.run(_statement(tuple(self.key)), self.params)
+        """Send the batch as one statement, or, too big for one, part by part in the order the
+        parts were added (each table's rows with ``executemany``), as the callers' statement by
+        statement path would."""
+        batch = self.one()
+        if batch is not None:
+            tx.run(*batch)
+            return
+        for part, _ in self.key:
+            rows = self.rows.get(part)
+            if rows is None:
+                own = {k: v for k, v in self.params.items() if k.startswith(f"{part}_")}
+                tx.run(_statement(((part, 1),)), own)
+            else:
+                prefix = f"{part}0_"
+                tx.many(_statement(((part, 1),)), [{prefix + k: v for k, v in row.items()} for row in rows])
