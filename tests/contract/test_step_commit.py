@@ -201,11 +201,13 @@ async def test_a_step_commit_locks_the_run_before_the_audit_head(pg_backend: Bac
     libpq = make_url(sql_backend.url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(libpq) as holder, psycopg.connect(libpq) as probe:
         holder.execute("SELECT seq FROM audit_head FOR UPDATE").fetchone()
+        row = holder.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
         commit = asyncio.create_task(store.commit(lease, _step_change("run_1", 0)))
-        for _ in range(100):  # until the commit waits on the head
+        for _ in range(500):  # until the commit waits on the head (another server's sessions aside)
             await asyncio.sleep(0.02)
             waiting = probe.execute(
-                "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
+                "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", (row[0],)
             ).fetchone()
             probe.rollback()
             if waiting and waiting[0]:
