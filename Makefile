@@ -50,7 +50,8 @@ image-test: $(STAMP) sysdeps image
 
 test: lint typecheck imports unit image-test
 
-# the engine's own figures, then Signoff next to LangGraph, DBOS and holdpoint in one run
+# the engine's own figures, Signoff next to LangGraph, DBOS and holdpoint in one run, then the
+# floor under them (the same writes straight to the drivers, Bolt acking and nothing else)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/engine.py --json
