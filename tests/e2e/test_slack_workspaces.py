@@ -554,12 +554,7 @@ async def test_a_workspace_whose_token_cannot_be_read_leaves_the_others_lists_wh
         assert row is not None
         await store.save_installation(row.model_copy(update={"bot_token": "gAAAAA-not-a-fernet-token"}), [])
         _clear_group_caches(m)
-        token = TEAM.set(TEAM_A)
-        try:
-            directory = m.container.engine.deps.directory
-            assert await slack_waiting_for(m.container, directory, STRANGER) == []  # type: ignore[arg-type]
-        finally:
-            TEAM.reset(token)
+        assert await _slack_inbox_in_a(m, STRANGER) == []
         # outside Slack: B's group cannot be read, so its member is not found through it
         page = await m.container.engine.waiting_for(PAYER_B)
         assert cp.id not in [c.id for c in page.items]
@@ -576,13 +571,19 @@ async def test_a_slack_request_reads_no_user_group_of_another_workspace(tmp_path
             return len([t for t in used if t.startswith(f"xoxb-{TEAM_B}-")])
 
         before = read_with_b()
-        token = TEAM.set(TEAM_A)
-        try:
-            directory = m.container.engine.deps.directory
-            assert await slack_waiting_for(m.container, directory, STRANGER) == []  # type: ignore[arg-type]
-        finally:
-            TEAM.reset(token)
+        assert await _slack_inbox_in_a(m, STRANGER) == []
         assert read_with_b() == before
+
+
+async def _slack_inbox_in_a(m: Multi, user: str) -> list[Checkpoint]:
+    """What App Home and /signoff inbox list for ``user`` in workspace A."""
+    token = TEAM.set(TEAM_A)
+    try:
+        directory = m.container.engine.deps.directory
+        assert directory is not None
+        return await slack_waiting_for(m.container, directory, user)
+    finally:
+        TEAM.reset(token)
 
 
 def _clear_group_caches(m: Multi) -> None:
