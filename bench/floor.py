@@ -57,6 +57,7 @@ from aiohttp import web  # noqa: E402
 
 from engine.audit import event_hash  # noqa: E402
 from engine.model import Deliverable, Run, RunStatus, Step, StepStatus  # noqa: E402
+from engine.ports import AuditDraft  # noqa: E402
 from engine.templates import compile_value, render_value  # noqa: E402
 from storage import _audit, _runs, _writes  # noqa: E402
 from storage._sql import Sql, bind_when, dumps_json  # noqa: E402
@@ -120,6 +121,14 @@ class _Step:
             "payload": dumps_json({"node": "n0", "type": "set", "output_hash": "a" * 64}),
             "sealed": True,
         }
+        self.draft = AuditDraft(
+            at=_AT,
+            actor="engine",
+            channel="engine",
+            kind="step.succeeded",
+            run_id=run_id,
+            payload={"node": "n0", "type": "set", "output_hash": "a" * 64},
+        )
         self.run_id = run_id
         self.step_model = step
         self.n = 0
@@ -127,27 +136,22 @@ class _Step:
     def writes(self, seq: int, prev: str) -> list[tuple[Sql, dict[str, Any]]]:
         self.n += 1
         return [
-            (_runs._UPSERT_STEP, {**self.step, "id": f"{self.run_id}-{self.n}"}),
-            (_runs._UPDATE_RUN, self.update_run),
-            (_audit._INSERT_EVENT, {**self.event, "seq": seq + 1, "prev_hash": prev, "hash": "b" * 64}),
-            (_audit._UPDATE_HEAD, {"seq": seq + 1, "hash": "b" * 64}),
+            (_writes.UPSERT_STEP, {**self.step, "id": f"{self.run_id}-{self.n}"}),
+            (_writes.UPDATE_RUN, self.update_run),
+            (_audit.INSERT_EVENT, {**self.event, "seq": seq + 1, "prev_hash": prev, "hash": "b" * 64}),
+            (_audit.UPDATE_HEAD, {"seq": seq + 1, "hash": "b" * 64}),
         ]
 
     def batch(self, seq: int, prev: str) -> tuple[Sql, dict[str, Any]]:
         """PostgreSQL: the same writes as the store sends them, one statement of CTEs."""
         self.n += 1
-        writes = _writes.Writes(_PgOnly())  # type: ignore[arg-type]  # it reads tx.pg only
+        writes = _writes.Writes(pg=True)
         writes.steps([self.step_model.model_copy(update={"id": f"{self.run_id}-{self.n}"})])
         writes.run(self.run)
-        event = {**self.event, "seq": seq + 1, "prev_hash": prev, "hash": "b" * 64}
-        writes.audit([event], seq + 1, "b" * 64)
+        writes.audit([self.draft], (seq, prev))  # chained and hashed, as the store does
         batch = writes.one()
         assert batch is not None
         return batch
-
-
-class _PgOnly:
-    pg = True
 
 
 def _schema(url: str) -> None:
@@ -173,7 +177,7 @@ def sqlite_floor(n: int) -> dict[str, float]:
         conn.execute("PRAGMA synchronous = NORMAL")
         work = _Step("run_floor", pg=False)
         conn.execute(_INSERT_RUN.lite, work.insert_run)
-        conn.execute(_audit._UPDATE_HEAD.lite, {"seq": 0, "hash": "0" * 64})
+        conn.execute(_audit.UPDATE_HEAD.lite, {"seq": 0, "hash": "0" * 64})
 
         def step() -> None:
             conn.execute("BEGIN IMMEDIATE")
@@ -247,7 +251,7 @@ def postgres_floor(url: str, n: int) -> dict[str, float]:
         with psycopg.connect(dsn, options=options, autocommit=True) as raw:
             for w in works:
                 raw.execute(_INSERT_RUN.pg, w.insert_run)
-            raw.execute(_audit._UPDATE_HEAD.pg, {"seq": 0, "hash": "0" * 64})
+            raw.execute(_audit.UPDATE_HEAD.pg, {"seq": 0, "hash": "0" * 64})
 
         def steps(work: _Step, count: int, out: list[float]) -> None:
             with psycopg.connect(dsn, options=options) as conn:
@@ -268,7 +272,7 @@ def postgres_floor(url: str, n: int) -> dict[str, float]:
                 for i in range(count):
                     with conn.transaction(), conn.pipeline():
                         conn.execute(_LOCK_HEAD.pg)
-                        conn.execute(_audit._UPDATE_HEAD.pg, {"seq": i, "hash": "c" * 64})
+                        conn.execute(_audit.UPDATE_HEAD.pg, {"seq": i, "hash": "c" * 64})
                 return count / (time.perf_counter() - start)
 
         head_per_s = head_moves(n)

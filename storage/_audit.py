@@ -14,26 +14,24 @@ from storage._sql import Sql, bind_when, dumps_json
 from storage.mapping import AUDIT, insert
 from storage.tables import AUDIT_HEAD_ID
 
-__all__ = ["Fetched", "append", "events", "head", "link", "lock_head", "search"]
+__all__ = [
+    "INSERT_EVENT",
+    "INSERT_HEAD",
+    "UPDATE_HEAD",
+    "append",
+    "events",
+    "head",
+    "link",
+    "lock_head",
+    "search",
+]
 
 _HEAD = f"SELECT seq, hash FROM audit_head WHERE id = {AUDIT_HEAD_ID}"
 _SELECT_HEAD = Sql(_HEAD)
 _LOCK_HEAD = Sql(_HEAD, lock=True)
-_UPDATE_HEAD = Sql(f"UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = {AUDIT_HEAD_ID}")
-_INSERT_HEAD = Sql(f"INSERT INTO audit_head (id, seq, hash) VALUES ({AUDIT_HEAD_ID}, :seq, :hash)")
-_INSERT_EVENT = insert(AUDIT)
-
-
-class Fetched:
-    """A head row already fetched (or None: no head row), passed to ``append`` as its cursor."""
-
-    __slots__ = ("row",)
-
-    def __init__(self, row: Any) -> None:
-        self.row = row
-
-    def fetchone(self) -> Any:
-        return self.row
+UPDATE_HEAD = Sql(f"UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = {AUDIT_HEAD_ID}")
+INSERT_HEAD = Sql(f"INSERT INTO audit_head (id, seq, hash) VALUES ({AUDIT_HEAD_ID}, :seq, :hash)")
+INSERT_EVENT = insert(AUDIT)
 
 
 def lock_head(tx: Tx, drafts: list[AuditDraft]) -> Any:
@@ -56,15 +54,15 @@ def append(tx: Tx, drafts: list[AuditDraft], locked: Any = None) -> None:
     if not drafts:
         return
     found = (locked if locked is not None else tx.query(_LOCK_HEAD)).fetchone()
-    rows, seq, digest = link(tx, drafts, found)
+    rows, seq, digest = link(tx.pg, drafts, found)
     if len(rows) == 1:
-        tx.run(_INSERT_EVENT, rows[0])
+        tx.run(INSERT_EVENT, rows[0])
     else:
-        tx.many(_INSERT_EVENT, rows)
-    tx.run(_INSERT_HEAD if found is None else _UPDATE_HEAD, {"seq": seq, "hash": digest})
+        tx.many(INSERT_EVENT, rows)
+    tx.run(INSERT_HEAD if found is None else UPDATE_HEAD, {"seq": seq, "hash": digest})
 
 
-def link(tx: Tx, drafts: list[AuditDraft], found: Any) -> tuple[list[dict[str, Any]], int, str]:
+def link(pg: bool, drafts: list[AuditDraft], found: Any) -> tuple[list[dict[str, Any]], int, str]:
     """The rows of ``drafts`` chained after the head row ``found`` (``(seq, hash)``, or None when
     the chain is empty), and the new head's sequence number and hash. Writes nothing."""
     seq, prev = (int(found[0]), str(found[1])) if found is not None else (0, GENESIS_HASH)
@@ -89,7 +87,7 @@ def link(tx: Tx, drafts: list[AuditDraft], found: Any) -> tuple[list[dict[str, A
         rows.append(
             {
                 "seq": seq,
-                "at": bind_when(draft.at, tx.pg),
+                "at": bind_when(draft.at, pg),
                 "actor": draft.actor,
                 "channel": draft.channel,
                 "kind": draft.kind,

@@ -9,11 +9,11 @@ from typing import Any
 from engine.errors import Conflict, NotFound
 from engine.model import Checkpoint, CheckpointOutcome, CheckpointStatus, Run, RunStatus, Step
 from engine.ports import CheckpointUpdate, Claimed, conflict_message, merge_pending
-from storage import _audit, _listen, _runs
+from storage import _audit, _runs
 from storage._db import Tx
 from storage._sql import Sql, bind_when, dumps_json, read_when
 from storage._writes import Writes
-from storage.mapping import CHECKPOINTS, DECISIONS, RUNS, STEPS, insert
+from storage.mapping import CHECKPOINTS, RUNS, STEPS
 
 __all__ = ["load", "update"]
 
@@ -27,7 +27,6 @@ _STEPS_OF_CHECKPOINT = STEPS.select(
     "WHERE run_id = (SELECT run_id FROM checkpoints WHERE id = :cid) ORDER BY started_at, pk"
 )
 _CHECKPOINT = CHECKPOINTS.select("WHERE id = :cid")
-_INSERT_DECISION = insert(DECISIONS)
 _LOSER_VIEW = Sql(
     "SELECT c.status, c.outcome, c.version, c.resolved_at, d.actor, d.action, d.created_at"
     " FROM checkpoints c LEFT OUTER JOIN decisions d ON d.checkpoint_id = c.id WHERE c.id = :cid"
@@ -82,44 +81,21 @@ def update(tx: Tx, upd: CheckpointUpdate) -> Checkpoint:
         changes["status"] = RunStatus.queued
     if changes:
         changes["updated_at"] = upd.at
-    if tx.pg and head is not None and upd.assignees is None:
-        # PostgreSQL: the writes as one statement (re-indexing assignees deletes and inserts
-        # rows of one table, which parts of one statement cannot do, so it goes one by one)
-        found = head.fetchone()
-        if found is not None:
-            _write_batch(tx, upd, run, changes, found)
-            return checkpoint
-        head = _audit.Fetched(None)
-    if upd.resolve and upd.decision is not None:
-        tx.run(_INSERT_DECISION, DECISIONS.params(upd.decision, tx.pg))
-    if upd.resolve:
-        _listen.notify(tx, run.id)
-    if upd.step is not None:
-        _runs.upsert_step(tx, upd.step)
-    if upd.assignees is not None:
-        _runs.index_assignees(tx, checkpoint.id, upd.assignees, replace=True)
-    if changes:
-        _runs.save_run(tx, run, changes)
-    _runs.insert_deliveries(tx, upd.deliveries)
-    _audit.append(tx, upd.audit, head)
-    return checkpoint
-
-
-def _write_batch(tx: Tx, upd: CheckpointUpdate, run: Run, changes: dict[str, Any], found: Any) -> None:
-    """``update``'s writes in one statement (PostgreSQL, the audit head row ``found``)."""
-    rows, seq, digest = _audit.link(tx, upd.audit, found)
-    writes = Writes(tx)
+    writes = Writes(tx.pg)
     if upd.resolve and upd.decision is not None:
         writes.decision(upd.decision)
     if upd.resolve:
         writes.notify(run.id)
     if upd.step is not None:
         writes.steps([upd.step])
+    if upd.assignees is not None:
+        writes.reindex(checkpoint, upd.assignees)
     if changes:
         writes.run(run.model_copy(update=changes))
     writes.deliveries(upd.deliveries)
-    writes.audit(rows, seq, digest)
+    writes.audit(upd.audit, head.fetchone() if head is not None else None)
     writes.send(tx)
+    return checkpoint
 
 
 def update_and_claim(

@@ -11,8 +11,15 @@ from engine.ports import AuditDraft, Claimed, Lease, RunChange, merge_pending
 from storage import _audit, _listen
 from storage._db import Tx
 from storage._sql import Sql, bind_when
-from storage._writes import MUTABLE, MUTABLE_AND_ID, Writes
-from storage.mapping import CHECKPOINTS, DELIVERIES, RUNS, STEPS, insert, upsert
+from storage._writes import (
+    CLOSE_CHECKPOINTS,
+    INSERT_DELIVERY,
+    MUTABLE_AND_ID,
+    UPDATE_RUN,
+    UPSERT_STEP,
+    Writes,
+)
+from storage.mapping import DELIVERIES, RUNS, STEPS, insert
 from storage.tables import AUDIT_HEAD_ID
 
 __all__ = [
@@ -35,11 +42,6 @@ __all__ = [
 _FINAL = ", ".join(f"'{s.value}'" for s in RunStatus if s.final)
 _LOCK_RUN = RUNS.select("WHERE id = :run_id", lock=True)
 _INSERT_RUN = insert(RUNS, "ON CONFLICT (id) DO NOTHING RETURNING pk")
-_UPSERT_STEP = upsert(STEPS, "id", {"id", "run_id"})
-_INSERT_CHECKPOINT = insert(CHECKPOINTS)
-_INDEX_ASSIGNEE = Sql("INSERT INTO checkpoint_assignees (checkpoint_id, principal) VALUES (:cid, :principal)")
-_UNINDEX_ASSIGNEES = Sql("DELETE FROM checkpoint_assignees WHERE checkpoint_id = :cid")
-_INSERT_DELIVERY = insert(DELIVERIES)
 SELECT_STEPS = STEPS.select("WHERE run_id = :run_id ORDER BY started_at, pk")
 # the lease rules of RunStore.claim_run in one statement: no read-modify-write round trip
 _CLAIM = Sql(
@@ -52,7 +54,6 @@ _CLAIM = Sql(
 )
 _RERUNS = RUNS.select("WHERE rerun_of = :run_id ORDER BY pk")
 _RUN_EXISTS = Sql("SELECT 1 FROM runs WHERE id = :run_id")
-_UPDATE_RUN = Sql(f"UPDATE runs SET {', '.join(f'{n} = :{n}' for n in MUTABLE)} WHERE id = :id")
 # PostgreSQL, a step commit with audit events: the run row and the audit head locked by one
 # statement, read in the first round trip. A join's FOR UPDATE locks the rows of both in the
 # order its OF list names them (without one, in FROM order): the run row first, as everywhere
@@ -62,10 +63,6 @@ _LOCK_RUN_AND_HEAD = Sql(
     f" WHERE r.id = :run_id AND h.id = {AUDIT_HEAD_ID} FOR UPDATE OF r, h"
 )
 _RUN_WIDTH = len(RUNS.names)
-_CANCEL_CHECKPOINTS = Sql(
-    "UPDATE checkpoints SET status = :resolved, outcome = :cancelled, resolved_at = :at,"
-    " version = version + 1 WHERE run_id = :run_id AND status = :open"
-)
 
 
 def lock_run(tx: Tx, run_id: str) -> Run:
@@ -79,19 +76,19 @@ def lock_run(tx: Tx, run_id: str) -> Run:
 def save_run(tx: Tx, run: Run, changes: dict[str, Any]) -> Run:
     """Write ``changes`` (model field -> value) to a locked run and return the updated model."""
     updated = run.model_copy(update=changes)
-    tx.run(_UPDATE_RUN, RUNS.params(updated, tx.pg, MUTABLE_AND_ID))
+    tx.run(UPDATE_RUN, RUNS.params(updated, tx.pg, MUTABLE_AND_ID))
     return updated
 
 
 def upsert_step(tx: Tx, step: Step) -> None:
     """Insert a step or replace everything but its identity and run."""
-    tx.run(_UPSERT_STEP, STEPS.params(step, tx.pg))
+    tx.run(UPSERT_STEP, STEPS.params(step, tx.pg))
 
 
 def insert_deliveries(tx: Tx, deliveries: list[Delivery]) -> None:
     """Queue outbox rows."""
     if deliveries:
-        tx.many(_INSERT_DELIVERY, [DELIVERIES.params(d, tx.pg) for d in deliveries])
+        tx.many(INSERT_DELIVERY, [DELIVERIES.params(d, tx.pg) for d in deliveries])
 
 
 def create(tx: Tx, run: Run, audit: list[AuditDraft], steps: list[Step]) -> None:
@@ -100,18 +97,10 @@ def create(tx: Tx, run: Run, audit: list[AuditDraft], steps: list[Step]) -> None
     head = _audit.lock_head(tx, audit)
     if inserted.fetchone() is None:
         raise Conflict(f"run {run.id} already exists")
-    if head is not None and tx.pg and len({s.id for s in steps}) == len(steps):
-        found = head.fetchone()
-        if found is not None:  # PostgreSQL: the writes as one statement
-            writes = Writes(tx)
-            writes.steps(steps)
-            writes.audit(*_audit.link(tx, audit, found))
-            writes.send(tx)
-            return
-        head = _audit.Fetched(None)
-    for step in steps:
-        upsert_step(tx, step)
-    _audit.append(tx, audit, head)
+    writes = Writes(tx.pg)
+    writes.steps(steps)
+    writes.audit(audit, head.fetchone() if head is not None else None)
+    writes.send(tx)
 
 
 def reopen(tx: Tx, run_id: str, at: datetime, steps: list[Step], audit: list[AuditDraft]) -> Run:
@@ -200,15 +189,6 @@ def renew(tx: Tx, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
     return lease.model_copy(update={"expires_at": expires})
 
 
-def index_assignees(tx: Tx, checkpoint_id: str, principals: list[str], *, replace: bool) -> None:
-    """Record who ``checkpoint_id`` is assigned to, one row per principal (``replace``: anew)."""
-    if replace:
-        tx.run(_UNINDEX_ASSIGNEES, {"cid": checkpoint_id})
-    rows = [{"cid": checkpoint_id, "principal": p} for p in dict.fromkeys(principals)]
-    if rows:
-        tx.many(_INDEX_ASSIGNEE, rows)
-
-
 def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
     """Apply one step's results under a fenced lease. Raises LeaseLost."""
     if tx.pg and change.audit:
@@ -216,10 +196,7 @@ def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
         if locked is not None:
             run = RUNS.load(locked[:_RUN_WIDTH], tx.pg)
             _check_lease(run, lease)
-            found = locked[_RUN_WIDTH:]
-            if _batchable(change):
-                return _commit_batch(tx, run, change, found)
-            return _commit(tx, run, change, _audit.Fetched(found))
+            return _write(tx, run, change, locked[_RUN_WIDTH:])
         # no head row yet (an empty chain) or no such run: lock them one by one
     locked = tx.query(_LOCK_RUN, {"run_id": lease.run_id})
     head = _audit.lock_head(tx, change.audit)
@@ -228,15 +205,7 @@ def commit(tx: Tx, lease: Lease, change: RunChange) -> Run:
         raise NotFound(f"run {lease.run_id} not found")
     run = RUNS.load(row, tx.pg)
     _check_lease(run, lease)
-    return _commit(tx, run, change, head)
-
-
-def _batchable(change: RunChange) -> bool:
-    """Whether ``Writes`` can send the change's writes as one statement: no part of one
-    statement sees another's change, so not a step twice, nor checkpoints opened and closed."""
-    if change.checkpoints and change.finished:
-        return False
-    return len(change.steps) < 2 or len({s.id for s in change.steps}) == len(change.steps)
+    return _write(tx, run, change, head.fetchone() if head is not None else None)
 
 
 def _run_changes(run: Run, change: RunChange) -> dict[str, Any]:
@@ -254,11 +223,10 @@ def _run_changes(run: Run, change: RunChange) -> dict[str, Any]:
     return changes
 
 
-def _commit_batch(tx: Tx, run: Run, change: RunChange, found: Any) -> Run:
-    """``_commit`` in one statement (PostgreSQL, a ``_batchable`` change, the head row found)."""
-    rows, seq, digest = _audit.link(tx, change.audit, found)
+def _write(tx: Tx, run: Run, change: RunChange, head: Any) -> Run:
+    """Write one step's results to a run locked and checked (``head``: the audit head's row)."""
     updated = run.model_copy(update=_run_changes(run, change))
-    writes = Writes(tx)
+    writes = Writes(tx.pg)
     writes.steps(change.steps)
     if change.checkpoints:
         writes.checkpoints(change.checkpoints)
@@ -268,32 +236,14 @@ def _commit_batch(tx: Tx, run: Run, change: RunChange, found: Any) -> Run:
         writes.notify(run.id)
     writes.run(updated)
     writes.deliveries(change.deliveries)
-    writes.audit(rows, seq, digest)
+    writes.audit(change.audit, head)
     writes.send(tx)
-    return updated
-
-
-def _commit(tx: Tx, run: Run, change: RunChange, head: Any) -> Run:
-    """Write one step's results to a run locked and checked (``head``: the audit head's read)."""
-    for step in change.steps:
-        upsert_step(tx, step)
-    if change.checkpoints:
-        tx.many(_INSERT_CHECKPOINT, [CHECKPOINTS.params(c, tx.pg) for c in change.checkpoints])
-        for cp in change.checkpoints:
-            index_assignees(tx, cp.id, cp.assignees, replace=False)
-        _listen.notify(tx, run.id)  # other processes plan its timers (bot/scheduler.py)
-    if change.finished:
-        _close_checkpoints(tx, run.id, change.at)  # a run that ended leaves nothing to decide
-        _listen.notify(tx, run.id)
-    updated = save_run(tx, run, _run_changes(run, change))
-    insert_deliveries(tx, change.deliveries)
-    _audit.append(tx, change.audit, head)
     return updated
 
 
 def _close_checkpoints(tx: Tx, run_id: str, at: datetime) -> None:
     tx.run(
-        _CANCEL_CHECKPOINTS,
+        CLOSE_CHECKPOINTS,
         {
             "resolved": CheckpointStatus.resolved.value,
             "cancelled": CheckpointOutcome.cancelled.value,

@@ -62,10 +62,9 @@ __all__ = [
     "WORKFLOWS",
     "Shape",
     "insert",
-    "insert_text",
+    "on_conflict_update",
     "table_of",
     "upsert",
-    "upsert_text",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -137,27 +136,21 @@ class Shape(Rows[M]):
         return kinds
 
 
-def insert(shape: Shape[Any], extra: str = "", *, prefix: str = "") -> Sql:
-    """``INSERT INTO <table> (<columns>) VALUES (<params>) <extra>``, the parameters named after
-    the columns (after ``prefix``)."""
-    return Sql(insert_text(shape, extra, prefix=prefix))
+def insert(shape: Shape[Any], extra: str = "") -> Sql:
+    """``INSERT INTO <table> (<columns>) VALUES (<params>) <extra>``."""
+    params = ", ".join(f":{name}" for name in shape.names)
+    return Sql(f"INSERT INTO {shape.table} ({shape.columns}) VALUES ({params}) {extra}".rstrip())
 
 
-def insert_text(shape: Shape[Any], extra: str = "", *, prefix: str = "") -> str:
-    """``insert``'s SQL text (to be part of a larger statement)."""
-    params = ", ".join(f":{prefix}{name}" for name in shape.names)
-    return f"INSERT INTO {shape.table} ({shape.columns}) VALUES ({params}) {extra}".rstrip()
-
-
-def upsert(shape: Shape[Any], key: str, keep: set[str], *, prefix: str = "") -> Sql:
+def upsert(shape: Shape[Any], key: str, keep: set[str]) -> Sql:
     """Insert, or on a duplicate ``key`` overwrite every column but those in ``keep``."""
-    return Sql(upsert_text(shape, key, keep, prefix=prefix))
+    return insert(shape, on_conflict_update(shape, key, keep))
 
 
-def upsert_text(shape: Shape[Any], key: str, keep: set[str], *, prefix: str = "") -> str:
-    """``upsert``'s SQL text (to be part of a larger statement)."""
+def on_conflict_update(shape: Shape[Any], key: str, keep: set[str]) -> str:
+    """``upsert``'s clause: ``ON CONFLICT (<key>) DO UPDATE SET`` every column but ``keep``."""
     sets = ", ".join(f"{_QUOTE(n)} = excluded.{_QUOTE(n)}" for n in shape.names if n not in keep)
-    return insert_text(shape, f"ON CONFLICT ({_QUOTE(key)}) DO UPDATE SET {sets}", prefix=prefix)
+    return f"ON CONFLICT ({_QUOTE(key)}) DO UPDATE SET {sets}"
 
 
 WORKFLOWS: Shape[WorkflowVersion] = Shape(WorkflowVersion, WorkflowVersionRow)
