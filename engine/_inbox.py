@@ -85,8 +85,10 @@ class Inbox(Deciding):
 
     async def _installed_teams(self) -> list[str | None]:
         """Where a role's user groups are read outside a Slack request: the workspace at hand
-        (the only one, with one installed) and, with several, each of them."""
-        if not isinstance(self.store, InstallationStore) or self.deps.directory is None:
+        (the only one, with one installed) and, with several, each of them. No role holds a
+        user group: nothing to read, and no read of the installations."""
+        groups = any(m.startswith("group:") for role in self.catalog.roles.values() for m in role.members)
+        if not groups or not isinstance(self.store, InstallationStore) or self.deps.directory is None:
             return [None]
         installed = [i.team_id for i in await self.store.list_installations()]
         return [None, *installed] if len(installed) > 1 else [None]

@@ -24,12 +24,17 @@ class AskingStore(InMemoryRunStore):
     def __init__(self) -> None:
         super().__init__()
         self.asked: list[tuple[str, ...]] = []
+        self.installations_read = 0
 
     async def open_principals(
         self, kinds: tuple[str, ...] = ("group", "channel")
     ) -> list[tuple[str, str | None]]:
         self.asked.append(kinds)
         return await super().open_principals(kinds)
+
+    async def list_installations(self) -> list[SlackInstallation]:
+        self.installations_read += 1
+        return await super().list_installations()
 
 
 class TeamGroups:
@@ -47,12 +52,14 @@ class TeamGroups:
         return []
 
 
-async def _engine(directory: TeamGroups, teams: list[str]) -> tuple[Engine, AskingStore]:
+async def _engine(
+    directory: TeamGroups, teams: list[str], roles: dict[str, Role] = ROLES
+) -> tuple[Engine, AskingStore]:
     store = AskingStore()
     for team in teams:
         await store.save_installation(SlackInstallation(team_id=team, installed_at=AT, updated_at=AT), [])
-    deps = NodeDeps(clock=FixedClock(), ids=SeqIds(), http=RecordingHttp(), roles=ROLES, directory=directory)
-    engine = Engine(store=store, catalog=WorkflowCatalog({}, roles=ROLES), deps=deps, owner="test-1")
+    deps = NodeDeps(clock=FixedClock(), ids=SeqIds(), http=RecordingHttp(), roles=roles, directory=directory)
+    engine = Engine(store=store, catalog=WorkflowCatalog({}, roles=roles), deps=deps, owner="test-1")
     return engine, store
 
 
@@ -88,3 +95,11 @@ async def test_with_one_workspace_a_roles_group_is_read_in_the_workspace_at_hand
     engine, _ = await _engine(directory, ["TA"])
     assert "role:payers" in await engine.principals_of("U1")
     assert {team for _, team in directory.reads} == {None}
+
+
+async def test_without_a_role_that_holds_a_group_the_installations_are_not_read() -> None:
+    roles = {"payers": Role(members=["user:U1"])}
+    engine, store = await _engine(TeamGroups({}), ["TA", "TB"], roles)
+    assert "role:payers" in await engine.principals_of("U1")
+    await engine.waiting_for("U1")
+    assert store.installations_read == 0
